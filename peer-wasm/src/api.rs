@@ -1,0 +1,149 @@
+//! The JavaScript API (a stable contract, documented in README.md):
+//!
+//! ```js
+//! import init, { Node } from '/pkg/peer_wasm.js';
+//! await init();
+//! const node = await Node.start({ relay: location.origin, swarm: 'default' });
+//! node.peerId; node.peers(); node.relay(); node.onChange(fn); node.stop();
+//! ```
+
+use futures::channel::mpsc;
+use libp2p::{identity::Keypair, rendezvous::Namespace, Multiaddr, PeerId};
+use serde::Deserialize;
+use shoal_proto::info::{relay_ws_multiaddr, RelayInfo};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::{
+    node::{self, Command, Settings},
+    state::SharedState,
+    webrtc,
+};
+
+/// Options of [`Node::start`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StartOptions {
+    /// The relay's origin, e.g. `http://127.0.0.1:8080`.
+    relay: String,
+    /// Swarm to join; peers only meet others in the same swarm.
+    #[serde(default = "default_swarm")]
+    swarm: String,
+    /// Most peers this node dials (others may still dial it).
+    #[serde(default = "default_max_peers")]
+    max_peers: usize,
+    /// ICE servers (`stun:` URLs). None by default: loopback and LAN need none.
+    #[serde(default)]
+    ice_servers: Vec<String>,
+    /// Bound on one WebRTC connection attempt, in milliseconds.
+    #[serde(default)]
+    webrtc_timeout_ms: Option<u32>,
+}
+
+fn default_swarm() -> String {
+    "default".into()
+}
+fn default_max_peers() -> usize {
+    16
+}
+
+/// Longest swarm name; rendezvous namespaces allow 255 bytes with our prefix.
+const MAX_SWARM_NAME: usize = 200;
+
+/// A running shoal peer.
+#[wasm_bindgen]
+pub struct Node {
+    peer_id: PeerId,
+    state: SharedState,
+    commands: mpsc::Sender<Command>,
+}
+
+#[wasm_bindgen]
+impl Node {
+    /// Fetches the relay's `/api/info`, builds the Swarm and starts it.
+    /// Rejects with a readable message when the options or the relay are bad.
+    pub async fn start(options: JsValue) -> Result<Node, JsError> {
+        crate::init_logging();
+        let opts: StartOptions = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("invalid options: {e}")))?;
+        let swarm_name = opts.swarm.trim();
+        if swarm_name.is_empty() || swarm_name.len() > MAX_SWARM_NAME {
+            return Err(JsError::new(&format!("swarm name must be 1 to {MAX_SWARM_NAME} bytes")));
+        }
+        let namespace = Namespace::new(format!("shoal/{swarm_name}"))
+            .map_err(|e| JsError::new(&format!("invalid swarm name: {e}")))?;
+        let relay_url = web_sys::Url::new(&opts.relay)
+            .map_err(|_| JsError::new(&format!("relay is not a URL: {}", opts.relay)))?;
+        let info = fetch_info(&opts.relay).await?;
+        let relay_peer: PeerId = info
+            .peer_id
+            .parse()
+            .map_err(|e| JsError::new(&format!("relay sent a bad PeerId: {e}")))?;
+        let relay_addr: Multiaddr = relay_ws_multiaddr(&relay_url.hostname(), info.ws_port, &info.peer_id)
+            .parse()
+            .map_err(|e| JsError::new(&format!("relay address: {e}")))?;
+
+        let mut webrtc_config = webrtc::Config { ice_servers: opts.ice_servers, ..Default::default() };
+        if let Some(ms) = opts.webrtc_timeout_ms {
+            webrtc_config.timeout = std::time::Duration::from_millis(u64::from(ms));
+        }
+        let keypair = Keypair::generate_ed25519();
+        let peer_id = keypair.public().to_peer_id();
+        let swarm = node::build(keypair, webrtc_config).map_err(|e| JsError::new(&e))?;
+        let state = SharedState::new(&relay_peer);
+        let (commands, rx) = mpsc::channel(4);
+        let settings = Settings { relay_addr, relay_peer, namespace, max_peers: opts.max_peers };
+        tracing::info!(%peer_id, swarm = swarm_name, "starting");
+        wasm_bindgen_futures::spawn_local(node::run(swarm, settings, state.clone(), rx));
+        Ok(Node { peer_id, state, commands })
+    }
+
+    /// This node's PeerId.
+    #[wasm_bindgen(getter, js_name = peerId)]
+    pub fn peer_id(&self) -> String {
+        self.peer_id.to_base58()
+    }
+
+    /// `[{ peerId, path: "direct" | "relayed", rttMs, error }]`.
+    pub fn peers(&self) -> Result<JsValue, JsError> {
+        to_js(&self.state.read(|s| s.peers()))
+    }
+
+    /// `{ state: "connecting" | "connected" | "reserved" | "failed" | "stopped", peerId, error }`.
+    pub fn relay(&self) -> Result<JsValue, JsError> {
+        to_js(&self.state.read(|s| s.relay()))
+    }
+
+    /// Calls `listener()` after every change of `peers()` or `relay()`.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, listener: js_sys::Function) {
+        self.state.add_listener(listener);
+    }
+
+    /// Leaves the swarm and closes every connection.
+    pub fn stop(&self) {
+        let _ = self.commands.clone().try_send(Command::Stop);
+    }
+}
+
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
+async fn fetch_info(relay: &str) -> Result<RelayInfo, JsError> {
+    let url = format!("{}/api/info", relay.trim_end_matches('/'));
+    let window = web_sys::window().ok_or_else(|| JsError::new("no window"))?;
+    let unreachable = |e: JsValue| JsError::new(&format!("relay unreachable at {url}: {e:?}"));
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+        .await
+        .map_err(unreachable)?
+        .dyn_into()
+        .map_err(|_| JsError::new("fetch did not return a Response"))?;
+    if !resp.ok() {
+        return Err(JsError::new(&format!("{url} answered {}", resp.status())));
+    }
+    let json = JsFuture::from(resp.json().map_err(unreachable)?).await.map_err(unreachable)?;
+    serde_wasm_bindgen::from_value(json).map_err(|e| JsError::new(&format!("{url} sent unexpected JSON: {e}")))
+}

@@ -1,0 +1,36 @@
+//! The shoal peer: a rust-libp2p node that runs in the browser, joins a swarm
+//! through the relay and connects to other browsers directly over WebRTC.
+//!
+//! # Layout
+//! - [`api`]: the `Node` class the page imports (the JS contract).
+//! - `node`: the Swarm (WebSocket + relay client + `/webrtc` transports;
+//!   relay client, rendezvous, identify, ping, stream behaviours) and its event
+//!   loop.
+//! - `state`: what the page sees — relay status, peers, paths, RTTs.
+//! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
+//!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.
+//!
+//! Everything is browser-only: on other targets this crate is empty.
+
+#![cfg(target_arch = "wasm32")]
+
+pub mod api;
+mod node;
+mod state;
+mod webrtc;
+
+pub use api::Node;
+
+/// Routes `tracing` to the browser console, once.
+fn init_logging() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        console_error_panic_hook::set_once();
+        let config = tracing_wasm::WASMLayerConfigBuilder::new()
+            .set_max_level(tracing::Level::INFO)
+            .set_report_logs_in_timings(false)
+            .build();
+        tracing_wasm::set_as_global_default_with_config(config);
+    });
+}

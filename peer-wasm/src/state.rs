@@ -1,0 +1,203 @@
+//! What the page can see of the node: the relay's state and the peers with
+//! their paths and round-trip times. Written by the event loop, read by the
+//! JS API; every change calls the page's `onChange` listeners.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+    rc::Rc,
+    time::Duration,
+};
+
+use libp2p::{swarm::ConnectionId, PeerId};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Direct,
+    Relayed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayState {
+    Connecting,
+    Connected,
+    Reserved,
+    Failed,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayView {
+    pub state: RelayState,
+    pub peer_id: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerView {
+    pub peer_id: String,
+    /// "direct" or "relayed".
+    pub path: &'static str,
+    pub rtt_ms: Option<f64>,
+    /// Last WebRTC failure, if the peer is only relayed.
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct Peer {
+    connections: HashMap<ConnectionId, (Path, Option<Duration>)>,
+    webrtc_attempts: u32,
+    webrtc_error: Option<String>,
+}
+
+impl Peer {
+    /// The best path (direct over relayed) and its round-trip time.
+    fn best(&self) -> Option<(Path, Option<Duration>)> {
+        let path = if self.connections.values().any(|(p, _)| *p == Path::Direct) {
+            Path::Direct
+        } else if !self.connections.is_empty() {
+            Path::Relayed
+        } else {
+            return None;
+        };
+        let rtt = self.connections.values().filter(|(p, _)| *p == path).find_map(|(_, r)| *r);
+        Some((path, rtt))
+    }
+}
+
+pub struct State {
+    relay: RelayView,
+    peers: BTreeMap<PeerId, Peer>,
+}
+
+impl State {
+    pub fn relay_connecting(&mut self) {
+        if self.relay.state != RelayState::Failed {
+            self.relay.state = RelayState::Connecting;
+        }
+    }
+    pub fn relay_connected(&mut self) {
+        self.relay.state = RelayState::Connected;
+        self.relay.error = None;
+    }
+    pub fn relay_reserved(&mut self) {
+        self.relay.state = RelayState::Reserved;
+    }
+    pub fn relay_failed(&mut self, error: String) {
+        self.relay.state = RelayState::Failed;
+        self.relay.error = Some(error);
+    }
+    pub fn relay_lost(&mut self, error: Option<String>) {
+        self.relay.state = RelayState::Connecting;
+        self.relay.error = error;
+    }
+    pub fn set_stopped(&mut self) {
+        self.relay.state = RelayState::Stopped;
+        self.peers.clear();
+    }
+
+    pub fn connection_opened(&mut self, peer: PeerId, id: ConnectionId, path: Path) {
+        let entry = self.peers.entry(peer).or_default();
+        entry.connections.insert(id, (path, None));
+        if path == Path::Direct {
+            entry.webrtc_error = None;
+        }
+    }
+    pub fn connection_closed(&mut self, peer: &PeerId, id: ConnectionId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.connections.remove(&id);
+            if entry.connections.is_empty() {
+                self.peers.remove(peer);
+            }
+        }
+    }
+    pub fn rtt(&mut self, peer: &PeerId, id: ConnectionId, rtt: Duration) {
+        if let Some(conn) = self.peers.get_mut(peer).and_then(|p| p.connections.get_mut(&id)) {
+            conn.1 = Some(rtt);
+        }
+    }
+    /// Counts an attempt and returns its number.
+    pub fn begin_webrtc_attempt(&mut self, peer: &PeerId) -> u32 {
+        let entry = self.peers.entry(*peer).or_default();
+        entry.webrtc_attempts += 1;
+        entry.webrtc_attempts
+    }
+    /// Records a failure and returns the attempts made so far.
+    pub fn webrtc_failed(&mut self, peer: &PeerId, error: String) -> u32 {
+        let entry = self.peers.entry(*peer).or_default();
+        entry.webrtc_error = Some(error);
+        entry.webrtc_attempts
+    }
+    /// Connected through the relay only.
+    pub fn needs_direct(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).and_then(Peer::best).is_some_and(|(path, _)| path == Path::Relayed)
+    }
+    pub fn peer_count(&self) -> usize {
+        self.peers.values().filter(|p| !p.connections.is_empty()).count()
+    }
+
+    pub fn relay(&self) -> RelayView {
+        self.relay.clone()
+    }
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers
+            .iter()
+            .filter_map(|(id, p)| {
+                let (path, rtt) = p.best()?;
+                Some(PeerView {
+                    peer_id: id.to_base58(),
+                    path: match path {
+                        Path::Direct => "direct",
+                        Path::Relayed => "relayed",
+                    },
+                    rtt_ms: rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    error: if path == Path::Relayed { p.webrtc_error.clone() } else { None },
+                })
+            })
+            .collect()
+    }
+}
+
+/// The state plus the page's change listeners; cheap to clone.
+#[derive(Clone)]
+pub struct SharedState {
+    inner: Rc<RefCell<State>>,
+    listeners: Rc<RefCell<Vec<js_sys::Function>>>,
+}
+
+impl SharedState {
+    pub fn new(relay_peer: &PeerId) -> Self {
+        Self {
+            inner: Rc::new(RefCell::new(State {
+                relay: RelayView { state: RelayState::Connecting, peer_id: Some(relay_peer.to_base58()), error: None },
+                peers: BTreeMap::new(),
+            })),
+            listeners: Rc::default(),
+        }
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.inner.borrow())
+    }
+
+    /// Changes the state, then tells the listeners.
+    pub fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let out = f(&mut self.inner.borrow_mut());
+        // Listeners may read the state: the borrow above has ended.
+        let listeners = self.listeners.borrow().clone();
+        for l in listeners {
+            if let Err(e) = l.call0(&wasm_bindgen::JsValue::NULL) {
+                tracing::warn!("an onChange listener threw: {e:?}");
+            }
+        }
+        out
+    }
+
+    pub fn add_listener(&self, f: js_sys::Function) {
+        self.listeners.borrow_mut().push(f);
+    }
+}

@@ -1,0 +1,295 @@
+//! One `RTCDataChannel` as a libp2p substream (`AsyncRead + AsyncWrite`).
+//!
+//! The framing and close handshake live in [`shoal_proto::frame::StreamState`];
+//! this file only moves bytes between it and the browser: `onmessage` feeds
+//! it, writes are sent while the channel's `bufferedAmount` is low, and wakers
+//! are woken from the channel's events.
+
+use std::{
+    cell::RefCell,
+    io,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use futures::{AsyncRead, AsyncWrite, FutureExt as _};
+use futures_timer::Delay;
+use js_sys::{ArrayBuffer, Uint8Array};
+use shoal_proto::frame::{ReadOutcome, StreamState};
+use wasm_bindgen::{prelude::Closure, JsCast as _};
+use web_sys::{Event, MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
+
+/// Inbound bytes a stream may hold unread before it is reset. Generous,
+/// because js-libp2p applies no read backpressure at all.
+const MAX_READ_BUFFER: usize = 4 * 1024 * 1024;
+/// Writes wait while more than this is queued in the channel; Chromium kills a
+/// channel queued past 16 MiB.
+const MAX_BUFFERED: u32 = 1024 * 1024;
+/// `bufferedamountlow` fires when the queue drains below this.
+const LOW_WATER: u32 = 256 * 1024;
+/// How long `close` waits for the remote FIN_ACK (js waits 10 s too).
+const FIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Shared {
+    state: Option<StreamState>,
+    open: bool,
+    closed: bool,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+}
+
+impl Shared {
+    fn stream(&mut self) -> &mut StreamState {
+        self.state.get_or_insert_with(|| StreamState::new(MAX_READ_BUFFER))
+    }
+
+    fn wake_all(&mut self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.write_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The JS callbacks of one channel. Kept with the channel and unregistered
+/// before they are dropped, so the browser never calls a freed closure.
+struct Callbacks {
+    _open: Closure<dyn FnMut(Event)>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(Event)>,
+    _low: Closure<dyn FnMut(Event)>,
+}
+
+/// A data channel carrying one libp2p stream.
+pub struct Channel {
+    dc: RtcDataChannel,
+    shared: Rc<RefCell<Shared>>,
+    callbacks: Option<Callbacks>,
+    close_timer: Option<Delay>,
+}
+
+impl Channel {
+    /// Wraps `dc` and installs its handlers at once, so that no message that
+    /// arrives before the first read is lost.
+    pub fn new(dc: RtcDataChannel) -> Self {
+        dc.set_binary_type(RtcDataChannelType::Arraybuffer);
+        dc.set_buffered_amount_low_threshold(LOW_WATER);
+        let shared = Rc::new(RefCell::new(Shared {
+            open: dc.ready_state() == RtcDataChannelState::Open,
+            ..Shared::default()
+        }));
+
+        let on_open = {
+            let shared = shared.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                let mut s = shared.borrow_mut();
+                s.open = true;
+                s.wake_all();
+            })
+        };
+        let on_message = {
+            let shared = shared.clone();
+            let dc = dc.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                let Ok(buf) = ev.data().dyn_into::<ArrayBuffer>() else {
+                    tracing::debug!("ignoring a non-binary data-channel message");
+                    return;
+                };
+                let bytes = Uint8Array::new(&buf).to_vec();
+                let mut s = shared.borrow_mut();
+                s.stream().on_message(&bytes);
+                // A FIN_ACK or RESET may be due right away.
+                flush(&dc, s.stream());
+                if s.stream().can_close_channel() {
+                    dc.close();
+                }
+                s.wake_all();
+            })
+        };
+        let on_close = {
+            let shared = shared.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                let mut s = shared.borrow_mut();
+                s.closed = true;
+                s.wake_all();
+            })
+        };
+        let on_low = {
+            let shared = shared.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                if let Some(w) = shared.borrow_mut().write_waker.take() {
+                    w.wake();
+                }
+            })
+        };
+        dc.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        dc.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        dc.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        dc.set_onerror(Some(on_close.as_ref().unchecked_ref()));
+        dc.set_onbufferedamountlow(Some(on_low.as_ref().unchecked_ref()));
+        Self {
+            dc,
+            shared,
+            callbacks: Some(Callbacks {
+                _open: on_open,
+                _message: on_message,
+                _close: on_close,
+                _low: on_low,
+            }),
+            close_timer: None,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        self.dc.label()
+    }
+
+    /// Ready once the channel is open or has closed (the `init` channel may
+    /// be closed by the remote before we ever see it open).
+    pub fn poll_open_or_closed(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut s = self.shared.borrow_mut();
+        if s.closed || self.dc.ready_state() == RtcDataChannelState::Closed {
+            return Poll::Ready(false);
+        }
+        if s.open {
+            return Poll::Ready(true);
+        }
+        s.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ready once the channel has closed.
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.shared.borrow_mut();
+        if s.closed || self.dc.ready_state() == RtcDataChannelState::Closed {
+            return Poll::Ready(());
+        }
+        s.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Closes the underlying channel without the stream handshake (for `init`).
+    pub fn close_channel(&self) {
+        self.dc.close();
+    }
+
+    fn unregister(&mut self) {
+        if self.callbacks.take().is_some() {
+            self.dc.set_onopen(None);
+            self.dc.set_onmessage(None);
+            self.dc.set_onclose(None);
+            self.dc.set_onerror(None);
+            self.dc.set_onbufferedamountlow(None);
+        }
+    }
+}
+
+/// Sends every frame the state machine has queued. A failed send means the
+/// channel is gone; the close event will tell the stream.
+fn flush(dc: &RtcDataChannel, state: &mut StreamState) {
+    while let Some(frame) = state.poll_transmit() {
+        if dc.ready_state() != RtcDataChannelState::Open {
+            // Data for a channel that is not open (yet or any more) cannot be
+            // sent; frames are only produced after `open` by the writers below.
+            tracing::debug!("dropping a frame for a channel that is not open");
+            continue;
+        }
+        if let Err(e) = dc.send_with_u8_array(&frame) {
+            tracing::debug!("data channel send failed: {e:?}");
+        }
+    }
+}
+
+impl AsyncRead for Channel {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut s = this.shared.borrow_mut();
+        let closed = s.closed;
+        match s.stream().read(buf) {
+            ReadOutcome::Data(n) => Poll::Ready(Ok(n)),
+            ReadOutcome::Eof => Poll::Ready(Ok(0)),
+            ReadOutcome::Reset => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            ReadOutcome::Pending if closed => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
+            ReadOutcome::Pending => {
+                s.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Channel {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut s = this.shared.borrow_mut();
+        if s.closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        if !s.open || this.dc.buffered_amount() > MAX_BUFFERED {
+            s.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let result = s.stream().write(buf);
+        flush(&this.dc, s.stream());
+        match result {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Every write is handed to the channel at once.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        {
+            let mut s = this.shared.borrow_mut();
+            if s.closed {
+                return Poll::Ready(Ok(()));
+            }
+            if !s.open {
+                s.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            s.stream().close_write();
+            flush(&this.dc, s.stream());
+            if s.stream().fin_acked() {
+                if s.stream().can_close_channel() {
+                    this.dc.close();
+                }
+                return Poll::Ready(Ok(()));
+            }
+            s.write_waker = Some(cx.waker().clone());
+        }
+        let timer = this.close_timer.get_or_insert_with(|| Delay::new(FIN_ACK_TIMEOUT));
+        if timer.poll_unpin(cx).is_ready() {
+            tracing::debug!("no FIN_ACK within {FIN_ACK_TIMEOUT:?}; closing anyway");
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let mut s = self.shared.borrow_mut();
+        let done = s.closed || s.state.as_ref().is_some_and(|st| st.can_close_channel());
+        if !done && s.open {
+            // Dropped mid-stream: tell the remote rather than leave it waiting.
+            s.stream().reset();
+            flush(&self.dc, s.stream());
+        }
+        drop(s);
+        if self.dc.ready_state() != RtcDataChannelState::Closed {
+            self.dc.close();
+        }
+        self.unregister();
+    }
+}

@@ -1,0 +1,267 @@
+//! An `RTCPeerConnection` and the events Rust needs from it.
+//!
+//! The browser reports through callbacks; they push into [`Shared`] (a
+//! bounded queue of signaling events, the queue of inbound data channels) and
+//! wake whoever waits. The closures live in [`PeerConnection`] and are
+//! unregistered before they are dropped.
+
+use std::{
+    cell::RefCell,
+    collections::VecDeque,
+    rc::Rc,
+    task::{Context, Poll, Waker},
+};
+
+use js_sys::{Array, Object, Reflect, JSON};
+use shoal_proto::signaling::PcState;
+use wasm_bindgen::{prelude::Closure, JsCast as _, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Event, RtcConfiguration, RtcDataChannelEvent, RtcDataChannelInit, RtcIceCandidateInit,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+};
+
+use super::{channel::Channel, Error};
+
+/// Label of the channel the dialer opens before its offer so that the SDP has
+/// a data m-line. Never a stream.
+pub const INIT_LABEL: &str = "init";
+/// Inbound channels waiting to be accepted; past this a channel is refused.
+const MAX_PENDING_INBOUND: usize = 64;
+/// Signaling events (candidates, state changes) waiting for the driver.
+const MAX_PENDING_EVENTS: usize = 256;
+
+/// What the signaling driver hears from the browser.
+#[derive(Debug)]
+pub enum PcEvent {
+    /// A local ICE candidate as JSON, `None` at the end of gathering.
+    Candidate(Option<String>),
+    State(PcState),
+}
+
+#[derive(Default)]
+struct Shared {
+    events: VecDeque<PcEvent>,
+    event_waker: Option<Waker>,
+    inbound: VecDeque<Channel>,
+    inbound_waker: Option<Waker>,
+    state_waker: Option<Waker>,
+}
+
+struct Callbacks {
+    _candidate: Closure<dyn FnMut(RtcPeerConnectionIceEvent)>,
+    _state: Closure<dyn FnMut(Event)>,
+    _channel: Closure<dyn FnMut(RtcDataChannelEvent)>,
+}
+
+pub struct PeerConnection {
+    pc: RtcPeerConnection,
+    shared: Rc<RefCell<Shared>>,
+    callbacks: Option<Callbacks>,
+}
+
+pub fn map_state(state: RtcPeerConnectionState) -> PcState {
+    match state {
+        RtcPeerConnectionState::Connecting => PcState::Connecting,
+        RtcPeerConnectionState::Connected => PcState::Connected,
+        RtcPeerConnectionState::Disconnected => PcState::Disconnected,
+        RtcPeerConnectionState::Failed => PcState::Failed,
+        RtcPeerConnectionState::Closed => PcState::Closed,
+        _ => PcState::New,
+    }
+}
+
+impl PeerConnection {
+    /// Creates the connection with the given ICE server URLs (none on a
+    /// loopback-only host; a STUN server behind NAT).
+    pub fn new(ice_servers: &[String]) -> Result<Self, Error> {
+        let config = RtcConfiguration::new();
+        let servers = Array::new();
+        for url in ice_servers {
+            let server = Object::new();
+            Reflect::set(&server, &"urls".into(), &url.into()).map_err(Error::js)?;
+            servers.push(&server);
+        }
+        config.set_ice_servers(&servers);
+        let pc = RtcPeerConnection::new_with_configuration(&config).map_err(Error::js)?;
+        let shared = Rc::new(RefCell::new(Shared::default()));
+
+        let on_candidate = {
+            let shared = shared.clone();
+            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |ev: RtcPeerConnectionIceEvent| {
+                let json = ev
+                    .candidate()
+                    .and_then(|c| JSON::stringify(&c.to_json()).ok())
+                    .and_then(|s| s.as_string());
+                push_event(&shared, PcEvent::Candidate(json));
+            })
+        };
+        let on_state = {
+            let shared = shared.clone();
+            let pc = pc.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                push_event(&shared, PcEvent::State(map_state(pc.connection_state())));
+                if let Some(w) = shared.borrow_mut().state_waker.take() {
+                    w.wake();
+                }
+            })
+        };
+        let on_channel = {
+            let shared = shared.clone();
+            Closure::<dyn FnMut(RtcDataChannelEvent)>::new(move |ev: RtcDataChannelEvent| {
+                let dc = ev.channel();
+                if dc.label() == INIT_LABEL {
+                    // The dialer's negotiation channel: the dialer closes it.
+                    return;
+                }
+                let mut s = shared.borrow_mut();
+                if s.inbound.len() >= MAX_PENDING_INBOUND {
+                    tracing::warn!("too many unaccepted inbound streams; refusing one");
+                    dc.close();
+                    return;
+                }
+                // Wrap at once so that its first messages are kept.
+                s.inbound.push_back(Channel::new(dc));
+                if let Some(w) = s.inbound_waker.take() {
+                    w.wake();
+                }
+            })
+        };
+        pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
+        pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
+        pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+        Ok(Self {
+            pc,
+            shared,
+            callbacks: Some(Callbacks { _candidate: on_candidate, _state: on_state, _channel: on_channel }),
+        })
+    }
+
+    pub fn raw(&self) -> &RtcPeerConnection {
+        &self.pc
+    }
+
+    pub fn state(&self) -> PcState {
+        map_state(self.pc.connection_state())
+    }
+
+    /// Opens an ordered data channel.
+    pub fn open_channel(&self, label: &str) -> Channel {
+        let init = RtcDataChannelInit::new();
+        init.set_ordered(true);
+        Channel::new(self.pc.create_data_channel_with_data_channel_dict(label, &init))
+    }
+
+    pub fn poll_event(&self, cx: &mut Context<'_>) -> Poll<PcEvent> {
+        let mut s = self.shared.borrow_mut();
+        match s.events.pop_front() {
+            Some(ev) => Poll::Ready(ev),
+            None => {
+                s.event_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Stops queueing signaling events (after signaling is over).
+    pub fn end_signaling(&self) {
+        self.pc.set_onicecandidate(None);
+        let mut s = self.shared.borrow_mut();
+        s.events.clear();
+        s.event_waker = None;
+    }
+
+    pub fn poll_inbound(&self, cx: &mut Context<'_>) -> Poll<Channel> {
+        let mut s = self.shared.borrow_mut();
+        match s.inbound.pop_front() {
+            Some(ch) => Poll::Ready(ch),
+            None => {
+                s.inbound_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Ready with the state once the connection is `failed` or `closed`.
+    pub fn poll_terminal(&self, cx: &mut Context<'_>) -> Poll<PcState> {
+        match self.state() {
+            s @ (PcState::Failed | PcState::Closed) => Poll::Ready(s),
+            _ => {
+                self.shared.borrow_mut().state_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    pub async fn create_offer(&self) -> Result<String, Error> {
+        let offer = JsFuture::from(self.pc.create_offer()).await.map_err(Error::js)?;
+        sdp_of(&offer)
+    }
+
+    pub async fn create_answer(&self) -> Result<String, Error> {
+        let answer = JsFuture::from(self.pc.create_answer()).await.map_err(Error::js)?;
+        sdp_of(&answer)
+    }
+
+    pub async fn set_local(&self, kind: RtcSdpType, sdp: &str) -> Result<(), Error> {
+        let desc = RtcSessionDescriptionInit::new(kind);
+        desc.set_sdp(sdp);
+        JsFuture::from(self.pc.set_local_description(&desc)).await.map_err(Error::js)?;
+        Ok(())
+    }
+
+    pub async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), Error> {
+        let desc = RtcSessionDescriptionInit::new(kind);
+        desc.set_sdp(sdp);
+        JsFuture::from(self.pc.set_remote_description(&desc)).await.map_err(Error::js)?;
+        Ok(())
+    }
+
+    /// Adds a remote candidate given as the JSON of an `RTCIceCandidateInit`.
+    pub async fn add_candidate(&self, json: &str) -> Result<(), Error> {
+        let value = JSON::parse(json).map_err(Error::js)?;
+        if !value.is_object() {
+            return Err(Error::Protocol("ICE candidate is not a JSON object".into()));
+        }
+        let init: RtcIceCandidateInit = value.unchecked_into();
+        JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)))
+            .await
+            .map_err(Error::js)?;
+        Ok(())
+    }
+
+    pub fn close(&self) {
+        self.pc.close();
+    }
+}
+
+fn push_event(shared: &Rc<RefCell<Shared>>, ev: PcEvent) {
+    let mut s = shared.borrow_mut();
+    if s.events.len() >= MAX_PENDING_EVENTS {
+        tracing::warn!("dropping a signaling event: the driver is not keeping up");
+        return;
+    }
+    s.events.push_back(ev);
+    if let Some(w) = s.event_waker.take() {
+        w.wake();
+    }
+}
+
+fn sdp_of(desc: &JsValue) -> Result<String, Error> {
+    Reflect::get(desc, &"sdp".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| Error::Protocol("session description without sdp".into()))
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        // Never leak the connection: whoever drops it is done with it.
+        self.pc.close();
+        if self.callbacks.take().is_some() {
+            self.pc.set_onicecandidate(None);
+            self.pc.set_onconnectionstatechange(None);
+            self.pc.set_ondatachannel(None);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Encoding and decoding of single frames, and [`FrameReader`], which cuts a
+//! byte stream of any chunking into frames.
+//!
+//! An unknown flag value is an error, not an unknown field: a flag changes the
+//! stream's state, so ignoring one would leave the peers disagreeing.
+
+use crate::signaling::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
+
+use super::{FrameError, MAX_FRAME_LEN};
+
+/// The protobuf `Flag` of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `FIN = 0`: the sender will write no more.
+    Fin,
+    /// `STOP_SENDING = 1`: the sender will read no more.
+    StopSending,
+    /// `RESET_STREAM = 2`: abort both directions.
+    Reset,
+    /// `FIN_ACK = 3`: the sender received our FIN.
+    FinAck,
+}
+
+impl Flag {
+    fn to_wire(self) -> u8 {
+        match self {
+            Self::Fin => 0,
+            Self::StopSending => 1,
+            Self::Reset => 2,
+            Self::FinAck => 3,
+        }
+    }
+
+    fn from_wire(value: u64) -> Option<Self> {
+        match value {
+            0 => Some(Self::Fin),
+            1 => Some(Self::StopSending),
+            2 => Some(Self::Reset),
+            3 => Some(Self::FinAck),
+            _ => None,
+        }
+    }
+}
+
+/// One frame. Both fields may be set: the message is delivered before the
+/// flag takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub flag: Option<Flag>,
+    pub message: Option<Vec<u8>>,
+}
+
+impl Frame {
+    /// A frame carrying only `flag`.
+    pub fn flag(flag: Flag) -> Self {
+        Self { flag: Some(flag), message: None }
+    }
+
+    /// A frame carrying only `payload`.
+    pub fn data(payload: Vec<u8>) -> Self {
+        Self { flag: None, message: Some(payload) }
+    }
+
+    /// Appends the length prefix and body to `out`. A flag of 0 (FIN) is
+    /// written explicitly. Keeping under [`MAX_FRAME_LEN`] is the caller's
+    /// job (payloads of at most [`super::MAX_PAYLOAD`] always fit).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        pb::encode_prefixed(self.flag.map(Flag::to_wire), self.message.as_deref(), out);
+    }
+
+    /// Prefix plus body length of the encoding.
+    pub fn encoded_len(&self) -> usize {
+        pb::prefixed_len(self.flag.map(Flag::to_wire), self.message.as_ref().map(Vec::len))
+    }
+
+    /// Decodes a body, i.e. a frame without its length prefix.
+    pub fn decode(body: &[u8]) -> Result<Self, FrameError> {
+        let fields = pb::decode_body(body)?;
+        let flag = match fields.kind {
+            Some(value) => Some(Flag::from_wire(value).ok_or(FrameError::UnknownFlag(value))?),
+            None => None,
+        };
+        Ok(Self { flag, message: fields.data.map(<[u8]>::to_vec) })
+    }
+}
+
+impl From<PbError> for FrameError {
+    fn from(error: PbError) -> Self {
+        match error {
+            PbError::Truncated => Self::Truncated,
+            PbError::InvalidVarint => Self::InvalidVarint,
+            PbError::InvalidFieldNumber => Self::InvalidFieldNumber,
+            PbError::UnsupportedWireType(wire_type) => Self::UnsupportedWireType(wire_type),
+            PbError::WrongWireType { field, wire_type } => Self::WrongWireType { field, wire_type },
+        }
+    }
+}
+
+impl From<PrefixError> for FrameError {
+    fn from(error: PrefixError) -> Self {
+        match error {
+            PrefixError::Invalid => Self::InvalidLengthPrefix,
+            PrefixError::TooLong { len } => Self::FrameTooLong { len, max: MAX_FRAME_LEN },
+        }
+    }
+}
+
+/// Reassembles frames from data-channel messages of any chunking.
+///
+/// A prefix announcing a frame over [`MAX_FRAME_LEN`] is refused as soon as it
+/// is read, before any of its body is kept; the reader then stays failed.
+#[derive(Debug)]
+pub struct FrameReader {
+    inner: PrefixedReader,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameReader {
+    pub fn new() -> Self {
+        Self { inner: PrefixedReader::new(Limit::Whole(MAX_FRAME_LEN)) }
+    }
+
+    /// Appends the bytes of one data-channel message.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.inner.push(bytes);
+    }
+
+    /// The next whole frame; `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        match self.inner.next_body()? {
+            Some(body) => Frame::decode(body).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether part of a frame is buffered.
+    pub fn has_partial(&self) -> bool {
+        self.inner.has_partial()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::MAX_PAYLOAD;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(frame: &Frame) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame.encode(&mut out);
+        assert_eq!(out.len(), frame.encoded_len());
+        out
+    }
+
+    #[test]
+    fn vectors() {
+        assert_eq!(encode(&Frame::flag(Flag::Fin)), [0x02, 0x08, 0x00]);
+        assert_eq!(encode(&Frame::flag(Flag::StopSending)), [0x02, 0x08, 0x01]);
+        assert_eq!(encode(&Frame::flag(Flag::Reset)), [0x02, 0x08, 0x02]);
+        assert_eq!(encode(&Frame::flag(Flag::FinAck)), [0x02, 0x08, 0x03]);
+        assert_eq!(encode(&Frame::data(b"hello".to_vec())), [0x07, 0x12, 0x05, b'h', b'e', b'l', b'l', b'o']);
+        assert_eq!(
+            encode(&Frame { flag: Some(Flag::Fin), message: Some(b"x".to_vec()) }),
+            [0x05, 0x08, 0x00, 0x12, 0x01, b'x']
+        );
+        assert_eq!(encode(&Frame { flag: None, message: None }), [0x00]);
+    }
+
+    #[test]
+    fn max_payload_is_exact() {
+        assert_eq!(MAX_PAYLOAD, 16377);
+        let full = Frame { flag: Some(Flag::Fin), message: Some(vec![7; MAX_PAYLOAD]) };
+        assert_eq!(encode(&full).len(), MAX_FRAME_LEN);
+        let over = Frame { flag: Some(Flag::Fin), message: Some(vec![7; MAX_PAYLOAD + 1]) };
+        assert!(encode(&over).len() > MAX_FRAME_LEN);
+
+        let mut reader = FrameReader::new();
+        reader.push(&encode(&full));
+        assert_eq!(reader.next_frame(), Ok(Some(full)));
+        reader.push(&encode(&over));
+        assert!(matches!(reader.next_frame(), Err(FrameError::FrameTooLong { .. })));
+    }
+
+    #[test]
+    fn decode_errors() {
+        assert_eq!(Frame::decode(&[0x08, 0x04]), Err(FrameError::UnknownFlag(4)));
+        assert_eq!(Frame::decode(&[0x12, 0x02, 0x00]), Err(FrameError::Truncated));
+        assert_eq!(Frame::decode(&[0x0a, 0x00]), Err(FrameError::WrongWireType { field: 1, wire_type: 2 }));
+        // Unknown fields are skipped.
+        assert_eq!(Frame::decode(&[0x18, 0x01, 0x08, 0x03]), Ok(Frame::flag(Flag::FinAck)));
+    }
+
+    #[test]
+    fn oversize_prefix_rejected_before_buffering() {
+        let mut reader = FrameReader::new();
+        // 16383-byte body + 2-byte prefix > 16384.
+        reader.push(&[0xff, 0x7f]);
+        reader.push(&[0u8; 1000]);
+        assert!(!reader.has_partial());
+        assert_eq!(reader.next_frame(), Err(FrameError::FrameTooLong { len: 16383, max: MAX_FRAME_LEN }));
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Frame> {
+        let flag = proptest::option::of(prop_oneof![
+            Just(Flag::Fin),
+            Just(Flag::StopSending),
+            Just(Flag::Reset),
+            Just(Flag::FinAck)
+        ]);
+        let message = proptest::option::of(prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            proptest::collection::vec(any::<u8>(), MAX_PAYLOAD - 2..=MAX_PAYLOAD),
+        ]);
+        (flag, message).prop_map(|(flag, message)| Frame { flag, message })
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_in_any_chunking(
+            frames in proptest::collection::vec(arb_frame(), 0..6),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let mut stream = Vec::new();
+            for frame in &frames {
+                frame.encode(&mut stream);
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let mut reader = FrameReader::new();
+            let mut decoded = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                reader.push(&stream[from..cut]);
+                from = cut;
+                while let Some(frame) = reader.next_frame().expect("valid stream") {
+                    decoded.push(frame);
+                }
+            }
+            prop_assert_eq!(decoded, frames);
+        }
+
+        #[test]
+        fn prefix_and_body_as_two_messages(frame in arb_frame()) {
+            let bytes = encode(&frame);
+            let prefix_len = match crate::varint::decode(&bytes) {
+                crate::varint::Decoded::Value(_, n) => n,
+                other => panic!("bad prefix {other:?}"),
+            };
+            let mut reader = FrameReader::new();
+            reader.push(&bytes[..prefix_len]);
+            prop_assert_eq!(reader.next_frame(), Ok(None));
+            reader.push(&bytes[prefix_len..]);
+            prop_assert_eq!(reader.next_frame(), Ok(Some(frame)));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6)) {
+            let mut reader = FrameReader::new();
+            for chunk in &chunks {
+                reader.push(chunk);
+                for _ in 0..chunk.len() + 1 {
+                    if !matches!(reader.next_frame(), Ok(Some(_))) {
+                        break;
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn oversize_prefix_never_buffers(len in (MAX_FRAME_LEN as u64 - 1)..(1u64 << 62), junk in 0usize..4096) {
+            let mut prefix = Vec::new();
+            crate::varint::encode(len, &mut prefix);
+            let mut reader = FrameReader::new();
+            reader.push(&prefix);
+            reader.push(&vec![0u8; junk]);
+            prop_assert!(!reader.has_partial());
+            let rejected = matches!(reader.next_frame(), Err(FrameError::FrameTooLong { .. }));
+            prop_assert!(rejected);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `/webrtc-signaling/0.0.1`: how two browsers exchange SDP and ICE candidates
+//! over a libp2p stream (usually a relayed connection) before they can talk
+//! directly over WebRTC.
+//!
+//! - [`codec`]: the length-prefixed protobuf [`Message`] and [`MessageReader`].
+//! - [`machine`]: [`Signaling`], the sans-IO state machine one attempt runs,
+//!   for either role. The driver owns the stream, the `RTCPeerConnection` and
+//!   the timer; it feeds their events in and carries out each [`Output`].
+//!
+//! Interop notes (js-libp2p 6.x) are in `shared/WEBRTC.md` §1.
+
+mod codec;
+mod machine;
+pub(crate) mod pb;
+
+pub use codec::{Message, MessageReader, MessageType, MAX_MESSAGE_LEN};
+pub use machine::{Output, PcState, Role, Signaling};
+
+/// The protocol id js-libp2p uses (the spec text says `/webrtc-signaling`).
+pub const PROTOCOL: &str = "/webrtc-signaling/0.0.1";
+
+/// Why a signaling attempt failed, or a message did not decode.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalingError {
+    /// The length prefix announces a body over [`MAX_MESSAGE_LEN`].
+    #[error("signaling message of {len} bytes exceeds the limit of {max}")]
+    MessageTooLong { len: u64, max: usize },
+    /// The length prefix is not a valid unsigned varint.
+    #[error("invalid length prefix")]
+    InvalidLengthPrefix,
+    /// A field runs past the end of the message.
+    #[error("truncated protobuf field")]
+    Truncated,
+    /// A protobuf varint longer than 10 bytes.
+    #[error("invalid protobuf varint")]
+    InvalidVarint,
+    /// Protobuf field number 0 or out of range.
+    #[error("invalid protobuf field number")]
+    InvalidFieldNumber,
+    /// Protobuf wire type 3, 4 (groups), 6 or 7.
+    #[error("unsupported protobuf wire type {0}")]
+    UnsupportedWireType(u8),
+    /// `type` or `data` sent with the wrong wire type.
+    #[error("field {field} has wire type {wire_type}")]
+    WrongWireType { field: u32, wire_type: u8 },
+    /// The message has no `type` field.
+    #[error("message has no type")]
+    MissingType,
+    /// A `type` value outside SDP_OFFER, SDP_ANSWER, ICE_CANDIDATE.
+    #[error("unknown message type {0}")]
+    UnknownType(u64),
+    /// `data` is not UTF-8.
+    #[error("message data is not UTF-8")]
+    InvalidUtf8,
+    /// A message out of order: the wrong first message, or an SDP after it.
+    #[error("expected {expected:?}, received {received:?}")]
+    UnexpectedMessage { expected: MessageType, received: MessageType },
+    /// An offer or answer without an SDP.
+    #[error("{0:?} without an SDP")]
+    MissingSdp(MessageType),
+    /// The remote closed the stream before sending its SDP: it cannot succeed.
+    #[error("stream closed before the remote SDP arrived")]
+    ClosedBeforeSdp,
+    /// The deadline passed before the peer connection was `connected`.
+    #[error("signaling timed out")]
+    Timeout,
+    /// `RTCPeerConnection.connectionState` became `failed`.
+    #[error("peer connection failed")]
+    PeerConnectionFailed,
+    /// `RTCPeerConnection.connectionState` became `closed`.
+    #[error("peer connection closed")]
+    PeerConnectionClosed,
+    /// The driver called a local method that does not fit the role or the
+    /// current step (a bug in the driver, not the peer).
+    #[error("`{0}` called out of order")]
+    LocalOutOfOrder(&'static str),
+}

@@ -1,0 +1,318 @@
+//! The libp2p side: a WebSocket swarm that is a circuit-relay-v2 server and a
+//! rendezvous point for browsers.
+//!
+//! Browsers dial `/ws`, reserve a relayed address, register it at the
+//! rendezvous server under the swarm's namespace, discover each other, and
+//! open relayed connections to signal WebRTC (or, as a fallback, to carry the
+//! data itself).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::{Multiaddr, Protocol};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::Limits;
+use crate::state::AppState;
+
+/// `protocol_version` announced by identify. rust-libp2p does not check it;
+/// the identify stream protocol itself is always `/ipfs/id/1.0.0`.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/ipfs/id/1.0.0";
+
+/// Browsers are never dialled back, so a dropped idle connection would lose
+/// their reservation until they notice; keep idle connections for an hour.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum P2pError {
+    #[error("cannot set up the libp2p transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("libp2p listener on {addr} reported no address within {timeout:?}")]
+    ListenTimeout { addr: Multiaddr, timeout: Duration },
+    #[error("libp2p listen address {0} has no TCP port")]
+    NoPort(Multiaddr),
+}
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    relay: relay::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    rendezvous: rendezvous::server::Behaviour,
+}
+
+/// The relay-server configuration for the CLI limits.
+pub fn relay_config(limits: &Limits) -> relay::Config {
+    relay::Config {
+        max_reservations: limits.max_reservations,
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration(),
+        max_circuit_bytes: limits.max_circuit_bytes,
+        ..relay::Config::default()
+    }
+}
+
+pub fn build_swarm(keypair: Keypair, limits: &Limits) -> Result<Swarm<Behaviour>, P2pError> {
+    let relay_config = relay_config(limits);
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        // WebSocket over TCP, without the DNS layer `with_websocket` adds: the
+        // relay never dials, and DNS set-up fails on hosts without resolv.conf.
+        .with_other_transport(|key| {
+            let ws = websocket::Config::new(tcp::tokio::Transport::new(
+                tcp::Config::default().nodelay(true),
+            ));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                ws.upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
+        .map_err(|e| P2pError::Transport(e.to_string()))?
+        .with_behaviour(|key| {
+            let local_peer_id = key.public().to_peer_id();
+            let mut relay = relay::Behaviour::new(local_peer_id, relay_config);
+            // Advertise HOP even before an external address is known: on a
+            // LAN or behind a proxy none may ever be confirmed.
+            relay.set_status(Some(relay::Status::Enable));
+            Behaviour {
+                relay,
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
+                        .with_agent_version(format!("shoal-relay/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::default(),
+                rendezvous: rendezvous::server::Behaviour::new(
+                    rendezvous::server::Config::default(),
+                ),
+            }
+        })
+        .map_err(|e| P2pError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts listening on `addr` and waits (at most `timeout`) for the first
+/// bound address, so that `/api/info` can report the real port from the start.
+pub async fn listen(
+    swarm: &mut Swarm<Behaviour>,
+    state: &AppState,
+    addr: Multiaddr,
+    timeout: Duration,
+) -> Result<Multiaddr, P2pError> {
+    swarm
+        .listen_on(addr.clone())
+        .map_err(|e| P2pError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+    let first = tokio::time::timeout(timeout, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    let reason = reason.err().map_or("closed".into(), |e| e.to_string());
+                    return Err(P2pError::Listen { addr: addr.clone(), reason });
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(P2pError::Listen { addr: addr.clone(), reason: error.to_string() });
+                }
+                other => on_event(swarm, state, other),
+            }
+        }
+    })
+    .await
+    .map_err(|_| P2pError::ListenTimeout { addr: addr.clone(), timeout })??;
+    let port = ws_port(&first).ok_or_else(|| P2pError::NoPort(first.clone()))?;
+    state.update_info(|info| info.ws_port = port);
+    on_new_listen_addr(swarm, state, first.clone());
+    Ok(first)
+}
+
+/// Runs the swarm until `stop` turns true (or its sender is dropped).
+pub async fn drive(mut swarm: Swarm<Behaviour>, state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break,
+            event = swarm.select_next_some() => on_event(&mut swarm, &state, event),
+        }
+    }
+    let peers = swarm.connected_peers().count();
+    info!(peers, "p2p stopped; closing connections");
+}
+
+pub fn ws_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+fn with_peer_id(addr: Multiaddr, peer_id: PeerId) -> Multiaddr {
+    addr.with_p2p(peer_id).unwrap_or_else(|addr| addr)
+}
+
+fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, state: &AppState, address: Multiaddr) {
+    let full = with_peer_id(address.clone(), *swarm.local_peer_id());
+    info!("p2p listening on {full}");
+    // Relay reservations hand out the relay's external addresses; with none,
+    // browsers get a reservation they cannot build a circuit address from.
+    swarm.add_external_address(address);
+    state.update_info(|info| {
+        let full = full.to_string();
+        if !info.listen_addrs.contains(&full) {
+            info.listen_addrs.push(full);
+        }
+    });
+}
+
+fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<BehaviourEvent>) {
+    match event {
+        SwarmEvent::Behaviour(event) => on_behaviour_event(event),
+        SwarmEvent::NewListenAddr { address, .. } => on_new_listen_addr(swarm, state, address),
+        SwarmEvent::ExpiredListenAddr { address, .. } => {
+            info!("p2p no longer listening on {address}");
+            swarm.remove_external_address(&address);
+            let full = with_peer_id(address, *swarm.local_peer_id()).to_string();
+            state.update_info(|info| info.listen_addrs.retain(|a| *a != full));
+        }
+        SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+            warn!(?addresses, ?reason, "p2p listener closed");
+        }
+        SwarmEvent::ListenerError { error, .. } => warn!("p2p listener error: {error}"),
+        SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection opened");
+        }
+        SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, cause, .. } => {
+            let cause = cause.map_or_else(|| "closed".to_string(), |c| c.to_string());
+            info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, %cause, "connection closed");
+        }
+        SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+            debug!(addr = %send_back_addr, "incoming connection failed: {error}");
+        }
+        other => debug!(?other, "swarm event"),
+    }
+}
+
+fn on_behaviour_event(event: BehaviourEvent) {
+    match event {
+        BehaviourEvent::Relay(event) => on_relay_event(event),
+        BehaviourEvent::Rendezvous(event) => on_rendezvous_event(event),
+        BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+        }
+        BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
+    }
+}
+
+fn on_relay_event(event: relay::Event) {
+    use relay::Event as E;
+    match event {
+        E::ReservationReqAccepted { src_peer_id, renewed } => {
+            info!(peer = %src_peer_id, renewed, "reservation accepted");
+        }
+        E::ReservationReqDenied { src_peer_id, status } => {
+            info!(peer = %src_peer_id, ?status, "reservation denied");
+        }
+        E::ReservationClosed { src_peer_id } => info!(peer = %src_peer_id, "reservation closed"),
+        E::ReservationTimedOut { src_peer_id } => info!(peer = %src_peer_id, "reservation timed out"),
+        E::CircuitReqAccepted { src_peer_id, dst_peer_id } => {
+            info!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
+        }
+        E::CircuitReqDenied { src_peer_id, dst_peer_id, status } => {
+            info!(src = %src_peer_id, dst = %dst_peer_id, ?status, "circuit denied");
+        }
+        E::CircuitClosed { src_peer_id, dst_peer_id, error } => {
+            let cause = error.map_or_else(|| "closed".to_string(), |e| e.to_string());
+            info!(src = %src_peer_id, dst = %dst_peer_id, %cause, "circuit closed");
+        }
+        // The remaining variants are deprecated upstream (failures now logged
+        // by libp2p itself) or only report our own status.
+        other => debug!(?other, "relay event"),
+    }
+}
+
+fn on_rendezvous_event(event: rendezvous::server::Event) {
+    use rendezvous::server::Event as E;
+    match event {
+        E::PeerRegistered { peer, registration } => {
+            info!(
+                namespace = %registration.namespace, peer = %peer, ttl = registration.ttl,
+                addrs = ?registration.record.addresses(), "rendezvous registered"
+            );
+        }
+        E::PeerNotRegistered { peer, namespace, error } => {
+            info!(%namespace, peer = %peer, ?error, "rendezvous registration refused");
+        }
+        E::PeerUnregistered { peer, namespace } => {
+            info!(%namespace, peer = %peer, "rendezvous unregistered");
+        }
+        E::RegistrationExpired(registration) => {
+            info!(
+                namespace = %registration.namespace, peer = %registration.record.peer_id(),
+                "rendezvous registration expired"
+            );
+        }
+        E::DiscoverServed { enquirer, registrations } => {
+            debug!(peer = %enquirer, found = registrations.len(), "rendezvous discover served");
+        }
+        E::DiscoverNotServed { enquirer, error } => {
+            debug!(peer = %enquirer, ?error, "rendezvous discover refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn relay_config_takes_cli_limits() {
+        let config = crate::Config::parse_from(["relay"]);
+        let relay = relay_config(&config.limits);
+        assert_eq!(relay.max_circuit_duration, Duration::from_secs(3600));
+        assert_eq!(relay.max_circuit_bytes, 1 << 30);
+        assert_eq!(relay.max_reservations, config.limits.max_reservations);
+        assert_eq!(relay.max_circuits, config.limits.max_circuits);
+    }
+
+    #[test]
+    fn port_of_listen_addr() {
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001/ws".parse().expect("multiaddr");
+        assert_eq!(ws_port(&addr), Some(4001));
+        assert_eq!(ws_port(&"/ip4/127.0.0.1".parse().expect("multiaddr")), None);
+    }
+
+    #[tokio::test]
+    async fn listens_on_os_chosen_port_and_records_it() {
+        let config = crate::Config::parse_from(["relay"]);
+        let keypair = Keypair::generate_ed25519();
+        let peer_id = keypair.public().to_peer_id();
+        let mut swarm = build_swarm(keypair, &config.limits).expect("swarm");
+        let state = AppState::new(
+            shoal_proto::info::RelayInfo {
+                peer_id: peer_id.to_string(),
+                ws_port: 0,
+                listen_addrs: vec![],
+                version: "test".into(),
+            },
+            ".".into(),
+        );
+        let addr = "/ip4/127.0.0.1/tcp/0/ws".parse().expect("multiaddr");
+        let bound = listen(&mut swarm, &state, addr, Duration::from_secs(5)).await.expect("listen");
+        let info = state.info();
+        assert_ne!(info.ws_port, 0);
+        assert_eq!(Some(info.ws_port), ws_port(&bound));
+        assert_eq!(info.listen_addrs, vec![format!("{bound}/p2p/{peer_id}")]);
+        assert!(swarm.external_addresses().any(|a| *a == bound));
+    }
+}

@@ -1,0 +1,33 @@
+//! State shared by the HTTP side and the swarm task.
+
+use std::path::PathBuf;
+
+use shoal_proto::info::RelayInfo;
+use tokio::sync::watch;
+
+/// What `/api/info` reports and where the page lives. The swarm task keeps the
+/// listen addresses current; handlers read a snapshot.
+#[derive(Debug)]
+pub struct AppState {
+    // A watch sender is a lock that never poisons; nobody needs to subscribe.
+    info: watch::Sender<RelayInfo>,
+    www: PathBuf,
+}
+
+impl AppState {
+    pub fn new(info: RelayInfo, www: PathBuf) -> Self {
+        Self { info: watch::Sender::new(info), www }
+    }
+
+    pub fn info(&self) -> RelayInfo {
+        self.info.borrow().clone()
+    }
+
+    pub fn update_info(&self, f: impl FnOnce(&mut RelayInfo)) {
+        self.info.send_modify(f);
+    }
+
+    pub fn www(&self) -> &PathBuf {
+        &self.www
+    }
+}

@@ -1,0 +1,321 @@
+// Test harness: a real relay process and one headless Chromium process per peer.
+//
+// - startRelay(): runs `target/debug/relay` (or $SHOAL_RELAY_BIN) on a free
+//   port with a temporary identity and `--www <repo>/www`, waits for /healthz.
+// - launchPeer(): one Chromium *process* per peer (separate network stacks, as
+//   with two real browsers), with the flags and permission grant that make
+//   ICE gather candidates on a loopback-only host (see shared/NOTES.md), and
+//   an init script that records every RTCPeerConnection in `window.__pcs` so
+//   tests can read WebRTC stats independently of our code.
+// - waitFor(): bounded polling that reports the last value seen on timeout.
+// Every relay line and page console line is kept; dumpLogs() prints them.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
+/** The bound for every wait: long enough for a slow CI machine, short enough not to hang. */
+export const WAIT_MS = Number(process.env.SHOAL_WAIT_MS ?? 30_000);
+const ARTIFACTS = path.join(REPO, 'tests', '.artifacts');
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  // Without this (and the camera/microphone grant) a loopback-only host
+  // gathers no ICE candidates at all and ICE stays `new` forever.
+  '--allow-loopback-in-peer-connection',
+];
+
+const logs = [];
+const t0 = Date.now();
+
+function log(source, line) {
+  logs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [${source}] ${line}`);
+}
+
+/** Print everything the relay and the pages logged so far (call when a test fails). */
+export function dumpLogs(title = 'relay and page logs') {
+  const body = logs.length ? logs.join('\n') : '(nothing logged)';
+  process.stderr.write(`\n----- ${title} (${logs.length} lines) -----\n${body}\n----- end of logs -----\n`);
+}
+
+/** Wrap a test body: on failure, print the logs and save screenshots of open pages. */
+export function withLogs(fn, peers = () => []) {
+  return async (t) => {
+    try {
+      await fn(t);
+    } catch (err) {
+      dumpLogs(`logs for failed test "${t.name}"`);
+      await screenshots(peers(), t.name);
+      throw err;
+    }
+  };
+}
+
+async function screenshots(peers, testName) {
+  const slug = testName.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 60);
+  for (const peer of peers) {
+    if (!peer?.page || peer.page.isClosed()) continue;
+    try {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      const file = path.join(ARTIFACTS, `${slug}-${peer.name}.png`);
+      await peer.page.screenshot({ path: file, fullPage: true, timeout: 5_000 });
+      process.stderr.write(`screenshot: ${file}\n`);
+    } catch {
+      // A screenshot is a convenience; never let it hide the real failure.
+    }
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function relayBinary() {
+  return process.env.SHOAL_RELAY_BIN ?? path.join(REPO, 'target', 'debug', 'relay');
+}
+
+/**
+ * Start a relay process. Resolves once GET /healthz answers "ok".
+ * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>}>}
+ */
+export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
+  if (!existsSync(bin)) {
+    throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
+  }
+  const www = path.join(REPO, 'www');
+  if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
+    log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
+  const port = await freePort();
+  const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const args = ['--listen', `127.0.0.1:${port}`, '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs];
+  const url = `http://127.0.0.1:${port}`;
+  log('harness', `starting ${bin} ${args.join(' ')}`);
+
+  const proc = spawn(bin, args, {
+    cwd: REPO,
+    env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let exited = null;
+  const exit = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal };
+      log('relay', `exited (code ${code}, signal ${signal})`);
+      resolve();
+    });
+    proc.on('error', (e) => {
+      exited = { error: e.message };
+      log('relay', `spawn error: ${e.message}`);
+      resolve();
+    });
+  });
+  for (const stream of [proc.stdout, proc.stderr]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        log('relay', buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+  }
+
+  const stop = async () => {
+    if (!exited) {
+      proc.kill('SIGTERM');
+      const killed = await Promise.race([exit.then(() => true), sleep(5_000).then(() => false)]);
+      if (!killed) {
+        log('harness', 'relay ignored SIGTERM for 5 s; sending SIGKILL');
+        proc.kill('SIGKILL');
+        await exit;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + WAIT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (exited) break;
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const body = (await res.text()).trim();
+      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop };
+      last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
+    } catch (e) {
+      last = e.cause?.code ?? e.message;
+    }
+    await sleep(100);
+  }
+  await stop();
+  dumpLogs('relay logs');
+  throw new Error(exited
+    ? `relay exited before answering /healthz (${JSON.stringify(exited)})`
+    : `relay did not answer GET /healthz with "ok" within ${WAIT_MS} ms (last: ${last})`);
+}
+
+// Runs in every page before any of its scripts: record each RTCPeerConnection.
+function recordPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  if (typeof Native !== 'function') return;
+  class RecordedRTCPeerConnection extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__pcs.push(this);
+    }
+  }
+  window.RTCPeerConnection = RecordedRTCPeerConnection;
+  if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = RecordedRTCPeerConnection;
+}
+
+/**
+ * Launch one Chromium process with one page on `${relayUrl}/?swarm=...`.
+ * Does not wait for the node: call `peer.started()` for that.
+ */
+export async function launchPeer(relayUrl, { name, swarm = 'default' } = {}) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: WAIT_MS,
+  });
+  try {
+    const context = await browser.newContext();
+    await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
+    await context.addInitScript(recordPeerConnections);
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
+    page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+    page.on('crash', () => log(name, 'page crashed'));
+    const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
+    log(name, `goto ${url}`);
+    await page.goto(url);
+    const peer = {
+      name,
+      swarm,
+      browser,
+      page,
+      /** Wait until the page set window.shoal; throw the page's own error if it failed to start. */
+      async started() {
+        const handle = await page
+          .waitForFunction(() => window.shoal || window.shoalError, null, { timeout: WAIT_MS, polling: 100 })
+          .catch((e) => {
+            throw new Error(`${name}: the page set neither window.shoal nor window.shoalError within ${WAIT_MS} ms (${e.message.split('\n')[0]})`);
+          });
+        await handle.dispose();
+        const error = await page.evaluate(() => window.shoalError ?? null);
+        if (error) throw new Error(`${name}: the page failed to start: ${error}`);
+        peer.peerId = await page.evaluate(() => window.shoal.peerId);
+        log(name, `started as ${peer.peerId}`);
+        return peer.peerId;
+      },
+      peers: () => page.evaluate(() => window.shoal.peers()),
+      relay: () => page.evaluate(() => window.shoal.relay()),
+      close: () => browser.close().catch(() => {}),
+    };
+    return peer;
+  } catch (e) {
+    await browser.close().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Poll `probe` (an async function) until `check(value)` holds; return the value.
+ * On timeout throw with `what` and the last value seen, so a failure explains itself.
+ */
+export async function waitFor(what, probe, check = Boolean, { timeout = WAIT_MS, interval = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastError;
+  for (;;) {
+    try {
+      last = await probe();
+      lastError = undefined;
+      if (check(last)) return last;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() >= deadline) break;
+    await sleep(interval);
+  }
+  const seen = lastError ? `last error: ${lastError.message}` : `last value: ${JSON.stringify(last)}`;
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}; ${seen}`);
+}
+
+/** Evaluated in a page: the selected ICE candidate pair of every RTCPeerConnection. */
+export function selectedPairsInPage() {
+  return Promise.all(
+    (window.__pcs ?? []).map(async (pc, index) => {
+      const entry = { index, connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState, selected: [] };
+      if (pc.connectionState === 'closed') return entry;
+      const stats = await pc.getStats();
+      for (const report of stats.values()) {
+        if (report.type !== 'transport' || !report.selectedCandidatePairId) continue;
+        const pair = stats.get(report.selectedCandidatePairId);
+        const local = pair && stats.get(pair.localCandidateId);
+        const remote = pair && stats.get(pair.remoteCandidateId);
+        entry.selected.push({
+          pairState: pair?.state ?? null,
+          localType: local?.candidateType ?? null,
+          remoteType: remote?.candidateType ?? null,
+          protocol: local?.protocol ?? null,
+        });
+      }
+      return entry;
+    }),
+  );
+}
+
+/** Selected pairs that are live and direct: state succeeded, neither candidate of type relay. */
+export function directPairs(pcs) {
+  return pcs.flatMap((pc) =>
+    pc.selected.filter(
+      (s) => s.pairState === 'succeeded' && s.localType && s.remoteType && s.localType !== 'relay' && s.remoteType !== 'relay',
+    ),
+  );
+}
+
+/**
+ * Check for `duration` ms that `check(await probe())` holds at every poll; throw at the first
+ * poll where it does not. This is a wait (give the system time to misbehave), not a timing assertion.
+ */
+export async function holdsFor(what, probe, check, { duration = 5_000, interval = 250 } = {}) {
+  const end = Date.now() + duration;
+  for (;;) {
+    const value = await probe();
+    if (!check(value)) throw new Error(`expected ${what}, but saw ${JSON.stringify(value)}`);
+    if (Date.now() >= end) return value;
+    await sleep(interval);
+  }
+}

@@ -1,0 +1,78 @@
+// The relay's HTTP side, against the real binary: health, info, the page, the wasm.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as h from './harness.mjs';
+
+const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
+
+describe('relay HTTP endpoints', () => {
+  let relay;
+
+  before(async () => {
+    relay = await h.startRelay();
+  });
+  after(async () => {
+    await relay?.stop();
+  });
+
+  const it = (name, fn) => test(name, { timeout: h.WAIT_MS }, h.withLogs(fn));
+  const get = (path) => fetch(`${relay.url}${path}`, { signal: AbortSignal.timeout(h.WAIT_MS) });
+
+  it('GET /healthz answers "ok"', async () => {
+    const res = await get('/healthz');
+    assert.equal(res.status, 200);
+    assert.equal((await res.text()).trim(), 'ok');
+  });
+
+  it('GET /api/info describes the relay', async () => {
+    const res = await get('/api/info');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+    const info = await res.json();
+    assert.equal(typeof info.peerId, 'string');
+    assert.match(info.peerId, BASE58);
+    assert.ok(Number.isInteger(info.wsPort) && info.wsPort > 0 && info.wsPort < 65536, `wsPort = ${info.wsPort}`);
+    assert.ok(Array.isArray(info.listenAddrs) && info.listenAddrs.length > 0, `listenAddrs = ${JSON.stringify(info.listenAddrs)}`);
+    for (const addr of info.listenAddrs) assert.match(addr, /^\//, `not a multiaddr: ${addr}`);
+    assert.ok(
+      info.listenAddrs.some((a) => a.includes(`/tcp/${info.wsPort}/ws`)),
+      `no listen address on the WebSocket port ${info.wsPort}: ${JSON.stringify(info.listenAddrs)}`,
+    );
+    assert.equal(typeof info.version, 'string');
+    assert.ok(info.version.length > 0);
+  });
+
+  it('serves the page: index.html, app.js, style.css', async () => {
+    const index = await get('/');
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await index.text();
+    assert.match(html, /<script type="module" src="app\.js">/);
+
+    const js = await get('/app.js');
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type') ?? '', /javascript/);
+
+    const css = await get('/style.css');
+    assert.equal(css.status, 200);
+    assert.match(css.headers.get('content-type') ?? '', /^text\/css/);
+  });
+
+  it('serves the wasm peer with content-type application/wasm', async () => {
+    const js = await get('/pkg/peer_wasm.js');
+    assert.equal(js.status, 200, 'GET /pkg/peer_wasm.js (is the wasm built? `make build`)');
+    assert.match(js.headers.get('content-type') ?? '', /javascript/);
+
+    const wasm = await get('/pkg/peer_wasm_bg.wasm');
+    assert.equal(wasm.status, 200, 'GET /pkg/peer_wasm_bg.wasm');
+    // WebAssembly.instantiateStreaming refuses anything else.
+    assert.match(wasm.headers.get('content-type') ?? '', /^application\/wasm/);
+    const bytes = new Uint8Array(await wasm.arrayBuffer());
+    assert.deepEqual([...bytes.subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d], 'wasm magic number');
+
+    // An import from "env" means a native dependency leaked into the wasm build.
+    const fromEnv = WebAssembly.Module.imports(new WebAssembly.Module(bytes)).filter((i) => i.module === 'env');
+    assert.deepEqual(fromEnv, [], 'the wasm imports from "env"');
+  });
+});

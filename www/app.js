@@ -1,0 +1,247 @@
+// The shoal page: loads the wasm peer, joins the swarm named in `?swarm=`
+// through the relay that served this page, and renders the peer's state.
+//
+// Rules of this file:
+// - Everything that comes from the peer or the network (peer ids, errors) is
+//   written with textContent, never innerHTML.
+// - Start-up failures are shown in the page, not only in the console, and
+//   exposed as `window.shoalError` so tests fail fast instead of timing out.
+// - Once started, the node is `window.shoal` (the tests use only that).
+
+const DEFAULT_SWARM = 'default';
+const MAX_PEERS = 8;
+// RTTs may change without a change event; refresh the view this often anyway.
+const REFRESH_MS = 1000;
+
+const $ = (id) => document.getElementById(id);
+
+const RELAY_STATES = {
+  connecting: { cls: 'pending', text: 'Connecting to the relay…' },
+  connected: { cls: 'pending', text: 'Connected; asking the relay for a reservation…' },
+  reserved: { cls: 'ok', text: 'Reachable through the relay; looking for peers in this swarm.' },
+  failed: { cls: 'bad', text: 'The connection to the relay failed.' },
+};
+
+const PATHS = {
+  direct: { cls: 'direct', title: 'Direct WebRTC connection between the two browsers' },
+  relayed: { cls: 'relayed', title: 'Connected through the relay only (no direct path yet)' },
+};
+
+function swarmFromUrl() {
+  const name = (new URLSearchParams(location.search).get('swarm') ?? '').trim();
+  return name || DEFAULT_SWARM;
+}
+
+function shareUrl(swarm) {
+  const url = new URL(location.href);
+  url.search = '';
+  url.hash = '';
+  url.searchParams.set('swarm', swarm);
+  return url.href;
+}
+
+function errorText(e) {
+  if (e instanceof Error) return e.message || e.name;
+  if (typeof e === 'string') return e;
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return String(e);
+  }
+}
+
+function setState(state) {
+  document.documentElement.dataset.shoal = state;
+}
+
+function showError(heading, detail) {
+  $('error').querySelector('strong').textContent = heading;
+  $('error-text').textContent = ` ${detail}`;
+  $('error').hidden = false;
+}
+
+function fail(heading, detail) {
+  console.error(`shoal: ${heading} ${detail}`);
+  window.shoalError = `${heading} ${detail}`;
+  setState('error');
+  showError(heading, detail);
+  $('self-id').textContent = 'not started';
+  const badge = $('relay-state');
+  badge.textContent = 'not started';
+  badge.className = 'badge badge-bad';
+}
+
+function renderSwarm(swarm) {
+  $('swarm-name').textContent = swarm;
+  $('share-link').value = shareUrl(swarm);
+  $('swarm-input').placeholder = swarm === DEFAULT_SWARM ? 'e.g. team-photos' : DEFAULT_SWARM;
+  document.title = `shoal · ${swarm}`;
+}
+
+function setupCopy() {
+  const status = $('copy-status');
+  $('copy-link').addEventListener('click', async () => {
+    const input = $('share-link');
+    try {
+      // Absent on plain-http origins other than localhost: fall through.
+      await navigator.clipboard.writeText(input.value);
+      status.textContent = 'Link copied.';
+    } catch {
+      input.focus();
+      input.select();
+      status.textContent = 'Link selected: press Ctrl+C (⌘C on a Mac) to copy it.';
+    }
+  });
+}
+
+function renderRelay(relay) {
+  const info = RELAY_STATES[relay.state] ?? { cls: 'pending', text: '' };
+  const badge = $('relay-state');
+  badge.textContent = String(relay.state);
+  badge.className = `badge badge-${info.cls}`;
+  $('relay-state-text').textContent = info.text;
+  $('relay-id').textContent = relay.peerId ?? '—';
+
+  const err = $('relay-error');
+  const message = relay.error ?? (relay.state === 'failed' ? 'No detail was given.' : null);
+  err.hidden = message === null;
+  err.textContent = message === null ? '' : `Relay error: ${message}`;
+}
+
+function formatRtt(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) return '—';
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+}
+
+// Rows are kept per PeerId and updated in place, so that a periodic refresh
+// does not wipe a text selection or move focus.
+const rows = new Map();
+
+function makeRow(peerId) {
+  const li = document.createElement('li');
+  li.className = 'peer';
+  li.dataset.peerId = peerId;
+  const id = document.createElement('code');
+  id.className = 'ident';
+  id.textContent = peerId;
+  const badge = document.createElement('span');
+  const rtt = document.createElement('span');
+  rtt.className = 'rtt';
+  li.append(id, badge, rtt);
+  return { li, badge, rtt };
+}
+
+function updateRow(row, peer) {
+  const path = PATHS[peer.path] ?? { cls: 'pending', title: '' };
+  row.li.dataset.path = String(peer.path);
+  row.badge.className = `badge badge-${path.cls}`;
+  row.badge.textContent = String(peer.path);
+  row.badge.title = path.title;
+  row.rtt.textContent = `RTT ${formatRtt(peer.rttMs)}`;
+  row.rtt.title = peer.path === 'direct'
+    ? 'Round-trip time of a libp2p ping over the direct connection'
+    : 'Measured once a direct connection exists';
+}
+
+function renderPeers(peers) {
+  const list = $('peers');
+  const sorted = [...peers].sort((a, b) => (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0));
+  const seen = new Set();
+  sorted.forEach((peer, i) => {
+    let row = rows.get(peer.peerId);
+    if (!row) {
+      row = makeRow(peer.peerId);
+      rows.set(peer.peerId, row);
+    }
+    updateRow(row, peer);
+    if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] ?? null);
+    seen.add(peer.peerId);
+  });
+  for (const [id, row] of rows) {
+    if (!seen.has(id)) {
+      row.li.remove();
+      rows.delete(id);
+    }
+  }
+
+  const direct = sorted.filter((p) => p.path === 'direct').length;
+  $('peer-count').textContent = `(${sorted.length})`;
+  // Only this summary is a live region: announcing every RTT change would be noise.
+  const summary = sorted.length === 0
+    ? 'No peers yet. Open the share link in another browser.'
+    : `${sorted.length} ${sorted.length === 1 ? 'peer' : 'peers'}: ${direct} direct, ${sorted.length - direct} relayed.`;
+  if ($('peers-summary').textContent !== summary) $('peers-summary').textContent = summary;
+}
+
+function render(node) {
+  try {
+    renderRelay(node.relay());
+    renderPeers(node.peers());
+  } catch (e) {
+    console.error('shoal: reading the node state failed', e);
+    showError('The peer stopped working.', errorText(e));
+  }
+}
+
+async function start() {
+  setState('starting');
+  const swarm = swarmFromUrl();
+  renderSwarm(swarm);
+  setupCopy();
+
+  if (typeof RTCPeerConnection === 'undefined') {
+    fail('This browser has no WebRTC.', 'shoal needs RTCPeerConnection to connect browsers directly.');
+    return;
+  }
+
+  let mod;
+  try {
+    mod = await import('./pkg/peer_wasm.js');
+    await mod.default();
+  } catch (e) {
+    fail('Could not load the peer (WebAssembly).', errorText(e));
+    return;
+  }
+
+  let node;
+  try {
+    node = await mod.Node.start({ relay: location.origin, swarm, maxPeers: MAX_PEERS });
+  } catch (e) {
+    fail(`Could not join the swarm through the relay at ${location.origin}.`, errorText(e));
+    return;
+  }
+
+  window.shoal = node;
+  setState('running');
+  $('self-id').textContent = node.peerId;
+
+  // Render outside the callback: the node may call onChange while it is busy,
+  // and calling back into it from there could re-enter the wasm borrow.
+  let pending = false;
+  const schedule = () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      render(node);
+    }, 0);
+  };
+  node.onChange(schedule);
+  setInterval(schedule, REFRESH_MS);
+  schedule();
+
+  // Leave the swarm promptly so the others drop this peer.
+  addEventListener('pagehide', () => {
+    try {
+      node.stop();
+    } catch (e) {
+      console.warn('shoal: stop failed', e);
+    }
+  });
+  // A page restored from the back/forward cache has a stopped node: start anew.
+  addEventListener('pageshow', (ev) => {
+    if (ev.persisted) location.reload();
+  });
+}
+
+start().catch((e) => fail('Unexpected error while starting.', errorText(e)));
