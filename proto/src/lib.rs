@@ -6,6 +6,7 @@
 //! - [`varint`]: unsigned LEB128, the length prefix of every libp2p frame.
 //! - [`signaling`]: `/webrtc-signaling/0.0.1` — the protobuf `Message` codec and
 //!   the offer/answer/ICE state machine that both roles run.
+//! - `pb`: the two-field protobuf messages both wire formats use.
 //! - [`frame`]: data-channel framing of the libp2p WebRTC spec and the
 //!   per-stream state machine (FIN / FIN_ACK / STOP_SENDING / RESET).
 //!
@@ -16,3 +17,4 @@ pub mod info;
 pub mod varint;
 pub mod signaling;
 pub mod frame;
+mod pb;

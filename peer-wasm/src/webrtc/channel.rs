@@ -16,6 +16,7 @@ use std::{
 
 use futures::{AsyncRead, AsyncWrite, FutureExt as _};
 use futures_timer::Delay;
+use send_wrapper::SendWrapper;
 use js_sys::{ArrayBuffer, Uint8Array};
 use shoal_proto::frame::{ReadOutcome, StreamState};
 use wasm_bindgen::{prelude::Closure, JsCast as _};
@@ -291,5 +292,33 @@ impl Drop for Channel {
             self.dc.close();
         }
         self.unregister();
+    }
+}
+
+/// A [`Channel`] that the Swarm may hold: JS objects are not `Send`, but the
+/// wasm peer has one thread, so `SendWrapper` only states what is true.
+pub struct Substream(SendWrapper<Channel>);
+
+impl Substream {
+    pub fn new(channel: Channel) -> Self {
+        Self(SendWrapper::new(channel))
+    }
+}
+
+impl AsyncRead for Substream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Substream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_close(cx)
     }
 }

@@ -9,7 +9,7 @@ use std::{
 use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
 use send_wrapper::SendWrapper;
 
-use super::{channel::Channel, pc::PeerConnection, Error};
+use super::{channel::Substream, pc::PeerConnection, Error};
 
 /// The muxer. JS objects are not `Send`, but the wasm peer is single
 /// threaded, so `SendWrapper` only asserts what is already true.
@@ -24,7 +24,7 @@ impl Connection {
 }
 
 impl StreamMuxer for Connection {
-    type Substream = SendWrapper<Channel>;
+    type Substream = Substream;
     type Error = Error;
 
     fn poll_inbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Self::Substream, Self::Error>> {
@@ -32,7 +32,7 @@ impl StreamMuxer for Connection {
         if let Poll::Ready(state) = this.pc.poll_terminal(cx) {
             return Poll::Ready(Err(Error::Closed(state)));
         }
-        this.pc.poll_inbound(cx).map(|ch| Ok(SendWrapper::new(ch)))
+        this.pc.poll_inbound(cx).map(|ch| Ok(Substream::new(ch)))
     }
 
     fn poll_outbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Self::Substream, Self::Error>> {
@@ -41,7 +41,7 @@ impl StreamMuxer for Connection {
             return Poll::Ready(Err(Error::Closed(state)));
         }
         // Streams use channels with an empty label, as the spec's peers do.
-        Poll::Ready(Ok(SendWrapper::new(this.pc.open_channel(""))))
+        Poll::Ready(Ok(Substream::new(this.pc.open_channel(""))))
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

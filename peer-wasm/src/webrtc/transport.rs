@@ -45,25 +45,24 @@ pub struct Transport {
 
 impl Transport {
     /// `control` comes from the `libp2p_stream::Behaviour` in the same Swarm.
-    pub fn new(config: Config, mut control: libp2p_stream::Control) -> Self {
-        let incoming = control
-            .accept(StreamProtocol::new(PROTOCOL))
-            .expect("a new transport is the only acceptor of the signaling protocol");
-        Self { config, control, incoming, listeners: Vec::new(), events: VecDeque::new() }
+    /// Fails if another transport already accepts signaling on `control`.
+    pub fn new(config: Config, mut control: libp2p_stream::Control) -> Result<Self, libp2p_stream::AlreadyRegistered> {
+        let incoming = control.accept(StreamProtocol::new(PROTOCOL))?;
+        Ok(Self { config, control, incoming, listeners: Vec::new(), events: VecDeque::new() })
     }
 }
 
 /// `…/p2p-circuit/webrtc`: where a peer listens.
 fn is_listen_addr(addr: &Multiaddr) -> bool {
-    let mut rev = addr.iter().rev();
-    matches!((rev.next(), rev.next()), (Some(Protocol::WebRTC), Some(Protocol::P2pCircuit)))
+    let protos: Vec<_> = addr.iter().collect();
+    matches!(protos.as_slice(), [.., Protocol::P2pCircuit, Protocol::WebRTC])
 }
 
 /// `…/p2p-circuit/webrtc/p2p/<peer>`: what a peer dials.
 fn dial_target(addr: &Multiaddr) -> Option<PeerId> {
-    let mut rev = addr.iter().rev();
-    match (rev.next(), rev.next(), rev.next()) {
-        (Some(Protocol::P2p(peer)), Some(Protocol::WebRTC), Some(Protocol::P2pCircuit)) => Some(peer),
+    let protos: Vec<_> = addr.iter().collect();
+    match protos.as_slice() {
+        [.., Protocol::P2pCircuit, Protocol::WebRTC, Protocol::P2p(peer)] => Some(*peer),
         _ => None,
     }
 }

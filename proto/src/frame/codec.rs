@@ -4,7 +4,7 @@
 //! An unknown flag value is an error, not an unknown field: a flag changes the
 //! stream's state, so ignoring one would leave the peers disagreeing.
 
-use crate::signaling::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
+use crate::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
 
 use super::{FrameError, MAX_FRAME_LEN};
 
@@ -53,12 +53,18 @@ pub struct Frame {
 impl Frame {
     /// A frame carrying only `flag`.
     pub fn flag(flag: Flag) -> Self {
-        Self { flag: Some(flag), message: None }
+        Self {
+            flag: Some(flag),
+            message: None,
+        }
     }
 
     /// A frame carrying only `payload`.
     pub fn data(payload: Vec<u8>) -> Self {
-        Self { flag: None, message: Some(payload) }
+        Self {
+            flag: None,
+            message: Some(payload),
+        }
     }
 
     /// Appends the length prefix and body to `out`. A flag of 0 (FIN) is
@@ -70,7 +76,10 @@ impl Frame {
 
     /// Prefix plus body length of the encoding.
     pub fn encoded_len(&self) -> usize {
-        pb::prefixed_len(self.flag.map(Flag::to_wire), self.message.as_ref().map(Vec::len))
+        pb::prefixed_len(
+            self.flag.map(Flag::to_wire),
+            self.message.as_ref().map(Vec::len),
+        )
     }
 
     /// Decodes a body, i.e. a frame without its length prefix.
@@ -80,7 +89,10 @@ impl Frame {
             Some(value) => Some(Flag::from_wire(value).ok_or(FrameError::UnknownFlag(value))?),
             None => None,
         };
-        Ok(Self { flag, message: fields.data.map(<[u8]>::to_vec) })
+        Ok(Self {
+            flag,
+            message: fields.data.map(<[u8]>::to_vec),
+        })
     }
 }
 
@@ -100,7 +112,10 @@ impl From<PrefixError> for FrameError {
     fn from(error: PrefixError) -> Self {
         match error {
             PrefixError::Invalid => Self::InvalidLengthPrefix,
-            PrefixError::TooLong { len } => Self::FrameTooLong { len, max: MAX_FRAME_LEN },
+            PrefixError::TooLong { len } => Self::FrameTooLong {
+                len,
+                max: MAX_FRAME_LEN,
+            },
         }
     }
 }
@@ -122,7 +137,9 @@ impl Default for FrameReader {
 
 impl FrameReader {
     pub fn new() -> Self {
-        Self { inner: PrefixedReader::new(Limit::Whole(MAX_FRAME_LEN)) }
+        Self {
+            inner: PrefixedReader::new(Limit::Whole(MAX_FRAME_LEN)),
+        }
     }
 
     /// Appends the bytes of one data-channel message.
@@ -163,36 +180,72 @@ mod tests {
         assert_eq!(encode(&Frame::flag(Flag::StopSending)), [0x02, 0x08, 0x01]);
         assert_eq!(encode(&Frame::flag(Flag::Reset)), [0x02, 0x08, 0x02]);
         assert_eq!(encode(&Frame::flag(Flag::FinAck)), [0x02, 0x08, 0x03]);
-        assert_eq!(encode(&Frame::data(b"hello".to_vec())), [0x07, 0x12, 0x05, b'h', b'e', b'l', b'l', b'o']);
         assert_eq!(
-            encode(&Frame { flag: Some(Flag::Fin), message: Some(b"x".to_vec()) }),
+            encode(&Frame::data(b"hello".to_vec())),
+            [0x07, 0x12, 0x05, b'h', b'e', b'l', b'l', b'o']
+        );
+        assert_eq!(
+            encode(&Frame {
+                flag: Some(Flag::Fin),
+                message: Some(b"x".to_vec())
+            }),
             [0x05, 0x08, 0x00, 0x12, 0x01, b'x']
         );
-        assert_eq!(encode(&Frame { flag: None, message: None }), [0x00]);
+        assert_eq!(
+            encode(&Frame {
+                flag: None,
+                message: None
+            }),
+            [0x00]
+        );
     }
 
     #[test]
     fn max_payload_is_exact() {
         assert_eq!(MAX_PAYLOAD, 16377);
-        let full = Frame { flag: Some(Flag::Fin), message: Some(vec![7; MAX_PAYLOAD]) };
+        let full = Frame {
+            flag: Some(Flag::Fin),
+            message: Some(vec![7; MAX_PAYLOAD]),
+        };
         assert_eq!(encode(&full).len(), MAX_FRAME_LEN);
-        let over = Frame { flag: Some(Flag::Fin), message: Some(vec![7; MAX_PAYLOAD + 1]) };
+        let over = Frame {
+            flag: Some(Flag::Fin),
+            message: Some(vec![7; MAX_PAYLOAD + 1]),
+        };
         assert!(encode(&over).len() > MAX_FRAME_LEN);
 
         let mut reader = FrameReader::new();
         reader.push(&encode(&full));
         assert_eq!(reader.next_frame(), Ok(Some(full)));
         reader.push(&encode(&over));
-        assert!(matches!(reader.next_frame(), Err(FrameError::FrameTooLong { .. })));
+        assert!(matches!(
+            reader.next_frame(),
+            Err(FrameError::FrameTooLong { .. })
+        ));
     }
 
     #[test]
     fn decode_errors() {
-        assert_eq!(Frame::decode(&[0x08, 0x04]), Err(FrameError::UnknownFlag(4)));
-        assert_eq!(Frame::decode(&[0x12, 0x02, 0x00]), Err(FrameError::Truncated));
-        assert_eq!(Frame::decode(&[0x0a, 0x00]), Err(FrameError::WrongWireType { field: 1, wire_type: 2 }));
+        assert_eq!(
+            Frame::decode(&[0x08, 0x04]),
+            Err(FrameError::UnknownFlag(4))
+        );
+        assert_eq!(
+            Frame::decode(&[0x12, 0x02, 0x00]),
+            Err(FrameError::Truncated)
+        );
+        assert_eq!(
+            Frame::decode(&[0x0a, 0x00]),
+            Err(FrameError::WrongWireType {
+                field: 1,
+                wire_type: 2
+            })
+        );
         // Unknown fields are skipped.
-        assert_eq!(Frame::decode(&[0x18, 0x01, 0x08, 0x03]), Ok(Frame::flag(Flag::FinAck)));
+        assert_eq!(
+            Frame::decode(&[0x18, 0x01, 0x08, 0x03]),
+            Ok(Frame::flag(Flag::FinAck))
+        );
     }
 
     #[test]
@@ -202,7 +255,13 @@ mod tests {
         reader.push(&[0xff, 0x7f]);
         reader.push(&[0u8; 1000]);
         assert!(!reader.has_partial());
-        assert_eq!(reader.next_frame(), Err(FrameError::FrameTooLong { len: 16383, max: MAX_FRAME_LEN }));
+        assert_eq!(
+            reader.next_frame(),
+            Err(FrameError::FrameTooLong {
+                len: 16383,
+                max: MAX_FRAME_LEN
+            })
+        );
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
@@ -254,9 +313,12 @@ mod tests {
             };
             let mut reader = FrameReader::new();
             reader.push(&bytes[..prefix_len]);
-            prop_assert_eq!(reader.next_frame(), Ok(None));
+            if bytes.len() > prefix_len {
+                prop_assert_eq!(reader.next_frame(), Ok(None));
+            }
             reader.push(&bytes[prefix_len..]);
             prop_assert_eq!(reader.next_frame(), Ok(Some(frame)));
+            prop_assert_eq!(reader.next_frame(), Ok(None));
         }
 
         #[test]

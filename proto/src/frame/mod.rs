@@ -1,11 +1,11 @@
 //! Data-channel framing of the libp2p WebRTC spec (`webrtc/README.md`), one
 //! libp2p stream per `RTCDataChannel`.
 //!
-//! - [`codec`]: [`Frame`] — a varint length, then protobuf
+//! - `codec`: [`Frame`] — a varint length, then protobuf
 //!   `Message { optional Flag flag = 1; optional bytes message = 2; }` with
 //!   `Flag { FIN = 0; STOP_SENDING = 1; RESET_STREAM = 2; FIN_ACK = 3; }` — and
 //!   [`FrameReader`], which reassembles frames from a byte stream.
-//! - [`stream`]: [`StreamState`], the per-channel state machine (half-close
+//! - `stream`: [`StreamState`], the per-channel state machine (half-close
 //!   with FIN / FIN_ACK, STOP_SENDING, RESET) behind the driver's
 //!   `AsyncRead`/`AsyncWrite`.
 //!

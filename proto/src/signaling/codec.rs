@@ -8,7 +8,7 @@
 //! rather than `SDP_OFFER` (the proto2 default), because we cannot know what
 //! the sender meant. js-libp2p always sends the field.
 
-use super::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
+use crate::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
 use super::SignalingError;
 
 /// Largest message body accepted. An SDP is a few KB; js-libp2p has no cap,
@@ -71,7 +71,9 @@ impl Message {
         let kind = fields.kind.ok_or(SignalingError::MissingType)?;
         let kind = MessageType::from_wire(kind).ok_or(SignalingError::UnknownType(kind))?;
         let data = match fields.data {
-            Some(bytes) => Some(String::from_utf8(bytes.to_vec()).map_err(|_| SignalingError::InvalidUtf8)?),
+            Some(bytes) => {
+                Some(String::from_utf8(bytes.to_vec()).map_err(|_| SignalingError::InvalidUtf8)?)
+            }
             None => None,
         };
         Ok(Self { kind, data })
@@ -94,7 +96,10 @@ impl From<PrefixError> for SignalingError {
     fn from(error: PrefixError) -> Self {
         match error {
             PrefixError::Invalid => Self::InvalidLengthPrefix,
-            PrefixError::TooLong { len } => Self::MessageTooLong { len, max: MAX_MESSAGE_LEN },
+            PrefixError::TooLong { len } => Self::MessageTooLong {
+                len,
+                max: MAX_MESSAGE_LEN,
+            },
         }
     }
 }
@@ -117,7 +122,9 @@ impl Default for MessageReader {
 
 impl MessageReader {
     pub fn new() -> Self {
-        Self { inner: PrefixedReader::new(Limit::Body(MAX_MESSAGE_LEN)) }
+        Self {
+            inner: PrefixedReader::new(Limit::Body(MAX_MESSAGE_LEN)),
+        }
     }
 
     /// Appends bytes read from the stream, in any chunking.
@@ -146,7 +153,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn msg(kind: MessageType, data: Option<&str>) -> Message {
-        Message { kind, data: data.map(str::to_owned) }
+        Message {
+            kind,
+            data: data.map(str::to_owned),
+        }
     }
 
     #[test]
@@ -157,15 +167,18 @@ mod tests {
 
     #[test]
     fn type_zero_without_data_is_still_encoded() {
-        assert_eq!(msg(MessageType::SdpOffer, None).encode(), [0x02, 0x08, 0x00]);
+        assert_eq!(
+            msg(MessageType::SdpOffer, None).encode(),
+            [0x02, 0x08, 0x00]
+        );
     }
 
     #[test]
     fn ice_candidate_vector() {
         let json = r#"{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}"#;
-        assert_eq!(json.len(), 87);
+        assert_eq!(json.len(), 90);
         let bytes = msg(MessageType::IceCandidate, Some(json)).encode();
-        let mut expected = vec![91, 0x08, 0x02, 0x12, 87];
+        let mut expected = vec![94, 0x08, 0x02, 0x12, 90];
         expected.extend_from_slice(json.as_bytes());
         assert_eq!(bytes, expected);
     }
@@ -181,20 +194,42 @@ mod tests {
 
     #[test]
     fn decode_errors() {
-        assert_eq!(Message::decode(&[0x12, 0x00]), Err(SignalingError::MissingType));
-        assert_eq!(Message::decode(&[0x08, 0x03]), Err(SignalingError::UnknownType(3)));
-        assert_eq!(Message::decode(&[0x08, 0x00, 0x12, 0x01, 0xff]), Err(SignalingError::InvalidUtf8));
-        assert_eq!(Message::decode(&[0x08, 0x00, 0x12, 0x04, b'a']), Err(SignalingError::Truncated));
+        assert_eq!(
+            Message::decode(&[0x12, 0x00]),
+            Err(SignalingError::MissingType)
+        );
+        assert_eq!(
+            Message::decode(&[0x08, 0x03]),
+            Err(SignalingError::UnknownType(3))
+        );
+        assert_eq!(
+            Message::decode(&[0x08, 0x00, 0x12, 0x01, 0xff]),
+            Err(SignalingError::InvalidUtf8)
+        );
+        assert_eq!(
+            Message::decode(&[0x08, 0x00, 0x12, 0x04, b'a']),
+            Err(SignalingError::Truncated)
+        );
         // js encodes a negative enum as a 10-byte varint: unknown, not a panic.
-        let negative = [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(Message::decode(&negative), Err(SignalingError::UnknownType(u64::MAX)));
+        let negative = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert_eq!(
+            Message::decode(&negative),
+            Err(SignalingError::UnknownType(u64::MAX))
+        );
         assert_eq!(Message::decode(&[]), Err(SignalingError::MissingType));
     }
 
     #[test]
     fn unknown_fields_are_skipped() {
-        let body = [0x18, 0x05, 0x08, 0x01, 0x25, 0, 0, 0, 0, 0x12, 0x01, b'x', 0x2a, 0x00];
-        assert_eq!(Message::decode(&body), Ok(msg(MessageType::SdpAnswer, Some("x"))));
+        let body = [
+            0x18, 0x05, 0x08, 0x01, 0x25, 0, 0, 0, 0, 0x12, 0x01, b'x', 0x2a, 0x00,
+        ];
+        assert_eq!(
+            Message::decode(&body),
+            Ok(msg(MessageType::SdpAnswer, Some("x")))
+        );
     }
 
     #[test]
@@ -205,7 +240,10 @@ mod tests {
         reader.push(&prefix);
         assert_eq!(
             reader.next_message(),
-            Err(SignalingError::MessageTooLong { len: MAX_MESSAGE_LEN as u64 + 1, max: MAX_MESSAGE_LEN })
+            Err(SignalingError::MessageTooLong {
+                len: MAX_MESSAGE_LEN as u64 + 1,
+                max: MAX_MESSAGE_LEN
+            })
         );
         reader.push(&vec![0u8; 1024]);
         assert!(!reader.has_partial());
@@ -218,14 +256,23 @@ mod tests {
         assert_eq!(encoded.len(), 3 + MAX_MESSAGE_LEN);
         let mut reader = MessageReader::new();
         reader.push(&encoded);
-        assert_eq!(reader.next_message().expect("fits").map(|m| m.data.map(|d| d.len())), Some(Some(body_data.len())));
+        assert_eq!(
+            reader
+                .next_message()
+                .expect("fits")
+                .map(|m| m.data.map(|d| d.len())),
+            Some(Some(body_data.len()))
+        );
     }
 
     #[test]
     fn invalid_prefix() {
         let mut reader = MessageReader::new();
         reader.push(&[0x80, 0x00]);
-        assert_eq!(reader.next_message(), Err(SignalingError::InvalidLengthPrefix));
+        assert_eq!(
+            reader.next_message(),
+            Err(SignalingError::InvalidLengthPrefix)
+        );
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {

@@ -150,7 +150,11 @@ impl Signaling {
         if self.done || json.is_empty() {
             return;
         }
-        let bytes = Message { kind: MessageType::IceCandidate, data: Some(json) }.encode();
+        let bytes = Message {
+            kind: MessageType::IceCandidate,
+            data: Some(json),
+        }
+        .encode();
         if self.local_sdp_sent {
             self.outputs.push_back(Output::Send(bytes));
         } else {
@@ -213,7 +217,13 @@ impl Signaling {
 
     fn send_local_sdp(&mut self, kind: MessageType, sdp: String) {
         self.local_sdp_sent = true;
-        self.outputs.push_back(Output::Send(Message { kind, data: Some(sdp) }.encode()));
+        self.outputs.push_back(Output::Send(
+            Message {
+                kind,
+                data: Some(sdp),
+            }
+            .encode(),
+        ));
         for bytes in self.queued_candidates.drain(..) {
             self.outputs.push_back(Output::Send(bytes));
         }
@@ -243,7 +253,10 @@ impl Signaling {
                 Role::Answerer => MessageType::SdpOffer,
             };
             if message.kind != expected {
-                return self.fail(SignalingError::UnexpectedMessage { expected, received: message.kind });
+                return self.fail(SignalingError::UnexpectedMessage {
+                    expected,
+                    received: message.kind,
+                });
             }
             let sdp = match message.data {
                 Some(sdp) if !sdp.is_empty() => sdp,
@@ -263,7 +276,9 @@ impl Signaling {
             });
         }
         match message.data {
-            Some(json) if !is_end_of_candidates(&json) => self.outputs.push_back(Output::AddIceCandidate(json)),
+            Some(json) if !is_end_of_candidates(&json) => {
+                self.outputs.push_back(Output::AddIceCandidate(json))
+            }
             _ => {}
         }
     }
@@ -292,11 +307,17 @@ mod tests {
     const ANSWER: &str = "v=0\r\no=- answer";
 
     fn cand(n: u32) -> String {
-        format!(r#"{{"candidate":"candidate:{n} 1 udp 1 127.0.0.1 {n} typ host","sdpMid":"0","sdpMLineIndex":0}}"#)
+        format!(
+            r#"{{"candidate":"candidate:{n} 1 udp 1 127.0.0.1 {n} typ host","sdpMid":"0","sdpMLineIndex":0}}"#
+        )
     }
 
     fn encoded(kind: MessageType, data: Option<&str>) -> Vec<u8> {
-        Message { kind, data: data.map(str::to_owned) }.encode()
+        Message {
+            kind,
+            data: data.map(str::to_owned),
+        }
+        .encode()
     }
 
     fn drain(s: &mut Signaling) -> Vec<Output> {
@@ -328,12 +349,19 @@ mod tests {
 
         dialer.local_offer(OFFER.into());
         let out = drain(&mut dialer);
-        assert_eq!(out, [Output::Send(encoded(MessageType::SdpOffer, Some(OFFER)))]);
+        assert_eq!(
+            out,
+            [Output::Send(encoded(MessageType::SdpOffer, Some(OFFER)))]
+        );
         dialer.local_candidate(Some(cand(1)));
-        let mut to_answerer: Vec<u8> = out.iter().chain(&drain(&mut dialer)).flat_map(|o| match o {
-            Output::Send(b) => b.clone(),
-            other => panic!("unexpected {other:?}"),
-        }).collect();
+        let mut to_answerer: Vec<u8> = out
+            .iter()
+            .chain(&drain(&mut dialer))
+            .flat_map(|o| match o {
+                Output::Send(b) => b.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
 
         // Deliver byte by byte: the chunking must not matter.
         let mut got = Vec::new();
@@ -341,22 +369,43 @@ mod tests {
             answerer.remote_bytes(&[byte]);
             got.extend(drain(&mut answerer));
         }
-        assert_eq!(got, [Output::SetRemoteOffer(OFFER.into()), Output::AddIceCandidate(cand(1))]);
+        assert_eq!(
+            got,
+            [
+                Output::SetRemoteOffer(OFFER.into()),
+                Output::AddIceCandidate(cand(1))
+            ]
+        );
 
         answerer.local_answer(ANSWER.into());
         answerer.local_candidate(Some(cand(2)));
         answerer.local_candidate(None);
         let out = drain(&mut answerer);
-        assert_eq!(sent(&out), [
-            Message { kind: MessageType::SdpAnswer, data: Some(ANSWER.into()) },
-            Message { kind: MessageType::IceCandidate, data: Some(cand(2)) },
-        ]);
+        assert_eq!(
+            sent(&out),
+            [
+                Message {
+                    kind: MessageType::SdpAnswer,
+                    data: Some(ANSWER.into())
+                },
+                Message {
+                    kind: MessageType::IceCandidate,
+                    data: Some(cand(2))
+                },
+            ]
+        );
         for o in &out {
             if let Output::Send(bytes) = o {
                 dialer.remote_bytes(bytes);
             }
         }
-        assert_eq!(drain(&mut dialer), [Output::SetRemoteAnswer(ANSWER.into()), Output::AddIceCandidate(cand(2))]);
+        assert_eq!(
+            drain(&mut dialer),
+            [
+                Output::SetRemoteAnswer(ANSWER.into()),
+                Output::AddIceCandidate(cand(2))
+            ]
+        );
 
         // js's answerer half-closes once connected, maybe before we are.
         answerer.pc_state(PcState::Connecting);
@@ -386,11 +435,23 @@ mod tests {
         assert_eq!(drain(&mut a), [Output::SetRemoteOffer(OFFER.into())]);
         a.local_answer(ANSWER.into());
         let out = drain(&mut a);
-        assert_eq!(sent(&out), [
-            Message { kind: MessageType::SdpAnswer, data: Some(ANSWER.into()) },
-            Message { kind: MessageType::IceCandidate, data: Some(cand(1)) },
-            Message { kind: MessageType::IceCandidate, data: Some(cand(2)) },
-        ]);
+        assert_eq!(
+            sent(&out),
+            [
+                Message {
+                    kind: MessageType::SdpAnswer,
+                    data: Some(ANSWER.into())
+                },
+                Message {
+                    kind: MessageType::IceCandidate,
+                    data: Some(cand(1))
+                },
+                Message {
+                    kind: MessageType::IceCandidate,
+                    data: Some(cand(2))
+                },
+            ]
+        );
     }
 
     #[test]
@@ -408,17 +469,23 @@ mod tests {
     fn wrong_first_message_fails() {
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&encoded(MessageType::IceCandidate, Some(&cand(1))));
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::UnexpectedMessage {
-            expected: MessageType::SdpOffer,
-            received: MessageType::IceCandidate,
-        })]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::UnexpectedMessage {
+                expected: MessageType::SdpOffer,
+                received: MessageType::IceCandidate,
+            })]
+        );
 
         let mut d = dialer_after_offer();
         d.remote_bytes(&encoded(MessageType::SdpOffer, Some(OFFER)));
-        assert_eq!(drain(&mut d), [Output::Failed(SignalingError::UnexpectedMessage {
-            expected: MessageType::SdpAnswer,
-            received: MessageType::SdpOffer,
-        })]);
+        assert_eq!(
+            drain(&mut d),
+            [Output::Failed(SignalingError::UnexpectedMessage {
+                expected: MessageType::SdpAnswer,
+                received: MessageType::SdpOffer,
+            })]
+        );
     }
 
     #[test]
@@ -428,35 +495,52 @@ mod tests {
         bytes.extend(encoded(MessageType::SdpAnswer, Some(ANSWER)));
         bytes.extend(encoded(MessageType::IceCandidate, Some(&cand(1))));
         d.remote_bytes(&bytes);
-        assert_eq!(drain(&mut d), [
-            Output::SetRemoteAnswer(ANSWER.into()),
-            Output::Failed(SignalingError::UnexpectedMessage {
-                expected: MessageType::IceCandidate,
-                received: MessageType::SdpAnswer,
-            }),
-        ]);
+        assert_eq!(
+            drain(&mut d),
+            [
+                Output::SetRemoteAnswer(ANSWER.into()),
+                Output::Failed(SignalingError::UnexpectedMessage {
+                    expected: MessageType::IceCandidate,
+                    received: MessageType::SdpAnswer,
+                }),
+            ]
+        );
     }
 
     #[test]
     fn offer_without_sdp_fails() {
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&encoded(MessageType::SdpOffer, None));
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::MissingSdp(MessageType::SdpOffer))]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::MissingSdp(
+                MessageType::SdpOffer
+            ))]
+        );
     }
 
     #[test]
     fn garbage_fails() {
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&[0x02, 0x08, 0x07]);
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::UnknownType(7))]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::UnknownType(7))]
+        );
 
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&[0xff; 16]);
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::InvalidLengthPrefix)]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::InvalidLengthPrefix)]
+        );
 
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&[0x80, 0x80, 0x08]);
-        assert!(matches!(drain(&mut a)[..], [Output::Failed(SignalingError::MessageTooLong { .. })]));
+        assert!(matches!(
+            drain(&mut a)[..],
+            [Output::Failed(SignalingError::MessageTooLong { .. })]
+        ));
     }
 
     #[test]
@@ -464,8 +548,14 @@ mod tests {
         let mut d = dialer_after_offer();
         d.remote_bytes(&encoded(MessageType::SdpAnswer, Some(ANSWER)));
         // type=2, unknown field 7 (fixed32), data="{}".
-        d.remote_bytes(&[0x0a, 0x08, 0x02, 0x3d, 1, 2, 3, 4, 0x12, 0x02, b'{', b'}']);
-        assert_eq!(drain(&mut d), [Output::SetRemoteAnswer(ANSWER.into()), Output::AddIceCandidate("{}".into())]);
+        d.remote_bytes(&[0x0b, 0x08, 0x02, 0x3d, 1, 2, 3, 4, 0x12, 0x02, b'{', b'}']);
+        assert_eq!(
+            drain(&mut d),
+            [
+                Output::SetRemoteAnswer(ANSWER.into()),
+                Output::AddIceCandidate("{}".into())
+            ]
+        );
     }
 
     #[test]
@@ -519,7 +609,13 @@ mod tests {
         assert_eq!(drain(&mut d), [Output::SetRemoteAnswer(ANSWER.into())]);
         assert!(!d.is_done());
         d.local_candidate(Some(cand(2)));
-        assert_eq!(sent(&drain(&mut d)), [Message { kind: MessageType::IceCandidate, data: Some(cand(2)) }]);
+        assert_eq!(
+            sent(&drain(&mut d)),
+            [Message {
+                kind: MessageType::IceCandidate,
+                data: Some(cand(2))
+            }]
+        );
         d.handle_timeout(TIMEOUT);
         assert_eq!(drain(&mut d), [Output::Failed(SignalingError::Timeout)]);
     }
@@ -528,7 +624,10 @@ mod tests {
     fn eof_before_sdp_fails() {
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_eof();
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::ClosedBeforeSdp)]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::ClosedBeforeSdp)]
+        );
 
         // A dialer only judges once its offer is out.
         let mut d = Signaling::new(Role::Dialer, Duration::ZERO, TIMEOUT);
@@ -546,26 +645,47 @@ mod tests {
         d.pc_state(PcState::Disconnected);
         assert_eq!(drain(&mut d), []);
         d.pc_state(PcState::Failed);
-        assert_eq!(drain(&mut d), [Output::Failed(SignalingError::PeerConnectionFailed)]);
+        assert_eq!(
+            drain(&mut d),
+            [Output::Failed(SignalingError::PeerConnectionFailed)]
+        );
 
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.pc_state(PcState::Closed);
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::PeerConnectionClosed)]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::PeerConnectionClosed)]
+        );
     }
 
     #[test]
     fn local_calls_out_of_order_fail() {
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.local_answer(ANSWER.into());
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::LocalOutOfOrder("local_answer"))]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::LocalOutOfOrder(
+                "local_answer"
+            ))]
+        );
 
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.local_offer(OFFER.into());
-        assert_eq!(drain(&mut a), [Output::Failed(SignalingError::LocalOutOfOrder("local_offer"))]);
+        assert_eq!(
+            drain(&mut a),
+            [Output::Failed(SignalingError::LocalOutOfOrder(
+                "local_offer"
+            ))]
+        );
 
         let mut d = dialer_after_offer();
         d.local_offer(OFFER.into());
-        assert_eq!(drain(&mut d), [Output::Failed(SignalingError::LocalOutOfOrder("local_offer"))]);
+        assert_eq!(
+            drain(&mut d),
+            [Output::Failed(SignalingError::LocalOutOfOrder(
+                "local_offer"
+            ))]
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! over a libp2p stream (usually a relayed connection) before they can talk
 //! directly over WebRTC.
 //!
-//! - [`codec`]: the length-prefixed protobuf [`Message`] and [`MessageReader`].
-//! - [`machine`]: [`Signaling`], the sans-IO state machine one attempt runs,
+//! - `codec`: the length-prefixed protobuf [`Message`] and [`MessageReader`].
+//! - `machine`: [`Signaling`], the sans-IO state machine one attempt runs,
 //!   for either role. The driver owns the stream, the `RTCPeerConnection` and
 //!   the timer; it feeds their events in and carries out each [`Output`].
 //!
@@ -11,7 +11,7 @@
 
 mod codec;
 mod machine;
-pub(crate) mod pb;
+
 
 pub use codec::{Message, MessageReader, MessageType, MAX_MESSAGE_LEN};
 pub use machine::{Output, PcState, Role, Signaling};
@@ -55,7 +55,10 @@ pub enum SignalingError {
     InvalidUtf8,
     /// A message out of order: the wrong first message, or an SDP after it.
     #[error("expected {expected:?}, received {received:?}")]
-    UnexpectedMessage { expected: MessageType, received: MessageType },
+    UnexpectedMessage {
+        expected: MessageType,
+        received: MessageType,
+    },
     /// An offer or answer without an SDP.
     #[error("{0:?} without an SDP")]
     MissingSdp(MessageType),

@@ -184,7 +184,13 @@ pub(crate) struct PrefixedReader {
 
 impl PrefixedReader {
     pub(crate) fn new(limit: Limit) -> Self {
-        Self { buf: Vec::new(), start: 0, scanned: 0, limit, failed: None }
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            limit,
+            failed: None,
+        }
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
@@ -267,7 +273,16 @@ mod tests {
 
     #[test]
     fn varint_len_matches_encoder() {
-        for v in [0u64, 1, 127, 128, 16383, 16384, u64::from(u32::MAX), u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             varint::encode(v, &mut out);
             assert_eq!(varint_len(v), out.len(), "{v}");
@@ -277,7 +292,8 @@ mod tests {
     #[test]
     fn skips_unknown_fields_of_every_supported_wire_type() {
         let body = [
-            0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, // field 3 varint, 10 bytes
+            0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x01, // field 3 varint, 10 bytes
             0x21, 1, 2, 3, 4, 5, 6, 7, 8, // field 4 fixed64
             0x2a, 0x02, 0xaa, 0xbb, // field 5 bytes
             0x35, 1, 2, 3, 4, // field 6 fixed32
@@ -286,7 +302,13 @@ mod tests {
             0x80, 0x01, 0x00, // field 16 varint (two-byte key)
         ];
         let fields = decode_body(&body).expect("decodes");
-        assert_eq!(fields, Fields { kind: Some(2), data: Some(b"x") });
+        assert_eq!(
+            fields,
+            Fields {
+                kind: Some(2),
+                data: Some(b"x")
+            }
+        );
     }
 
     #[test]
@@ -297,15 +319,36 @@ mod tests {
         assert_eq!(decode_body(&[0x35, 1]), Err(PbError::Truncated));
         assert_eq!(decode_body(&[0x00, 0x00]), Err(PbError::InvalidFieldNumber));
         assert_eq!(decode_body(&[0x1b]), Err(PbError::UnsupportedWireType(3)));
-        assert_eq!(decode_body(&[0x0a, 0x00]), Err(PbError::WrongWireType { field: 1, wire_type: 2 }));
-        assert_eq!(decode_body(&[0x10, 0x00]), Err(PbError::WrongWireType { field: 2, wire_type: 0 }));
-        assert_eq!(decode_body(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), Err(PbError::InvalidVarint));
+        assert_eq!(
+            decode_body(&[0x0a, 0x00]),
+            Err(PbError::WrongWireType {
+                field: 1,
+                wire_type: 2
+            })
+        );
+        assert_eq!(
+            decode_body(&[0x10, 0x00]),
+            Err(PbError::WrongWireType {
+                field: 2,
+                wire_type: 0
+            })
+        );
+        assert_eq!(
+            decode_body(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            Err(PbError::InvalidVarint)
+        );
     }
 
     #[test]
     fn last_occurrence_wins() {
         let fields = decode_body(&[0x08, 0x01, 0x08, 0x02, 0x12, 0x00]).expect("decodes");
-        assert_eq!(fields, Fields { kind: Some(2), data: Some(b"") });
+        assert_eq!(
+            fields,
+            Fields {
+                kind: Some(2),
+                data: Some(b"")
+            }
+        );
     }
 
     #[test]
@@ -314,7 +357,11 @@ mod tests {
         reader.push(&[0x01, 0xaa, 0x05]);
         assert_eq!(reader.buf.len(), 2, "the oversize prefix is not kept");
         reader.push(&[0u8; 64]);
-        assert_eq!(reader.buf.len(), 2, "nothing more is buffered after the error");
+        assert_eq!(
+            reader.buf.len(),
+            2,
+            "nothing more is buffered after the error"
+        );
         assert_eq!(reader.next_body(), Ok(Some(&[0xaa][..])));
         assert_eq!(reader.next_body(), Err(PrefixError::TooLong { len: 5 }));
         assert_eq!(reader.next_body(), Err(PrefixError::TooLong { len: 5 }));
