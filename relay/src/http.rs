@@ -80,7 +80,7 @@ mod tests {
         res.into_body().collect().await.expect("body").to_bytes().to_vec()
     }
 
-    fn header<'a>(res: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    fn header(res: &Response<Body>, name: header::HeaderName) -> &str {
         res.headers()
             .get(&name)
             .unwrap_or_else(|| panic!("no {name} header"))

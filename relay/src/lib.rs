@@ -161,13 +161,13 @@ impl Relay {
                 http_task.abort();
             }
         }
-        if !swarm_task.is_finished() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut swarm_task).await.is_err() {
-                warn!("p2p task did not stop within {SHUTDOWN_GRACE:?}");
-                swarm_task.abort();
-            }
+        if !swarm_task.is_finished()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut swarm_task).await.is_err()
+        {
+            warn!("p2p task did not stop within {SHUTDOWN_GRACE:?}");
+            swarm_task.abort();
         }
-        info!("stopped");
+        info!("relay stopped");
         Ok(())
     }
 }

@@ -40,12 +40,20 @@ pub enum BitfieldError {
 impl Bitfield {
     /// `len` bits, all clear.
     pub fn new(len: u32) -> Self {
-        Self { len, bytes: vec![0; (len as usize).div_ceil(8)], ones: 0 }
+        Self {
+            len,
+            bytes: vec![0; (len as usize).div_ceil(8)],
+            ones: 0,
+        }
     }
 
     /// `len` bits, all set: what a peer that has the whole file sends.
     pub fn full(len: u32) -> Self {
-        let mut field = Self { len, bytes: vec![0xff; (len as usize).div_ceil(8)], ones: len };
+        let mut field = Self {
+            len,
+            bytes: vec![0xff; (len as usize).div_ceil(8)],
+            ones: len,
+        };
         field.clear_spare_bits();
         field
     }
@@ -97,9 +105,15 @@ impl Bitfield {
 
     /// Indices of the set bits, ascending.
     pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
-        self.bytes.iter().enumerate().filter(|(_, &b)| b != 0).flat_map(|(i, &b)| {
-            (0..8u32).filter(move |bit| b & (0x80 >> bit) != 0).map(move |bit| i as u32 * 8 + bit)
-        })
+        self.bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b != 0)
+            .flat_map(|(i, &b)| {
+                (0..8u32)
+                    .filter(move |bit| b & (0x80 >> bit) != 0)
+                    .map(move |bit| i as u32 * 8 + bit)
+            })
     }
 
     /// The wire form (module docs).
@@ -128,7 +142,11 @@ impl Bitfield {
         if body.len() > want {
             return Err(BitfieldError::TrailingBytes(body.len() - want));
         }
-        let mut field = Self { len, bytes: body.to_vec(), ones: 0 };
+        let mut field = Self {
+            len,
+            bytes: body.to_vec(),
+            ones: 0,
+        };
         let before = field.bytes.last().copied();
         field.clear_spare_bits();
         if field.bytes.last().copied() != before {
@@ -142,7 +160,10 @@ impl Bitfield {
         if index < self.len {
             Ok(())
         } else {
-            Err(BitfieldError::OutOfRange { index, len: self.len })
+            Err(BitfieldError::OutOfRange {
+                index,
+                len: self.len,
+            })
         }
     }
 
@@ -185,11 +206,20 @@ mod tests {
         assert_eq!(field.encode(), [10, 0b1000_0000, 0b0100_0000]);
         assert_eq!(Bitfield::full(10).encode(), [10, 0xff, 0b1100_0000]);
         assert_eq!(Bitfield::new(0).encode(), [0]);
-        assert_eq!(Bitfield::decode(&[10, 0xff, 0b1110_0000]), Err(BitfieldError::SpareBitsSet));
+        assert_eq!(
+            Bitfield::decode(&[10, 0xff, 0b1110_0000]),
+            Err(BitfieldError::SpareBitsSet)
+        );
         assert_eq!(Bitfield::decode(&[10, 0xff]), Err(BitfieldError::Truncated));
-        assert_eq!(Bitfield::decode(&[10, 0xff, 0, 0]), Err(BitfieldError::TrailingBytes(1)));
+        assert_eq!(
+            Bitfield::decode(&[10, 0xff, 0, 0]),
+            Err(BitfieldError::TrailingBytes(1))
+        );
         assert_eq!(Bitfield::decode(&[]), Err(BitfieldError::Truncated));
-        assert_eq!(Bitfield::decode(&[0xff, 0xff, 0xff, 0x7f]), Err(BitfieldError::TooLong { len: (1 << 28) - 1 }));
+        assert_eq!(
+            Bitfield::decode(&[0xff, 0xff, 0xff, 0x7f]),
+            Err(BitfieldError::TooLong { len: (1 << 28) - 1 })
+        );
     }
 
     #[test]
@@ -197,7 +227,10 @@ mod tests {
         let mut field = Bitfield::new(9);
         assert_eq!(field.set(8), Ok(true));
         assert_eq!(field.set(8), Ok(false));
-        assert_eq!(field.set(9), Err(BitfieldError::OutOfRange { index: 9, len: 9 }));
+        assert_eq!(
+            field.set(9),
+            Err(BitfieldError::OutOfRange { index: 9, len: 9 })
+        );
         assert!(!field.get(9));
         assert_eq!(field.count_ones(), 1);
         assert_eq!(field.iter_ones().collect::<Vec<_>>(), [8]);

@@ -122,7 +122,11 @@ pub enum VerifyError {
     NoSuchChunk { index: u32, count: u32 },
     /// The chunk is not as long as the manifest says.
     #[error("chunk {index} is {actual} bytes, expected {expected}")]
-    WrongLength { index: u32, expected: u32, actual: usize },
+    WrongLength {
+        index: u32,
+        expected: u32,
+        actual: usize,
+    },
     /// The bytes do not hash to the manifest's chunk hash.
     #[error("chunk {index} does not match its hash")]
     HashMismatch { index: u32 },
@@ -198,7 +202,9 @@ impl ManifestBuilder {
     pub fn update(&mut self, mut data: &[u8]) -> Result<(), BuildError> {
         let new_size = self.size.saturating_add(data.len() as u64);
         if chunk_count(new_size, self.chunk_size) > u64::from(MAX_CHUNKS) {
-            return Err(BuildError::TooManyChunks { chunk_size: self.chunk_size });
+            return Err(BuildError::TooManyChunks {
+                chunk_size: self.chunk_size,
+            });
         }
         self.size = new_size;
         while !data.is_empty() {
@@ -222,7 +228,10 @@ impl ManifestBuilder {
             return Err(BuildError::EmptyChunk);
         }
         if chunk.len() > self.chunk_size as usize {
-            return Err(BuildError::ChunkTooLong { len: chunk.len(), chunk_size: self.chunk_size });
+            return Err(BuildError::ChunkTooLong {
+                len: chunk.len(),
+                chunk_size: self.chunk_size,
+            });
         }
         if self.pending != 0 {
             return Err(BuildError::AfterShortChunk);
@@ -235,11 +244,18 @@ impl ManifestBuilder {
         if self.pending > 0 {
             self.finish_chunk();
         }
-        Manifest::new(self.name, self.media_type, self.size, self.chunk_size, self.chunks)
+        Manifest::new(
+            self.name,
+            self.media_type,
+            self.size,
+            self.chunk_size,
+            self.chunks,
+        )
     }
 
     fn finish_chunk(&mut self) {
-        self.chunks.push(ChunkHash(*self.hasher.finalize().as_bytes()));
+        self.chunks
+            .push(ChunkHash(*self.hasher.finalize().as_bytes()));
         self.hasher.reset();
         self.pending = 0;
     }
@@ -276,7 +292,10 @@ mod tests {
         assert_eq!(chunk_range(40, 16, 2), Some(32..40));
         assert_eq!(chunk_range(40, 16, 3), None);
         assert_eq!(chunk_range(0, 16, 0), None);
-        assert_eq!(chunk_range(u64::MAX, 1 << 24, (1 << 40) - 1), Some(u64::MAX - (1 << 24) + 1..u64::MAX));
+        assert_eq!(
+            chunk_range(u64::MAX, 1 << 24, (1 << 40) - 1),
+            Some(u64::MAX - (1 << 24) + 1..u64::MAX)
+        );
     }
 
     #[test]
@@ -294,7 +313,10 @@ mod tests {
         assert_eq!(b.push_chunk(&[]), Err(BuildError::EmptyChunk));
         assert_eq!(
             b.push_chunk(&vec![0; (1 << 14) + 1]),
-            Err(BuildError::ChunkTooLong { len: (1 << 14) + 1, chunk_size: 1 << 14 })
+            Err(BuildError::ChunkTooLong {
+                len: (1 << 14) + 1,
+                chunk_size: 1 << 14
+            })
         );
         b.push_chunk(&[1; 10]).expect("short last chunk");
         assert_eq!(b.push_chunk(&[1; 10]), Err(BuildError::AfterShortChunk));
@@ -306,7 +328,12 @@ mod tests {
         let mut b = ManifestBuilder::new("f", "", 1 << 14).expect("valid");
         let too_big = u64::from(MAX_CHUNKS) * (1 << 14) + 1;
         b.size = too_big - 1; // pretend the file so far was fed
-        assert_eq!(b.update(&[0, 0]), Err(BuildError::TooManyChunks { chunk_size: 1 << 14 }));
+        assert_eq!(
+            b.update(&[0, 0]),
+            Err(BuildError::TooManyChunks {
+                chunk_size: 1 << 14
+            })
+        );
         assert_eq!(b.size(), too_big - 1);
     }
 

@@ -1,1 +1,35 @@
-//! placeholder
+//! Content addressing, manifests and the download scheduler for shoal.
+//!
+//! A shared file is cut into fixed-size chunks, each named by its BLAKE3
+//! hash. A [`Manifest`] lists the file's name, size, media type, chunk size
+//! and chunk hashes; BLAKE3 of its encoding is the [`ShareId`] that a share
+//! link carries. A downloader fetches the manifest, checks it against the id,
+//! and then runs a [`Scheduler`] that asks every peer with the file for
+//! chunks, rarest first, verifies each on arrival, and hands back verified
+//! chunks to store and announce, so they can be served onwards at once.
+//!
+//! # Layout
+//! - [`chunk`]: chunk size, chunk arithmetic, chunk hashes, and
+//!   [`ManifestBuilder`], which hashes a file as a stream for the sharer.
+//! - [`manifest`]: the manifest, its versioned canonical binary encoding
+//!   (documented there), name rules, and [`ShareId`] with its text form.
+//! - [`bitfield`]: which chunks a peer has, and its wire encoding.
+//! - [`scheduler`]: the sans-IO state machine for one download.
+//!
+//! Nothing here does I/O, spawns threads or reads a clock: the driver in the
+//! peer feeds bytes, events and a `now`, and carries out the actions it gets
+//! back. So all of it compiles for wasm32 and is tested natively.
+
+pub mod bitfield;
+pub mod chunk;
+pub mod manifest;
+pub mod scheduler;
+mod varint;
+
+pub use bitfield::{Bitfield, BitfieldError};
+pub use chunk::{
+    chunk_count, chunk_range, chunk_size_for, hash_chunk, BuildError, ChunkHash, ManifestBuilder,
+    VerifyError, DEFAULT_CHUNK_SIZE,
+};
+pub use manifest::{Manifest, ManifestError, ShareId, ShareIdParseError};
+pub use scheduler::{Action, Config, PeerStats, Progress, Scheduler, SchedulerError, Verdict};

@@ -139,7 +139,14 @@ impl Manifest {
         validate_media_type(media_type.as_bytes())?;
         validate_chunk_size(u64::from(chunk_size))?;
         validate_chunk_count(size, chunk_size, chunks.len() as u64)?;
-        Ok(Self { version: VERSION, name, size, media_type, chunk_size, chunks })
+        Ok(Self {
+            version: VERSION,
+            name,
+            size,
+            media_type,
+            chunk_size,
+            chunks,
+        })
     }
 
     /// Encoding version (currently always [`VERSION`]).
@@ -187,10 +194,17 @@ impl Manifest {
         let (Some(expected_hash), Some(expected_len)) =
             (self.chunks.get(index as usize), self.chunk_len(index))
         else {
-            return Err(VerifyError::NoSuchChunk { index, count: self.chunk_count() });
+            return Err(VerifyError::NoSuchChunk {
+                index,
+                count: self.chunk_count(),
+            });
         };
         if bytes.len() != expected_len as usize {
-            return Err(VerifyError::WrongLength { index, expected: expected_len, actual: bytes.len() });
+            return Err(VerifyError::WrongLength {
+                index,
+                expected: expected_len,
+                actual: bytes.len(),
+            });
         }
         if chunk::hash_chunk(bytes) != *expected_hash {
             return Err(VerifyError::HashMismatch { index });
@@ -271,7 +285,14 @@ impl Manifest {
                 ChunkHash::from_bytes(raw)
             })
             .collect();
-        Ok(Self { version, name, size, media_type, chunk_size, chunks })
+        Ok(Self {
+            version,
+            name,
+            size,
+            media_type,
+            chunk_size,
+            chunks,
+        })
     }
 
     /// Decodes a manifest fetched for `id`, refusing it unless its bytes hash
@@ -320,7 +341,9 @@ pub(crate) fn validate_name(name: &[u8]) -> Result<(), ManifestError> {
         return Err(ManifestError::NameEmpty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(ManifestError::NameTooLong { len: name.len() as u64 });
+        return Err(ManifestError::NameTooLong {
+            len: name.len() as u64,
+        });
     }
     let name = std::str::from_utf8(name).map_err(|_| ManifestError::NameNotUtf8)?;
     if name == "." || name == ".." {
@@ -340,7 +363,9 @@ pub(crate) fn validate_name(name: &[u8]) -> Result<(), ManifestError> {
 
 pub(crate) fn validate_media_type(media_type: &[u8]) -> Result<(), ManifestError> {
     if media_type.len() > MAX_MEDIA_TYPE_LEN {
-        return Err(ManifestError::MediaTypeTooLong { len: media_type.len() as u64 });
+        return Err(ManifestError::MediaTypeTooLong {
+            len: media_type.len() as u64,
+        });
     }
     if !media_type.iter().all(|b| (0x20..=0x7e).contains(b)) {
         return Err(ManifestError::MediaTypeInvalid);
@@ -364,7 +389,10 @@ fn validate_chunk_count(size: u64, chunk_size: u32, count: u64) -> Result<(), Ma
         return Err(ManifestError::TooManyChunks { count: expected });
     }
     if count != expected {
-        return Err(ManifestError::ChunkCountMismatch { expected, actual: count });
+        return Err(ManifestError::ChunkCountMismatch {
+            expected,
+            actual: count,
+        });
     }
     Ok(())
 }
@@ -491,7 +519,10 @@ mod tests {
             "text/plain".into(),
             20_000,
             MIN_CHUNK_SIZE,
-            vec![ChunkHash::from_bytes([0x11; 32]), ChunkHash::from_bytes([0x22; 32])],
+            vec![
+                ChunkHash::from_bytes([0x11; 32]),
+                ChunkHash::from_bytes([0x22; 32]),
+            ],
         )
         .expect("valid")
     }
@@ -516,13 +547,22 @@ mod tests {
         assert_eq!(Manifest::decode(&expected), Ok(m.clone()));
         let id = m.share_id();
         assert_eq!(id.as_bytes(), blake3::hash(&expected).as_bytes());
-        assert_eq!(id.to_string(), "REPLACE_ME");
+        // Cross-checked with Python's `blake3` package and `base64.b32encode`.
+        assert_eq!(
+            ChunkHash::from_bytes(*id.as_bytes()).to_string(),
+            "bcdc5a2b03cad87e6c3ae6022702a4d3b196f0d743ebe69bd6523b24d25d2621"
+        );
+        assert_eq!(
+            id.to_string(),
+            "xtofukydzlmh43b24ybcoave2oyzn4gxipv6ng6wki5sjus5eyqq"
+        );
         assert_eq!(id.to_string().parse::<ShareId>(), Ok(id));
     }
 
     #[test]
     fn empty_file_has_no_chunks() {
-        let m = Manifest::new("empty".into(), String::new(), 0, MIN_CHUNK_SIZE, vec![]).expect("valid");
+        let m =
+            Manifest::new("empty".into(), String::new(), 0, MIN_CHUNK_SIZE, vec![]).expect("valid");
         assert_eq!(m.chunk_count(), 0);
         assert_eq!(Manifest::decode(&m.encode()), Ok(m));
     }
@@ -540,14 +580,24 @@ mod tests {
         .expect("valid");
         assert_eq!(m.verify(0, &data[..16_384]), Ok(()));
         assert_eq!(m.verify(1, &data[16_384..]), Ok(()));
-        assert_eq!(m.verify(2, &[]), Err(VerifyError::NoSuchChunk { index: 2, count: 2 }));
+        assert_eq!(
+            m.verify(2, &[]),
+            Err(VerifyError::NoSuchChunk { index: 2, count: 2 })
+        );
         assert_eq!(
             m.verify(1, &data[..16_384]),
-            Err(VerifyError::WrongLength { index: 1, expected: 3616, actual: 16_384 })
+            Err(VerifyError::WrongLength {
+                index: 1,
+                expected: 3616,
+                actual: 16_384
+            })
         );
         let mut bad = data[16_384..].to_vec();
         bad[0] ^= 1;
-        assert_eq!(m.verify(1, &bad), Err(VerifyError::HashMismatch { index: 1 }));
+        assert_eq!(
+            m.verify(1, &bad),
+            Err(VerifyError::HashMismatch { index: 1 })
+        );
     }
 
     #[test]
@@ -560,14 +610,31 @@ mod tests {
             ("a\\b", ManifestError::NameForbiddenChar { ch: '\\' }),
             ("a\nb", ManifestError::NameForbiddenChar { ch: '\n' }),
             ("a\u{0}b", ManifestError::NameForbiddenChar { ch: '\0' }),
-            ("a\u{85}b", ManifestError::NameForbiddenChar { ch: '\u{85}' }),
-            ("cod\u{202e}cod.exe", ManifestError::NameForbiddenChar { ch: '\u{202e}' }),
+            (
+                "a\u{85}b",
+                ManifestError::NameForbiddenChar { ch: '\u{85}' },
+            ),
+            (
+                "cod\u{202e}cod.exe",
+                ManifestError::NameForbiddenChar { ch: '\u{202e}' },
+            ),
         ] {
             assert_eq!(validate_name(name.as_bytes()), Err(err), "{name:?}");
         }
         assert_eq!(validate_name(&[0xff]), Err(ManifestError::NameNotUtf8));
-        assert_eq!(validate_name(&[b'a'; 1025]), Err(ManifestError::NameTooLong { len: 1025 }));
-        for ok in ["a", "...", ".hidden", "Привет мир.pdf", "日本語 ファイル", "a b", &"é".repeat(512)] {
+        assert_eq!(
+            validate_name(&[b'a'; 1025]),
+            Err(ManifestError::NameTooLong { len: 1025 })
+        );
+        for ok in [
+            "a",
+            "...",
+            ".hidden",
+            "Привет мир.pdf",
+            "日本語 ファイル",
+            "a b",
+            &"é".repeat(512),
+        ] {
             assert_eq!(validate_name(ok.as_bytes()), Ok(()), "{ok:?}");
         }
     }
@@ -577,22 +644,54 @@ mod tests {
         let good = tiny().encode();
         let cases: Vec<(Vec<u8>, ManifestError)> = vec![
             (b"SHOAM".to_vec(), ManifestError::BadMagic),
-            ([b"SHOAL".as_slice(), &[2]].concat(), ManifestError::UnsupportedVersion(2)),
+            (
+                [b"SHOAL".as_slice(), &[2]].concat(),
+                ManifestError::UnsupportedVersion(2),
+            ),
             (good[..good.len() - 1].to_vec(), ManifestError::Truncated),
-            ([good.as_slice(), &[0]].concat(), ManifestError::TrailingBytes(1)),
-            ([b"SHOAL\x01\x80\x00".as_slice()].concat(), ManifestError::BadVarint),
-            ([b"SHOAL\x01\x00".as_slice()].concat(), ManifestError::NameEmpty),
-            ([b"SHOAL\x01\x81\x08".as_slice()].concat(), ManifestError::NameTooLong { len: 1025 }),
-            ([b"SHOAL\x01\x01/".as_slice()].concat(), ManifestError::NameForbiddenChar { ch: '/' }),
-            ([b"SHOAL\x01\x01a\x01\x09".as_slice()].concat(), ManifestError::MediaTypeInvalid),
+            (
+                [good.as_slice(), &[0]].concat(),
+                ManifestError::TrailingBytes(1),
+            ),
+            (
+                [b"SHOAL\x01\x80\x00".as_slice()].concat(),
+                ManifestError::BadVarint,
+            ),
+            (
+                [b"SHOAL\x01\x00".as_slice()].concat(),
+                ManifestError::NameEmpty,
+            ),
+            (
+                [b"SHOAL\x01\x81\x08".as_slice()].concat(),
+                ManifestError::NameTooLong { len: 1025 },
+            ),
+            (
+                [b"SHOAL\x01\x01/".as_slice()].concat(),
+                ManifestError::NameForbiddenChar { ch: '/' },
+            ),
+            (
+                [b"SHOAL\x01\x01a\x01\x09".as_slice()].concat(),
+                ManifestError::MediaTypeInvalid,
+            ),
             // size 0, chunk size 1000
-            ([b"SHOAL\x01\x01a\x00\x00\xe8\x07\x00".as_slice()].concat(), ManifestError::BadChunkSize(1000)),
+            (
+                [b"SHOAL\x01\x01a\x00\x00\xe8\x07\x00".as_slice()].concat(),
+                ManifestError::BadChunkSize(1000),
+            ),
             // size 1, chunk size 16 KiB, zero chunks
             (
                 [b"SHOAL\x01\x01a\x00\x01\x80\x80\x01\x00".as_slice()].concat(),
-                ManifestError::ChunkCountMismatch { expected: 1, actual: 0 },
+                ManifestError::ChunkCountMismatch {
+                    expected: 1,
+                    actual: 0,
+                },
             ),
-            (vec![0; MAX_ENCODED_LEN + 1], ManifestError::TooLarge { len: MAX_ENCODED_LEN + 1 }),
+            (
+                vec![0; MAX_ENCODED_LEN + 1],
+                ManifestError::TooLarge {
+                    len: MAX_ENCODED_LEN + 1,
+                },
+            ),
         ];
         for (bytes, err) in cases {
             assert_eq!(Manifest::decode(&bytes), Err(err));
@@ -603,7 +702,10 @@ mod tests {
         varint::encode(u64::MAX, &mut huge);
         varint::encode(u64::from(MIN_CHUNK_SIZE), &mut huge);
         varint::encode(1 << 50, &mut huge);
-        assert_eq!(Manifest::decode(&huge), Err(ManifestError::TooManyChunks { count: 1 << 50 }));
+        assert_eq!(
+            Manifest::decode(&huge),
+            Err(ManifestError::TooManyChunks { count: 1 << 50 })
+        );
     }
 
     #[test]
@@ -623,7 +725,12 @@ mod tests {
         assert!(encoded.len() - 32 * MAX_CHUNKS as usize <= MAX_HEADER_LEN);
         assert_eq!(Manifest::decode(&encoded).map(|d| d == m), Ok(true));
         let one_more = Manifest::new("n".into(), String::new(), size + 1, chunk_size, vec![]);
-        assert_eq!(one_more, Err(ManifestError::TooManyChunks { count: u64::from(MAX_CHUNKS) + 1 }));
+        assert_eq!(
+            one_more,
+            Err(ManifestError::TooManyChunks {
+                count: u64::from(MAX_CHUNKS) + 1
+            })
+        );
     }
 
     #[test]
@@ -645,8 +752,14 @@ mod tests {
         // 51 full groups, then one data bit and four zero bits: 0b10000 = 'q'.
         assert_eq!(ones.to_string(), format!("{}q", "7".repeat(51)));
         assert_eq!(ones.to_string().to_uppercase().parse(), Ok(ones));
-        assert_eq!(format!("{}r", "7".repeat(51)).parse::<ShareId>(), Err(ShareIdParseError::NonCanonical));
-        assert_eq!("abc".parse::<ShareId>(), Err(ShareIdParseError::WrongLength(3)));
+        assert_eq!(
+            format!("{}r", "7".repeat(51)).parse::<ShareId>(),
+            Err(ShareIdParseError::NonCanonical)
+        );
+        assert_eq!(
+            "abc".parse::<ShareId>(),
+            Err(ShareIdParseError::WrongLength(3))
+        );
         assert_eq!(
             format!("{}1", "a".repeat(51)).parse::<ShareId>(),
             Err(ShareIdParseError::InvalidChar('1'))
@@ -667,7 +780,8 @@ mod tests {
                 let chunk_size = 1u32 << log2;
                 let count = chunk::chunk_count(size, chunk_size);
                 let chunks = (0..count).map(|i| hash_chunk(&i.to_le_bytes())).collect();
-                Manifest::new(name, media_type, size, chunk_size, chunks).expect("strategy makes valid manifests")
+                Manifest::new(name, media_type, size, chunk_size, chunks)
+                    .expect("strategy makes valid manifests")
             })
     }
 

@@ -1,0 +1,127 @@
+//! Starts the real `relay` binary on port 0 and talks to it over TCP: route
+//! definitions, the start-up log line and signal handling only show up here.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use shoal_proto::info::RelayInfo;
+
+/// Kills the relay if the test fails before it is stopped on purpose.
+struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(e) => panic!("no line with {needle:?} ({e}); output so far:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("header end");
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn serves_http_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join("pkg")).expect("www");
+    std::fs::write(www.join("index.html"), "<!doctype html>shoal").expect("index");
+    let key = dir.path().join("relay.key");
+
+    let child = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["--listen", "127.0.0.1:0", "--identity"])
+        .arg(&key)
+        .arg("--www")
+        .arg(&www)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn relay");
+    let mut relay = Relay(child);
+    let stdout = relay.0.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut seen = Vec::new();
+    let peer_line = wait_for_line(&lines, "peer id ", &mut seen);
+    let peer_id = peer_line.rsplit(' ').next().expect("peer id").to_string();
+    let listening = wait_for_line(&lines, "listening on http://", &mut seen);
+    let addr: SocketAddr = listening
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {listening:?}"));
+    assert_ne!(addr.port(), 0);
+    assert!(seen.iter().any(|l| l.contains("p2p listening on /ip4/127.0.0.1/tcp/")), "{seen:#?}");
+
+    let (head, body) = http_get(addr, "/healthz");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok");
+
+    let (head, body) = http_get(addr, "/api/info");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
+    let info: RelayInfo = serde_json::from_str(&body).expect("RelayInfo JSON");
+    assert_eq!(info.peer_id, peer_id);
+    assert_ne!(info.ws_port, 0);
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    let expected = format!("/ip4/127.0.0.1/tcp/{}/ws/p2p/{peer_id}", info.ws_port);
+    assert_eq!(info.listen_addrs, vec![expected]);
+    // The libp2p port really is open.
+    TcpStream::connect(("127.0.0.1", info.ws_port)).expect("libp2p port open");
+
+    let (head, body) = http_get(addr, "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "<!doctype html>shoal");
+    let (head, _) = http_get(addr, "/pkg/missing.wasm");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    let pid = relay.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    wait_for_line(&lines, "relay stopped", &mut seen);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = relay.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "relay did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+
+    // The key was written where --identity said.
+    assert!(key.is_file());
+}

@@ -1,0 +1,145 @@
+//! Two native libp2p clients do what the browsers do: dial the relay over
+//! `/ws`, reserve a relayed address, register / discover it at the rendezvous
+//! server, and connect to each other through a circuit.
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures::StreamExt;
+use libp2p::core::upgrade::Version;
+use libp2p::multiaddr::{Multiaddr, Protocol};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identity, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport};
+use shoal_relay::{Config, Relay};
+
+const NAMESPACE: &str = "shoal-test";
+
+#[derive(NetworkBehaviour)]
+struct Client {
+    relay: relay::client::Behaviour,
+    rendezvous: rendezvous::client::Behaviour,
+    ping: ping::Behaviour,
+}
+
+fn client() -> Swarm<Client> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|key| {
+            let ws = websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                ws.upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
+        .expect("transport")
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .expect("relay client")
+        .with_behaviour(|key: &identity::Keypair, relay| Client {
+            relay,
+            rendezvous: rendezvous::client::Behaviour::new(key.clone()),
+            ping: ping::Behaviour::default(),
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// Polls `swarm` until `f` returns `Some`, at most 20 s.
+async fn until<T>(swarm: &mut Swarm<Client>, mut f: impl FnMut(SwarmEvent<ClientEvent>) -> Option<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(t) = f(swarm.select_next_some().await) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for swarm event")
+}
+
+#[tokio::test]
+async fn browsers_reserve_register_discover_and_connect_through_circuit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("relay.key");
+    let config = Config::parse_from([
+        "relay".as_ref(), "--listen".as_ref(), "127.0.0.1:0".as_ref(),
+        "--identity".as_ref(), key.as_os_str(), "--www".as_ref(), dir.path().as_os_str(),
+    ]);
+    let relay = Relay::bind(&config).await.expect("bind");
+    let info = relay.info();
+    let relay_id: PeerId = info.peer_id.parse().expect("peer id");
+    let relay_addr: Multiaddr = info.listen_addrs[0].parse().expect("multiaddr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relay.serve(async {
+        let _ = stopped.await;
+    }));
+
+    // A: reserve a relayed address and register it.
+    let mut a = client();
+    let a_id = *a.local_peer_id();
+    a.listen_on(relay_addr.clone().with(Protocol::P2pCircuit)).expect("listen via relay");
+    let circuit_addr = until(&mut a, |e| match e {
+        SwarmEvent::NewListenAddr { address, .. } => Some(address),
+        _ => None,
+    })
+    .await;
+    assert_eq!(circuit_addr, relay_addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(a_id)));
+    a.add_external_address(circuit_addr.clone());
+    let ns = rendezvous::Namespace::from_static(NAMESPACE);
+    a.behaviour_mut().rendezvous.register(ns.clone(), relay_id, None).expect("register");
+    until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered { .. })) => Some(()),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::RegisterFailed { error, .. })) => {
+            panic!("register failed: {error:?}")
+        }
+        _ => None,
+    })
+    .await;
+
+    // B: discover A and dial it through the circuit while A keeps running.
+    let mut b = client();
+    b.dial(relay_addr.clone()).expect("dial relay");
+    until(&mut b, |e| matches!(e, SwarmEvent::ConnectionEstablished { .. }).then_some(())).await;
+    b.behaviour_mut().rendezvous.discover(Some(ns), None, None, relay_id);
+    let found = until(&mut b, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Discovered {
+            registrations, ..
+        })) => Some(registrations),
+        _ => None,
+    })
+    .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].record.peer_id(), a_id);
+    assert_eq!(found[0].record.addresses(), std::slice::from_ref(&circuit_addr));
+
+    b.dial(circuit_addr).expect("dial A via relay");
+    let a_task = tokio::spawn(async move {
+        until(&mut a, |e| match e {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } if peer_id != relay_id => {
+                Some(endpoint.is_relayed())
+            }
+            _ => None,
+        })
+        .await
+    });
+    let relayed = until(&mut b, |e| match e {
+        SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } if peer_id == a_id => {
+            Some(endpoint.is_relayed())
+        }
+        SwarmEvent::OutgoingConnectionError { peer_id: Some(p), error, .. } if p == a_id => {
+            panic!("dial through circuit failed: {error}")
+        }
+        _ => None,
+    })
+    .await;
+    assert!(relayed);
+    assert!(a_task.await.expect("A task"));
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), server)
+        .await
+        .expect("relay stops")
+        .expect("join")
+        .expect("relay ok");
+}

@@ -1,0 +1,1172 @@
+//! The download scheduler: a sans-IO state machine for fetching one share.
+//!
+//! The driver tells it what happens — peers join with a [`Bitfield`], announce
+//! chunks, leave, answer requests, fail — and polls it for [`Action`]s:
+//! requests to send, cancels, verified chunks to store and announce. It never
+//! reads a clock: every call that cares about time takes `now`, a
+//! [`Duration`] since any fixed origin the driver likes, and
+//! [`poll_timeout`](Scheduler::poll_timeout) says when to call
+//! [`handle_timeout`](Scheduler::handle_timeout) next.
+//!
+//! # Policy
+//!
+//! - **Rarest first.** Chunks are requested in order of how many connected
+//!   peers have them, fewest first. Ties go by a pseudo-random order derived
+//!   from [`Config::seed`], so downloaders of one seeder start on different
+//!   chunks and have something to trade sooner; with a fixed seed the order
+//!   is deterministic. Each chunk goes to the least-loaded peer that has it,
+//!   preferring peers whose request for that chunk has not failed before, and
+//!   then the smallest peer key.
+//! - **Bounded.** At most [`Config::max_in_flight_per_peer`] requests to a peer
+//!   at once, and never two for the same chunk to the same peer.
+//! - **Endgame.** Once every missing chunk that someone has is already
+//!   requested, idle peers may be asked for chunks in flight elsewhere, up to
+//!   [`Config::endgame_duplicates`] extra requests per chunk; the first copy
+//!   to verify wins and the other requests are cancelled.
+//! - **Verification.** Every chunk is checked against the manifest before it
+//!   is stored. A chunk that fails is dropped and fetched again elsewhere; the
+//!   sender is never asked for that chunk again, and once it has sent
+//!   [`Config::max_bad_chunks`] bad chunks (default 1) it is banned for the
+//!   rest of the download. One strike is enough by default because WebRTC's
+//!   DTLS already authenticates every byte in transit: a chunk that fails its
+//!   hash was wrong when the peer sent it, through bad storage or malice, and
+//!   each bad chunk costs a whole chunk of bandwidth.
+//! - **Timeouts** measure silence: a request times out when its peer has sent
+//!   no chunk for [`Config::request_timeout`] since the request was made. A
+//!   timed-out request is cancelled and its chunk requeued; the peer is not
+//!   penalised beyond being asked last for that chunk.
+//!
+//! # Cost
+//!
+//! Inputs cost `O(log n)` per chunk they touch (a peer joining touches each
+//! chunk it has). Planning requests happens in `poll_action`, at most once per
+//! batch of inputs, and walks the requestable chunks rarest first until every
+//! peer's request window is full: `O(n · peers)` at worst, usually far less.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::Hash;
+use std::time::Duration;
+
+use crate::bitfield::Bitfield;
+use crate::chunk::VerifyError;
+use crate::manifest::Manifest;
+
+/// Tuning for one download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Requests outstanding to one peer at once; at least 1. Default 4: with
+    /// 256 KiB chunks, 1 MiB per peer in flight, which keeps a 10 MB/s link
+    /// busy at 100 ms round trip.
+    pub max_in_flight_per_peer: u32,
+    /// How long a peer may stay silent before its requests time out.
+    /// Default 20 s.
+    pub request_timeout: Duration,
+    /// Bad chunks after which a peer is banned; at least 1. Default 1.
+    pub max_bad_chunks: u32,
+    /// Extra requests per chunk in endgame; 0 turns endgame off. Default 1.
+    pub endgame_duplicates: u32,
+    /// Seed of the tie-break order among equally rare chunks. Drivers should
+    /// pass a random value; tests pass a fixed one. Default 0.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_peer: 4,
+            request_timeout: Duration::from_secs(20),
+            max_bad_chunks: 1,
+            endgame_duplicates: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// What the driver should do next; see [`Scheduler::poll_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action<P> {
+    /// Ask `peer` for chunk `index`.
+    Request { peer: P, index: u32 },
+    /// Withdraw an earlier request: another copy arrived, or it timed out.
+    /// The peer may still answer; that answer is harmless.
+    Cancel { peer: P, index: u32 },
+    /// A verified chunk: write it to storage. From now on it may be served.
+    Store { index: u32, bytes: Vec<u8> },
+    /// Tell connected peers that we have chunk `index` now.
+    Announce { index: u32 },
+    /// `peer` sent bad data and is ignored from now on; the driver may close
+    /// its connection and should stop serving it.
+    Ban { peer: P },
+    /// Every chunk is stored. Emitted once.
+    Done,
+}
+
+/// What [`Scheduler::chunk_received`] made of a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Verified; a [`Action::Store`] and [`Action::Announce`] follow.
+    Stored,
+    /// We already had this chunk; the bytes were dropped.
+    Duplicate,
+    /// Failed verification and was dropped; the sender was penalised, and
+    /// banned if `banned`.
+    Rejected { error: VerifyError, banned: bool },
+    /// From a peer that is not connected, or is banned; dropped unread.
+    Ignored,
+}
+
+/// Misuse of the scheduler, or a peer message that cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchedulerError {
+    #[error("invalid config: {0}")]
+    InvalidConfig(&'static str),
+    #[error("bitfield has {actual} bits but the file has {expected} chunks")]
+    BitfieldLength { expected: u32, actual: u32 },
+    #[error("chunk {index} does not exist (the file has {count} chunks)")]
+    IndexOutOfRange { index: u32, count: u32 },
+    #[error("peer is not connected")]
+    UnknownPeer,
+    #[error("peer is banned")]
+    Banned,
+}
+
+/// Counters for one peer, kept after it leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// Verified chunks stored from this peer.
+    pub chunks_received: u32,
+    /// Bytes of those chunks.
+    pub bytes_received: u64,
+    /// Chunks from this peer that failed verification.
+    pub bad_chunks: u32,
+    /// Requests to this peer that failed or timed out.
+    pub failed_requests: u32,
+    /// Requests to this peer outstanding now.
+    pub in_flight: u32,
+    /// Whether the peer is connected now.
+    pub connected: bool,
+    /// Whether the peer is banned.
+    pub banned: bool,
+}
+
+/// A snapshot from [`Scheduler::progress`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress<P: Ord> {
+    pub chunks_done: u32,
+    pub chunks_total: u32,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// Every peer seen during this download.
+    pub peers: BTreeMap<P, PeerStats>,
+}
+
+/// Everything known about one peer; outlives its connection so that stats,
+/// bans and bad chunks survive a reconnect.
+#[derive(Debug)]
+struct PeerState {
+    stats: PeerStats,
+    /// Chunks this peer sent wrong; never requested from it again.
+    bad: BTreeSet<u32>,
+    conn: Option<Conn>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// What the peer has, less its `bad` chunks. Counted in `availability`.
+    has: Bitfield,
+    /// Outstanding requests and their deadlines.
+    requests: BTreeMap<u32, Duration>,
+    /// Chunks whose request to this peer failed; it is asked for them last.
+    failed: BTreeSet<u32>,
+}
+
+/// Sans-IO scheduler for downloading one share (module docs).
+///
+/// `P` identifies a peer: a libp2p `PeerId` in the browser, a small integer
+/// in tests. Its `Ord` decides ties, which keeps runs reproducible.
+#[derive(Debug)]
+pub struct Scheduler<P> {
+    manifest: Manifest,
+    config: Config,
+    have: Bitfield,
+    bytes_done: u64,
+    /// Connected, unbanned peers that have each chunk.
+    availability: Vec<u32>,
+    /// Requestable chunks: missing, not in flight, held by someone. Ordered by
+    /// (availability, tie-break, index), so iteration is rarest first.
+    ready: BTreeSet<(u32, u64, u32)>,
+    /// The availability each chunk in `ready` was filed under.
+    ready_key: Vec<Option<u32>>,
+    /// Peers asked for each chunk now.
+    in_flight: BTreeMap<u32, BTreeSet<P>>,
+    peers: BTreeMap<P, PeerState>,
+    actions: VecDeque<Action<P>>,
+    /// Something changed since requests were last planned.
+    dirty: bool,
+    done: bool,
+}
+
+impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
+    /// Starts a download of `manifest`, of which the chunks in `have` are
+    /// already stored (from an earlier, interrupted session, say).
+    pub fn new(manifest: Manifest, have: Bitfield, config: Config) -> Result<Self, SchedulerError> {
+        if config.max_in_flight_per_peer == 0 {
+            return Err(SchedulerError::InvalidConfig(
+                "max_in_flight_per_peer must be at least 1",
+            ));
+        }
+        if config.max_bad_chunks == 0 {
+            return Err(SchedulerError::InvalidConfig(
+                "max_bad_chunks must be at least 1",
+            ));
+        }
+        let count = manifest.chunk_count();
+        if have.len() != count {
+            return Err(SchedulerError::BitfieldLength {
+                expected: count,
+                actual: have.len(),
+            });
+        }
+        let bytes_done = have
+            .iter_ones()
+            .filter_map(|i| manifest.chunk_len(i))
+            .map(u64::from)
+            .sum();
+        let mut scheduler = Self {
+            availability: vec![0; count as usize],
+            ready_key: vec![None; count as usize],
+            manifest,
+            config,
+            have,
+            bytes_done,
+            ready: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            actions: VecDeque::new(),
+            dirty: false,
+            done: false,
+        };
+        scheduler.check_done();
+        Ok(scheduler)
+    }
+
+    /// The manifest being downloaded.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Chunks stored so far: what we can serve, and announce in a bitfield.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Whether every chunk is stored.
+    pub fn is_done(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// How many connected, unbanned peers have chunk `index`.
+    pub fn availability(&self, index: u32) -> u32 {
+        self.availability.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// A peer connected and sent its bitfield. If it was connected already,
+    /// the new bitfield replaces the old and its outstanding requests are
+    /// forgotten (a late answer is still accepted if it verifies).
+    pub fn peer_joined(&mut self, peer: P, has: Bitfield) -> Result<(), SchedulerError> {
+        let count = self.manifest.chunk_count();
+        if has.len() != count {
+            return Err(SchedulerError::BitfieldLength {
+                expected: count,
+                actual: has.len(),
+            });
+        }
+        if self.peers.get(&peer).is_some_and(|p| p.stats.banned) {
+            return Err(SchedulerError::Banned);
+        }
+        self.disconnect(&peer, false);
+        let state = self.peers.entry(peer).or_insert_with(|| PeerState {
+            stats: PeerStats::default(),
+            bad: BTreeSet::new(),
+            conn: None,
+        });
+        let mut has = has;
+        for &index in &state.bad {
+            // In range: `bad` only holds indices of this manifest.
+            let _ = has.clear(index);
+        }
+        let held: Vec<u32> = has.iter_ones().collect();
+        state.stats.connected = true;
+        state.conn = Some(Conn {
+            has,
+            requests: BTreeMap::new(),
+            failed: BTreeSet::new(),
+        });
+        for index in held {
+            self.availability[index as usize] += 1;
+            self.refresh(index);
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// A connected peer announced that it now has chunk `index`. Ignored for
+    /// banned peers and for chunks the peer has sent wrong before.
+    pub fn peer_has(&mut self, peer: &P, index: u32) -> Result<(), SchedulerError> {
+        let count = self.manifest.chunk_count();
+        let Some(state) = self.peers.get_mut(peer) else {
+            return Err(SchedulerError::UnknownPeer);
+        };
+        if state.stats.banned {
+            return Ok(());
+        }
+        let Some(conn) = state.conn.as_mut() else {
+            return Err(SchedulerError::UnknownPeer);
+        };
+        if index >= count {
+            return Err(SchedulerError::IndexOutOfRange { index, count });
+        }
+        if state.bad.contains(&index) {
+            return Ok(());
+        }
+        if conn.has.set(index) == Ok(true) {
+            self.availability[index as usize] += 1;
+            self.refresh(index);
+        }
+        Ok(())
+    }
+
+    /// A peer disconnected. Its outstanding requests go back in the queue.
+    pub fn peer_left(&mut self, peer: &P) {
+        self.disconnect(peer, false);
+    }
+
+    /// A request could not be served: the peer said no, or its stream broke.
+    /// The chunk is requeued; the peer is asked for it last from now on.
+    pub fn request_failed(&mut self, peer: &P, index: u32) {
+        self.fail_request(peer, index, false);
+    }
+
+    /// Times out requests whose peer has been silent for
+    /// [`Config::request_timeout`]; each gets an [`Action::Cancel`].
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let expired: Vec<(P, u32)> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| Some((peer, state.conn.as_ref()?)))
+            .flat_map(|(peer, conn)| {
+                conn.requests
+                    .iter()
+                    .filter(|&(_, &deadline)| deadline <= now)
+                    .map(|(&i, _)| (peer.clone(), i))
+            })
+            .collect();
+        for (peer, index) in expired {
+            self.fail_request(&peer, index, true);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work: the
+    /// earliest request deadline, if any request is outstanding.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.peers
+            .values()
+            .filter_map(|state| state.conn.as_ref())
+            .flat_map(|conn| conn.requests.values().copied())
+            .min()
+    }
+
+    /// A peer sent chunk `index`. Verifies it against the manifest; if it is
+    /// good, queues [`Action::Store`] and [`Action::Announce`] and cancels
+    /// other requests for it. Unrequested chunks are taken too if we still
+    /// need them and they verify (a late answer to a timed-out request).
+    pub fn chunk_received(
+        &mut self,
+        peer: &P,
+        index: u32,
+        bytes: Vec<u8>,
+        now: Duration,
+    ) -> Verdict {
+        let deadline = now.saturating_add(self.config.request_timeout);
+        // Banned peers have no connection either.
+        let Some(conn) = self.conn_mut(peer) else {
+            return Verdict::Ignored;
+        };
+        if conn.requests.remove(&index).is_some() {
+            self.remove_asker(index, peer);
+            self.refresh(index);
+            self.dirty = true;
+        }
+
+        if self.have.get(index) {
+            if let Some(conn) = self.conn_mut(peer) {
+                refresh_deadlines(conn, deadline);
+            }
+            return Verdict::Duplicate;
+        }
+
+        if let Err(error) = self.manifest.verify(index, &bytes) {
+            return self.penalise(peer, index, error);
+        }
+
+        let len = bytes.len() as u64;
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.stats.chunks_received += 1;
+            state.stats.bytes_received += len;
+            if let Some(conn) = state.conn.as_mut() {
+                refresh_deadlines(conn, deadline);
+            }
+        }
+        // `index` verified, so it is in range.
+        let _ = self.have.set(index);
+        self.bytes_done += len;
+        for other in self.in_flight.remove(&index).unwrap_or_default() {
+            if let Some(conn) = self.conn_mut(&other) {
+                conn.requests.remove(&index);
+            }
+            self.actions
+                .push_back(Action::Cancel { peer: other, index });
+        }
+        self.refresh(index);
+        self.actions.push_back(Action::Store { index, bytes });
+        self.actions.push_back(Action::Announce { index });
+        self.check_done();
+        self.dirty = true;
+        Verdict::Stored
+    }
+
+    /// The next thing to do, or `None` until the next input. Plans new
+    /// requests when the queue runs dry; requests made now time out at
+    /// `now + request_timeout`. Call until it returns `None` after each input.
+    pub fn poll_action(&mut self, now: Duration) -> Option<Action<P>> {
+        if self.actions.is_empty() && self.dirty {
+            self.dirty = false;
+            self.plan(now);
+        }
+        self.actions.pop_front()
+    }
+
+    /// Chunks and bytes done, and per-peer counters.
+    pub fn progress(&self) -> Progress<P> {
+        let peers = self
+            .peers
+            .iter()
+            .map(|(peer, state)| {
+                let mut stats = state.stats.clone();
+                stats.in_flight = state.conn.as_ref().map_or(0, |c| c.requests.len() as u32);
+                (peer.clone(), stats)
+            })
+            .collect();
+        Progress {
+            chunks_done: self.have.count_ones(),
+            chunks_total: self.manifest.chunk_count(),
+            bytes_done: self.bytes_done,
+            bytes_total: self.manifest.size(),
+            peers,
+        }
+    }
+
+    /// Fills free request slots: rarest chunks first, then endgame duplicates.
+    fn plan(&mut self, now: Duration) {
+        if self.have.is_full() {
+            return;
+        }
+        let max = self.config.max_in_flight_per_peer as usize;
+        // (peer, free slots), in peer order.
+        let mut free: Vec<(P, usize)> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| {
+                let conn = state.conn.as_ref()?;
+                let slots = max.saturating_sub(conn.requests.len());
+                (slots > 0 && conn.has.count_ones() > 0).then(|| (peer.clone(), slots))
+            })
+            .collect();
+        let mut open = free.len();
+        if open == 0 {
+            return;
+        }
+
+        let mut picks: Vec<(u32, P)> = Vec::new();
+        for &(_, _, index) in &self.ready {
+            if let Some(k) = self.best_peer(&free, index) {
+                picks.push((index, free[k].0.clone()));
+                free[k].1 -= 1;
+                if free[k].1 == 0 {
+                    open -= 1;
+                    if open == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        for (index, peer) in picks {
+            self.request(peer, index, now);
+        }
+
+        if open == 0 || !self.ready.is_empty() || self.config.endgame_duplicates == 0 {
+            return;
+        }
+        // Endgame: every chunk anyone has is in flight, and some peers idle.
+        let limit = (self.config.endgame_duplicates as usize).saturating_add(1);
+        let mut candidates: Vec<(usize, u64, u32)> = self
+            .in_flight
+            .iter()
+            .filter(|(_, askers)| askers.len() < limit)
+            .map(|(&index, askers)| (askers.len(), self.tie_break(index), index))
+            .collect();
+        candidates.sort_unstable();
+        let mut picks: Vec<(u32, P)> = Vec::new();
+        'chunks: for (mut askers, _, index) in candidates {
+            while askers < limit {
+                let Some(k) = self.best_peer(&free, index) else {
+                    continue 'chunks;
+                };
+                let peer = free[k].0.clone();
+                free[k].1 -= 1;
+                askers += 1;
+                picks.push((index, peer.clone()));
+                // Mark now so `best_peer` skips this peer for this chunk.
+                self.in_flight.entry(index).or_default().insert(peer);
+                if free[k].1 == 0 {
+                    open -= 1;
+                    if open == 0 {
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        for (index, peer) in picks {
+            self.request(peer, index, now);
+        }
+    }
+
+    /// Index in `free` of the peer to ask for `index`: it has the chunk, has
+    /// a free slot, is not already asked for it, and among those has not
+    /// failed this chunk before, has the most free slots, has the smallest key.
+    fn best_peer(&self, free: &[(P, usize)], index: u32) -> Option<usize> {
+        let askers = self.in_flight.get(&index);
+        free.iter()
+            .enumerate()
+            .filter(|(_, (peer, slots))| *slots > 0 && askers.is_none_or(|a| !a.contains(peer)))
+            .filter_map(|(k, (peer, slots))| {
+                let conn = self.peers.get(peer)?.conn.as_ref()?;
+                conn.has
+                    .get(index)
+                    .then(|| (conn.failed.contains(&index), std::cmp::Reverse(*slots), k))
+            })
+            .min()
+            .map(|(_, _, k)| k)
+    }
+
+    fn request(&mut self, peer: P, index: u32, now: Duration) {
+        let deadline = now.saturating_add(self.config.request_timeout);
+        if let Some(conn) = self.peers.get_mut(&peer).and_then(|s| s.conn.as_mut()) {
+            conn.requests.insert(index, deadline);
+            self.in_flight
+                .entry(index)
+                .or_default()
+                .insert(peer.clone());
+            self.refresh(index);
+            self.actions.push_back(Action::Request { peer, index });
+        }
+    }
+
+    fn fail_request(&mut self, peer: &P, index: u32, timed_out: bool) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Some(conn) = state.conn.as_mut() else {
+            return;
+        };
+        if conn.requests.remove(&index).is_none() {
+            return;
+        }
+        conn.failed.insert(index);
+        state.stats.failed_requests = state.stats.failed_requests.saturating_add(1);
+        self.remove_asker(index, peer);
+        if timed_out {
+            self.actions.push_back(Action::Cancel {
+                peer: peer.clone(),
+                index,
+            });
+        }
+        self.refresh(index);
+        self.dirty = true;
+    }
+
+    /// Drops `peer`'s connection state, requeueing its requests (with a
+    /// cancel each if `cancel`) and withdrawing its chunks from availability.
+    fn disconnect(&mut self, peer: &P, cancel: bool) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Some(conn) = state.conn.take() else {
+            return;
+        };
+        state.stats.connected = false;
+        for &index in conn.requests.keys() {
+            self.remove_asker(index, peer);
+            if cancel {
+                self.actions.push_back(Action::Cancel {
+                    peer: peer.clone(),
+                    index,
+                });
+            }
+            self.refresh(index);
+        }
+        for index in conn.has.iter_ones() {
+            self.availability[index as usize] -= 1;
+            self.refresh(index);
+        }
+        self.dirty = true;
+    }
+
+    /// Records a bad chunk from `peer`: never ask it for this chunk again,
+    /// and ban it once it reaches `max_bad_chunks`.
+    fn penalise(&mut self, peer: &P, index: u32, error: VerifyError) -> Verdict {
+        let in_range = index < self.manifest.chunk_count();
+        let Some(state) = self.peers.get_mut(peer) else {
+            return Verdict::Ignored;
+        };
+        state.stats.bad_chunks += 1;
+        let banned = state.stats.bad_chunks >= self.config.max_bad_chunks;
+        if in_range {
+            state.bad.insert(index);
+            let lost = state
+                .conn
+                .as_mut()
+                .is_some_and(|conn| conn.has.clear(index) == Ok(true));
+            if lost {
+                self.availability[index as usize] -= 1;
+            }
+            self.refresh(index);
+        }
+        if banned {
+            self.ban(peer);
+        }
+        Verdict::Rejected { error, banned }
+    }
+
+    fn conn_mut(&mut self, peer: &P) -> Option<&mut Conn> {
+        self.peers.get_mut(peer)?.conn.as_mut()
+    }
+
+    fn remove_asker(&mut self, index: u32, peer: &P) {
+        if let Some(askers) = self.in_flight.get_mut(&index) {
+            askers.remove(peer);
+            if askers.is_empty() {
+                self.in_flight.remove(&index);
+            }
+        }
+    }
+
+    fn ban(&mut self, peer: &P) {
+        self.disconnect(peer, true);
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.stats.banned = true;
+        }
+        self.actions.push_back(Action::Ban { peer: peer.clone() });
+    }
+
+    /// Re-files chunk `index` in `ready` after anything it depends on changed.
+    fn refresh(&mut self, index: u32) {
+        let i = index as usize;
+        let tie = self.tie_break(index);
+        if let Some(avail) = self.ready_key[i].take() {
+            self.ready.remove(&(avail, tie, index));
+        }
+        let avail = self.availability[i];
+        if avail > 0 && !self.have.get(index) && !self.in_flight.contains_key(&index) {
+            self.ready.insert((avail, tie, index));
+            self.ready_key[i] = Some(avail);
+            self.dirty = true;
+        }
+    }
+
+    /// Position of `index` among equally rare chunks: splitmix64 of
+    /// seed + index, a bijection, so no two chunks tie.
+    fn tie_break(&self, index: u32) -> u64 {
+        let mut z = self
+            .config
+            .seed
+            .wrapping_add(u64::from(index))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn check_done(&mut self) {
+        if self.have.is_full() && !self.done {
+            self.done = true;
+            self.actions.push_back(Action::Done);
+        }
+    }
+}
+
+fn refresh_deadlines(conn: &mut Conn, deadline: Duration) {
+    for d in conn.requests.values_mut() {
+        *d = (*d).max(deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::ManifestBuilder;
+    use crate::manifest::MIN_CHUNK_SIZE;
+
+    const CS: usize = MIN_CHUNK_SIZE as usize;
+
+    /// A file of `chunks` chunks where chunk `i` is filled with byte `i`.
+    fn file(chunks: u32) -> (Manifest, Vec<Vec<u8>>) {
+        let data: Vec<Vec<u8>> = (0..chunks).map(|i| vec![i as u8; CS]).collect();
+        let mut b = ManifestBuilder::new("t", "", MIN_CHUNK_SIZE).expect("valid");
+        for chunk in &data {
+            b.push_chunk(chunk).expect("in order");
+        }
+        (b.finish().expect("valid"), data)
+    }
+
+    fn sched(chunks: u32, config: Config) -> (Scheduler<u8>, Vec<Vec<u8>>) {
+        let (m, data) = file(chunks);
+        (
+            Scheduler::new(m, Bitfield::new(chunks), config).expect("valid"),
+            data,
+        )
+    }
+
+    fn drain(s: &mut Scheduler<u8>, now: Duration) -> Vec<Action<u8>> {
+        std::iter::from_fn(|| s.poll_action(now)).collect()
+    }
+
+    fn requests(actions: &[Action<u8>]) -> Vec<(u8, u32)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Request { peer, index } => Some((*peer, *index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cfg(max_in_flight: u32) -> Config {
+        Config {
+            max_in_flight_per_peer: max_in_flight,
+            ..Config::default()
+        }
+    }
+
+    const T0: Duration = Duration::ZERO;
+
+    #[test]
+    fn rejects_bad_setup_and_bad_peer_input() {
+        let (m, _) = file(3);
+        let zero = Config {
+            max_in_flight_per_peer: 0,
+            ..Config::default()
+        };
+        assert!(matches!(
+            Scheduler::<u8>::new(m.clone(), Bitfield::new(3), zero),
+            Err(SchedulerError::InvalidConfig(_))
+        ));
+        let no_bans = Config {
+            max_bad_chunks: 0,
+            ..Config::default()
+        };
+        assert!(matches!(
+            Scheduler::<u8>::new(m.clone(), Bitfield::new(3), no_bans),
+            Err(SchedulerError::InvalidConfig(_))
+        ));
+        assert_eq!(
+            Scheduler::<u8>::new(m, Bitfield::new(4), Config::default()).err(),
+            Some(SchedulerError::BitfieldLength {
+                expected: 3,
+                actual: 4
+            })
+        );
+
+        let (mut s, data) = sched(3, cfg(1));
+        assert_eq!(
+            s.peer_joined(1, Bitfield::new(2)),
+            Err(SchedulerError::BitfieldLength {
+                expected: 3,
+                actual: 2
+            })
+        );
+        assert_eq!(s.peer_has(&1, 0), Err(SchedulerError::UnknownPeer));
+        s.peer_joined(1, Bitfield::new(3)).expect("valid");
+        assert_eq!(
+            s.peer_has(&1, 3),
+            Err(SchedulerError::IndexOutOfRange { index: 3, count: 3 })
+        );
+        assert_eq!(
+            s.chunk_received(&9, 0, data[0].clone(), T0),
+            Verdict::Ignored
+        );
+        // Unknown peers and unknown requests are ignored, not errors.
+        s.request_failed(&9, 0);
+        s.request_failed(&1, 0);
+        s.peer_left(&9);
+        assert_eq!(drain(&mut s, T0), []);
+    }
+
+    #[test]
+    fn empty_file_and_complete_download_are_done_at_once() {
+        let (m, _) = file(0);
+        let mut s = Scheduler::<u8>::new(m, Bitfield::new(0), Config::default()).expect("valid");
+        assert_eq!(drain(&mut s, T0), [Action::Done]);
+        let (m, _) = file(2);
+        let mut s = Scheduler::<u8>::new(m, Bitfield::full(2), Config::default()).expect("valid");
+        assert_eq!(s.progress().bytes_done, 2 * CS as u64);
+        s.peer_joined(1, Bitfield::full(2)).expect("valid");
+        assert_eq!(drain(&mut s, T0), [Action::Done]);
+    }
+
+    #[test]
+    fn announcements_make_chunks_requestable() {
+        let (mut s, data) = sched(2, cfg(4));
+        s.peer_joined(1, Bitfield::new(2)).expect("valid");
+        assert_eq!(drain(&mut s, T0), []);
+        s.peer_has(&1, 1).expect("valid");
+        assert_eq!(requests(&drain(&mut s, T0)), [(1, 1)]);
+        assert_eq!(s.availability(1), 1);
+        assert_eq!(
+            s.chunk_received(&1, 1, data[1].clone(), T0),
+            Verdict::Stored
+        );
+        assert_eq!(
+            drain(&mut s, T0),
+            [
+                Action::Store {
+                    index: 1,
+                    bytes: data[1].clone()
+                },
+                Action::Announce { index: 1 }
+            ]
+        );
+        assert_eq!(s.progress().chunks_done, 1);
+        assert_eq!(
+            s.chunk_received(&1, 1, data[1].clone(), T0),
+            Verdict::Duplicate
+        );
+    }
+
+    #[test]
+    fn lenient_ban_policy_penalises_only_the_bad_chunk() {
+        let config = Config {
+            max_bad_chunks: 2,
+            endgame_duplicates: 0,
+            ..cfg(1)
+        };
+        let (mut s, data) = sched(3, config);
+        s.peer_joined(1, Bitfield::full(3)).expect("valid");
+        let [(1, first)] = requests(&drain(&mut s, T0))[..] else {
+            panic!("one request")
+        };
+        let verdict = s.chunk_received(&1, first, vec![0xee; CS], T0);
+        assert!(matches!(
+            verdict,
+            Verdict::Rejected {
+                error: VerifyError::HashMismatch { .. },
+                banned: false
+            }
+        ));
+        assert_eq!(s.availability(first), 0);
+        // Re-announcing the bad chunk does not make it requestable from peer 1.
+        s.peer_has(&1, first).expect("ignored");
+        assert_eq!(s.availability(first), 0);
+        let next = requests(&drain(&mut s, T0));
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0].1, first);
+        // Rejoining keeps the mark.
+        s.peer_joined(1, Bitfield::full(3)).expect("valid");
+        assert_eq!(s.availability(first), 0);
+        drain(&mut s, T0);
+        // Another peer serves the chunk peer 1 got wrong.
+        s.peer_joined(2, Bitfield::full(3)).expect("valid");
+        let reqs = requests(&drain(&mut s, T0));
+        assert!(reqs.contains(&(2, first)), "{reqs:?}");
+        assert_eq!(
+            s.chunk_received(&2, first, data[first as usize].clone(), T0),
+            Verdict::Stored
+        );
+        // A second bad chunk, even an unrequested or out-of-range one, bans.
+        let verdict = s.chunk_received(&1, 7, vec![], T0);
+        assert!(matches!(
+            verdict,
+            Verdict::Rejected {
+                error: VerifyError::NoSuchChunk { .. },
+                banned: true
+            }
+        ));
+        assert!(drain(&mut s, T0).contains(&Action::Ban { peer: 1 }));
+        assert_eq!(
+            s.peer_joined(1, Bitfield::full(3)),
+            Err(SchedulerError::Banned)
+        );
+        assert_eq!(s.peer_has(&1, 0), Ok(()));
+        assert_eq!(
+            s.chunk_received(&1, 0, data[0].clone(), T0),
+            Verdict::Ignored
+        );
+        let stats = &s.progress().peers[&1];
+        assert_eq!(
+            (stats.bad_chunks, stats.banned, stats.connected),
+            (2, true, false)
+        );
+    }
+
+    #[test]
+    fn failed_chunk_goes_to_another_peer_first() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(1)
+        };
+        let (mut s, _) = sched(1, config);
+        s.peer_joined(1, Bitfield::full(1)).expect("valid");
+        assert_eq!(requests(&drain(&mut s, T0)), [(1, 0)]);
+        s.peer_joined(2, Bitfield::full(1)).expect("valid");
+        assert_eq!(drain(&mut s, T0), []);
+        s.request_failed(&1, 0);
+        assert_eq!(requests(&drain(&mut s, T0)), [(2, 0)]);
+        s.request_failed(&2, 0);
+        // Both failed once: back to the smallest key.
+        assert_eq!(requests(&drain(&mut s, T0)), [(1, 0)]);
+        assert_eq!(s.progress().peers[&1].failed_requests, 1);
+    }
+
+    #[test]
+    fn timeouts_measure_silence() {
+        let config = Config {
+            request_timeout: Duration::from_secs(10),
+            ..cfg(2)
+        };
+        let (mut s, data) = sched(4, config);
+        s.peer_joined(1, Bitfield::full(4)).expect("valid");
+        let reqs = requests(&drain(&mut s, T0));
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(s.poll_timeout(), Some(Duration::from_secs(10)));
+        // An answer at 8 s buys the other request another 10 s.
+        let at8 = Duration::from_secs(8);
+        assert_eq!(
+            s.chunk_received(&1, reqs[0].1, data[reqs[0].1 as usize].clone(), at8),
+            Verdict::Stored
+        );
+        drain(&mut s, at8);
+        s.handle_timeout(Duration::from_secs(12));
+        assert!(drain(&mut s, Duration::from_secs(12))
+            .iter()
+            .all(|a| !matches!(a, Action::Cancel { .. })));
+        assert_eq!(s.poll_timeout(), Some(Duration::from_secs(18)));
+        s.handle_timeout(Duration::from_secs(18));
+        let actions = drain(&mut s, Duration::from_secs(18));
+        assert!(
+            actions.contains(&Action::Cancel {
+                peer: 1,
+                index: reqs[1].1
+            }),
+            "{actions:?}"
+        );
+        // The only peer is asked again (it is the only one that has it).
+        assert!(requests(&actions).contains(&(1, reqs[1].1)));
+    }
+
+    #[test]
+    fn seed_changes_the_order_of_equally_rare_chunks() {
+        let order = |seed| {
+            let (mut s, _) = sched(16, Config { seed, ..cfg(16) });
+            s.peer_joined(1, Bitfield::full(16)).expect("valid");
+            requests(&drain(&mut s, T0))
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(1), order(1));
+        assert_ne!(order(1), order(2));
+        let mut all = order(3);
+        all.sort_unstable();
+        assert_eq!(all, (0..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn late_answer_after_timeout_is_taken_and_cancels_the_retry() {
+        let config = Config {
+            request_timeout: Duration::from_secs(1),
+            endgame_duplicates: 0,
+            ..cfg(1)
+        };
+        let (mut s, data) = sched(1, config);
+        s.peer_joined(1, Bitfield::full(1)).expect("valid");
+        s.peer_joined(2, Bitfield::full(1)).expect("valid");
+        assert_eq!(requests(&drain(&mut s, T0)), [(1, 0)]);
+        let t1 = Duration::from_secs(1);
+        s.handle_timeout(t1);
+        assert_eq!(
+            drain(&mut s, t1),
+            [
+                Action::Cancel { peer: 1, index: 0 },
+                Action::Request { peer: 2, index: 0 }
+            ]
+        );
+        assert_eq!(
+            s.chunk_received(&1, 0, data[0].clone(), t1),
+            Verdict::Stored
+        );
+        assert_eq!(
+            drain(&mut s, t1),
+            [
+                Action::Cancel { peer: 2, index: 0 },
+                Action::Store {
+                    index: 0,
+                    bytes: data[0].clone()
+                },
+                Action::Announce { index: 0 },
+                Action::Done
+            ]
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn extreme_config_does_not_overflow() {
+        let config = Config {
+            request_timeout: Duration::MAX,
+            endgame_duplicates: u32::MAX,
+            max_bad_chunks: u32::MAX,
+            max_in_flight_per_peer: u32::MAX,
+            seed: u64::MAX,
+        };
+        let (mut s, data) = sched(3, config);
+        s.peer_joined(1, Bitfield::full(3)).expect("valid");
+        s.peer_joined(2, Bitfield::full(3)).expect("valid");
+        let late = Duration::MAX - Duration::from_secs(1);
+        let reqs = requests(&drain(&mut s, late));
+        assert_eq!(reqs.len(), 6, "three chunks, each asked of both peers in endgame");
+        assert_eq!(s.poll_timeout(), Some(Duration::MAX));
+        for i in 0..3 {
+            assert_eq!(s.chunk_received(&2, i, data[i as usize].clone(), late), Verdict::Stored);
+        }
+        assert_eq!(drain(&mut s, late).last(), Some(&Action::Done));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Join(u8, Vec<bool>),
+            Has(u8, u32),
+            Left(u8),
+            /// Good bytes for the chunk if `true`, else garbage.
+            Chunk(u8, u32, bool),
+            Failed(u8, u32),
+            Timeout(u64),
+            Poll(u64),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let peer = 0u8..4;
+            let index = 0u32..7; // one past the end, to test rejection
+            prop_oneof![
+                (peer.clone(), proptest::collection::vec(any::<bool>(), 5..7)).prop_map(|(p, b)| Op::Join(p, b)),
+                (peer.clone(), index.clone()).prop_map(|(p, i)| Op::Has(p, i)),
+                peer.clone().prop_map(Op::Left),
+                (peer.clone(), index.clone(), any::<bool>()).prop_map(|(p, i, g)| Op::Chunk(p, i, g)),
+                (peer, index).prop_map(|(p, i)| Op::Failed(p, i)),
+                (0u64..100).prop_map(Op::Timeout),
+                (0u64..100).prop_map(Op::Poll),
+            ]
+        }
+
+        proptest! {
+            /// Whatever a driver or peers do, the scheduler neither panics
+            /// nor breaks its own bounds.
+            #[test]
+            fn arbitrary_inputs_keep_invariants(
+                ops in proptest::collection::vec(op(), 0..80),
+                max_in_flight in 1u32..3,
+                max_bad_chunks in 1u32..3,
+                endgame_duplicates in 0u32..3,
+            ) {
+                let config = Config {
+                    max_in_flight_per_peer: max_in_flight,
+                    max_bad_chunks,
+                    endgame_duplicates,
+                    request_timeout: Duration::from_secs(10),
+                    seed: 1,
+                };
+                let (mut s, data) = sched(6, config);
+                let mut outstanding: BTreeSet<(u8, u32)> = BTreeSet::new();
+                let mut stored = BTreeSet::new();
+                let mut now = Duration::ZERO;
+                for op in ops {
+                    match op {
+                        Op::Join(p, bits) => {
+                            let mut field = Bitfield::new(bits.len() as u32);
+                            for (i, _) in bits.iter().enumerate().filter(|(_, &b)| b) {
+                                field.set(i as u32).expect("in range");
+                            }
+                            if s.peer_joined(p, field).is_ok() {
+                                outstanding.retain(|&(q, _)| q != p);
+                            }
+                        }
+                        Op::Has(p, i) => { let _ = s.peer_has(&p, i); }
+                        Op::Left(p) => {
+                            s.peer_left(&p);
+                            outstanding.retain(|&(q, _)| q != p);
+                        }
+                        Op::Chunk(p, i, good) => {
+                            let bytes = if good { data.get(i as usize).cloned().unwrap_or_default() } else { vec![1, 2, 3] };
+                            outstanding.remove(&(p, i));
+                            let _ = s.chunk_received(&p, i, bytes, now);
+                        }
+                        Op::Failed(p, i) => {
+                            outstanding.remove(&(p, i));
+                            s.request_failed(&p, i);
+                        }
+                        Op::Timeout(dt) => {
+                            now += Duration::from_secs(dt);
+                            s.handle_timeout(now);
+                        }
+                        Op::Poll(dt) => now += Duration::from_millis(dt),
+                    }
+                    while let Some(action) = s.poll_action(now) {
+                        match action {
+                            Action::Request { peer, index } => {
+                                prop_assert!(outstanding.insert((peer, index)), "duplicate request");
+                                prop_assert!(!stored.contains(&index));
+                                let window = outstanding.iter().filter(|&&(q, _)| q == peer).count() as u32;
+                                prop_assert!(window <= max_in_flight);
+                            }
+                            Action::Cancel { peer, index } => {
+                                prop_assert!(outstanding.remove(&(peer, index)), "cancel of nothing");
+                            }
+                            Action::Store { index, bytes } => {
+                                prop_assert!(stored.insert(index), "stored twice");
+                                prop_assert_eq!(&bytes, &data[index as usize]);
+                            }
+                            Action::Ban { peer } => {
+                                prop_assert!(outstanding.iter().all(|&(q, _)| q != peer));
+                            }
+                            Action::Announce { .. } => {}
+                            Action::Done => prop_assert_eq!(stored.len(), 6),
+                        }
+                    }
+                    let progress = s.progress();
+                    prop_assert_eq!(progress.chunks_done as usize, stored.len());
+                    let in_flight: u32 = progress.peers.values().map(|p| p.in_flight).sum();
+                    prop_assert_eq!(in_flight as usize, outstanding.len());
+                }
+            }
+        }
+    }
+}
