@@ -17,6 +17,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::{
     node::{self, Command, Settings},
     state::SharedState,
+    transfer::Transfers,
     webrtc,
 };
 
@@ -55,6 +56,7 @@ const MAX_SWARM_NAME: usize = 200;
 pub struct Node {
     peer_id: PeerId,
     state: SharedState,
+    transfers: Transfers,
     commands: mpsc::Sender<Command>,
 }
 
@@ -89,13 +91,16 @@ impl Node {
         }
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
-        let swarm = node::build(keypair, webrtc_config).map_err(|e| JsError::new(&e))?;
+        let (swarm, control) = node::build(keypair, webrtc_config).map_err(|e| JsError::new(&e))?;
         let state = SharedState::new(&relay_peer);
+        let origin = relay_url.origin();
+        let transfers = Transfers::new(control, state.clone(), origin, swarm_name.to_owned());
+        transfers.start_accepting().map_err(|e| JsError::new(&e.to_string()))?;
         let (commands, rx) = mpsc::channel(4);
         let settings = Settings { relay_addr, relay_peer, namespace, max_peers: opts.max_peers };
         tracing::info!(%peer_id, swarm = swarm_name, "starting");
-        wasm_bindgen_futures::spawn_local(node::run(swarm, settings, state.clone(), rx));
-        Ok(Node { peer_id, state, commands })
+        wasm_bindgen_futures::spawn_local(node::run(swarm, settings, state.clone(), transfers.clone(), rx));
+        Ok(Node { peer_id, state, transfers, commands })
     }
 
     /// This node's PeerId.
@@ -118,6 +123,45 @@ impl Node {
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: js_sys::Function) {
         self.state.add_listener(listener);
+    }
+
+    /// Shares a `File` or `Blob` (read in chunks, never whole) and resolves
+    /// to its link. `name` defaults to the file's own name.
+    pub async fn share(&self, file: web_sys::Blob, name: Option<String>) -> Result<String, JsError> {
+        let name = name
+            .or_else(|| file.dyn_ref::<web_sys::File>().map(|f| f.name()))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "shared-file".to_owned());
+        self.transfers.share(file, name).await.map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Downloads the file behind a share link from every peer that has it;
+    /// resolves to a `File` backed by the browser's private storage.
+    pub async fn download(&self, link: String) -> Result<web_sys::File, JsError> {
+        self.transfers.download(&link).await.map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// `[{ shareId, name, size, mediaType, state, chunksDone, chunksTotal,
+    /// bytesDone, bytesTotal, sources: [{ peerId, path, chunks, bytes,
+    /// badChunks, banned }], error }]`.
+    pub fn downloads(&self) -> Result<JsValue, JsError> {
+        to_js(&self.transfers.downloads())
+    }
+
+    /// `[{ shareId, name, size, mediaType, link, complete }]`.
+    pub fn shares(&self) -> Result<JsValue, JsError> {
+        to_js(&self.transfers.shares())
+    }
+
+    /// `{ uploaded, downloaded }`: chunk bytes sent and received since start.
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.transfers.stats())
+    }
+
+    /// Test-only: serve corrupted chunks, to show that others reject them.
+    #[wasm_bindgen(js_name = setTestCorruption)]
+    pub fn set_test_corruption(&self, on: bool) {
+        self.transfers.set_corrupt(on);
     }
 
     /// Leaves the swarm and closes every connection.

@@ -6,6 +6,9 @@
 //! - `node`: the Swarm (WebSocket + relay client + `/webrtc` transports;
 //!   relay client, rendezvous, identify, ping, stream behaviours) and its event
 //!   loop.
+//! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/1.0.0`
+//!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
+//!   `shoal_share`).
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
 //! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
 //!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.
@@ -17,6 +20,7 @@
 pub mod api;
 mod node;
 mod state;
+mod transfer;
 mod webrtc;
 
 pub use api::Node;

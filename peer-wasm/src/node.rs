@@ -31,6 +31,7 @@ use web_time::Instant;
 
 use crate::{
     state::{Path, SharedState},
+    transfer::Transfers,
     webrtc,
 };
 
@@ -42,6 +43,9 @@ const RELAY_RETRY: Duration = Duration::from_secs(3);
 /// WebRTC attempts per peer, and the pause before each retry.
 const WEBRTC_ATTEMPTS: u32 = 3;
 const WEBRTC_RETRY: Duration = Duration::from_secs(2);
+/// A peer still only relayed after this long gets transfers over the relay
+/// (the NAT fallback); a direct connection that comes later takes over.
+const FALLBACK_AFTER: Duration = Duration::from_secs(15);
 /// Rendezvous registrations live this long (the relay's minimum); renewed at half.
 const REGISTRATION_TTL: u64 = 2 * 60 * 60;
 
@@ -67,10 +71,15 @@ pub enum Command {
     Stop,
 }
 
-pub fn build(keypair: identity::Keypair, webrtc_config: webrtc::Config) -> Result<Swarm<Behaviour>, String> {
+/// The Swarm, and a stream control for the application's protocols.
+pub fn build(
+    keypair: identity::Keypair,
+    webrtc_config: webrtc::Config,
+) -> Result<(Swarm<Behaviour>, libp2p_stream::Control), String> {
     let local_peer = keypair.public().to_peer_id();
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
     let stream = libp2p_stream::Behaviour::new();
+    let app_control = stream.new_control();
     let webrtc = webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
     let noise = noise::Config::new(&keypair).map_err(|e| e.to_string())?;
     let upgraded = relay_transport
@@ -98,12 +107,29 @@ pub fn build(keypair: identity::Keypair, webrtc_config: webrtc::Config) -> Resul
     let config = libp2p::swarm::Config::with_wasm_executor()
         // Relayed and direct connections stay up while the page is open.
         .with_idle_connection_timeout(Duration::from_secs(24 * 60 * 60));
-    Ok(Swarm::new(transport, behaviour, local_peer, config))
+    Ok((Swarm::new(transport, behaviour, local_peer, config), app_control))
 }
 
 /// The event loop. Ends on [`Command::Stop`].
-pub async fn run(mut swarm: Swarm<Behaviour>, settings: Settings, state: SharedState, mut commands: mpsc::Receiver<Command>) {
-    let mut lp = Loop { settings, state, webrtc_dials: HashMap::new(), retries: BTreeMap::new(), listening: false, next_discover: None, next_register: None, cookie: None };
+pub async fn run(
+    mut swarm: Swarm<Behaviour>,
+    settings: Settings,
+    state: SharedState,
+    transfers: Transfers,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut lp = Loop {
+        settings,
+        state,
+        transfers,
+        webrtc_dials: HashMap::new(),
+        retries: BTreeMap::new(),
+        relayed_since: HashMap::new(),
+        listening: false,
+        next_discover: None,
+        next_register: None,
+        cookie: None,
+    };
     lp.dial_relay(&mut swarm);
     loop {
         let mut tick = Delay::new(Duration::from_millis(500)).fuse();
@@ -133,6 +159,10 @@ pub async fn run(mut swarm: Swarm<Behaviour>, settings: Settings, state: SharedS
 struct Loop {
     settings: Settings,
     state: SharedState,
+    transfers: Transfers,
+    /// Peers connected only through the relay, and since when (until they
+    /// are handed to transfers as the fallback path).
+    relayed_since: HashMap<PeerId, Instant>,
     /// Pending `/webrtc` dials, by the connection id the Swarm gave them.
     webrtc_dials: HashMap<libp2p::swarm::ConnectionId, PeerId>,
     /// Peers whose WebRTC dial failed: when to try again.
@@ -194,6 +224,15 @@ impl Loop {
         if self.next_register.is_some_and(|t| now >= t) {
             self.register(swarm);
         }
+        let fallback: Vec<PeerId> =
+            self.relayed_since.iter().filter(|(_, t)| now >= **t + FALLBACK_AFTER).map(|(p, _)| *p).collect();
+        for peer in fallback {
+            self.relayed_since.remove(&peer);
+            if self.state.read(|s| s.needs_direct(&peer)) {
+                tracing::info!(%peer, "no direct path; transfers go through the relay (end-to-end encrypted)");
+                self.transfers.peer_usable(peer);
+            }
+        }
         let due: Vec<PeerId> = self.retries.iter().filter(|(_, t)| now >= **t).map(|(p, _)| *p).collect();
         for peer in due {
             self.retries.remove(&peer);
@@ -250,6 +289,17 @@ impl Loop {
                 self.webrtc_dials.remove(&connection_id);
                 tracing::info!(peer = %peer_id, ?path, "connection established");
                 self.state.update(|s| s.connection_opened(peer_id, connection_id, path));
+                if path == Path::Direct {
+                    // File bytes never cross the relay when a direct path
+                    // exists: drop the relayed connections to this peer.
+                    for id in self.state.read(|s| s.relayed_connections(&peer_id)) {
+                        swarm.close_connection(id);
+                    }
+                    self.relayed_since.remove(&peer_id);
+                    self.transfers.peer_usable(peer_id);
+                } else if !self.state.read(|s| s.has_direct(&peer_id)) {
+                    self.relayed_since.entry(peer_id).or_insert_with(Instant::now);
+                }
                 if path == Path::Relayed && self.should_initiate(swarm, &peer_id) && self.state.read(|s| s.needs_direct(&peer_id)) {
                     self.dial_webrtc(swarm, peer_id);
                 }
@@ -268,6 +318,14 @@ impl Loop {
                 }
                 tracing::info!(peer = %peer_id, "connection closed ({cause:?})");
                 self.state.update(|s| s.connection_closed(&peer_id, connection_id));
+                if num_established == 0 {
+                    self.transfers.peer_gone(&peer_id);
+                    self.relayed_since.remove(&peer_id);
+                    // It may only have lost its direct path: try the relay
+                    // once (fails at once if the peer has left).
+                    let addr = self.circuit_addr().with(Protocol::P2p(peer_id));
+                    let _ = swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
+                }
                 if self.should_initiate(swarm, &peer_id) && self.state.read(|s| s.needs_direct(&peer_id)) {
                     self.retries.insert(peer_id, Instant::now() + WEBRTC_RETRY);
                 }

@@ -140,6 +140,26 @@ impl State {
         self.peers.values().filter(|p| !p.connections.is_empty()).count()
     }
 
+    /// Each connected peer's best path, by PeerId text.
+    pub fn paths(&self) -> HashMap<String, &'static str> {
+        self.peers()
+            .into_iter()
+            .map(|p| (p.peer_id, p.path))
+            .collect()
+    }
+
+    /// Relayed connections of `peer` (to close once a direct one is up).
+    pub fn relayed_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.peers
+            .get(peer)
+            .map(|p| p.connections.iter().filter(|(_, (path, _))| *path == Path::Relayed).map(|(id, _)| *id).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn has_direct(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.connections.values().any(|(path, _)| *path == Path::Direct))
+    }
+
     pub fn relay(&self) -> RelayView {
         self.relay.clone()
     }
@@ -187,14 +207,19 @@ impl SharedState {
     /// Changes the state, then tells the listeners.
     pub fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let out = f(&mut self.inner.borrow_mut());
-        // Listeners may read the state: the borrow above has ended.
+        self.notify();
+        out
+    }
+
+    /// Calls every listener.
+    pub fn notify(&self) {
+        // Listeners may read the state: no borrow is held here.
         let listeners = self.listeners.borrow().clone();
         for l in listeners {
             if let Err(e) = l.call0(&wasm_bindgen::JsValue::NULL) {
                 tracing::warn!("an onChange listener threw: {e:?}");
             }
         }
-        out
     }
 
     pub fn add_listener(&self, f: js_sys::Function) {

@@ -13,8 +13,11 @@
 //!   [`ManifestBuilder`], which hashes a file as a stream for the sharer.
 //! - [`manifest`]: the manifest, its versioned canonical binary encoding
 //!   (documented there), name rules, and [`ShareId`] with its text form.
+//! - [`link`]: share links; the share id rides in the URL fragment.
 //! - [`bitfield`]: which chunks a peer has, and its wire encoding.
 //! - [`scheduler`]: the sans-IO state machine for one download.
+//! - [`wire`]: `/shoal/blocks/1.0.0`, the messages two peers exchange about a
+//!   share, and [`MessageReader`], which reassembles them from a stream.
 //!
 //! Nothing here does I/O, spawns threads or reads a clock: the driver in the
 //! peer feeds bytes, events and a `now`, and carries out the actions it gets
@@ -22,14 +25,18 @@
 
 pub mod bitfield;
 pub mod chunk;
+pub mod link;
 pub mod manifest;
 pub mod scheduler;
 mod varint;
+pub mod wire;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use chunk::{
     chunk_count, chunk_range, chunk_size_for, hash_chunk, BuildError, ChunkHash, ManifestBuilder,
     VerifyError, DEFAULT_CHUNK_SIZE,
 };
+pub use link::{make_link, parse_link, LinkError};
 pub use manifest::{Manifest, ManifestError, ShareId, ShareIdParseError};
 pub use scheduler::{Action, Config, PeerStats, Progress, Scheduler, SchedulerError, Verdict};
+pub use wire::{encode_chunk_header, Message, MessageReader, WireError, MAX_MESSAGE_LEN, PROTOCOL};

@@ -137,10 +137,6 @@ impl PeerConnection {
         })
     }
 
-    pub fn raw(&self) -> &RtcPeerConnection {
-        &self.pc
-    }
-
     pub fn state(&self) -> PcState {
         map_state(self.pc.connection_state())
     }

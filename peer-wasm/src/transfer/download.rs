@@ -1,0 +1,216 @@
+//! One download: find a peer with the manifest, check it against the share
+//! id, then let the `Scheduler` decide which chunk to ask whom for, verify
+//! what arrives, store it in OPFS and announce it.
+
+use std::{collections::HashMap, rc::Rc, time::Duration};
+
+use futures::{channel::{mpsc, oneshot}, FutureExt as _, StreamExt as _};
+use futures_timer::Delay;
+use shoal_share::{Action, Bitfield, Config, Manifest, Message, Scheduler, Verdict};
+use web_sys::File;
+use web_time::Instant;
+
+use super::{fill_view_header, DlEvent, Out, Share, SourceView, Store, TransferError, Transfers};
+
+/// Progress reaches the page at most this often.
+const NOTIFY_EVERY: Duration = Duration::from_millis(100);
+
+pub async fn run(t: Transfers, share: Rc<Share>, mut rx: mpsc::Receiver<DlEvent>, done: oneshot::Sender<Result<File, TransferError>>) {
+    let result = download(&t, &share, &mut rx).await;
+    *share.download.borrow_mut() = None;
+    {
+        let mut view = share.view.borrow_mut();
+        match &result {
+            Ok(_) => view.state = "done",
+            Err(e) => {
+                view.state = "failed";
+                view.error = Some(e.to_string());
+            }
+        }
+    }
+    match &result {
+        Ok(file) => {
+            *share.file.borrow_mut() = Some(file.clone());
+            tracing::info!(share = %share.id, "download complete; seeding");
+        }
+        Err(e) => tracing::warn!(share = %share.id, "download failed: {e}"),
+    }
+    t.notify();
+    let _ = done.send(result);
+}
+
+async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEvent>) -> Result<File, TransferError> {
+    let (manifest, bitfields) = fetch_manifest(share, rx).await?;
+    let store = Rc::new(Store::opfs(&share.id).await?);
+    let count = manifest.chunk_count();
+    fill_view_header(&mut share.view.borrow_mut(), &manifest);
+    share.view.borrow_mut().state = "downloading";
+    *share.store.borrow_mut() = Some(store.clone());
+    *share.have.borrow_mut() = Bitfield::new(count);
+    let bytes = manifest.encode();
+    *share.manifest.borrow_mut() = Some(Rc::new((manifest.clone(), bytes)));
+    // Now that we know the chunk count, tell everyone what we have (nothing).
+    share.broadcast(|| Message::Bitfield(Bitfield::new(count)));
+    t.notify();
+
+    let mut config = Config::default();
+    // Peers start on different chunks, so they have something to trade.
+    config.seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
+    let mut sched = Scheduler::new(manifest.clone(), Bitfield::new(count), config)
+        .map_err(|e| TransferError::Stopped(e.to_string()))?;
+    for (sid, have) in bitfields {
+        if have.len() == count {
+            let _ = sched.peer_joined(sid, have);
+        }
+    }
+    let epoch = Instant::now();
+    let mut last_notify = epoch;
+    loop {
+        let now = epoch.elapsed();
+        while let Some(action) = sched.poll_action(now) {
+            match action {
+                Action::Request { peer, index } => {
+                    if !share.send_to(peer, Out::Msg(Message::Request(index))) {
+                        sched.request_failed(&peer, index);
+                    }
+                }
+                Action::Cancel { peer, index } => {
+                    share.send_to(peer, Out::Msg(Message::Cancel(index)));
+                }
+                Action::Store { index, bytes } => {
+                    store.write(index, &bytes).await?;
+                    let _ = share.have.borrow_mut().set(index);
+                }
+                Action::Announce { index } => share.broadcast(|| Message::Have(index)),
+                Action::Ban { peer } => {
+                    let who = share.session_peers.borrow().get(&peer).copied();
+                    tracing::warn!(peer = ?who, "peer sent a chunk that failed verification; banned");
+                    share.close_session(peer);
+                }
+                Action::Done => {
+                    update_view(share, &sched);
+                    return store.to_file(&manifest).await;
+                }
+                _ => {}
+            }
+        }
+        if last_notify.elapsed() >= NOTIFY_EVERY {
+            last_notify = Instant::now();
+            update_view(share, &sched);
+            t.notify();
+        }
+        let wait = sched.poll_timeout().map(|d| d.saturating_sub(epoch.elapsed())).unwrap_or(Duration::from_secs(1));
+        let ev = futures::select! {
+            ev = rx.next() => ev,
+            _ = Delay::new(wait.min(NOTIFY_EVERY)).fuse() => {
+                sched.handle_timeout(epoch.elapsed());
+                continue;
+            }
+        };
+        let Some(ev) = ev else {
+            return Err(TransferError::Stopped("the node stopped".into()));
+        };
+        match ev {
+            DlEvent::Joined { sid, have } => {
+                if let Err(e) = sched.peer_joined(sid, have) {
+                    tracing::debug!(sid, "bitfield ignored: {e}");
+                }
+            }
+            DlEvent::Have { sid, index } => {
+                let _ = sched.peer_has(&sid, index);
+            }
+            DlEvent::Chunk { sid, index, data } => {
+                if let Verdict::Rejected { error, banned } = sched.chunk_received(&sid, index, data, epoch.elapsed()) {
+                    tracing::warn!(sid, index, banned, "chunk failed verification: {error}");
+                }
+            }
+            DlEvent::Reject { sid, index } => sched.request_failed(&sid, index),
+            DlEvent::Left { sid } => sched.peer_left(&sid),
+            DlEvent::Unknown { .. } | DlEvent::Manifest { .. } => {}
+        }
+    }
+}
+
+/// Asks peers that hold the share for its manifest, one at a time, until one
+/// sends a manifest whose hash is the share id.
+async fn fetch_manifest(
+    share: &Rc<Share>,
+    rx: &mut mpsc::Receiver<DlEvent>,
+) -> Result<(Manifest, HashMap<u64, Bitfield>), TransferError> {
+    let mut holders: HashMap<u64, Bitfield> = HashMap::new();
+    let mut refused: Vec<u64> = Vec::new();
+    let mut asked: Option<u64> = None;
+    loop {
+        if asked.is_none() {
+            if let Some(&sid) = holders.keys().find(|s| !refused.contains(s)) {
+                if share.send_to(sid, Out::Msg(Message::GetManifest)) {
+                    asked = Some(sid);
+                } else {
+                    refused.push(sid);
+                    continue;
+                }
+            }
+        }
+        let Some(ev) = rx.next().await else {
+            return Err(TransferError::Stopped("the node stopped".into()));
+        };
+        match ev {
+            DlEvent::Joined { sid, have } => {
+                // A holder that had no manifest before may have one now.
+                refused.retain(|s| *s != sid);
+                holders.insert(sid, have);
+            }
+            DlEvent::Unknown { sid } | DlEvent::Left { sid } => {
+                if matches!(ev, DlEvent::Left { .. }) {
+                    holders.remove(&sid);
+                }
+                refused.push(sid);
+                if asked == Some(sid) {
+                    asked = None;
+                }
+            }
+            DlEvent::Manifest { sid, bytes } => match Manifest::decode_verified(&bytes, &share.id) {
+                Ok(m) => return Ok((m, holders)),
+                Err(e) => {
+                    tracing::warn!(sid, "a peer sent a manifest that does not match the link: {e}");
+                    refused.push(sid);
+                    share.close_session(sid);
+                    if asked == Some(sid) {
+                        asked = None;
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+fn update_view(share: &Share, sched: &Scheduler<u64>) {
+    let progress = sched.progress();
+    let peers = share.session_peers.borrow();
+    let mut by_peer: HashMap<String, SourceView> = HashMap::new();
+    for (sid, stats) in &progress.peers {
+        let Some(peer) = peers.get(sid) else { continue };
+        let key = peer.to_base58();
+        let entry = by_peer.entry(key.clone()).or_insert_with(|| SourceView {
+            peer_id: key,
+            path: None,
+            chunks: 0,
+            bytes: 0,
+            bad_chunks: 0,
+            banned: false,
+        });
+        entry.chunks += stats.chunks_received;
+        entry.bytes += stats.bytes_received;
+        entry.bad_chunks += stats.bad_chunks;
+        entry.banned |= stats.banned;
+    }
+    let mut view = share.view.borrow_mut();
+    view.chunks_done = progress.chunks_done;
+    view.chunks_total = progress.chunks_total;
+    view.bytes_done = progress.bytes_done;
+    view.bytes_total = progress.bytes_total;
+    let mut sources: Vec<SourceView> = by_peer.into_values().collect();
+    sources.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+    view.sources = sources;
+}

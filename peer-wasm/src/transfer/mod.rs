@@ -1,0 +1,464 @@
+//! File sharing over `/shoal/blocks/1.0.0`: shares, downloads and the
+//! sessions between peers.
+//!
+//! # Layout
+//! - this file: [`Transfers`], the registry of shares (files this node serves,
+//!   complete or not) and what the JS API calls.
+//! - [`session`]: one stream per (peer, share): serves requested chunks from
+//!   the share's store and forwards everything else to the download.
+//! - [`download`]: one task per download, driving the sans-IO
+//!   `shoal_share::Scheduler` (rarest first, verification, bans).
+//! - [`store`]: the sharer's `File`, or the downloader's OPFS chunk files.
+//!
+//! Sessions are opened by downloaders, to every peer they can reach
+//! directly (or through the relay once WebRTC has had its chance); the peer
+//! answers with its bitfield and both sides announce new chunks as they get
+//! them, so every downloader serves what it has at once.
+
+mod download;
+mod session;
+mod store;
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::{BTreeMap, HashMap, HashSet},
+    rc::Rc,
+};
+
+use futures::channel::{mpsc, oneshot};
+use libp2p::{PeerId, StreamProtocol};
+use serde::Serialize;
+use shoal_share::{Bitfield, Manifest, ManifestBuilder, ShareId};
+use web_sys::{Blob, File};
+
+use crate::state::SharedState;
+pub use store::Store;
+
+/// Sessions a download may have waiting on a slow download task.
+const EVENT_QUEUE: usize = 256;
+/// Sessions re-opened to one peer during one download, at most.
+const MAX_REOPENS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    #[error("bad link: {0}")]
+    Link(#[from] shoal_share::LinkError),
+    #[error("cannot share this file: {0}")]
+    Manifest(#[from] shoal_share::ManifestError),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("download stopped: {0}")]
+    Stopped(String),
+}
+
+/// Sent by sessions to their share's download task.
+#[derive(Debug)]
+pub enum DlEvent {
+    /// The remote holds the share; its chunks (empty until it has the manifest).
+    Joined { sid: u64, have: Bitfield },
+    /// The remote cannot provide the manifest (or the share).
+    Unknown { sid: u64 },
+    Manifest { sid: u64, bytes: Vec<u8> },
+    Have { sid: u64, index: u32 },
+    Chunk { sid: u64, index: u32, data: Vec<u8> },
+    Reject { sid: u64, index: u32 },
+    Left { sid: u64 },
+}
+
+/// What a session's writer sends.
+#[derive(Debug)]
+pub enum Out {
+    Msg(shoal_share::Message),
+    /// Read chunk `index` from the store and send it.
+    Serve(u32),
+}
+
+struct SessionHandle {
+    peer: PeerId,
+    tx: mpsc::Sender<Out>,
+}
+
+/// One shared file, complete (a share or finished download) or not.
+pub struct Share {
+    id: ShareId,
+    manifest: RefCell<Option<Rc<(Manifest, Vec<u8>)>>>,
+    have: RefCell<Bitfield>,
+    store: RefCell<Option<Rc<Store>>>,
+    sessions: RefCell<HashMap<u64, SessionHandle>>,
+    /// Every session's peer, kept after it ends, to attribute chunks.
+    session_peers: RefCell<HashMap<u64, PeerId>>,
+    download: RefCell<Option<mpsc::Sender<DlEvent>>>,
+    view: RefCell<DownloadView>,
+    /// The finished file, once there is one.
+    file: RefCell<Option<File>>,
+    /// Sessions re-opened per peer during this download.
+    reopens: RefCell<HashMap<PeerId, u32>>,
+}
+
+impl Share {
+    fn new(id: ShareId) -> Self {
+        Self {
+            id,
+            manifest: RefCell::default(),
+            have: RefCell::new(Bitfield::new(0)),
+            store: RefCell::default(),
+            sessions: RefCell::default(),
+            session_peers: RefCell::default(),
+            download: RefCell::default(),
+            view: RefCell::new(DownloadView::new(&id)),
+            file: RefCell::default(),
+            reopens: RefCell::default(),
+        }
+    }
+
+    fn manifest(&self) -> Option<Rc<(Manifest, Vec<u8>)>> {
+        self.manifest.borrow().clone()
+    }
+
+    fn has_chunk(&self, index: u32) -> bool {
+        self.have.borrow().get(index)
+    }
+
+    /// Announces to every session of this share.
+    fn broadcast(&self, msg: impl Fn() -> shoal_share::Message) {
+        for s in self.sessions.borrow_mut().values_mut() {
+            // A full queue means a stalled peer; it misses this note only.
+            let _ = s.tx.try_send(Out::Msg(msg()));
+        }
+    }
+
+    fn send_to(&self, sid: u64, out: Out) -> bool {
+        self.sessions.borrow_mut().get_mut(&sid).is_some_and(|s| s.tx.try_send(out).is_ok())
+    }
+
+    fn close_session(&self, sid: u64) {
+        self.sessions.borrow_mut().remove(&sid);
+    }
+
+    async fn dl_event(&self, ev: DlEvent) {
+        let tx = self.download.borrow().clone();
+        if let Some(mut tx) = tx {
+            use futures::SinkExt as _;
+            let _ = tx.send(ev).await;
+        }
+    }
+}
+
+/// A download as the page sees it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadView {
+    pub share_id: String,
+    pub name: Option<String>,
+    pub size: Option<u64>,
+    pub media_type: Option<String>,
+    /// "looking" (for the manifest), "downloading", "done" or "failed".
+    pub state: &'static str,
+    pub chunks_done: u32,
+    pub chunks_total: u32,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub sources: Vec<SourceView>,
+    pub error: Option<String>,
+}
+
+impl DownloadView {
+    fn new(id: &ShareId) -> Self {
+        Self {
+            share_id: id.to_string(),
+            name: None,
+            size: None,
+            media_type: None,
+            state: "looking",
+            chunks_done: 0,
+            chunks_total: 0,
+            bytes_done: 0,
+            bytes_total: 0,
+            sources: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// Chunks received from one peer during a download.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceView {
+    pub peer_id: String,
+    /// "direct" or "relayed" now, or null once disconnected.
+    pub path: Option<&'static str>,
+    pub chunks: u32,
+    pub bytes: u64,
+    pub bad_chunks: u32,
+    pub banned: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareView {
+    pub share_id: String,
+    pub name: String,
+    pub size: u64,
+    pub media_type: String,
+    pub link: String,
+    /// Whether this node holds every chunk.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stats {
+    /// Chunk bytes sent to other peers since start.
+    pub uploaded: u64,
+    /// Chunk bytes received from other peers since start (verified or not).
+    pub downloaded: u64,
+}
+
+struct Inner {
+    control: RefCell<libp2p_stream::Control>,
+    shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
+    /// Peers sessions may be opened to: direct, or relayed as the fallback.
+    usable: RefCell<HashSet<PeerId>>,
+    next_session: Cell<u64>,
+    uploaded: Cell<u64>,
+    downloaded: Cell<u64>,
+    /// Test-only: serve corrupted chunks.
+    corrupt: Cell<bool>,
+    state: SharedState,
+    origin: String,
+    swarm: String,
+}
+
+/// The registry; cheap to clone.
+#[derive(Clone)]
+pub struct Transfers(Rc<Inner>);
+
+pub fn protocol() -> StreamProtocol {
+    StreamProtocol::new(shoal_share::PROTOCOL)
+}
+
+impl Transfers {
+    pub fn new(control: libp2p_stream::Control, state: SharedState, origin: String, swarm: String) -> Self {
+        Self(Rc::new(Inner {
+            control: RefCell::new(control),
+            shares: RefCell::default(),
+            usable: RefCell::default(),
+            next_session: Cell::new(0),
+            uploaded: Cell::new(0),
+            downloaded: Cell::new(0),
+            corrupt: Cell::new(false),
+            state,
+            origin,
+            swarm,
+        }))
+    }
+
+    /// Accepts sessions from other peers until the node stops.
+    pub fn start_accepting(&self) -> Result<(), libp2p_stream::AlreadyRegistered> {
+        let mut incoming = self.0.control.borrow_mut().accept(protocol())?;
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            use futures::StreamExt as _;
+            while let Some((peer, stream)) = incoming.next().await {
+                let sid = this.next_sid();
+                wasm_bindgen_futures::spawn_local(session::accept(this.clone(), sid, peer, stream));
+            }
+        });
+        Ok(())
+    }
+
+    fn next_sid(&self) -> u64 {
+        let sid = self.0.next_session.get();
+        self.0.next_session.set(sid + 1);
+        sid
+    }
+
+    fn share_by_id(&self, id: &ShareId) -> Option<Rc<Share>> {
+        self.0.shares.borrow().get(id).cloned()
+    }
+
+    pub fn set_corrupt(&self, on: bool) {
+        self.0.corrupt.set(on);
+    }
+
+    fn notify(&self) {
+        self.0.state.notify();
+    }
+
+    /// Hashes `blob` chunk by chunk (never whole in memory) and serves it.
+    pub async fn share(&self, blob: Blob, name: String) -> Result<String, TransferError> {
+        let size = blob.size() as u64;
+        let chunk_size = shoal_share::chunk_size_for(size);
+        let media_type: String = blob.type_().chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        let mut builder = ManifestBuilder::new(&name, &media_type, chunk_size)?;
+        let store = Store::Blob(blob);
+        let count = shoal_share::chunk_count(size, chunk_size);
+        for index in 0..count {
+            let range = shoal_share::chunk_range(size, chunk_size, index).unwrap_or(0..0);
+            let index = u32::try_from(index).map_err(|_| TransferError::Storage("file too large".into()))?;
+            let bytes = store.read(index, range.start, (range.end - range.start) as u32).await?;
+            builder.push_chunk(&bytes).map_err(|e| TransferError::Storage(e.to_string()))?;
+        }
+        let manifest = builder.finish()?;
+        let id = manifest.share_id();
+        let share = Rc::new(Share::new(id));
+        *share.have.borrow_mut() = Bitfield::full(manifest.chunk_count());
+        {
+            let mut view = share.view.borrow_mut();
+            view.state = "done";
+            fill_view_header(&mut view, &manifest);
+        }
+        let bytes = manifest.encode();
+        *share.manifest.borrow_mut() = Some(Rc::new((manifest, bytes)));
+        *share.store.borrow_mut() = Some(Rc::new(store));
+        self.0.shares.borrow_mut().insert(id, share);
+        tracing::info!(share = %id, %name, size, "sharing");
+        self.notify();
+        Ok(self.link(&id))
+    }
+
+    fn link(&self, id: &ShareId) -> String {
+        shoal_share::make_link(&self.0.origin, &self.0.swarm, id)
+    }
+
+    /// Fetches the file behind `link` from every peer that has it.
+    pub async fn download(&self, link: &str) -> Result<File, TransferError> {
+        let id = shoal_share::parse_link(link)?;
+        if let Some(share) = self.share_by_id(&id) {
+            if let Some(file) = share.file.borrow().clone() {
+                return Ok(file);
+            }
+            if share.download.borrow().is_some() {
+                return Err(TransferError::Stopped("this download is already running".into()));
+            }
+            if let (Some(m), Some(store)) = (share.manifest(), share.store.borrow().clone()) {
+                return store.to_file(&m.0).await;
+            }
+        }
+        let share = Rc::new(Share::new(id));
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        *share.download.borrow_mut() = Some(tx);
+        self.0.shares.borrow_mut().insert(id, share.clone());
+        tracing::info!(share = %id, "download started");
+        let peers: Vec<PeerId> = self.0.usable.borrow().iter().copied().collect();
+        for peer in peers {
+            self.open_session(&share, peer);
+        }
+        self.notify();
+        let (done_tx, done_rx) = oneshot::channel();
+        wasm_bindgen_futures::spawn_local(download::run(self.clone(), share.clone(), rx, done_tx));
+        match done_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(TransferError::Stopped("the node stopped".into())),
+        }
+    }
+
+    fn open_session(&self, share: &Rc<Share>, peer: PeerId) {
+        if share.sessions.borrow().values().any(|s| s.peer == peer) {
+            return;
+        }
+        let sid = self.next_sid();
+        let mut control = self.0.control.borrow().clone();
+        let this = self.clone();
+        let share = share.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            match control.open_stream(peer, protocol()).await {
+                Ok(stream) => session::open(this, sid, peer, share, stream).await,
+                Err(e) => tracing::debug!(%peer, "cannot open a transfer session: {e}"),
+            }
+        });
+    }
+
+    /// `peer` can be used for transfers now: open sessions for every running
+    /// download.
+    pub fn peer_usable(&self, peer: PeerId) {
+        self.0.usable.borrow_mut().insert(peer);
+        let downloading: Vec<Rc<Share>> =
+            self.0.shares.borrow().values().filter(|s| s.download.borrow().is_some()).cloned().collect();
+        for share in downloading {
+            self.open_session(&share, peer);
+        }
+    }
+
+    /// A session ended: if the download still runs and the peer is still
+    /// reachable, open a new one (the stream may have been on a relayed
+    /// connection that was closed once the direct one came up).
+    fn session_ended(&self, share: &Rc<Share>, peer: PeerId) {
+        if share.download.borrow().is_none() || !self.is_usable(&peer) {
+            return;
+        }
+        let attempts = {
+            let mut reopens = share.reopens.borrow_mut();
+            let n = reopens.entry(peer).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if attempts > MAX_REOPENS {
+            return;
+        }
+        let this = self.clone();
+        let share = share.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            futures_timer::Delay::new(std::time::Duration::from_millis(500)).await;
+            if share.download.borrow().is_some() && this.is_usable(&peer) {
+                this.open_session(&share, peer);
+            }
+        });
+    }
+
+    pub fn peer_gone(&self, peer: &PeerId) {
+        self.0.usable.borrow_mut().remove(peer);
+    }
+
+    fn is_usable(&self, peer: &PeerId) -> bool {
+        self.0.usable.borrow().contains(peer)
+    }
+
+    pub fn downloads(&self) -> Vec<DownloadView> {
+        let paths = self.0.state.read(|s| s.paths());
+        self.0
+            .shares
+            .borrow()
+            .values()
+            .filter(|s| s.file.borrow().is_some() || s.download.borrow().is_some() || s.view.borrow().state == "failed")
+            .map(|s| {
+                let mut v = s.view.borrow().clone();
+                for src in &mut v.sources {
+                    src.path = paths.get(&src.peer_id).copied();
+                }
+                v
+            })
+            .collect()
+    }
+
+    pub fn shares(&self) -> Vec<ShareView> {
+        self.0
+            .shares
+            .borrow()
+            .values()
+            .filter_map(|s| {
+                let m = s.manifest()?;
+                Some(ShareView {
+                    share_id: s.id.to_string(),
+                    name: m.0.name().to_owned(),
+                    size: m.0.size(),
+                    media_type: m.0.media_type().to_owned(),
+                    link: self.link(&s.id),
+                    complete: s.have.borrow().is_full(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats { uploaded: self.0.uploaded.get(), downloaded: self.0.downloaded.get() }
+    }
+}
+
+fn fill_view_header(view: &mut DownloadView, manifest: &Manifest) {
+    view.name = Some(manifest.name().to_owned());
+    view.size = Some(manifest.size());
+    view.media_type = Some(manifest.media_type().to_owned());
+    view.chunks_total = manifest.chunk_count();
+    view.bytes_total = manifest.size();
+}

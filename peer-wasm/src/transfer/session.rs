@@ -1,0 +1,221 @@
+//! One `/shoal/blocks/1.0.0` stream between two peers about one share.
+//!
+//! The reader decodes messages: requests are queued for the writer, which
+//! reads the chunk from the store and sends it; everything about the
+//! remote's chunks goes to the share's download task, if there is one. The
+//! opener starts with `Hello`; the acceptor answers with its bitfield, or
+//! with `Unknown` and closes.
+
+use std::{rc::Rc, time::Duration};
+
+use futures::{
+    channel::mpsc,
+    io::{ReadHalf, WriteHalf},
+    AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, SinkExt as _, StreamExt as _,
+};
+use futures_timer::Delay;
+use libp2p::{PeerId, Stream};
+use shoal_share::{encode_chunk_header, Bitfield, Message, MessageReader};
+
+use super::{DlEvent, Out, SessionHandle, Share, Transfers};
+
+/// Messages queued for one session's writer. Requests beyond this wait in
+/// the reader, which stops reading: backpressure, not memory.
+const OUT_QUEUE: usize = 64;
+/// The acceptor waits this long for `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_BUF: usize = 64 * 1024;
+
+/// Answers a session another peer opened.
+pub async fn accept(t: Transfers, sid: u64, peer: PeerId, mut stream: Stream) {
+    let mut reader = MessageReader::new();
+    let mut buf = vec![0u8; READ_BUF];
+    let first = futures::select! {
+        m = next_message(&mut stream, &mut reader, &mut buf).fuse() => m,
+        _ = Delay::new(HELLO_TIMEOUT).fuse() => Err("no Hello in time".to_owned()),
+    };
+    let (share_id, remote_have) = match first {
+        Ok(Some(Message::Hello { share, have })) => (share, have),
+        Ok(other) => {
+            tracing::debug!(%peer, "session did not start with Hello: {other:?}");
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(%peer, "session failed before Hello: {e}");
+            return;
+        }
+    };
+    let Some(share) = t.share_by_id(&share_id) else {
+        // Not ours (or no such share): say so without telling what we hold.
+        let _ = write_msg(&mut stream, &Message::Unknown).await;
+        let _ = stream.close().await;
+        return;
+    };
+    let have = share.have.borrow().clone();
+    if write_msg(&mut stream, &Message::Bitfield(have)).await.is_err() {
+        return;
+    }
+    run(t, sid, peer, share, stream, reader, Some(remote_have)).await;
+}
+
+/// Opens a session for `share` on a fresh stream to `peer`.
+pub async fn open(t: Transfers, sid: u64, peer: PeerId, share: Rc<Share>, mut stream: Stream) {
+    let have = share.have.borrow().clone();
+    if write_msg(&mut stream, &Message::Hello { share: share.id, have }).await.is_err() {
+        return;
+    }
+    run(t, sid, peer, share, stream, MessageReader::new(), None).await;
+}
+
+async fn next_message(stream: &mut Stream, reader: &mut MessageReader, buf: &mut [u8]) -> Result<Option<Message>, String> {
+    loop {
+        if let Some(m) = reader.next_message().map_err(|e| e.to_string())? {
+            return Ok(Some(m));
+        }
+        let n = stream.read(buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(None);
+        }
+        reader.push(&buf[..n]);
+    }
+}
+
+async fn write_msg<W: futures::AsyncWrite + Unpin>(w: &mut W, msg: &Message) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    msg.encode(&mut buf);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+async fn run(
+    t: Transfers,
+    sid: u64,
+    peer: PeerId,
+    share: Rc<Share>,
+    stream: Stream,
+    mut reader: MessageReader,
+    remote_have: Option<Bitfield>,
+) {
+    let (r, w) = stream.split();
+    let (tx, rx) = mpsc::channel(OUT_QUEUE);
+    share.sessions.borrow_mut().insert(sid, SessionHandle { peer, tx: tx.clone() });
+    share.session_peers.borrow_mut().insert(sid, peer);
+    tracing::debug!(%peer, sid, share = %share.id, "session up");
+    wasm_bindgen_futures::spawn_local(writer(t.clone(), share.clone(), w, rx));
+    if let Some(have) = remote_have {
+        share.dl_event(DlEvent::Joined { sid, have }).await;
+    }
+    let why = read_loop(&t, sid, &share, r, &mut reader, tx).await;
+    tracing::debug!(%peer, sid, "session over: {why}");
+    share.close_session(sid);
+    share.dl_event(DlEvent::Left { sid }).await;
+    t.session_ended(&share, peer);
+}
+
+async fn read_loop(
+    t: &Transfers,
+    sid: u64,
+    share: &Rc<Share>,
+    mut r: ReadHalf<Stream>,
+    reader: &mut MessageReader,
+    mut tx: mpsc::Sender<Out>,
+) -> String {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        loop {
+            let msg = match reader.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => return format!("bad message: {e}"),
+            };
+            let ev = match msg {
+                Message::Hello { .. } => return "a second Hello".into(),
+                Message::Bitfield(have) => Some(DlEvent::Joined { sid, have }),
+                Message::Unknown => Some(DlEvent::Unknown { sid }),
+                Message::GetManifest => {
+                    let reply = match share.manifest() {
+                        Some(m) => Message::Manifest(m.1.clone()),
+                        None => Message::Unknown,
+                    };
+                    if tx.send(Out::Msg(reply)).await.is_err() {
+                        return "writer gone".into();
+                    }
+                    None
+                }
+                Message::Manifest(bytes) => Some(DlEvent::Manifest { sid, bytes }),
+                Message::Have(index) => Some(DlEvent::Have { sid, index }),
+                Message::Request(index) => {
+                    let out = if share.has_chunk(index) { Out::Serve(index) } else { Out::Msg(Message::Reject(index)) };
+                    if tx.send(out).await.is_err() {
+                        return "writer gone".into();
+                    }
+                    None
+                }
+                Message::Chunk { index, data } => {
+                    t.0.downloaded.set(t.0.downloaded.get() + data.len() as u64);
+                    Some(DlEvent::Chunk { sid, index, data })
+                }
+                Message::Reject(index) => Some(DlEvent::Reject { sid, index }),
+                // Requests are served in order and quickly; a late cancel
+                // costs one chunk at most.
+                Message::Cancel(_) => None,
+            };
+            if let Some(ev) = ev {
+                share.dl_event(ev).await;
+            }
+        }
+        match r.read(&mut buf).await {
+            Ok(0) => return "closed by the remote".into(),
+            Ok(n) => reader.push(&buf[..n]),
+            Err(e) => return format!("read error: {e}"),
+        }
+    }
+}
+
+async fn writer(t: Transfers, share: Rc<Share>, mut w: WriteHalf<Stream>, mut rx: mpsc::Receiver<Out>) {
+    let mut header = Vec::with_capacity(16);
+    while let Some(out) = rx.next().await {
+        let result = match out {
+            Out::Msg(msg) => write_msg(&mut w, &msg).await,
+            Out::Serve(index) => match serve(&t, &share, index).await {
+                Ok(mut data) => {
+                    if t.0.corrupt.get() {
+                        // Test-only switch: a peer that lies about its data.
+                        if let Some(b) = data.first_mut() {
+                            *b ^= 0xff;
+                        }
+                    }
+                    header.clear();
+                    encode_chunk_header(index, data.len(), &mut header);
+                    let r = async {
+                        w.write_all(&header).await?;
+                        w.write_all(&data).await?;
+                        w.flush().await
+                    }
+                    .await;
+                    if r.is_ok() {
+                        t.0.uploaded.set(t.0.uploaded.get() + data.len() as u64);
+                    }
+                    r
+                }
+                Err(e) => {
+                    tracing::warn!(index, "cannot serve a chunk: {e}");
+                    write_msg(&mut w, &Message::Reject(index)).await
+                }
+            },
+        };
+        if let Err(e) = result {
+            tracing::debug!("session write failed: {e}");
+            break;
+        }
+    }
+    let _ = w.close().await;
+}
+
+async fn serve(_t: &Transfers, share: &Share, index: u32) -> Result<Vec<u8>, super::TransferError> {
+    let missing = || super::TransferError::Storage(format!("chunk {index} is not here"));
+    let manifest = share.manifest().ok_or_else(missing)?;
+    let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
+    let store = share.store.borrow().clone().ok_or_else(missing)?;
+    store.read(index, range.start, (range.end - range.start) as u32).await
+}

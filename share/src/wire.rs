@@ -1,0 +1,730 @@
+//! `/shoal/blocks/1.0.0`: the messages two peers exchange about one share.
+//!
+//! # Sessions
+//!
+//! One libp2p stream carries one session: a pair of peers and one share. The
+//! peer that opens it sends [`Message::Hello`] first; the other answers with
+//! [`Message::Bitfield`] if it holds the share, or [`Message::Unknown`] and
+//! closes the stream. After the `Hello` both sides may send any message at
+//! any time: ask for the manifest, announce chunks, request, serve, refuse
+//! and cancel chunks.
+//!
+//! # Encoding
+//!
+//! Each message is an unsigned varint (minimal LEB128) body length, at most
+//! [`MAX_MESSAGE_LEN`], then the body: one type byte and the fields below.
+//! Indices are varints that must fit in a `u32`. Bitfields use their own
+//! encoding ([`crate::bitfield`]). "Rest" fields run to the end of the body;
+//! every other message must end right after its last field.
+//!
+//! | type   | message       | fields                                         |
+//! |--------|---------------|------------------------------------------------|
+//! | `0x00` | `Hello`       | share id (32 bytes), bitfield (rest; length 0 without a manifest) |
+//! | `0x01` | `Bitfield`    | bitfield (rest)                                |
+//! | `0x02` | `Unknown`     | —                                              |
+//! | `0x03` | `GetManifest` | —                                              |
+//! | `0x04` | `Manifest`    | encoded manifest (rest)                        |
+//! | `0x05` | `Have`        | index                                          |
+//! | `0x06` | `Request`     | index                                          |
+//! | `0x07` | `Chunk`       | index, data (rest)                             |
+//! | `0x08` | `Reject`      | index                                          |
+//! | `0x09` | `Cancel`      | index                                          |
+//!
+//! For example `Request(300)` is `03 06 ac 02`. Like manifests and bitfields,
+//! every message has exactly one encoding. Unknown types are errors, not
+//! skipped: a new message means a new protocol version.
+
+use crate::bitfield::{Bitfield, BitfieldError};
+use crate::manifest::{ShareId, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_ENCODED_LEN};
+use crate::varint;
+
+/// The libp2p protocol id of this wire format.
+pub const PROTOCOL: &str = "/shoal/blocks/1.0.0";
+
+/// Longest message body: the largest chunk (16 MiB) plus room for its header.
+pub const MAX_MESSAGE_LEN: usize = MAX_CHUNK_SIZE as usize + 64;
+
+// Every message this crate can produce fits.
+const _: () = assert!(1 + varint::MAX_LEN + (MAX_CHUNK_SIZE as usize) <= MAX_MESSAGE_LEN);
+// (A manifest's body is its type byte and the manifest.)
+const _: () = assert!(MAX_ENCODED_LEN < MAX_MESSAGE_LEN);
+const _: () =
+    assert!(1 + 32 + varint::MAX_LEN + (MAX_CHUNKS as usize).div_ceil(8) <= MAX_MESSAGE_LEN);
+
+const HELLO: u8 = 0x00;
+const BITFIELD: u8 = 0x01;
+const UNKNOWN: u8 = 0x02;
+const GET_MANIFEST: u8 = 0x03;
+const MANIFEST: u8 = 0x04;
+const HAVE: u8 = 0x05;
+const REQUEST: u8 = 0x06;
+const CHUNK: u8 = 0x07;
+const REJECT: u8 = 0x08;
+const CANCEL: u8 = 0x09;
+
+/// One message of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The opener's first message: which share, and which chunks it has
+    /// (an empty bitfield when it has no manifest yet).
+    Hello { share: ShareId, have: Bitfield },
+    /// "I hold this share, and these chunks": the answer to `Hello`, or sent
+    /// again later, e.g. once the manifest has arrived.
+    Bitfield(Bitfield),
+    /// "I do not hold this share"; the sender then closes the stream.
+    Unknown,
+    /// Asks for the encoded manifest.
+    GetManifest,
+    /// The encoded manifest, to be checked against the share id.
+    Manifest(Vec<u8>),
+    /// The sender now has chunk `index`.
+    Have(u32),
+    /// Asks for chunk `index`.
+    Request(u32),
+    /// Chunk `index`, to be checked against the manifest.
+    Chunk { index: u32, data: Vec<u8> },
+    /// The sender cannot serve chunk `index` now.
+    Reject(u32),
+    /// Withdraws a request for chunk `index`.
+    Cancel(u32),
+}
+
+impl Message {
+    /// Appends the length-prefixed message to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Everything but a trailing "rest" field goes into `head`, so the
+        // length prefix can be written before it without a second pass.
+        let mut head = Vec::with_capacity(1 + varint::MAX_LEN);
+        let owned_rest;
+        let rest: &[u8] = match self {
+            Self::Hello { share, have } => {
+                head.push(HELLO);
+                head.extend_from_slice(share.as_bytes());
+                owned_rest = have.encode();
+                &owned_rest
+            }
+            Self::Bitfield(have) => {
+                head.push(BITFIELD);
+                owned_rest = have.encode();
+                &owned_rest
+            }
+            Self::Unknown => {
+                head.push(UNKNOWN);
+                &[]
+            }
+            Self::GetManifest => {
+                head.push(GET_MANIFEST);
+                &[]
+            }
+            Self::Manifest(bytes) => {
+                head.push(MANIFEST);
+                bytes
+            }
+            Self::Have(index) => indexed(HAVE, *index, &mut head),
+            Self::Request(index) => indexed(REQUEST, *index, &mut head),
+            Self::Chunk { index, data } => {
+                indexed(CHUNK, *index, &mut head);
+                data
+            }
+            Self::Reject(index) => indexed(REJECT, *index, &mut head),
+            Self::Cancel(index) => indexed(CANCEL, *index, &mut head),
+        };
+        out.reserve(varint::MAX_LEN + head.len() + rest.len());
+        write_head(&head, rest.len(), out);
+        out.extend_from_slice(rest);
+    }
+}
+
+/// Appends everything of a [`Message::Chunk`] but its data: the length
+/// prefix, the type byte and the index.
+///
+/// A driver serving a chunk writes this header and then the chunk's bytes
+/// straight from storage, instead of copying them into a [`Message`] first;
+/// the receiver cannot tell the difference. `data_len` must be the exact
+/// number of bytes that follow, and at most [`MAX_CHUNK_SIZE`], or the
+/// receiver rejects the message.
+pub fn encode_chunk_header(index: u32, data_len: usize, out: &mut Vec<u8>) {
+    let mut head = Vec::with_capacity(1 + varint::MAX_LEN);
+    indexed(CHUNK, index, &mut head);
+    write_head(&head, data_len, out);
+}
+
+/// Pushes a type byte and an index; returns the (empty) rest.
+fn indexed(ty: u8, index: u32, head: &mut Vec<u8>) -> &'static [u8] {
+    head.push(ty);
+    varint::encode(u64::from(index), head);
+    &[]
+}
+
+fn write_head(head: &[u8], rest_len: usize, out: &mut Vec<u8>) {
+    // A usize always fits in a u64 on the targets Rust supports.
+    varint::encode((head.len() + rest_len) as u64, out);
+    out.extend_from_slice(head);
+}
+
+/// Why the byte stream of a session was refused. Every error ends the
+/// session: the stream cannot be trusted from that point on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("message of {len} bytes is longer than the {max} allowed", max = MAX_MESSAGE_LEN)]
+    TooLarge { len: u64 },
+    #[error("malformed message length prefix")]
+    BadLength,
+    #[error("empty message: no type byte")]
+    Empty,
+    #[error("unknown message type {0:#04x}")]
+    UnknownType(u8),
+    #[error("message of type {ty:#04x} ends early")]
+    Truncated { ty: u8 },
+    #[error("{len} bytes follow the fields of a message of type {ty:#04x}")]
+    TrailingBytes { ty: u8, len: usize },
+    #[error("malformed varint in message of type {ty:#04x}")]
+    BadVarint { ty: u8 },
+    #[error("chunk index {0} does not fit in 32 bits")]
+    IndexTooLarge(u64),
+    #[error("bad bitfield: {0}")]
+    Bitfield(#[from] BitfieldError),
+}
+
+/// Reassembles [`Message`]s from the bytes of a stream, however they were cut.
+///
+/// A length prefix over [`MAX_MESSAGE_LEN`] is refused as soon as it is read,
+/// before a byte of its body is kept. Memory grows with the bytes that
+/// actually arrive, not with what a prefix announces. Once an error is
+/// returned the reader is failed: it drops further input and returns the
+/// same error again. Messages that were whole before the bad one are still
+/// returned first, in order.
+#[derive(Debug, Default)]
+pub struct MessageReader {
+    buf: Vec<u8>,
+    /// Where the next unread message starts.
+    start: usize,
+    /// `buf[start..whole]` holds only whole messages with checked prefixes;
+    /// `buf[whole..]` is the start of the next one.
+    whole: usize,
+    /// Prefix plus body length of the message at `whole`, once its prefix
+    /// has been read.
+    partial_len: Option<usize>,
+    failed: Option<WireError>,
+}
+
+impl MessageReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.whole -= self.start;
+            self.start = 0;
+        }
+        while !bytes.is_empty() {
+            match self.partial_len {
+                Some(total) => {
+                    let missing = total - (self.buf.len() - self.whole);
+                    let (now, later) = bytes.split_at(missing.min(bytes.len()));
+                    self.buf.extend_from_slice(now);
+                    bytes = later;
+                }
+                None => {
+                    // A prefix is a few bytes: take them one at a time so
+                    // that an oversized one is caught before its body.
+                    let (&byte, later) = match bytes.split_first() {
+                        Some(split) => split,
+                        None => break,
+                    };
+                    self.buf.push(byte);
+                    bytes = later;
+                    match varint::decode(&self.buf[self.whole..]) {
+                        Err(varint::Error::Truncated) => continue,
+                        Err(varint::Error::Invalid) => return self.fail(WireError::BadLength),
+                        Ok((len, _)) if len > MAX_MESSAGE_LEN as u64 => {
+                            return self.fail(WireError::TooLarge { len });
+                        }
+                        // Bounded by MAX_MESSAGE_LEN, so it fits in a usize.
+                        Ok((len, prefix_len)) => self.partial_len = Some(prefix_len + len as usize),
+                    }
+                }
+            }
+            if self.partial_len == Some(self.buf.len() - self.whole) {
+                self.whole = self.buf.len();
+                self.partial_len = None;
+            }
+        }
+    }
+
+    /// The next whole message; `Ok(None)` if more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
+        if let Some(error) = &self.failed {
+            if self.start == self.whole {
+                let error = error.clone();
+                return Err(self.fail_now(error));
+            }
+        }
+        if self.start == self.whole {
+            return Ok(None);
+        }
+        let (len, prefix_len) = match varint::decode(&self.buf[self.start..self.whole]) {
+            Ok(decoded) => decoded,
+            // Unreachable: `push` checked this prefix. Fail closed anyway.
+            Err(_) => return Err(self.fail_now(WireError::BadLength)),
+        };
+        let body_start = self.start + prefix_len;
+        // `push` checked that the whole body lies before `whole`.
+        let body_end = body_start + len as usize;
+        self.start = body_end;
+        match decode_body(&self.buf[body_start..body_end]) {
+            Ok(message) => Ok(Some(message)),
+            Err(error) => Err(self.fail_now(error)),
+        }
+    }
+
+    /// Whether part of a message is buffered: if the stream ends now, it
+    /// ended mid-message.
+    pub fn has_partial(&self) -> bool {
+        self.buf.len() > self.whole
+    }
+
+    /// Fails after the whole messages already buffered.
+    fn fail(&mut self, error: WireError) {
+        self.buf.truncate(self.whole);
+        self.partial_len = None;
+        self.failed = Some(error);
+    }
+
+    /// Fails at once, dropping everything buffered.
+    fn fail_now(&mut self, error: WireError) -> WireError {
+        self.buf = Vec::new();
+        self.start = 0;
+        self.whole = 0;
+        self.partial_len = None;
+        self.failed = Some(error.clone());
+        error
+    }
+}
+
+fn decode_body(body: &[u8]) -> Result<Message, WireError> {
+    let (&ty, fields) = body.split_first().ok_or(WireError::Empty)?;
+    let message = match ty {
+        HELLO => {
+            let (share, have) = fields
+                .split_first_chunk::<32>()
+                .ok_or(WireError::Truncated { ty })?;
+            Message::Hello {
+                share: ShareId::from_bytes(*share),
+                have: Bitfield::decode(have)?,
+            }
+        }
+        BITFIELD => Message::Bitfield(Bitfield::decode(fields)?),
+        UNKNOWN => {
+            end(ty, fields)?;
+            Message::Unknown
+        }
+        GET_MANIFEST => {
+            end(ty, fields)?;
+            Message::GetManifest
+        }
+        MANIFEST => Message::Manifest(fields.to_vec()),
+        HAVE => Message::Have(only_index(ty, fields)?),
+        REQUEST => Message::Request(only_index(ty, fields)?),
+        CHUNK => {
+            let (index, data) = index(ty, fields)?;
+            Message::Chunk {
+                index,
+                data: data.to_vec(),
+            }
+        }
+        REJECT => Message::Reject(only_index(ty, fields)?),
+        CANCEL => Message::Cancel(only_index(ty, fields)?),
+        other => return Err(WireError::UnknownType(other)),
+    };
+    Ok(message)
+}
+
+/// Reads an index from the front of `fields`; returns it and what follows.
+fn index(ty: u8, fields: &[u8]) -> Result<(u32, &[u8]), WireError> {
+    let (value, n) = varint::decode(fields).map_err(|e| match e {
+        varint::Error::Truncated => WireError::Truncated { ty },
+        varint::Error::Invalid => WireError::BadVarint { ty },
+    })?;
+    let index = u32::try_from(value).map_err(|_| WireError::IndexTooLarge(value))?;
+    Ok((index, &fields[n..]))
+}
+
+fn only_index(ty: u8, fields: &[u8]) -> Result<u32, WireError> {
+    let (index, rest) = index(ty, fields)?;
+    end(ty, rest)?;
+    Ok(index)
+}
+
+fn end(ty: u8, rest: &[u8]) -> Result<(), WireError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::TrailingBytes {
+            ty,
+            len: rest.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(message: &Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        out
+    }
+
+    /// Decodes `bytes` as exactly one message.
+    fn decode_one(bytes: &[u8]) -> Result<Message, WireError> {
+        let mut reader = MessageReader::new();
+        reader.push(bytes);
+        let message = reader.next_message()?.expect("a whole message");
+        assert_eq!(reader.next_message(), Ok(None));
+        assert!(!reader.has_partial());
+        Ok(message)
+    }
+
+    fn share() -> ShareId {
+        ShareId::from_bytes([0x11; 32])
+    }
+
+    #[test]
+    fn byte_exact_vectors() {
+        let mut some = Bitfield::new(10);
+        some.set(0).expect("in range");
+        some.set(9).expect("in range");
+        let mut hello_empty = vec![0x22, 0x00];
+        hello_empty.extend_from_slice(&[0x11; 32]);
+        hello_empty.push(0x00);
+        let mut hello_some = vec![0x24, 0x00];
+        hello_some.extend_from_slice(&[0x11; 32]);
+        hello_some.extend_from_slice(&[10, 0b1000_0000, 0b0100_0000]);
+
+        let vectors: Vec<(Message, Vec<u8>)> = vec![
+            (
+                Message::Hello {
+                    share: share(),
+                    have: Bitfield::new(0),
+                },
+                hello_empty,
+            ),
+            (
+                Message::Hello {
+                    share: share(),
+                    have: some,
+                },
+                hello_some,
+            ),
+            (
+                Message::Bitfield(Bitfield::full(10)),
+                vec![0x04, 0x01, 10, 0xff, 0b1100_0000],
+            ),
+            (Message::Unknown, vec![0x01, 0x02]),
+            (Message::GetManifest, vec![0x01, 0x03]),
+            (
+                Message::Manifest(b"SHOAL".to_vec()),
+                vec![0x06, 0x04, b'S', b'H', b'O', b'A', b'L'],
+            ),
+            (Message::Manifest(Vec::new()), vec![0x01, 0x04]),
+            (Message::Have(0), vec![0x02, 0x05, 0x00]),
+            (Message::Request(300), vec![0x03, 0x06, 0xac, 0x02]),
+            (
+                Message::Chunk {
+                    index: 1,
+                    data: b"abc".to_vec(),
+                },
+                vec![0x05, 0x07, 0x01, b'a', b'b', b'c'],
+            ),
+            (
+                Message::Reject(u32::MAX),
+                vec![0x06, 0x08, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            ),
+            (Message::Cancel(127), vec![0x02, 0x09, 0x7f]),
+        ];
+        for (message, bytes) in vectors {
+            assert_eq!(encode(&message), bytes, "{message:?}");
+            assert_eq!(decode_one(&bytes), Ok(message));
+        }
+    }
+
+    #[test]
+    fn encode_appends() {
+        let mut out = vec![0xee];
+        Message::Have(1).encode(&mut out);
+        assert_eq!(out, [0xee, 0x02, 0x05, 0x01]);
+    }
+
+    #[test]
+    fn rejected_bodies() {
+        let mut hello_32 = vec![33, 0x00];
+        hello_32.extend_from_slice(&[0; 32]);
+        let cases: Vec<(Vec<u8>, WireError)> = vec![
+            (vec![0x00], WireError::Empty),
+            (vec![0x01, 0x0a], WireError::UnknownType(0x0a)),
+            (vec![0x01, 0xff], WireError::UnknownType(0xff)),
+            (
+                vec![0x02, 0x02, 0x00],
+                WireError::TrailingBytes { ty: 0x02, len: 1 },
+            ),
+            (
+                vec![0x03, 0x03, 0x00, 0x00],
+                WireError::TrailingBytes { ty: 0x03, len: 2 },
+            ),
+            (
+                vec![0x03, 0x05, 0x01, 0x00],
+                WireError::TrailingBytes { ty: 0x05, len: 1 },
+            ),
+            (vec![0x01, 0x06], WireError::Truncated { ty: 0x06 }),
+            (vec![0x02, 0x06, 0x80], WireError::Truncated { ty: 0x06 }),
+            (vec![0x01, 0x07], WireError::Truncated { ty: 0x07 }),
+            (
+                vec![0x03, 0x08, 0x80, 0x00],
+                WireError::BadVarint { ty: 0x08 },
+            ),
+            (
+                vec![0x06, 0x09, 0x80, 0x80, 0x80, 0x80, 0x10],
+                WireError::IndexTooLarge(1 << 32),
+            ),
+            (
+                vec![0x05, 0x00, 1, 2, 3, 4],
+                WireError::Truncated { ty: 0x00 },
+            ),
+            (hello_32, WireError::Bitfield(BitfieldError::Truncated)),
+            (
+                vec![0x04, 0x01, 0x01, 0x80, 0x00],
+                WireError::Bitfield(BitfieldError::TrailingBytes(1)),
+            ),
+            (
+                vec![0x03, 0x01, 0x01, 0xc0],
+                WireError::Bitfield(BitfieldError::SpareBitsSet),
+            ),
+            (vec![0x80, 0x00], WireError::BadLength),
+        ];
+        for (bytes, error) in cases {
+            assert_eq!(decode_one(&bytes), Err(error), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn errors_are_sticky_and_come_after_earlier_messages() {
+        let mut stream = encode(&Message::Have(7));
+        let oversize = MAX_MESSAGE_LEN as u64 + 1;
+        varint::encode(oversize, &mut stream);
+        stream.extend_from_slice(&[0x07; 100]);
+        let mut reader = MessageReader::new();
+        reader.push(&stream);
+        assert!(reader.buf.len() <= 3 + varint::MAX_LEN);
+        assert_eq!(reader.next_message(), Ok(Some(Message::Have(7))));
+        let error = WireError::TooLarge { len: oversize };
+        assert_eq!(reader.next_message(), Err(error.clone()));
+        reader.push(&encode(&Message::Have(8)));
+        assert!(reader.buf.is_empty());
+        assert_eq!(reader.next_message(), Err(error));
+
+        // A bad body fails the reader too, even if good messages follow.
+        let mut stream = vec![0x01, 0x0a];
+        Message::Have(8).encode(&mut stream);
+        let mut reader = MessageReader::new();
+        reader.push(&stream);
+        assert_eq!(reader.next_message(), Err(WireError::UnknownType(0x0a)));
+        assert_eq!(reader.next_message(), Err(WireError::UnknownType(0x0a)));
+        assert!(reader.buf.is_empty());
+    }
+
+    #[test]
+    fn largest_message_is_accepted() {
+        // Body: type, 5-byte index, data — exactly MAX_MESSAGE_LEN.
+        let data = vec![0x5a; MAX_MESSAGE_LEN - 6];
+        let message = Message::Chunk {
+            index: u32::MAX,
+            data,
+        };
+        let bytes = encode(&message);
+        assert_eq!(bytes.len(), 4 + MAX_MESSAGE_LEN);
+        assert_eq!(decode_one(&bytes), Ok(message));
+
+        let mut over = Vec::new();
+        varint::encode(MAX_MESSAGE_LEN as u64 + 1, &mut over);
+        over.push(CHUNK);
+        assert_eq!(
+            decode_one(&over),
+            Err(WireError::TooLarge {
+                len: MAX_MESSAGE_LEN as u64 + 1
+            })
+        );
+    }
+
+    #[test]
+    fn partial_message_is_reported() {
+        let bytes = encode(&Message::Request(300));
+        let mut reader = MessageReader::new();
+        reader.push(&bytes[..1]);
+        assert!(reader.has_partial());
+        assert_eq!(reader.next_message(), Ok(None));
+        reader.push(&bytes[1..3]);
+        assert_eq!(reader.next_message(), Ok(None));
+        reader.push(&bytes[3..]);
+        assert!(!reader.has_partial());
+        assert_eq!(reader.next_message(), Ok(Some(Message::Request(300))));
+    }
+
+    fn arb_bitfield() -> impl Strategy<Value = Bitfield> {
+        (
+            0u32..200,
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+        )
+            .prop_map(|(len, picks)| {
+                let mut field = Bitfield::new(len);
+                if len > 0 {
+                    for p in picks {
+                        field.set(p.index(len as usize) as u32).expect("in range");
+                    }
+                }
+                field
+            })
+    }
+
+    fn arb_index() -> impl Strategy<Value = u32> {
+        prop_oneof![0u32..300, any::<u32>()]
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
+        prop_oneof![
+            (any::<[u8; 32]>(), arb_bitfield()).prop_map(|(share, have)| Message::Hello {
+                share: ShareId::from_bytes(share),
+                have
+            }),
+            arb_bitfield().prop_map(Message::Bitfield),
+            Just(Message::Unknown),
+            Just(Message::GetManifest),
+            bytes().prop_map(Message::Manifest),
+            arb_index().prop_map(Message::Have),
+            arb_index().prop_map(Message::Request),
+            (arb_index(), bytes()).prop_map(|(index, data)| Message::Chunk { index, data }),
+            arb_index().prop_map(Message::Reject),
+            arb_index().prop_map(Message::Cancel),
+        ]
+    }
+
+    /// Cuts `bytes` at the given points (in any order, repeats allowed).
+    fn pieces<'a>(bytes: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        at.push(0);
+        at.push(bytes.len());
+        at.sort_unstable();
+        at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+    }
+
+    /// Feeds `bytes` in pieces, reading after each; stops at the first error.
+    fn read_all(bytes: &[u8], cuts: &[prop::sample::Index]) -> (Vec<Message>, Option<WireError>) {
+        let mut reader = MessageReader::new();
+        let mut messages = Vec::new();
+        for piece in pieces(bytes, cuts) {
+            reader.push(piece);
+            loop {
+                match reader.next_message() {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => break,
+                    Err(error) => return (messages, Some(error)),
+                }
+            }
+        }
+        (messages, None)
+    }
+
+    /// What decoded must be exactly the front of what was sent.
+    fn assert_canonical_prefix(messages: &[Message], bytes: &[u8]) -> Result<(), TestCaseError> {
+        let mut again = Vec::new();
+        for message in messages {
+            message.encode(&mut again);
+        }
+        prop_assert!(again.len() <= bytes.len());
+        prop_assert_eq!(&again[..], &bytes[..again.len()]);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_any_chunking(
+            messages in proptest::collection::vec(arb_message(), 1..8),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let mut stream = Vec::new();
+            for message in &messages {
+                message.encode(&mut stream);
+            }
+            let (decoded, error) = read_all(&stream, &cuts);
+            prop_assert_eq!(error, None);
+            prop_assert_eq!(decoded, messages);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let (decoded, _) = read_all(&bytes, &cuts);
+            assert_canonical_prefix(&decoded, &bytes)?;
+        }
+
+        #[test]
+        fn mutated_streams_never_panic(
+            messages in proptest::collection::vec(arb_message(), 1..6),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let mut stream = Vec::new();
+            for message in &messages {
+                message.encode(&mut stream);
+            }
+            for (at, byte) in edits {
+                let i = at.index(stream.len());
+                stream[i] = byte;
+            }
+            let (decoded, _) = read_all(&stream, &cuts);
+            assert_canonical_prefix(&decoded, &stream)?;
+        }
+
+        #[test]
+        fn oversize_prefix_rejected_without_buffering(
+            len in (MAX_MESSAGE_LEN as u64 + 1)..=u64::MAX,
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let mut stream = Vec::new();
+            varint::encode(len, &mut stream);
+            stream.extend_from_slice(&body);
+            let mut reader = MessageReader::new();
+            for piece in pieces(&stream, &cuts) {
+                reader.push(piece);
+                // Never more than an unfinished prefix is held.
+                prop_assert!(reader.buf.len() < varint::MAX_LEN);
+            }
+            prop_assert_eq!(reader.next_message(), Err(WireError::TooLarge { len }));
+            prop_assert!(reader.buf.is_empty());
+        }
+
+        #[test]
+        fn chunk_header_then_data_equals_chunk(
+            index in arb_index(),
+            data in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let mut split = Vec::new();
+            encode_chunk_header(index, data.len(), &mut split);
+            split.extend_from_slice(&data);
+            prop_assert_eq!(split, encode(&Message::Chunk { index, data }));
+        }
+    }
+}
