@@ -124,7 +124,9 @@ fn parse_p2p_listen(s: &str) -> Result<Multiaddr, String> {
         .parse()
         .map_err(|e| format!("neither IP:PORT nor a multiaddr: {e}"))?;
     if !addr.iter().any(|p| matches!(p, Protocol::Ws(_))) {
-        return Err("the multiaddr must contain /ws: browsers reach the relay over WebSocket".into());
+        return Err(
+            "the multiaddr must contain /ws: browsers reach the relay over WebSocket".into(),
+        );
     }
     Ok(addr)
 }
@@ -173,23 +175,41 @@ mod tests {
     #[test]
     fn limits_and_paths() {
         let c = parse(&[
-            "--identity", "/tmp/k", "--www", "/srv/www",
-            "--max-circuit-duration-secs", "60", "--max-circuit-bytes", "1000",
-            "--max-reservations", "5", "--max-circuits", "6", "--max-circuits-per-peer", "2",
-            "--external-addr", "/dns4/relay.example/tcp/443/wss",
+            "--identity",
+            "/tmp/k",
+            "--www",
+            "/srv/www",
+            "--max-circuit-duration-secs",
+            "60",
+            "--max-circuit-bytes",
+            "1000",
+            "--max-reservations",
+            "5",
+            "--max-circuits",
+            "6",
+            "--max-circuits-per-peer",
+            "2",
+            "--external-addr",
+            "/dns4/relay.example/tcp/443/wss",
         ]);
         assert_eq!(c.identity, PathBuf::from("/tmp/k"));
         assert_eq!(c.www_dir(), PathBuf::from("/srv/www"));
         assert_eq!(c.limits.max_circuit_duration(), Duration::from_secs(60));
         assert_eq!(c.limits.max_circuit_bytes, 1000);
         assert_eq!(
-            (c.limits.max_reservations, c.limits.max_circuits, c.limits.max_circuits_per_peer),
+            (
+                c.limits.max_reservations,
+                c.limits.max_circuits,
+                c.limits.max_circuits_per_peer
+            ),
             (5, 6, 2)
         );
         assert_eq!(c.external_addrs.len(), 1);
         // libp2p panics on circuit durations above u32::MAX seconds.
         let too_long = (u64::from(u32::MAX) + 1).to_string();
-        assert!(Config::try_parse_from(["relay", "--max-circuit-duration-secs", &too_long]).is_err());
+        assert!(
+            Config::try_parse_from(["relay", "--max-circuit-duration-secs", &too_long]).is_err()
+        );
     }
 
     #[test]

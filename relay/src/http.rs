@@ -77,7 +77,12 @@ mod tests {
     }
 
     async fn body(res: Response<Body>) -> Vec<u8> {
-        res.into_body().collect().await.expect("body").to_bytes().to_vec()
+        res.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec()
     }
 
     fn header(res: &Response<Body>, name: header::HeaderName) -> &str {
@@ -140,8 +145,17 @@ mod tests {
     #[tokio::test]
     async fn missing_files_are_404() {
         let dir = www();
-        assert_eq!(get(&dir, "/nope.html").await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(get(&dir, "/pkg/missing.wasm").await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(get(&dir, "/../Cargo.toml").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            get(&dir, "/nope.html").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(&dir, "/pkg/missing.wasm").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(&dir, "/../Cargo.toml").await.status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

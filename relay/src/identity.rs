@@ -8,16 +8,20 @@ use std::path::{Path, PathBuf};
 
 use libp2p::identity::{DecodingError, Keypair};
 
+/// Each message names the file and the reason, so the binary prints one line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    #[error("cannot read identity key {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
-    #[error("identity key {} is corrupt (expected a protobuf-encoded ed25519 keypair): {source}; \
+    #[error("cannot read identity key {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: io::Error },
+    #[error("identity key {} is corrupt (expected a protobuf-encoded ed25519 keypair): {reason}; \
              move it away to create a new one", path.display())]
-    Decode { path: PathBuf, source: DecodingError },
-    #[error("cannot create identity key {}: {source}", path.display())]
-    Write { path: PathBuf, source: io::Error },
+    Decode {
+        path: PathBuf,
+        reason: DecodingError,
+    },
+    #[error("cannot create identity key {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: io::Error },
     #[error("cannot encode the new identity key: {0}")]
     Encode(DecodingError),
 }
@@ -35,26 +39,40 @@ pub fn load_or_create(path: &Path) -> Result<(Keypair, Origin), IdentityError> {
     match fs::read(path) {
         Ok(bytes) => return decode(path, &bytes).map(|kp| (kp, Origin::Loaded)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => return Err(IdentityError::Read { path: path.into(), source }),
+        Err(reason) => {
+            return Err(IdentityError::Read {
+                path: path.into(),
+                reason,
+            })
+        }
     }
 
     let keypair = Keypair::generate_ed25519();
-    let bytes = keypair.to_protobuf_encoding().map_err(IdentityError::Encode)?;
+    let bytes = keypair
+        .to_protobuf_encoding()
+        .map_err(IdentityError::Encode)?;
     match write_new(path, &bytes) {
         Ok(()) => Ok((keypair, Origin::Created)),
         // Another process created it between our read and write: use theirs.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let bytes = fs::read(path)
-                .map_err(|source| IdentityError::Read { path: path.into(), source })?;
+            let bytes = fs::read(path).map_err(|reason| IdentityError::Read {
+                path: path.into(),
+                reason,
+            })?;
             decode(path, &bytes).map(|kp| (kp, Origin::Loaded))
         }
-        Err(source) => Err(IdentityError::Write { path: path.into(), source }),
+        Err(reason) => Err(IdentityError::Write {
+            path: path.into(),
+            reason,
+        }),
     }
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Keypair, IdentityError> {
-    Keypair::from_protobuf_encoding(bytes)
-        .map_err(|source| IdentityError::Decode { path: path.into(), source })
+    Keypair::from_protobuf_encoding(bytes).map_err(|reason| IdentityError::Decode {
+        path: path.into(),
+        reason,
+    })
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -78,7 +96,10 @@ pub fn warn_if_exposed(path: &Path) {
     if let Ok(meta) = fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            tracing::warn!("identity key {} has mode {mode:o}; 600 is advised", path.display());
+            tracing::warn!(
+                "identity key {} has mode {mode:o}; 600 is advised",
+                path.display()
+            );
         }
     }
 }
@@ -121,7 +142,10 @@ mod tests {
         let err = load_or_create(&path).expect_err("corrupt key");
         assert!(matches!(err, IdentityError::Decode { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains(&path.display().to_string()) && msg.contains("corrupt"), "{msg}");
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains("corrupt"),
+            "{msg}"
+        );
         // The corrupt file is left alone for the operator to inspect.
         assert_eq!(fs::read(&path).expect("read"), b"not a key");
     }

@@ -53,8 +53,8 @@ pub enum Error {
     Identity(#[from] identity::IdentityError),
     #[error(transparent)]
     P2p(#[from] p2p::P2pError),
-    #[error("cannot listen for HTTP on {addr}: {source}")]
-    HttpBind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen for HTTP on {addr}: {reason}")]
+    HttpBind { addr: SocketAddr, reason: io::Error },
     #[error("HTTP server failed: {0}")]
     Http(io::Error),
     #[error("a server task failed: {0}")]
@@ -104,11 +104,20 @@ impl Relay {
 
         let http = TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::HttpBind { addr: config.listen, source })?;
-        let http_addr = http
-            .local_addr()
-            .map_err(|source| Error::HttpBind { addr: config.listen, source })?;
-        Ok(Self { state, swarm, http, http_addr })
+            .map_err(|reason| Error::HttpBind {
+                addr: config.listen,
+                reason,
+            })?;
+        let http_addr = http.local_addr().map_err(|reason| Error::HttpBind {
+            addr: config.listen,
+            reason,
+        })?;
+        Ok(Self {
+            state,
+            swarm,
+            http,
+            http_addr,
+        })
     }
 
     /// The bound HTTP address (the real port when `--listen` used port 0).
@@ -123,7 +132,12 @@ impl Relay {
     /// Serves HTTP and drives the swarm until `shutdown` completes, then
     /// gives both [`SHUTDOWN_GRACE`] to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let Self { state, swarm, http, http_addr } = self;
+        let Self {
+            state,
+            swarm,
+            http,
+            http_addr,
+        } = self;
         info!("serving page from {}", state.www().display());
         // Printed last so that tests can wait for it: everything is up now.
         info!("listening on http://{http_addr}");
@@ -162,7 +176,9 @@ impl Relay {
             }
         }
         if !swarm_task.is_finished()
-            && tokio::time::timeout(SHUTDOWN_GRACE, &mut swarm_task).await.is_err()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut swarm_task)
+                .await
+                .is_err()
         {
             warn!("p2p task did not stop within {SHUTDOWN_GRACE:?}");
             swarm_task.abort();

@@ -14,7 +14,9 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::{Multiaddr, Protocol};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport};
+use libp2p::{
+    identify, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport,
+};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -113,24 +115,36 @@ pub async fn listen(
 ) -> Result<Multiaddr, P2pError> {
     swarm
         .listen_on(addr.clone())
-        .map_err(|e| P2pError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+        .map_err(|e| P2pError::Listen {
+            addr: addr.clone(),
+            reason: error_chain(&e),
+        })?;
     let first = tokio::time::timeout(timeout, async {
         loop {
             match swarm.select_next_some().await {
                 SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
                 SwarmEvent::ListenerClosed { reason, .. } => {
-                    let reason = reason.err().map_or("closed".into(), |e| e.to_string());
-                    return Err(P2pError::Listen { addr: addr.clone(), reason });
+                    let reason = reason.err().map_or("closed".into(), |e| error_chain(&e));
+                    return Err(P2pError::Listen {
+                        addr: addr.clone(),
+                        reason,
+                    });
                 }
                 SwarmEvent::ListenerError { error, .. } => {
-                    return Err(P2pError::Listen { addr: addr.clone(), reason: error.to_string() });
+                    return Err(P2pError::Listen {
+                        addr: addr.clone(),
+                        reason: error_chain(&error),
+                    });
                 }
                 other => on_event(swarm, state, other),
             }
         }
     })
     .await
-    .map_err(|_| P2pError::ListenTimeout { addr: addr.clone(), timeout })??;
+    .map_err(|_| P2pError::ListenTimeout {
+        addr: addr.clone(),
+        timeout,
+    })??;
     let port = ws_port(&first).ok_or_else(|| P2pError::NoPort(first.clone()))?;
     state.update_info(|info| info.ws_port = port);
     on_new_listen_addr(swarm, state, first.clone());
@@ -138,7 +152,11 @@ pub async fn listen(
 }
 
 /// Runs the swarm until `stop` turns true (or its sender is dropped).
-pub async fn drive(mut swarm: Swarm<Behaviour>, state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+pub async fn drive(
+    mut swarm: Swarm<Behaviour>,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break,
@@ -147,6 +165,25 @@ pub async fn drive(mut swarm: Swarm<Behaviour>, state: Arc<AppState>, mut stop: 
     }
     let peers = swarm.connected_peers().count();
     info!(peers, "p2p stopped; closing connections");
+}
+
+/// The transport's errors wrap each other and some print nothing themselves
+/// (a busy port shows as ""): join every non-empty message in the chain.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let msg = e.to_string();
+        if !msg.is_empty() && !parts.iter().any(|p: &String| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        next = e.source();
+    }
+    if parts.is_empty() {
+        format!("{error:?}")
+    } else {
+        parts.join(": ")
+    }
 }
 
 pub fn ws_port(addr: &Multiaddr) -> Option<u16> {
@@ -184,18 +221,35 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
             let full = with_peer_id(address, *swarm.local_peer_id()).to_string();
             state.update_info(|info| info.listen_addrs.retain(|a| *a != full));
         }
-        SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+        SwarmEvent::ListenerClosed {
+            addresses, reason, ..
+        } => {
             warn!(?addresses, ?reason, "p2p listener closed");
         }
         SwarmEvent::ListenerError { error, .. } => warn!("p2p listener error: {error}"),
-        SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+        SwarmEvent::ConnectionEstablished {
+            peer_id,
+            endpoint,
+            num_established,
+            ..
+        } => {
             info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection opened");
         }
-        SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, cause, .. } => {
+        SwarmEvent::ConnectionClosed {
+            peer_id,
+            endpoint,
+            num_established,
+            cause,
+            ..
+        } => {
             let cause = cause.map_or_else(|| "closed".to_string(), |c| c.to_string());
             info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, %cause, "connection closed");
         }
-        SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+        SwarmEvent::IncomingConnectionError {
+            send_back_addr,
+            error,
+            ..
+        } => {
             debug!(addr = %send_back_addr, "incoming connection failed: {error}");
         }
         other => debug!(?other, "swarm event"),
@@ -216,21 +270,40 @@ fn on_behaviour_event(event: BehaviourEvent) {
 fn on_relay_event(event: relay::Event) {
     use relay::Event as E;
     match event {
-        E::ReservationReqAccepted { src_peer_id, renewed } => {
+        E::ReservationReqAccepted {
+            src_peer_id,
+            renewed,
+        } => {
             info!(peer = %src_peer_id, renewed, "reservation accepted");
         }
-        E::ReservationReqDenied { src_peer_id, status } => {
+        E::ReservationReqDenied {
+            src_peer_id,
+            status,
+        } => {
             info!(peer = %src_peer_id, ?status, "reservation denied");
         }
         E::ReservationClosed { src_peer_id } => info!(peer = %src_peer_id, "reservation closed"),
-        E::ReservationTimedOut { src_peer_id } => info!(peer = %src_peer_id, "reservation timed out"),
-        E::CircuitReqAccepted { src_peer_id, dst_peer_id } => {
+        E::ReservationTimedOut { src_peer_id } => {
+            info!(peer = %src_peer_id, "reservation timed out")
+        }
+        E::CircuitReqAccepted {
+            src_peer_id,
+            dst_peer_id,
+        } => {
             info!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
         }
-        E::CircuitReqDenied { src_peer_id, dst_peer_id, status } => {
+        E::CircuitReqDenied {
+            src_peer_id,
+            dst_peer_id,
+            status,
+        } => {
             info!(src = %src_peer_id, dst = %dst_peer_id, ?status, "circuit denied");
         }
-        E::CircuitClosed { src_peer_id, dst_peer_id, error } => {
+        E::CircuitClosed {
+            src_peer_id,
+            dst_peer_id,
+            error,
+        } => {
             let cause = error.map_or_else(|| "closed".to_string(), |e| e.to_string());
             info!(src = %src_peer_id, dst = %dst_peer_id, %cause, "circuit closed");
         }
@@ -249,7 +322,11 @@ fn on_rendezvous_event(event: rendezvous::server::Event) {
                 addrs = ?registration.record.addresses(), "rendezvous registered"
             );
         }
-        E::PeerNotRegistered { peer, namespace, error } => {
+        E::PeerNotRegistered {
+            peer,
+            namespace,
+            error,
+        } => {
             info!(%namespace, peer = %peer, ?error, "rendezvous registration refused");
         }
         E::PeerUnregistered { peer, namespace } => {
@@ -261,7 +338,10 @@ fn on_rendezvous_event(event: rendezvous::server::Event) {
                 "rendezvous registration expired"
             );
         }
-        E::DiscoverServed { enquirer, registrations } => {
+        E::DiscoverServed {
+            enquirer,
+            registrations,
+        } => {
             debug!(peer = %enquirer, found = registrations.len(), "rendezvous discover served");
         }
         E::DiscoverNotServed { enquirer, error } => {
@@ -275,6 +355,16 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    fn test_state(peer_id: String) -> AppState {
+        let info = shoal_proto::info::RelayInfo {
+            peer_id,
+            ws_port: 0,
+            listen_addrs: vec![],
+            version: "test".into(),
+        };
+        AppState::new(info, ".".into())
+    }
+
     #[test]
     fn relay_config_takes_cli_limits() {
         let config = crate::Config::parse_from(["relay"]);
@@ -283,6 +373,26 @@ mod tests {
         assert_eq!(relay.max_circuit_bytes, 1 << 30);
         assert_eq!(relay.max_reservations, config.limits.max_reservations);
         assert_eq!(relay.max_circuits, config.limits.max_circuits);
+    }
+
+    #[tokio::test]
+    async fn busy_port_names_the_reason() {
+        let config = crate::Config::parse_from(["relay"]);
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let mut swarm = build_swarm(Keypair::generate_ed25519(), &config.limits).expect("swarm");
+        let state = test_state(String::new());
+        let addr = format!("/ip4/127.0.0.1/tcp/{port}/ws")
+            .parse()
+            .expect("multiaddr");
+        let err = listen(&mut swarm, &state, addr, Duration::from_secs(5))
+            .await
+            .expect_err("busy");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&port.to_string()) && msg.to_lowercase().contains("in use"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -298,17 +408,11 @@ mod tests {
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
         let mut swarm = build_swarm(keypair, &config.limits).expect("swarm");
-        let state = AppState::new(
-            shoal_proto::info::RelayInfo {
-                peer_id: peer_id.to_string(),
-                ws_port: 0,
-                listen_addrs: vec![],
-                version: "test".into(),
-            },
-            ".".into(),
-        );
+        let state = test_state(peer_id.to_string());
         let addr = "/ip4/127.0.0.1/tcp/0/ws".parse().expect("multiaddr");
-        let bound = listen(&mut swarm, &state, addr, Duration::from_secs(5)).await.expect("listen");
+        let bound = listen(&mut swarm, &state, addr, Duration::from_secs(5))
+            .await
+            .expect("listen");
         let info = state.info();
         assert_ne!(info.ws_port, 0);
         assert_eq!(Some(info.ws_port), ws_port(&bound));

@@ -16,7 +16,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(info: RelayInfo, www: PathBuf) -> Self {
-        Self { info: watch::Sender::new(info), www }
+        Self {
+            info: watch::Sender::new(info),
+            www,
+        }
     }
 
     pub fn info(&self) -> RelayInfo {

@@ -30,15 +30,24 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<St
                     return line;
                 }
             }
-            Err(e) => panic!("no line with {needle:?} ({e}); output so far:\n{}", seen.join("\n")),
+            Err(e) => panic!(
+                "no line with {needle:?} ({e}); output so far:\n{}",
+                seen.join("\n")
+            ),
         }
     }
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let (head, body) = response.split_once("\r\n\r\n").expect("header end");
@@ -84,7 +93,11 @@ fn serves_http_and_stops_on_sigterm() {
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or_else(|| panic!("no address in {listening:?}"));
     assert_ne!(addr.port(), 0);
-    assert!(seen.iter().any(|l| l.contains("p2p listening on /ip4/127.0.0.1/tcp/")), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("p2p listening on /ip4/127.0.0.1/tcp/")),
+        "{seen:#?}"
+    );
 
     let (head, body) = http_get(addr, "/healthz");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -92,7 +105,11 @@ fn serves_http_and_stops_on_sigterm() {
 
     let (head, body) = http_get(addr, "/api/info");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
     let info: RelayInfo = serde_json::from_str(&body).expect("RelayInfo JSON");
     assert_eq!(info.peer_id, peer_id);
     assert_ne!(info.ws_port, 0);
@@ -109,7 +126,10 @@ fn serves_http_and_stops_on_sigterm() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
     let pid = relay.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     wait_for_line(&lines, "relay stopped", &mut seen);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -117,7 +137,10 @@ fn serves_http_and_stops_on_sigterm() {
         if let Some(status) = relay.0.try_wait().expect("try_wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "relay did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "relay did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");

@@ -9,7 +9,9 @@ use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::multiaddr::{Multiaddr, Protocol};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport};
+use libp2p::{
+    identity, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport,
+};
 use shoal_relay::{Config, Relay};
 
 const NAMESPACE: &str = "shoal-test";
@@ -46,7 +48,10 @@ fn client() -> Swarm<Client> {
 }
 
 /// Polls `swarm` until `f` returns `Some`, at most 20 s.
-async fn until<T>(swarm: &mut Swarm<Client>, mut f: impl FnMut(SwarmEvent<ClientEvent>) -> Option<T>) -> T {
+async fn until<T>(
+    swarm: &mut Swarm<Client>,
+    mut f: impl FnMut(SwarmEvent<ClientEvent>) -> Option<T>,
+) -> T {
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             if let Some(t) = f(swarm.select_next_some().await) {
@@ -60,11 +65,22 @@ async fn until<T>(swarm: &mut Swarm<Client>, mut f: impl FnMut(SwarmEvent<Client
 
 #[tokio::test]
 async fn browsers_reserve_register_discover_and_connect_through_circuit() {
+    // The relay's info lines, shown with `--nocapture`.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("shoal_relay=info")
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("relay.key");
     let config = Config::parse_from([
-        "relay".as_ref(), "--listen".as_ref(), "127.0.0.1:0".as_ref(),
-        "--identity".as_ref(), key.as_os_str(), "--www".as_ref(), dir.path().as_os_str(),
+        "relay".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--identity".as_ref(),
+        key.as_os_str(),
+        "--www".as_ref(),
+        dir.path().as_os_str(),
     ]);
     let relay = Relay::bind(&config).await.expect("bind");
     let info = relay.info();
@@ -78,19 +94,33 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     // A: reserve a relayed address and register it.
     let mut a = client();
     let a_id = *a.local_peer_id();
-    a.listen_on(relay_addr.clone().with(Protocol::P2pCircuit)).expect("listen via relay");
+    a.listen_on(relay_addr.clone().with(Protocol::P2pCircuit))
+        .expect("listen via relay");
     let circuit_addr = until(&mut a, |e| match e {
         SwarmEvent::NewListenAddr { address, .. } => Some(address),
         _ => None,
     })
     .await;
-    assert_eq!(circuit_addr, relay_addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(a_id)));
+    assert_eq!(
+        circuit_addr,
+        relay_addr
+            .clone()
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(a_id))
+    );
     a.add_external_address(circuit_addr.clone());
     let ns = rendezvous::Namespace::from_static(NAMESPACE);
-    a.behaviour_mut().rendezvous.register(ns.clone(), relay_id, None).expect("register");
+    a.behaviour_mut()
+        .rendezvous
+        .register(ns.clone(), relay_id, None)
+        .expect("register");
     until(&mut a, |e| match e {
-        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered { .. })) => Some(()),
-        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::RegisterFailed { error, .. })) => {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ..
+        })) => Some(()),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
+            rendezvous::client::Event::RegisterFailed { error, .. },
+        )) => {
             panic!("register failed: {error:?}")
         }
         _ => None,
@@ -100,34 +130,47 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     // B: discover A and dial it through the circuit while A keeps running.
     let mut b = client();
     b.dial(relay_addr.clone()).expect("dial relay");
-    until(&mut b, |e| matches!(e, SwarmEvent::ConnectionEstablished { .. }).then_some(())).await;
-    b.behaviour_mut().rendezvous.discover(Some(ns), None, None, relay_id);
+    until(&mut b, |e| {
+        matches!(e, SwarmEvent::ConnectionEstablished { .. }).then_some(())
+    })
+    .await;
+    b.behaviour_mut()
+        .rendezvous
+        .discover(Some(ns), None, None, relay_id);
     let found = until(&mut b, |e| match e {
         SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Discovered {
-            registrations, ..
+            registrations,
+            ..
         })) => Some(registrations),
         _ => None,
     })
     .await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].record.peer_id(), a_id);
-    assert_eq!(found[0].record.addresses(), std::slice::from_ref(&circuit_addr));
+    assert_eq!(
+        found[0].record.addresses(),
+        std::slice::from_ref(&circuit_addr)
+    );
 
     b.dial(circuit_addr).expect("dial A via relay");
     let a_task = tokio::spawn(async move {
         until(&mut a, |e| match e {
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } if peer_id != relay_id => {
-                Some(endpoint.is_relayed())
-            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } if peer_id != relay_id => Some(endpoint.is_relayed()),
             _ => None,
         })
         .await
     });
     let relayed = until(&mut b, |e| match e {
-        SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } if peer_id == a_id => {
-            Some(endpoint.is_relayed())
-        }
-        SwarmEvent::OutgoingConnectionError { peer_id: Some(p), error, .. } if p == a_id => {
+        SwarmEvent::ConnectionEstablished {
+            peer_id, endpoint, ..
+        } if peer_id == a_id => Some(endpoint.is_relayed()),
+        SwarmEvent::OutgoingConnectionError {
+            peer_id: Some(p),
+            error,
+            ..
+        } if p == a_id => {
             panic!("dial through circuit failed: {error}")
         }
         _ => None,
