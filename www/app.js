@@ -20,6 +20,7 @@ const RELAY_STATES = {
   connected: { cls: 'pending', text: 'Connected; asking the relay for a reservation…' },
   reserved: { cls: 'ok', text: 'Reachable through the relay; looking for peers in this swarm.' },
   failed: { cls: 'bad', text: 'The connection to the relay failed.' },
+  stopped: { cls: 'pending', text: 'This peer has left the swarm.' },
 };
 
 const PATHS = {
@@ -74,6 +75,7 @@ function fail(heading, detail) {
 function renderSwarm(swarm) {
   $('swarm-name').textContent = swarm;
   $('share-link').value = shareUrl(swarm);
+  $('share-open').href = shareUrl(swarm);
   $('swarm-input').placeholder = swarm === DEFAULT_SWARM ? 'e.g. team-photos' : DEFAULT_SWARM;
   document.title = `shoal · ${swarm}`;
 }
@@ -127,8 +129,11 @@ function makeRow(peerId) {
   const badge = document.createElement('span');
   const rtt = document.createElement('span');
   rtt.className = 'rtt';
-  li.append(id, badge, rtt);
-  return { li, badge, rtt };
+  const error = document.createElement('p');
+  error.className = 'peer-error';
+  error.hidden = true;
+  li.append(id, badge, rtt, error);
+  return { li, badge, rtt, error };
 }
 
 function updateRow(row, peer) {
@@ -140,7 +145,11 @@ function updateRow(row, peer) {
   row.rtt.textContent = `RTT ${formatRtt(peer.rttMs)}`;
   row.rtt.title = peer.path === 'direct'
     ? 'Round-trip time of a libp2p ping over the direct connection'
-    : 'Measured once a direct connection exists';
+    : 'Round-trip time through the relay, if measured';
+  // Why the direct path failed, when it did (the peer stays relayed).
+  const error = typeof peer.error === 'string' && peer.error ? `Direct connection failed: ${peer.error}` : '';
+  if (row.error.textContent !== error) row.error.textContent = error;
+  row.error.hidden = !error;
 }
 
 function renderPeers(peers) {
@@ -215,8 +224,7 @@ async function start() {
   setState('running');
   $('self-id').textContent = node.peerId;
 
-  // Render outside the callback: the node may call onChange while it is busy,
-  // and calling back into it from there could re-enter the wasm borrow.
+  // Coalesce bursts of change events into one render.
   let pending = false;
   const schedule = () => {
     if (pending) return;

@@ -271,6 +271,9 @@ impl Loop {
                 if peer_id == self.settings.relay_peer {
                     tracing::info!("connected to the relay");
                     self.state.update(|s| s.relay_connected());
+                    // Discovery needs only this connection: find the others
+                    // while our own reservation is still being made.
+                    self.discover(swarm);
                     if !self.listening {
                         self.listening = true;
                         for addr in [self.circuit_addr(), self.circuit_addr().with(Protocol::WebRTC)] {
@@ -369,7 +372,6 @@ impl Loop {
                     swarm.add_external_address(self.circuit_addr());
                     self.state.update(|s| s.relay_reserved());
                     self.register(swarm);
-                    self.discover(swarm);
                 }
             }
             BehaviourEvent::Rendezvous(rendezvous::client::Event::Discovered { registrations, cookie, .. }) => {

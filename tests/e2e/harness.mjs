@@ -39,6 +39,15 @@ export const CHROMIUM_ARGS = [
 
 const logs = [];
 const t0 = Date.now();
+// Every browser launched and not yet closed: closeAll() must find them all,
+// or a browser left open keeps the test process alive forever.
+const browsers = new Set();
+
+/** Close every browser this process launched (use in `after`). */
+export async function closeAll() {
+  await Promise.all([...browsers].map((b) => b.close().catch(() => {})));
+  browsers.clear();
+}
 
 function log(source, line) {
   logs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [${source}] ${line}`);
@@ -63,7 +72,8 @@ export function withLogs(fn, peers = () => []) {
   };
 }
 
-async function screenshots(peers, testName) {
+/** Save a full-page screenshot of each open page to tests/.artifacts/. */
+export async function screenshots(peers, testName) {
   const slug = testName.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 60);
   for (const peer of peers) {
     if (!peer?.page || peer.page.isClosed()) continue;
@@ -94,7 +104,8 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function relayBinary() {
-  return process.env.SHOAL_RELAY_BIN ?? path.join(REPO, 'target', 'debug', 'relay');
+  const env = process.env.SHOAL_RELAY_BIN;
+  return env ? path.resolve(env) : path.join(REPO, 'target', 'debug', 'relay');
 }
 
 /**
@@ -114,6 +125,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
   const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
   const args = ['--listen', `127.0.0.1:${port}`, '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs];
   const url = `http://127.0.0.1:${port}`;
+  // No --p2p-listen: the relay then takes a free port and tells the page via /api/info.
   log('harness', `starting ${bin} ${args.join(' ')}`);
 
   const proc = spawn(bin, args, {
@@ -196,21 +208,30 @@ function recordPeerConnections() {
   if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = RecordedRTCPeerConnection;
 }
 
-/**
- * Launch one Chromium process with one page on `${relayUrl}/?swarm=...`.
- * Does not wait for the node: call `peer.started()` for that.
- */
-export async function launchPeer(relayUrl, { name, swarm = 'default' } = {}) {
+/** Launch one Chromium process (one per peer: separate network stacks, like two real browsers). */
+export async function launchBrowser() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: CHROMIUM_ARGS,
     timeout: WAIT_MS,
   });
+  browsers.add(browser);
+  browser.on('disconnected', () => browsers.delete(browser));
+  return browser;
+}
+
+/**
+ * Open `${relayUrl}/?swarm=...` in a fresh context (empty cache and storage) of `browser`.
+ * Does not wait for the node: call `peer.started()` for that.
+ * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder.
+ */
+export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [] } = {}) {
+  const context = await browser.newContext();
   try {
-    const context = await browser.newContext();
     await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
     await context.addInitScript(recordPeerConnections);
+    for (const script of initScripts) await context.addInitScript(script);
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
@@ -224,7 +245,9 @@ export async function launchPeer(relayUrl, { name, swarm = 'default' } = {}) {
       name,
       swarm,
       browser,
+      context,
       page,
+      peerId: null,
       /** Wait until the page set window.shoal; throw the page's own error if it failed to start. */
       async started() {
         const handle = await page
@@ -241,8 +264,21 @@ export async function launchPeer(relayUrl, { name, swarm = 'default' } = {}) {
       },
       peers: () => page.evaluate(() => window.shoal.peers()),
       relay: () => page.evaluate(() => window.shoal.relay()),
-      close: () => browser.close().catch(() => {}),
+      close: () => context.close().catch(() => {}),
     };
+    return peer;
+  } catch (e) {
+    await context.close().catch(() => {});
+    throw e;
+  }
+}
+
+/** A browser process of its own with one page; `close()` ends the process. */
+export async function launchPeer(relayUrl, options = {}) {
+  const browser = await launchBrowser();
+  try {
+    const peer = await openPage(browser, relayUrl, options);
+    peer.close = () => browser.close().catch(() => {});
     return peer;
   } catch (e) {
     await browser.close().catch(() => {});

@@ -8,15 +8,24 @@ const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
 
 describe('relay HTTP endpoints', () => {
   let relay;
+  let setupError = null;
 
   before(async () => {
-    relay = await h.startRelay();
+    try {
+      relay = await h.startRelay();
+    } catch (e) {
+      setupError = e;
+    }
   });
   after(async () => {
     await relay?.stop();
   });
 
-  const it = (name, fn) => test(name, { timeout: h.WAIT_MS }, h.withLogs(fn));
+  const it = (name, fn) =>
+    test(name, { timeout: h.WAIT_MS }, async (t) => {
+      if (setupError) throw new Error(`set-up failed: ${setupError.message}`);
+      await h.withLogs(fn)(t);
+    });
   const get = (path) => fetch(`${relay.url}${path}`, { signal: AbortSignal.timeout(h.WAIT_MS) });
 
   it('GET /healthz answers "ok"', async () => {

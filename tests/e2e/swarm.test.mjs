@@ -43,22 +43,34 @@ describe('two browsers meet through the relay and connect directly over WebRTC',
     return peer;
   }
 
+  // A failed set-up is reported by every test (as a failure with the reason),
+  // rather than by the hook, which node:test would count as "cancelled".
+  let setupError = null;
   before(async () => {
     try {
       relay = await h.startRelay();
-      [a, b] = await Promise.all([launch('A'), launch('B')]);
+      // allSettled: a failing peer must not leave the other one launching unseen.
+      const launched = await Promise.allSettled([launch('A'), launch('B')]);
+      const failed = launched.filter((r) => r.status === 'rejected');
+      if (failed.length) throw new Error(failed.map((r) => r.reason.message).join('; '));
+      [a, b] = launched.map((r) => r.value);
     } catch (e) {
       h.dumpLogs('logs of the failed set-up');
-      throw e;
+      await h.screenshots(open, 'set-up');
+      setupError = e;
     }
   }, TEST);
 
   after(async () => {
-    await Promise.all(open.map((p) => p.close()));
+    await h.closeAll();
     await relay?.stop();
   });
 
-  const it = (name, fn) => test(name, TEST, h.withLogs(fn, () => open));
+  const it = (name, fn) =>
+    test(name, TEST, async (t) => {
+      if (setupError) throw new Error(`set-up failed: ${setupError.message}`);
+      await h.withLogs(fn, () => open)(t);
+    });
   const needAB = () => {
     if (!abDirect) throw new Error('A and B never listed each other as direct (see the first test); not running this one');
   };

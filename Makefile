@@ -1,0 +1,61 @@
+# shoal — the usual entry points.
+#
+#   make run     build the wasm peer and the relay (release), start the relay on $(LISTEN)
+#   make build   build the wasm peer and the relay (release)
+#   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium)
+#   make bench   time to first direct peer, sizes, relay memory → BENCHMARKS.md
+#                (BENCH_ARGS="--runs 10" for more runs)
+#
+# Variables: LISTEN (HTTP address of `make run`), IDENTITY (relay key file),
+# RELAY_ARGS (more relay flags, e.g. RELAY_ARGS="--p2p-listen 0.0.0.0:8081").
+#
+# Tools are installed on demand by scripts/setup.sh (fast when already there).
+
+LISTEN ?= 127.0.0.1:8080
+# The relay's key (its PeerId). Kept under target/ so it is never committed.
+IDENTITY ?= target/relay.key
+RELAY_ARGS ?=
+
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+WASM_TARGET := wasm32-unknown-unknown
+WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
+
+.PHONY: run build test bench e2e wasm relay relay-debug setup-build setup-test clean
+
+run: setup-build wasm relay
+	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
+
+build: setup-build wasm relay
+
+test: setup-test wasm relay-debug
+	cargo test --workspace
+	$(MAKE) --no-print-directory e2e
+
+# The end-to-end tests alone, against what is already built.
+e2e:
+	cd tests && node --test --test-concurrency=1 e2e/*.test.mjs
+
+bench: setup-test wasm relay
+	SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
+
+setup-build:
+	bash scripts/setup.sh build
+
+setup-test:
+	bash scripts/setup.sh test
+
+# The same output as wasm-pack --target web, without wasm-pack.
+wasm:
+	cargo build -p peer-wasm --target $(WASM_TARGET) --release
+	wasm-bindgen --target web --out-dir www/pkg $(WASM_OUT)
+
+relay:
+	cargo build -p shoal-relay --release
+
+relay-debug:
+	cargo build -p shoal-relay
+
+clean:
+	cargo clean
+	rm -rf www/pkg tests/.artifacts

@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+// Benchmark: how long from page load to the first direct peer, with two browsers.
+//
+//   node tests/bench/connect.mjs [--runs N] [--no-write]      (make bench)
+//
+// - Each run opens the page at the same moment in a fresh context (cold cache)
+//   of each of two Chromium processes, in a swarm of its own. Inside each page
+//   an init script notes performance.now() — milliseconds since navigation
+//   start — when the node has started, when the relay reservation is
+//   accepted, and at the first change where shoal.peers() holds a direct peer.
+// - Sizes of the served peer: .wasm and .js, raw and gzip -9.
+// - Relay memory: VmRSS from /proc/<pid>/status when idle, and with three
+//   peers connected to each other.
+// Prints the figures and writes them into BENCHMARKS.md (its own section).
+//
+// Relay binary: $SHOAL_RELAY_BIN, else target/release/relay, else target/debug/relay.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as h from '../e2e/harness.mjs';
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const option = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+const RUNS = Math.max(5, Number.parseInt(option('--runs', '5'), 10) || 5);
+const WRITE = !flag('--no-write');
+
+const SECTION_START = '<!-- bench:connect -->';
+const SECTION_END = '<!-- /bench:connect -->';
+
+const COMMAND = [
+  process.env.SHOAL_RELAY_BIN ? `SHOAL_RELAY_BIN=${process.env.SHOAL_RELAY_BIN}` : '',
+  'node tests/bench/connect.mjs',
+  ...argv,
+].filter(Boolean).join(' ');
+
+if (!process.env.SHOAL_RELAY_BIN) {
+  const release = path.join(h.REPO, 'target', 'release', 'relay');
+  if (existsSync(release)) process.env.SHOAL_RELAY_BIN = release;
+}
+
+// Runs in the page before its scripts: timestamps relative to navigation start.
+function recordMilestones() {
+  let node;
+  const marks = (window.__bench = {});
+  const check = () => {
+    if (marks.reserved === undefined && node.relay().state === 'reserved') marks.reserved = performance.now();
+    if (marks.firstDirect === undefined && node.peers().some((p) => p.path === 'direct')) {
+      marks.firstDirect = performance.now();
+    }
+  };
+  // The page assigns window.shoal once Node.start resolved: hook in right there.
+  Object.defineProperty(window, 'shoal', {
+    configurable: true,
+    enumerable: true,
+    get: () => node,
+    set(value) {
+      node = value;
+      marks.started = performance.now();
+      node.onChange(check);
+      check();
+    },
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const ms = (x) => (x === undefined || x === null ? '—' : `${Math.round(x)}`);
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+
+function vmRssKib(pid) {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return line ? Number.parseInt(line.replace(/\D+/g, ''), 10) : null;
+}
+
+function machine() {
+  let cpu = 'unknown';
+  try {
+    cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? cpu;
+  } catch {
+    // Not Linux: keep "unknown".
+  }
+  return { arch: os.machine(), cpus: os.availableParallelism(), cpu };
+}
+
+function sizes() {
+  const out = [];
+  for (const file of ['peer_wasm_bg.wasm', 'peer_wasm.js']) {
+    const p = path.join(h.REPO, 'www', 'pkg', file);
+    if (!existsSync(p)) throw new Error(`${p} is missing: build the wasm first (make build)`);
+    const raw = readFileSync(p);
+    out.push({ file, raw: raw.length, gzip: gzipSync(raw, { level: 9 }).length });
+  }
+  return out;
+}
+
+async function connectRun(browsers, relay, i) {
+  const swarm = `bench-${i}-${Math.random().toString(36).slice(2, 8)}`;
+  const names = ['A', 'B'];
+  const peers = await Promise.all(
+    browsers.map((b, k) => h.openPage(b, relay.url, { name: `${names[k]}${i}`, swarm, initScripts: [recordMilestones] })),
+  );
+  try {
+    await Promise.all(peers.map((p) => p.started()));
+    return await Promise.all(
+      peers.map((p) =>
+        h.waitFor(
+          `${p.name}: a direct peer`,
+          () => p.page.evaluate(() => window.__bench),
+          (m) => m?.firstDirect !== undefined,
+          { interval: 100 },
+        ),
+      ),
+    );
+  } finally {
+    await Promise.all(peers.map((p) => p.close()));
+  }
+}
+
+async function rssWithThreePeers(browsers, relay) {
+  const swarm = `bench-rss-${Math.random().toString(36).slice(2, 8)}`;
+  const peers = await Promise.all(browsers.map((b, k) => h.openPage(b, relay.url, { name: `R${k}`, swarm })));
+  try {
+    await Promise.all(peers.map((p) => p.started()));
+    const ids = peers.map((p) => p.peerId);
+    await Promise.all(
+      peers.map((p) =>
+        h.waitFor(`${p.name}: both others as direct`, p.peers, (ps) =>
+          ids.filter((id) => id !== p.peerId).every((id) => ps.some((q) => q.peerId === id && q.path === 'direct')),
+        ),
+      ),
+    );
+    return vmRssKib(relay.pid);
+  } finally {
+    await Promise.all(peers.map((p) => p.close()));
+  }
+}
+
+function section(r) {
+  const rows = [
+    ['node started (wasm loaded, `Node.start` resolved)', r.started],
+    ['relay reservation accepted', r.reserved],
+    ['**first direct peer**', r.firstDirect],
+  ];
+  const stat = (xs) => (xs.length ? `${ms(median(xs))} | ${ms(Math.min(...xs))} | ${ms(Math.max(...xs))} | ${xs.length}` : '— | — | — | 0');
+  return [
+    SECTION_START,
+    '## Connect: page load → first direct peer',
+    '',
+    `- Date: ${r.date}`,
+    `- Machine: ${r.machine.arch}, ${r.machine.cpus} CPUs, ${r.machine.cpu}`,
+    `- Browser: ${r.browser}, headless, one process per peer, loopback, fresh context (cold cache) per run`,
+    `- Relay: \`${path.relative(h.REPO, r.relayBin)}\``,
+    `- Command: \`${COMMAND}\` (\`make bench\` runs it with the release relay)`,
+    '',
+    `Milliseconds from navigation start, both pages of ${RUNS} runs (${r.failures} failed):`,
+    '',
+    '| milestone | median | min | max | n |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...rows.map(([name, xs]) => `| ${name} | ${stat(xs)} |`),
+    '',
+    'Per run, first direct peer (A / B): ' + (r.perRun.length ? r.perRun.map(([a, b]) => `${ms(a)} / ${ms(b)}`).join(', ') : '—') + ' ms.',
+    '',
+    '| served file | raw | gzip -9 |',
+    '| --- | ---: | ---: |',
+    ...r.sizes.map((s) => `| \`www/pkg/${s.file}\` | ${kib(s.raw)} (${s.raw} B) | ${kib(s.gzip)} (${s.gzip} B) |`),
+    '',
+    `Relay VmRSS: idle ${r.rssIdle ?? '—'} KiB; with 3 peers connected (each with 2 direct peers) ${r.rssThree ?? '—'} KiB.`,
+    SECTION_END,
+  ].join('\n');
+}
+
+function writeBenchmarks(text) {
+  const file = path.join(h.REPO, 'BENCHMARKS.md');
+  let doc = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Benchmarks\n\nMeasured figures. Each section is rewritten by the command it names.\n';
+  const a = doc.indexOf(SECTION_START);
+  const b = doc.indexOf(SECTION_END);
+  if (a >= 0 && b > a) doc = doc.slice(0, a) + text + doc.slice(b + SECTION_END.length);
+  else doc = `${doc.trimEnd()}\n\n${text}\n`;
+  writeFileSync(file, doc);
+  return file;
+}
+
+async function main() {
+  const result = {
+    date: new Date().toISOString(),
+    machine: machine(),
+    relayBin: h.relayBinary(),
+    sizes: sizes(),
+    started: [],
+    reserved: [],
+    firstDirect: [],
+    perRun: [],
+    failures: 0,
+  };
+  const relay = await h.startRelay();
+  try {
+    result.rssIdle = vmRssKib(relay.pid);
+    const browsers = await Promise.all([h.launchBrowser(), h.launchBrowser()]);
+    result.browser = `Chromium ${browsers[0].version()}`;
+    for (let i = 0; i < RUNS; i++) {
+      try {
+        const marks = await connectRun(browsers, relay, i);
+        for (const m of marks) {
+          for (const key of ['started', 'reserved', 'firstDirect']) if (m[key] !== undefined) result[key].push(m[key]);
+        }
+        result.perRun.push(marks.map((m) => m.firstDirect));
+        console.log(`run ${i + 1}/${RUNS}: first direct peer at ${marks.map((m) => ms(m.firstDirect)).join(' / ')} ms`);
+      } catch (e) {
+        result.failures++;
+        console.error(`run ${i + 1}/${RUNS} failed: ${e.message}`);
+        h.dumpLogs(`logs up to failed run ${i + 1}`);
+      }
+    }
+    browsers.push(await h.launchBrowser());
+    result.rssThree = await rssWithThreePeers(browsers, relay);
+  } finally {
+    await h.closeAll();
+    await relay.stop();
+  }
+
+  const text = section(result);
+  console.log(`\n${text}\n`);
+  if (WRITE) console.log(`wrote ${writeBenchmarks(text)}`);
+  if (result.failures > 0 || result.firstDirect.length === 0) {
+    console.error(`${result.failures} of ${RUNS} runs failed`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch(async (e) => {
+  console.error(e.stack ?? e.message);
+  h.dumpLogs();
+  await h.closeAll();
+  process.exitCode = 1;
+});
