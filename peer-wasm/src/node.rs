@@ -366,13 +366,11 @@ impl Loop {
 
     fn on_behaviour(&mut self, swarm: &mut Swarm<Behaviour>, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted { renewal, .. }) => {
-                if !renewal {
-                    tracing::info!("relay reservation accepted");
-                    swarm.add_external_address(self.circuit_addr());
-                    self.state.update(|s| s.relay_reserved());
-                    self.register(swarm);
-                }
+            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted { renewal: false, .. }) => {
+                tracing::info!("relay reservation accepted");
+                swarm.add_external_address(self.circuit_addr());
+                self.state.update(|s| s.relay_reserved());
+                self.register(swarm);
             }
             BehaviourEvent::Rendezvous(rendezvous::client::Event::Discovered { registrations, cookie, .. }) => {
                 self.cookie = Some(cookie);

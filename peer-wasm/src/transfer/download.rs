@@ -70,7 +70,8 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
         while let Some(action) = sched.poll_action(now) {
             match action {
                 Action::Request { peer, index } => {
-                    if !share.send_to(peer, Out::Msg(Message::Request(index))) {
+                    let sent = share.send_to(peer, Out::Msg(Message::Request(index)));
+                    if !sent {
                         sched.request_failed(&peer, index);
                     }
                 }

@@ -79,10 +79,13 @@ struct SessionHandle {
     tx: mpsc::Sender<Out>,
 }
 
+/// A verified manifest and its encoding (what `GetManifest` is answered with).
+type KnownManifest = Rc<(Manifest, Vec<u8>)>;
+
 /// One shared file, complete (a share or finished download) or not.
 pub struct Share {
     id: ShareId,
-    manifest: RefCell<Option<Rc<(Manifest, Vec<u8>)>>>,
+    manifest: RefCell<Option<KnownManifest>>,
     have: RefCell<Bitfield>,
     store: RefCell<Option<Rc<Store>>>,
     sessions: RefCell<HashMap<u64, SessionHandle>>,
@@ -112,7 +115,7 @@ impl Share {
         }
     }
 
-    fn manifest(&self) -> Option<Rc<(Manifest, Vec<u8>)>> {
+    fn manifest(&self) -> Option<KnownManifest> {
         self.manifest.borrow().clone()
     }
 
@@ -331,7 +334,8 @@ impl Transfers {
             if share.download.borrow().is_some() {
                 return Err(TransferError::Stopped("this download is already running".into()));
             }
-            if let (Some(m), Some(store)) = (share.manifest(), share.store.borrow().clone()) {
+            let store = share.store.borrow().clone();
+            if let (Some(m), Some(store)) = (share.manifest(), store) {
                 return store.to_file(&m.0).await;
             }
         }
