@@ -9,6 +9,7 @@
 //! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/1.0.0`
 //!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
 //!   `shoal_share`).
+//! - `log`: `tracing` to the browser console.
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
 //! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
 //!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.
@@ -18,6 +19,7 @@
 #![cfg(target_arch = "wasm32")]
 
 pub mod api;
+mod log;
 mod node;
 mod state;
 mod transfer;
@@ -31,10 +33,6 @@ fn init_logging() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         console_error_panic_hook::set_once();
-        let config = tracing_wasm::WASMLayerConfigBuilder::new()
-            .set_max_level(tracing::Level::INFO)
-            .set_report_logs_in_timings(false)
-            .build();
-        tracing_wasm::set_as_global_default_with_config(config);
+        let _ = tracing::subscriber::set_global_default(log::ConsoleSubscriber::new(tracing::Level::INFO));
     });
 }

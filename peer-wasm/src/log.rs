@@ -1,0 +1,73 @@
+//! A small `tracing` subscriber that writes events to the browser console.
+//!
+//! `tracing-wasm` would do, but it brings `tracing-subscriber` and its
+//! machinery; this is all the peer needs: level filter, message, fields,
+//! target. Spans are not tracked.
+
+use std::fmt::Write as _;
+
+use tracing::{
+    field::{Field, Visit},
+    span, Event, Level, Metadata, Subscriber,
+};
+
+pub struct ConsoleSubscriber {
+    max: Level,
+}
+
+impl ConsoleSubscriber {
+    pub fn new(max: Level) -> Self {
+        Self { max }
+    }
+}
+
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
+
+impl Subscriber for ConsoleSubscriber {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let meta = event.metadata();
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        let line = format!("{} {}: {}", meta.level(), meta.target(), fields.0);
+        let line = wasm_bindgen::JsValue::from_str(&line);
+        match *meta.level() {
+            Level::ERROR => web_sys::console::error_1(&line),
+            Level::WARN => web_sys::console::warn_1(&line),
+            _ => web_sys::console::log_1(&line),
+        }
+    }
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
+}
