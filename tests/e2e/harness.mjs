@@ -355,3 +355,49 @@ export async function holdsFor(what, probe, check, { duration = 5_000, interval 
     await sleep(interval);
   }
 }
+
+/**
+ * Resolve or reject like `promise`, but reject after `ms` with a message naming `what`
+ * (plus the result of `explain()`, if given, to say how far things got).
+ * The original promise is not cancelled; its later rejection is swallowed.
+ */
+export async function within(what, promise, ms = WAIT_MS, explain = null) {
+  promise.catch(() => {});
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(async () => {
+      let detail = '';
+      if (explain) {
+        try {
+          detail = `; ${await explain()}`;
+        } catch (e) {
+          detail = `; (could not explain: ${e.message})`;
+        }
+      }
+      reject(new Error(`timed out after ${ms} ms waiting for ${what}${detail}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Wait until every peer in `peers` lists every other one with path "direct" in shoal.peers(). */
+export async function waitMeshDirect(peers, { timeout = WAIT_MS } = {}) {
+  await Promise.all(
+    peers.flatMap((from) =>
+      peers
+        .filter((to) => to !== from)
+        .map((to) =>
+          waitFor(
+            `${from.name} to list ${to.name} (${to.peerId}) with path "direct" in shoal.peers()`,
+            from.peers,
+            (ps) => ps.some((p) => p.peerId === to.peerId && p.path === 'direct'),
+            { timeout },
+          ),
+        ),
+    ),
+  );
+}
