@@ -4,7 +4,11 @@
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
-use futures::{channel::{mpsc, oneshot}, FutureExt as _, StreamExt as _};
+use futures::{
+    channel::{mpsc, oneshot},
+    stream::FuturesUnordered,
+    FutureExt as _, StreamExt as _,
+};
 use futures_timer::Delay;
 use shoal_share::{Action, Bitfield, Config, Manifest, Message, Scheduler, Verdict};
 use web_sys::File;
@@ -12,6 +16,8 @@ use web_time::Instant;
 
 use super::{fill_view_header, DlEvent, Out, Share, SourceView, Store, TransferError, Transfers};
 
+/// Chunk writes to OPFS in flight at once.
+const MAX_WRITES: usize = 8;
 /// Progress reaches the page at most this often.
 const NOTIFY_EVERY: Duration = Duration::from_millis(100);
 
@@ -65,6 +71,7 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
     }
     let epoch = Instant::now();
     let mut last_notify = epoch;
+    let mut writes = FuturesUnordered::new();
     loop {
         let now = epoch.elapsed();
         while let Some(action) = sched.poll_action(now) {
@@ -79,16 +86,27 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
                     share.send_to(peer, Out::Msg(Message::Cancel(index)));
                 }
                 Action::Store { index, bytes } => {
-                    store.write(index, &bytes).await?;
-                    let _ = share.have.borrow_mut().set(index);
+                    // Writes run side by side with the transfer; a chunk is
+                    // announced (and served) once it is on disk.
+                    if writes.len() >= MAX_WRITES {
+                        if let Some(done) = writes.next().await {
+                            stored(share, done?);
+                        }
+                    }
+                    let store = store.clone();
+                    writes.push(async move { store.write(index, &bytes).await.map(|()| index) }.boxed_local());
                 }
-                Action::Announce { index } => share.broadcast(|| Message::Have(index)),
+                // Announced when its write completes (see `stored`).
+                Action::Announce { .. } => {}
                 Action::Ban { peer } => {
                     let who = share.session_peers.borrow().get(&peer).copied();
                     tracing::warn!(peer = ?who, "peer sent a chunk that failed verification; banned");
                     share.close_session(peer);
                 }
                 Action::Done => {
+                    while let Some(done) = writes.next().await {
+                        stored(share, done?);
+                    }
                     update_view(share, &sched);
                     return store.to_file(&manifest).await;
                 }
@@ -102,6 +120,10 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
         }
         let wait = sched.poll_timeout().map(|d| d.saturating_sub(epoch.elapsed())).unwrap_or(Duration::from_secs(1));
         let ev = futures::select! {
+            done = writes.select_next_some() => {
+                stored(share, done?);
+                continue;
+            }
             ev = rx.next() => ev,
             _ = Delay::new(wait.min(NOTIFY_EVERY)).fuse() => {
                 sched.handle_timeout(epoch.elapsed());
@@ -130,6 +152,12 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
             DlEvent::Unknown { .. } | DlEvent::Manifest { .. } => {}
         }
     }
+}
+
+/// A chunk is on disk: from now on it is served, and the others hear of it.
+fn stored(share: &Share, index: u32) {
+    let _ = share.have.borrow_mut().set(index);
+    share.broadcast(|| Message::Have(index));
 }
 
 /// Asks peers that hold the share for its manifest, one at a time, until one
