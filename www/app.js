@@ -1,16 +1,22 @@
 // The shoal page: loads the wasm peer, joins the swarm named in `?swarm=`
 // through the relay that served this page, and renders the peer's state.
+// Sharing and downloading live in ui/shares.js and ui/downloads.js.
 //
-// Rules of this file:
-// - Everything that comes from the peer or the network (peer ids, errors) is
-//   written with textContent, never innerHTML.
+// Rules of this page:
+// - Everything that comes from the peer or the network (peer ids, file names,
+//   errors) is written with textContent, never innerHTML.
 // - Start-up failures are shown in the page, not only in the console, and
 //   exposed as `window.shoalError` so tests fail fast instead of timing out.
 // - Once started, the node is `window.shoal` (the tests use only that).
 
-const DEFAULT_SWARM = 'default';
+import { coalesce, copyFromInput, errorText, setText } from './ui/dom.js';
+import { createDownloads } from './ui/downloads.js';
+import { formatBytes } from './ui/format.js';
+import { DEFAULT_SWARM, hasShare, swarmFromSearch } from './ui/links.js';
+import { createShares } from './ui/shares.js';
+
 const MAX_PEERS = 8;
-// RTTs may change without a change event; refresh the view this often anyway.
+// RTTs, speeds and elapsed times change without a change event; refresh this often anyway.
 const REFRESH_MS = 1000;
 
 const $ = (id) => document.getElementById(id);
@@ -29,8 +35,7 @@ const PATHS = {
 };
 
 function swarmFromUrl() {
-  const name = (new URLSearchParams(location.search).get('swarm') ?? '').trim();
-  return name || DEFAULT_SWARM;
+  return swarmFromSearch(location.search);
 }
 
 function shareUrl(swarm) {
@@ -39,16 +44,6 @@ function shareUrl(swarm) {
   url.hash = '';
   url.searchParams.set('swarm', swarm);
   return url.href;
-}
-
-function errorText(e) {
-  if (e instanceof Error) return e.message || e.name;
-  if (typeof e === 'string') return e;
-  try {
-    return JSON.stringify(e);
-  } catch {
-    return String(e);
-  }
 }
 
 function setState(state) {
@@ -61,7 +56,18 @@ function showError(heading, detail) {
   $('error').hidden = false;
 }
 
+// The sharing UI works before the node is up: what is picked or pasted
+// waits for `ready`, which rejects if the node never starts.
+let resolveReady;
+let rejectReady;
+const ready = new Promise((resolve, reject) => {
+  resolveReady = resolve;
+  rejectReady = reject;
+});
+ready.catch(() => {});
+
 function fail(heading, detail) {
+  rejectReady(new Error(`${heading} ${detail}`));
   console.error(`shoal: ${heading} ${detail}`);
   window.shoalError = `${heading} ${detail}`;
   setState('error');
@@ -81,19 +87,22 @@ function renderSwarm(swarm) {
 }
 
 function setupCopy() {
-  const status = $('copy-status');
-  $('copy-link').addEventListener('click', async () => {
-    const input = $('share-link');
-    try {
-      // Absent on plain-http origins other than localhost: fall through.
-      await navigator.clipboard.writeText(input.value);
-      status.textContent = 'Link copied.';
-    } catch {
-      input.focus();
-      input.select();
-      status.textContent = 'Link selected: press Ctrl+C (⌘C on a Mac) to copy it.';
-    }
-  });
+  $('copy-link').addEventListener('click', () => copyFromInput($('share-link'), $('copy-status')));
+}
+
+// One polite live region for short announcements (share ready, download done…).
+function announce(message) {
+  const region = $('announcer');
+  region.textContent = '';
+  // A fresh text node in a later task makes screen readers read repeats too.
+  setTimeout(() => {
+    region.textContent = message;
+  }, 50);
+}
+
+function renderStats(stats) {
+  setText($('stat-up'), formatBytes(stats?.uploaded ?? 0));
+  setText($('stat-down'), formatBytes(stats?.downloaded ?? 0));
 }
 
 function renderRelay(relay) {
@@ -177,15 +186,19 @@ function renderPeers(peers) {
   $('peer-count').textContent = `(${sorted.length})`;
   // Only this summary is a live region: announcing every RTT change would be noise.
   const summary = sorted.length === 0
-    ? 'No peers yet. Open the share link in another browser.'
+    ? 'No peers yet. Open a link from this page in another browser.'
     : `${sorted.length} ${sorted.length === 1 ? 'peer' : 'peers'}: ${direct} direct, ${sorted.length - direct} relayed.`;
   if ($('peers-summary').textContent !== summary) $('peers-summary').textContent = summary;
 }
 
-function render(node) {
+function render(node, ui) {
   try {
     renderRelay(node.relay());
-    renderPeers(node.peers());
+    const peers = node.peers();
+    renderPeers(peers);
+    const downloading = ui.downloads.render(node, peers.length);
+    ui.shares.update(node, downloading);
+    renderStats(node.stats());
   } catch (e) {
     console.error('shoal: reading the node state failed', e);
     showError('The peer stopped working.', errorText(e));
@@ -197,6 +210,26 @@ async function start() {
   const swarm = swarmFromUrl();
   renderSwarm(swarm);
   setupCopy();
+
+  let node = null;
+  const schedule = coalesce(() => {
+    if (node) render(node, ui);
+  });
+  const ui = {
+    shares: createShares({ ready, announce }),
+    downloads: createDownloads({ ready, announce, swarm, onChange: () => (node ? schedule() : ui.downloads.render(null, 0)) }),
+  };
+  // Opened with a share link (or one typed into the address bar later): download it.
+  const downloadFromUrl = async () => {
+    if (!hasShare(location.hash)) return;
+    const problem = await ui.downloads.start(location.href, { fromPage: true });
+    if (problem) ui.downloads.formStatus(typeof problem === 'string' ? problem : problem.text, { error: true });
+  };
+  addEventListener('hashchange', downloadFromUrl);
+  // Someone opened a link to get a file: put "Downloads" first (in the DOM,
+  // so that reading and tab order match what is seen).
+  if (hasShare(location.hash)) $('send').before($('receive'));
+  downloadFromUrl();
 
   if (typeof RTCPeerConnection === 'undefined') {
     fail('This browser has no WebRTC.', 'shoal needs RTCPeerConnection to connect browsers directly.');
@@ -212,7 +245,6 @@ async function start() {
     return;
   }
 
-  let node;
   try {
     node = await mod.Node.start({ relay: location.origin, swarm, maxPeers: MAX_PEERS });
   } catch (e) {
@@ -223,18 +255,11 @@ async function start() {
   window.shoal = node;
   setState('running');
   $('self-id').textContent = node.peerId;
+  resolveReady(node);
 
-  // Coalesce bursts of change events into one render.
-  let pending = false;
-  const schedule = () => {
-    if (pending) return;
-    pending = true;
-    setTimeout(() => {
-      pending = false;
-      render(node);
-    }, 0);
-  };
+  // Change events (≤ 10/s during downloads) are coalesced into one render per frame.
   node.onChange(schedule);
+  addEventListener('visibilitychange', schedule);
   setInterval(schedule, REFRESH_MS);
   schedule();
 
