@@ -335,9 +335,11 @@ impl Transfers {
                 return Err(TransferError::Stopped("this download is already running".into()));
             }
             let store = share.store.borrow().clone();
-            if let (Some(m), Some(store)) = (share.manifest(), store) {
+            let complete = share.have.borrow().is_full();
+            if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
                 return store.to_file(&m.0).await;
             }
+            // A download that failed earlier: start it again from scratch.
         }
         let share = Rc::new(Share::new(id));
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
