@@ -58,7 +58,9 @@ impl Subscriber for ConsoleSubscriber {
         let meta = event.metadata();
         let mut fields = Fields(String::new());
         event.record(&mut fields);
-        let line = format!("{} {}: {}", meta.level(), meta.target(), fields.0);
+        // Milliseconds since navigation start: start-up is easy to follow.
+        let t = web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0);
+        let line = format!("[{t:.0} ms] {} {}: {}", meta.level(), meta.target(), fields.0);
         let line = wasm_bindgen::JsValue::from_str(&line);
         match *meta.level() {
             Level::ERROR => web_sys::console::error_1(&line),

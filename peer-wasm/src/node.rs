@@ -399,6 +399,9 @@ impl Loop {
             }
             BehaviourEvent::Rendezvous(rendezvous::client::Event::Registered { namespace, .. }) => {
                 tracing::info!(%namespace, "registered in the swarm");
+                // Whoever registered just before us is found now; whoever
+                // registers after us finds us. No one waits for a round.
+                self.discover(swarm);
             }
             BehaviourEvent::Rendezvous(rendezvous::client::Event::RegisterFailed { error, .. }) => {
                 tracing::warn!("registration refused: {error:?}");
