@@ -3,8 +3,10 @@
 #   make run     build the wasm peer and the relay (release), start the relay on $(LISTEN)
 #   make build   build the wasm peer and the relay (release)
 #   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium)
-#   make bench   time to first direct peer, sizes, relay memory → BENCHMARKS.md
+#   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
+#   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
+#                (TRANSFER_ARGS="--size-mib 32 --only raw,shoal" for a quick one; ≈10 min at the defaults)
 #
 # Variables: LISTEN (HTTP address of `make run`), IDENTITY (relay key file),
 # RELAY_ARGS (more relay flags, e.g. RELAY_ARGS="--p2p-listen 0.0.0.0:8081").
@@ -21,7 +23,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 WASM_TARGET := wasm32-unknown-unknown
 WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
 
-.PHONY: run build test bench e2e wasm relay relay-debug setup-build setup-test clean
+.PHONY: run build test bench bench-transfer e2e wasm relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -38,6 +40,10 @@ e2e:
 
 bench: setup-test wasm relay
 	SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
+	SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+
+bench-transfer: setup-test wasm relay
+	SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
 
 setup-build:
 	bash scripts/setup.sh build

@@ -1,0 +1,92 @@
+// shoal itself, through the page's public API only (window.shoal):
+// share(File) → link; download(link) → File; downloads(); stats(); peers().
+
+import { hashRangesInPage, hashRanges, spotRanges } from './files.mjs';
+import { openTab, shoalStarted, giveFile } from './browsers.mjs';
+import { poll, throttle } from './util.mjs';
+import * as h from '../../e2e/harness.mjs';
+
+/** Open a shoal tab in `peer` joined to `swarm`; resolves once window.shoal exists. */
+export async function openShoal(peer, swarm, label = peer.name) {
+  const page = await openTab(peer, `/?swarm=${encodeURIComponent(swarm)}`, label);
+  const peerId = await shoalStarted(page, label);
+  return { page, peerId, label, peer };
+}
+
+/** Wait until every tab lists every other one as a direct peer (bounded). */
+export async function waitMesh(tabs, timeout = 2 * h.WAIT_MS) {
+  await Promise.all(
+    tabs.map((t) =>
+      poll(
+        `${t.label}: all ${tabs.length - 1} other tabs as direct peers`,
+        () => t.page.evaluate(() => window.shoal.peers()),
+        (ps) => tabs.every((o) => o === t || ps.some((p) => p.peerId === o.peerId && p.path === 'direct')),
+        { timeout, interval: 200 },
+      ),
+    ),
+  );
+}
+
+/** Give `filePath` to the tab and share it; returns { link, shareSeconds }. */
+export async function share(tab, filePath, name) {
+  await giveFile(tab.page, filePath);
+  return tab.page.evaluate(async (n) => {
+    const t0 = performance.now();
+    const link = await window.shoal.share(window.__benchFile, n);
+    return { link, shareSeconds: (performance.now() - t0) / 1000 };
+  }, name);
+}
+
+// Evaluated in a page: start download(link) in the background.
+function startDownload(link) {
+  const now = () => performance.timeOrigin + performance.now();
+  const st = (window.__dl = { t0: now(), t1: null, size: null, error: null });
+  window.shoal.download(link).then(
+    (file) => {
+      st.t1 = now();
+      st.size = file.size;
+      window.__dlFile = file;
+    },
+    (e) => {
+      st.t1 = now();
+      st.error = String(e?.message ?? e);
+    },
+  );
+}
+
+function downloadStatus() {
+  const d = window.shoal.downloads();
+  return { ...window.__dl, d: d[d.length - 1] ?? null, stats: window.shoal.stats() };
+}
+
+/** Start downloads in all `tabs` at once; resolve when all have resolved. */
+export async function downloadAll(tabs, link, size, { timeoutMs, progress = () => {} }) {
+  await Promise.all(tabs.map((t) => t.page.evaluate(startDownload, link)));
+  const tick = throttle(progress);
+  const statuses = await poll(
+    `shoal: ${tabs.map((t) => t.label).join(', ')} to finish downloading`,
+    async () => {
+      const all = await Promise.all(tabs.map((t) => t.page.evaluate(downloadStatus)));
+      const failed = all.findIndex((s) => s.error);
+      if (failed >= 0) throw new Error(`${tabs[failed].label}: download(link) rejected: ${all[failed].error}`);
+      tick(all.map((s) => s.d?.bytesDone ?? 0));
+      return all;
+    },
+    (all) => all.every((s) => s.t1 !== null),
+    { timeout: timeoutMs, interval: 200 },
+  );
+  for (const [i, s] of statuses.entries()) {
+    if (s.size !== size) throw new Error(`${tabs[i].label}: downloaded File has ${s.size} bytes, expected ${size}`);
+  }
+  return statuses;
+}
+
+/** Compare spot ranges of the downloaded File (window.__dlFile) with the file on disk. */
+export async function verify(tab, filePath, size) {
+  const ranges = spotRanges(size);
+  const [want, got] = [hashRanges(filePath, ranges), await tab.page.evaluate(hashRangesInPage, ['__dlFile', ranges])];
+  if (want.join() !== got.join()) throw new Error(`${tab.label}: downloaded bytes differ from the shared file`);
+  return ranges.length;
+}
+
+export const stats = (tab) => tab.page.evaluate(() => window.shoal.stats());
