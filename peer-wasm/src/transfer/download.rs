@@ -14,7 +14,7 @@ use shoal_share::{Action, Bitfield, Config, Manifest, Message, Scheduler, Verdic
 use web_sys::File;
 use web_time::Instant;
 
-use super::{fill_view_header, DlEvent, Out, Share, SourceView, Store, TransferError, Transfers};
+use super::{fill_view_header, DlEvent, Share, SourceView, Store, TransferError, Transfers};
 
 /// Chunk writes to OPFS in flight at once.
 const MAX_WRITES: usize = 8;
@@ -77,13 +77,13 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
         while let Some(action) = sched.poll_action(now) {
             match action {
                 Action::Request { peer, index } => {
-                    let sent = share.send_to(peer, Out::Msg(Message::Request(index)));
+                    let sent = share.send_to(peer, Message::Request(index));
                     if !sent {
                         sched.request_failed(&peer, index);
                     }
                 }
                 Action::Cancel { peer, index } => {
-                    share.send_to(peer, Out::Msg(Message::Cancel(index)));
+                    share.send_to(peer, Message::Cancel(index));
                 }
                 Action::Store { index, bytes } => {
                     // Writes run side by side with the transfer; a chunk is
@@ -172,7 +172,7 @@ async fn fetch_manifest(
     loop {
         if asked.is_none() {
             if let Some(&sid) = holders.keys().find(|s| !refused.contains(s)) {
-                if share.send_to(sid, Out::Msg(Message::GetManifest)) {
+                if share.send_to(sid, Message::GetManifest) {
                     asked = Some(sid);
                 } else {
                     refused.push(sid);

@@ -16,6 +16,7 @@
 //! them, so every downloader serves what it has at once.
 
 mod download;
+mod outbox;
 mod session;
 mod store;
 
@@ -66,17 +67,9 @@ pub enum DlEvent {
     Left { sid: u64 },
 }
 
-/// What a session's writer sends.
-#[derive(Debug)]
-pub enum Out {
-    Msg(shoal_share::Message),
-    /// Read chunk `index` from the store and send it.
-    Serve(u32),
-}
-
 struct SessionHandle {
     peer: PeerId,
-    tx: mpsc::Sender<Out>,
+    outbox: Rc<outbox::Outbox>,
 }
 
 /// A verified manifest and its encoding (what `GetManifest` is answered with).
@@ -125,18 +118,21 @@ impl Share {
 
     /// Announces to every session of this share.
     fn broadcast(&self, msg: impl Fn() -> shoal_share::Message) {
-        for s in self.sessions.borrow_mut().values_mut() {
-            // A full queue means a stalled peer; it misses this note only.
-            let _ = s.tx.try_send(Out::Msg(msg()));
+        for s in self.sessions.borrow().values() {
+            // A flooded queue means a stalled peer; it misses this note only.
+            s.outbox.send(msg());
         }
     }
 
-    fn send_to(&self, sid: u64, out: Out) -> bool {
-        self.sessions.borrow_mut().get_mut(&sid).is_some_and(|s| s.tx.try_send(out).is_ok())
+    /// Queues a control message for one session; false if it is gone.
+    fn send_to(&self, sid: u64, msg: shoal_share::Message) -> bool {
+        self.sessions.borrow().get(&sid).is_some_and(|s| s.outbox.send(msg))
     }
 
     fn close_session(&self, sid: u64) {
-        self.sessions.borrow_mut().remove(&sid);
+        if let Some(s) = self.sessions.borrow_mut().remove(&sid) {
+            s.outbox.close();
+        }
     }
 
     async fn dl_event(&self, ev: DlEvent) {

@@ -9,19 +9,17 @@
 use std::{rc::Rc, time::Duration};
 
 use futures::{
-    channel::mpsc,
     io::{ReadHalf, WriteHalf},
-    AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, SinkExt as _, StreamExt as _,
+    AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _,
 };
 use futures_timer::Delay;
 use libp2p::{PeerId, Stream};
 use shoal_share::{encode_chunk_header, Bitfield, Message, MessageReader};
 
-use super::{DlEvent, Out, SessionHandle, Share, Transfers};
-
-/// Messages queued for one session's writer. Requests beyond this wait in
-/// the reader, which stops reading: backpressure, not memory.
-const OUT_QUEUE: usize = 64;
+use super::{
+    outbox::{Out, Outbox},
+    DlEvent, SessionHandle, Share, Transfers,
+};
 /// The acceptor waits this long for `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 64 * 1024;
@@ -97,17 +95,18 @@ async fn run(
     remote_have: Option<Bitfield>,
 ) {
     let (r, w) = stream.split();
-    let (tx, rx) = mpsc::channel(OUT_QUEUE);
-    share.sessions.borrow_mut().insert(sid, SessionHandle { peer, tx: tx.clone() });
+    let outbox = Rc::new(Outbox::default());
+    share.sessions.borrow_mut().insert(sid, SessionHandle { peer, outbox: outbox.clone() });
     share.session_peers.borrow_mut().insert(sid, peer);
     tracing::debug!(%peer, sid, share = %share.id, "session up");
-    wasm_bindgen_futures::spawn_local(writer(t.clone(), share.clone(), w, rx));
+    wasm_bindgen_futures::spawn_local(writer(t.clone(), share.clone(), w, outbox.clone()));
     if let Some(have) = remote_have {
         share.dl_event(DlEvent::Joined { sid, have }).await;
     }
-    let why = read_loop(&t, sid, &share, r, &mut reader, tx).await;
+    let why = read_loop(&t, sid, &share, r, &mut reader, &outbox).await;
     tracing::debug!(%peer, sid, "session over: {why}");
     share.close_session(sid);
+    outbox.close();
     share.dl_event(DlEvent::Left { sid }).await;
     t.session_ended(&share, peer);
 }
@@ -118,7 +117,7 @@ async fn read_loop(
     share: &Rc<Share>,
     mut r: ReadHalf<Stream>,
     reader: &mut MessageReader,
-    mut tx: mpsc::Sender<Out>,
+    outbox: &Outbox,
 ) -> String {
     let mut buf = vec![0u8; READ_BUF];
     loop {
@@ -137,7 +136,7 @@ async fn read_loop(
                         Some(m) => Message::Manifest(m.1.clone()),
                         None => Message::Unknown,
                     };
-                    if tx.send(Out::Msg(reply)).await.is_err() {
+                    if !outbox.send(reply) {
                         return "writer gone".into();
                     }
                     None
@@ -145,9 +144,10 @@ async fn read_loop(
                 Message::Manifest(bytes) => Some(DlEvent::Manifest { sid, bytes }),
                 Message::Have(index) => Some(DlEvent::Have { sid, index }),
                 Message::Request(index) => {
-                    let out = if share.has_chunk(index) { Out::Serve(index) } else { Out::Msg(Message::Reject(index)) };
-                    if tx.send(out).await.is_err() {
-                        return "writer gone".into();
+                    // Flooding us with requests gets rejections, not memory.
+                    let queued = share.has_chunk(index) && outbox.serve(index);
+                    if !queued && !outbox.send(Message::Reject(index)) {
+                        return "writer gone or flooded".into();
                     }
                     None
                 }
@@ -172,9 +172,9 @@ async fn read_loop(
     }
 }
 
-async fn writer(t: Transfers, share: Rc<Share>, mut w: WriteHalf<Stream>, mut rx: mpsc::Receiver<Out>) {
+async fn writer(t: Transfers, share: Rc<Share>, mut w: WriteHalf<Stream>, outbox: Rc<Outbox>) {
     let mut header = Vec::with_capacity(16);
-    while let Some(out) = rx.next().await {
+    while let Some(out) = std::future::poll_fn(|cx| outbox.poll_next(cx)).await {
         let result = match out {
             Out::Msg(msg) => write_msg(&mut w, &msg).await,
             Out::Serve(index) => match serve(&t, &share, index).await {
