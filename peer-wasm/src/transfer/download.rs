@@ -94,7 +94,8 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
                         }
                     }
                     let store = store.clone();
-                    writes.push(async move { store.write(index, &bytes).await.map(|()| index) }.boxed_local());
+                    let offset = manifest.chunk_range(index).map_or(0, |r| r.start);
+                    writes.push(async move { store.write(offset, &bytes).await.map(|()| index) }.boxed_local());
                 }
                 // Announced when its write completes (see `stored`).
                 Action::Announce { .. } => {}
@@ -108,7 +109,10 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
                         stored(share, done?);
                     }
                     update_view(share, &sched);
-                    return store.to_file(&manifest).await;
+                    let file = store.finish(&manifest).await?;
+                    // From now on it is served like a shared file.
+                    *share.store.borrow_mut() = Some(Rc::new(Store::Blob(file.clone().into())));
+                    return Ok(file);
                 }
                 _ => {}
             }

@@ -294,8 +294,7 @@ impl Transfers {
         let count = shoal_share::chunk_count(size, chunk_size);
         for index in 0..count {
             let range = shoal_share::chunk_range(size, chunk_size, index).unwrap_or(0..0);
-            let index = u32::try_from(index).map_err(|_| TransferError::Storage("file too large".into()))?;
-            let bytes = store.read(index, range.start, (range.end - range.start) as u32).await?;
+            let bytes = store.read(range.start, (range.end - range.start) as u32).await?;
             builder.push_chunk(&bytes).map_err(|e| TransferError::Storage(e.to_string()))?;
         }
         let manifest = builder.finish()?;
@@ -333,7 +332,7 @@ impl Transfers {
             let store = share.store.borrow().clone();
             let complete = share.have.borrow().is_full();
             if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
-                return store.to_file(&m.0).await;
+                return store.finish(&m.0).await;
             }
             // A download that failed earlier: start it again from scratch.
         }

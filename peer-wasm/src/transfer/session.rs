@@ -217,5 +217,5 @@ async fn serve(_t: &Transfers, share: &Share, index: u32) -> Result<Vec<u8>, sup
     let manifest = share.manifest().ok_or_else(missing)?;
     let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
     let store = share.store.borrow().clone().ok_or_else(missing)?;
-    store.read(index, range.start, (range.end - range.start) as u32).await
+    store.read(range.start, (range.end - range.start) as u32).await
 }
