@@ -184,6 +184,8 @@ struct PeerState {
 struct Conn {
     /// What the peer has, less its `bad` chunks. Counted in `availability`.
     has: Bitfield,
+    /// `has.count_ones()`, kept up to date.
+    held: u32,
     /// Outstanding requests and their deadlines.
     requests: BTreeMap<u32, Duration>,
     /// Chunks whose request to this peer failed; it is asked for them last.
@@ -308,6 +310,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         let held: Vec<u32> = has.iter_ones().collect();
         state.stats.connected = true;
         state.conn = Some(Conn {
+            held: held.len() as u32,
             has,
             requests: BTreeMap::new(),
             failed: BTreeSet::new(),
@@ -340,6 +343,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             return Ok(());
         }
         if conn.has.set(index) == Ok(true) {
+            conn.held += 1;
             self.availability[index as usize] += 1;
             self.refresh(index);
         }
@@ -553,7 +557,10 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
 
     /// Index in `free` of the peer to ask for `index`: it has the chunk, has
     /// a free slot, is not already asked for it, and among those has not
-    /// failed this chunk before, has the most free slots, has the smallest key.
+    /// failed this chunk before, holds the fewest chunks (a downloader before
+    /// a complete seed: everyone else needs the seed for the chunks only it
+    /// has, so it should not spend its upload on chunks others can send),
+    /// has the most free slots, has the smallest key.
     fn best_peer(&self, free: &[(P, usize)], index: u32) -> Option<usize> {
         let askers = self.in_flight.get(&index);
         free.iter()
@@ -563,10 +570,10 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
                 let conn = self.peers.get(peer)?.conn.as_ref()?;
                 conn.has
                     .get(index)
-                    .then(|| (conn.failed.contains(&index), std::cmp::Reverse(*slots), k))
+                    .then(|| (conn.failed.contains(&index), conn.held, std::cmp::Reverse(*slots), k))
             })
             .min()
-            .map(|(_, _, k)| k)
+            .map(|(_, _, _, k)| k)
     }
 
     fn request(&mut self, peer: P, index: u32, now: Duration) {
@@ -644,10 +651,11 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         let banned = state.stats.bad_chunks >= self.config.max_bad_chunks;
         if in_range {
             state.bad.insert(index);
-            let lost = state
-                .conn
-                .as_mut()
-                .is_some_and(|conn| conn.has.clear(index) == Ok(true));
+            let lost = state.conn.as_mut().is_some_and(|conn| {
+                let cleared = conn.has.clear(index) == Ok(true);
+                conn.held -= u32::from(cleared);
+                cleared
+            });
             if lost {
                 self.availability[index as usize] -= 1;
             }
@@ -972,6 +980,26 @@ mod tests {
         // Both failed once: back to the smallest key.
         assert_eq!(requests(&drain(&mut s, T0)), [(1, 0)]);
         assert_eq!(s.progress().peers[&1].failed_requests, 1);
+    }
+
+    #[test]
+    fn downloaders_are_asked_before_seeds() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(2)
+        };
+        let (mut s, _) = sched(3, config);
+        // Peer 1 is a complete seed; peer 2 has chunks 0 and 1.
+        let mut partial = Bitfield::new(3);
+        partial.set(0).expect("in range");
+        partial.set(1).expect("in range");
+        s.peer_joined(1, Bitfield::full(3)).expect("valid");
+        s.peer_joined(2, partial).expect("valid");
+        let mut reqs = requests(&drain(&mut s, T0));
+        reqs.sort_unstable_by_key(|&(_, index)| index);
+        // Chunk 2 only the seed has; chunks 0 and 1 both go to the
+        // downloader, although the seed has a free slot and the smaller key.
+        assert_eq!(reqs, [(2, 0), (2, 1), (1, 2)]);
     }
 
     #[test]
