@@ -31,15 +31,15 @@ onmessage = async (ev) => {
       postMessage({ seq });
     } else if (op === 'write') {
       const h = handles.get(name);
-      const bytes = new Uint8Array(data);
+      const bytes = new Uint8Array(data, 0, len);
       let done = 0;
       while (done < bytes.length) done += h.write(bytes.subarray(done), { at: offset + done });
-      postMessage({ seq });
+      // The buffer goes back to the page's pool.
+      postMessage({ seq, data }, [data]);
     } else if (op === 'read') {
       const h = handles.get(name);
-      const out = new Uint8Array(len);
-      const got = h.read(out, { at: offset });
-      postMessage({ seq, data: out.buffer, got }, [out.buffer]);
+      const got = h.read(new Uint8Array(data, 0, len), { at: offset });
+      postMessage({ seq, data, got }, [data]);
     } else if (op === 'close') {
       const h = handles.get(name);
       if (h) { h.flush(); h.close(); handles.delete(name); }
@@ -53,6 +53,18 @@ onmessage = async (ev) => {
 let worker = null;
 let nextSeq = 0;
 const pending = new Map();
+
+// Chunk buffers shuttle between the page and the worker and are reused, so a
+// long download makes no garbage per chunk (and the tab's memory stays flat).
+const POOL_MAX = 16;
+const pool = [];
+function takeBuffer(len) {
+  const i = pool.findIndex((b) => b.byteLength >= len && b.byteLength <= 2 * len);
+  return i >= 0 ? pool.splice(i, 1)[0] : new ArrayBuffer(len);
+}
+function giveBack(buf) {
+  if (buf && buf.byteLength > 0 && pool.length < POOL_MAX) pool.push(buf);
+}
 
 function call(message, transfer = []) {
   if (!worker) {
@@ -81,15 +93,28 @@ export function opfsOpen(name) {
   return call({ op: 'open', name });
 }
 
-// `bytes` is a fresh Uint8Array that the caller gives up.
-export function opfsWrite(name, offset, bytes) {
-  return call({ op: 'write', name, offset, data: bytes.buffer }, [bytes.buffer]);
+// `bytes` may be a view of wasm memory: it is copied before this returns.
+export async function opfsWrite(name, offset, bytes) {
+  const len = bytes.length;
+  const buf = takeBuffer(len);
+  new Uint8Array(buf, 0, len).set(bytes);
+  const r = await call({ op: 'write', name, offset, data: buf, len }, [buf]);
+  giveBack(r.data);
 }
 
+// Resolves to a Uint8Array; hand it to opfsRecycle once copied.
 export async function opfsRead(name, offset, len) {
-  const r = await call({ op: 'read', name, offset, len });
-  if (r.got !== len) throw new Error(`short read: ${r.got} of ${len} bytes`);
-  return new Uint8Array(r.data);
+  const buf = takeBuffer(len);
+  const r = await call({ op: 'read', name, offset, data: buf, len }, [buf]);
+  if (r.got !== len) {
+    giveBack(r.data);
+    throw new Error(`short read: ${r.got} of ${len} bytes`);
+  }
+  return new Uint8Array(r.data, 0, len);
+}
+
+export function opfsRecycle(bytes) {
+  giveBack(bytes.buffer);
 }
 
 // Closes the handle and returns the file (backed by disk) for the page.

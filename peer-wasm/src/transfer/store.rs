@@ -17,10 +17,13 @@ use super::TransferError;
 extern "C" {
     #[wasm_bindgen(js_name = opfsOpen)]
     fn opfs_open(name: &str) -> js_sys::Promise;
+    /// `bytes` is passed as a view of wasm memory; JS copies it at once.
     #[wasm_bindgen(js_name = opfsWrite)]
-    fn opfs_write(name: &str, offset: f64, bytes: Uint8Array) -> js_sys::Promise;
+    fn opfs_write(name: &str, offset: f64, bytes: &[u8]) -> js_sys::Promise;
     #[wasm_bindgen(js_name = opfsRead)]
     fn opfs_read(name: &str, offset: f64, len: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = opfsRecycle)]
+    fn opfs_recycle(bytes: &Uint8Array);
     #[wasm_bindgen(js_name = opfsClose)]
     fn opfs_close(name: &str) -> js_sys::Promise;
 }
@@ -54,23 +57,28 @@ impl Store {
 
     /// Reads `len` bytes at `offset`.
     pub async fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, TransferError> {
-        let bytes: Uint8Array = match self {
+        let bytes = match self {
             Store::Blob(blob) => {
                 let part = blob
                     .slice_with_f64_and_f64(offset as f64, (offset + u64::from(len)) as f64)
                     .map_err(js_err("slicing the file"))?;
                 let buf = JsFuture::from(part.array_buffer()).await.map_err(js_err("reading the file"))?;
-                Uint8Array::new(&buf)
+                Uint8Array::new(&buf).to_vec()
             }
-            Store::Opfs(name) => JsFuture::from(opfs_read(name, offset as f64, len))
-                .await
-                .map_err(js_err("reading a chunk"))?
-                .unchecked_into(),
+            Store::Opfs(name) => {
+                let view: Uint8Array = JsFuture::from(opfs_read(name, offset as f64, len))
+                    .await
+                    .map_err(js_err("reading a chunk"))?
+                    .unchecked_into();
+                let bytes = view.to_vec();
+                opfs_recycle(&view);
+                bytes
+            }
         };
-        if bytes.length() != len {
-            return Err(TransferError::Storage(format!("read {} bytes at {offset}, expected {len}", bytes.length())));
+        if bytes.len() != len as usize {
+            return Err(TransferError::Storage(format!("read {} bytes at {offset}, expected {len}", bytes.len())));
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     /// Writes a verified chunk at `offset` (downloads only).
@@ -78,9 +86,7 @@ impl Store {
         let Store::Opfs(name) = self else {
             return Err(TransferError::Storage("a complete file is read-only".into()));
         };
-        // A copy in JS memory, handed over to the worker without another.
-        let data = Uint8Array::from(bytes);
-        JsFuture::from(opfs_write(name, offset as f64, data)).await.map_err(js_err("writing a chunk"))?;
+        JsFuture::from(opfs_write(name, offset as f64, bytes)).await.map_err(js_err("writing a chunk"))?;
         Ok(())
     }
 
