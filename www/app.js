@@ -238,8 +238,12 @@ async function start() {
 
   let mod;
   try {
+    performance.mark('shoal:app');
     mod = await import('./pkg/peer_wasm.js');
-    await mod.default();
+    // The module compiled early by index.html, else let init fetch it.
+    const compiled = await window.shoalWasm?.catch(() => undefined);
+    await mod.default(compiled ? { module_or_path: compiled } : undefined);
+    performance.mark('shoal:wasm-ready');
   } catch (e) {
     fail('Could not load the peer (WebAssembly).', errorText(e));
     return;
@@ -252,6 +256,7 @@ async function start() {
     return;
   }
 
+  performance.mark('shoal:node-started');
   window.shoal = node;
   setState('running');
   $('self-id').textContent = node.peerId;

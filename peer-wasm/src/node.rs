@@ -31,6 +31,7 @@ use web_time::Instant;
 
 use crate::{
     state::{Path, SharedState},
+    ws::EagerFlush,
     transfer::Transfers,
     webrtc,
 };
@@ -83,7 +84,7 @@ pub fn build(
     let webrtc = webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
     let noise = noise::Config::new(&keypair).map_err(|e| e.to_string())?;
     let upgraded = relay_transport
-        .or_transport(libp2p::websocket_websys::Transport::default())
+        .or_transport(libp2p::websocket_websys::Transport::default().map(|conn, _| EagerFlush(conn)))
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
         .multiplex(yamux::Config::default())
