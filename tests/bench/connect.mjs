@@ -15,18 +15,13 @@
 //
 // Relay binary: $SHOAL_RELAY_BIN, else target/release/relay, else target/debug/relay.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as h from '../e2e/harness.mjs';
+import { cliArgs, machine, writeSection } from './lib/report.mjs';
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const option = (name, fallback) => {
-  const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
+const { argv, flag, option } = cliArgs();
 const RUNS = Math.max(5, Number.parseInt(option('--runs', '5'), 10) || 5);
 const WRITE = !flag('--no-write');
 
@@ -81,15 +76,6 @@ function vmRssKib(pid) {
   return line ? Number.parseInt(line.replace(/\D+/g, ''), 10) : null;
 }
 
-function machine() {
-  let cpu = 'unknown';
-  try {
-    cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? cpu;
-  } catch {
-    // Not Linux: keep "unknown".
-  }
-  return { arch: os.machine(), cpus: os.availableParallelism(), cpu };
-}
 
 function sizes() {
   const out = [];
@@ -178,18 +164,7 @@ function section(r) {
   ].join('\n');
 }
 
-function writeBenchmarks(text) {
-  const file = path.join(h.REPO, 'BENCHMARKS.md');
-  let doc = existsSync(file)
-    ? readFileSync(file, 'utf8')
-    : '# Benchmarks\n\nMeasured figures. Each section is rewritten by the command it names.\n';
-  const a = doc.indexOf(SECTION_START);
-  const b = doc.indexOf(SECTION_END);
-  if (a >= 0 && b > a) doc = doc.slice(0, a) + text + doc.slice(b + SECTION_END.length);
-  else doc = `${doc.trimEnd()}\n\n${text}\n`;
-  writeFileSync(file, doc);
-  return file;
-}
+const writeBenchmarks = (text) => writeSection(SECTION_START, SECTION_END, text);
 
 async function main() {
   const result = {

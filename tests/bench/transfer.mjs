@@ -27,10 +27,11 @@
 // Prints everything and rewrites its own section of BENCHMARKS.md.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
+import { cliArgs, machine, writeSection } from './lib/report.mjs';
 import * as B from './lib/browsers.mjs';
 import { MiB, writeRandomFile } from './lib/files.mjs';
 import { opfsPlacementCheck, startSampler, diskBytes } from './lib/memory.mjs';
@@ -40,12 +41,7 @@ import * as S from './lib/shoal.mjs';
 import { transferTimeout, sleep } from './lib/util.mjs';
 import * as W from './lib/webtorrent.mjs';
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const option = (name, fallback) => {
-  const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
+const { argv, flag, option } = cliArgs();
 const positive = (name, fallback) => {
   const n = Number(option(name, fallback));
   if (!(n > 0)) throw new Error(`${name} must be a positive number`);
@@ -90,15 +86,6 @@ function wasmBuild() {
   }
 }
 
-function machine() {
-  let cpu = 'unknown';
-  try {
-    cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? cpu;
-  } catch {
-    // Not Linux.
-  }
-  return { arch: os.machine(), cpus: os.availableParallelism(), cpu, memGiB: os.totalmem() / 2 ** 30 };
-}
 
 /** Machine-wide CPU busy (in cores) over `ms` before we start anything, and the busiest processes. */
 async function idleLoad(ms = 3_000) {
@@ -571,18 +558,7 @@ function section(r) {
   return L.join('\n');
 }
 
-function writeBenchmarks(text) {
-  const file = path.join(h.REPO, 'BENCHMARKS.md');
-  let doc = existsSync(file)
-    ? readFileSync(file, 'utf8')
-    : '# Benchmarks\n\nMeasured figures. Each section is rewritten by the command it names.\n';
-  const a = doc.indexOf(SECTION_START);
-  const b = doc.indexOf(SECTION_END);
-  if (a >= 0 && b > a) doc = doc.slice(0, a) + text + doc.slice(b + SECTION_END.length);
-  else doc = `${doc.trimEnd()}\n\n${text}\n`;
-  writeFileSync(file, doc);
-  return file;
-}
+const writeBenchmarks = (text) => writeSection(SECTION_START, SECTION_END, text);
 
 // ---- main -------------------------------------------------------------------------
 

@@ -1,0 +1,42 @@
+// What both benchmarks share: their command line, the machine they ran on,
+// and rewriting their own section of BENCHMARKS.md.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO } from '../../e2e/harness.mjs';
+
+/** `flag('--x')` and `option('--n', fallback)` over this process's arguments. */
+export function cliArgs(argv = process.argv.slice(2)) {
+  const flag = (name) => argv.includes(name);
+  const option = (name, fallback) => {
+    const i = argv.indexOf(name);
+    return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+  };
+  return { argv, flag, option };
+}
+
+/** Architecture, core count, CPU model, memory. */
+export function machine() {
+  let cpu = 'unknown';
+  try {
+    cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? cpu;
+  } catch {
+    // Not Linux: keep "unknown".
+  }
+  return { arch: os.machine(), cpus: os.availableParallelism(), cpu, memGiB: os.totalmem() / 2 ** 30 };
+}
+
+/** Replaces the text between `start` and `end` in BENCHMARKS.md (or appends it); returns the path. */
+export function writeSection(start, end, text) {
+  const file = path.join(REPO, 'BENCHMARKS.md');
+  let doc = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Benchmarks\n\nMeasured figures. Each section is rewritten by the command it names.\n';
+  const a = doc.indexOf(start);
+  const b = doc.indexOf(end);
+  if (a >= 0 && b > a) doc = doc.slice(0, a) + text + doc.slice(b + end.length);
+  else doc = `${doc.trimEnd()}\n\n${text}\n`;
+  writeFileSync(file, doc);
+  return file;
+}
