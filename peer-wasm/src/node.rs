@@ -295,9 +295,14 @@ impl Loop {
                 self.state.update(|s| s.connection_opened(peer_id, connection_id, path));
                 if path == Path::Direct {
                     // File bytes never cross the relay when a direct path
-                    // exists: drop the relayed connections to this peer.
-                    for id in self.state.read(|s| s.relayed_connections(&peer_id)) {
-                        swarm.close_connection(id);
+                    // exists: drop the relayed connections to this peer. Only
+                    // the side that dialed /webrtc does, once its dial is
+                    // complete: the answerer is done first, and closing the
+                    // relayed connection then would cut the dialer's signaling.
+                    if endpoint.is_dialer() {
+                        for id in self.state.read(|s| s.relayed_connections(&peer_id)) {
+                            swarm.close_connection(id);
+                        }
                     }
                     self.relayed_since.remove(&peer_id);
                     self.transfers.peer_usable(peer_id);

@@ -191,6 +191,9 @@ async function main() {
         }
         result.perRun.push(marks.map((m) => m.firstDirect));
         console.log(`run ${i + 1}/${RUNS}: first direct peer at ${marks.map((m) => ms(m.firstDirect)).join(' / ')} ms`);
+        // SHOAL_BENCH_SLOW_MS=N: print the pages' and relay's logs of a run slower than N ms.
+        const slow = Number(process.env.SHOAL_BENCH_SLOW_MS ?? Infinity);
+        if (marks.some((m) => m.firstDirect > slow)) h.dumpLogs(`logs up to slow run ${i + 1}`);
       } catch (e) {
         result.failures++;
         console.error(`run ${i + 1}/${RUNS} failed: ${e.message}`);

@@ -17,6 +17,9 @@ use super::{
     Error,
 };
 
+/// How long a successful side waits for its half-close of the stream.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs signaling until the peer connection is `connected`, the remote fails
 /// it, or `timeout` passes. On error the caller drops (and so closes) `pc`.
 pub async fn run(role: Role, mut stream: Stream, pc: &PeerConnection, timeout: std::time::Duration) -> Result<(), Error> {
@@ -32,10 +35,24 @@ pub async fn run(role: Role, mut stream: Stream, pc: &PeerConnection, timeout: s
     }
     let mut buf = vec![0u8; 8192];
     let mut eof = false;
+    // Once our SDP is out, a broken stream only stops the trickle: ICE may
+    // still connect with the candidates already exchanged.
+    let mut sdp_sent = false;
+    let mut broken = false;
     loop {
         while let Some(out) = sig.poll_output() {
             match out {
-                Output::Send(bytes) => write(&mut stream, &bytes).await?,
+                Output::Send(bytes) if !sdp_sent => {
+                    write(&mut stream, &bytes).await?;
+                    sdp_sent = true;
+                }
+                Output::Send(_) if broken => {}
+                Output::Send(bytes) => {
+                    if let Err(e) = write(&mut stream, &bytes).await {
+                        tracing::debug!("signaling stream broke after the SDP ({e}); waiting for ICE");
+                        broken = true;
+                    }
+                }
                 Output::SetRemoteOffer(sdp) => {
                     pc.set_remote(RtcSdpType::Offer, &sdp).await?;
                     let answer = pc.create_answer().await?;
@@ -50,8 +67,14 @@ pub async fn run(role: Role, mut stream: Stream, pc: &PeerConnection, timeout: s
                 }
                 Output::Connected => {
                     pc.end_signaling();
-                    // Both sides half-close the stream on success.
-                    let _ = stream.close().await;
+                    // Both sides half-close the stream on success; the
+                    // connection is up either way, so this waits briefly.
+                    if !broken {
+                        futures::select! {
+                            _ = stream.close().fuse() => {},
+                            _ = Delay::new(CLOSE_WAIT).fuse() => {},
+                        }
+                    }
                     return Ok(());
                 }
                 Output::Failed(e) => {
