@@ -1,0 +1,171 @@
+// Interop: a js-libp2p browser node (dist/jsnode.js, built from src/node.js) and the shoal
+// Rust/wasm node, each in its own Chromium process, one real relay, over libp2p `/webrtc`.
+//
+// (1) JS dials Rust: js dials <relay>/p2p-circuit/webrtc/p2p/<rust> (circuit first, then
+//     /webrtc-signaling/0.0.1 over it); the connection must be /webrtc and not limited, our
+//     page must list js as "direct", and a ping over that very connection must succeed.
+// (2) Rust dials JS: js reserves on the relay (listens on /p2p-circuit and /webrtc) and
+//     registers at the relay's rendezvous under shoal/<swarm> (hand-encoded REGISTER: there is
+//     no js rendezvous package); our node discovers it, dials the circuit, and, having the
+//     smaller PeerId, dials /webrtc. Then ping over the /webrtc connection from js.
+// Both record how long js's stream.close() takes (FIN → our FIN_ACK; ≈10 s without it).
+//
+// Reuses tests/e2e/harness.mjs read-only (needs tests/node_modules: `cd tests && npm ci`).
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { REPO, WAIT_MS, closeAll, dumpLogs, launchBrowser, launchPeer, startRelay, waitFor, within } from '../e2e/harness.mjs';
+
+/** How long to watch each ping stream end after js's close() (our side should FIN or RESET it). */
+const SETTLE_MS = Number(process.env.INTEROP_SETTLE_MS ?? 3_000);
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BUNDLE = path.join(HERE, 'dist', 'jsnode.js');
+const relayBin = process.env.SHOAL_RELAY_BIN
+  ?? [path.join(REPO, 'target', 'release', 'relay'), path.join(REPO, 'target', 'debug', 'relay')].find(existsSync);
+
+let relay;
+let info;
+let relayAddr;
+const jsLogs = [];
+const t0 = Date.now();
+const jsLog = (line) => jsLogs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [js] ${line}`);
+
+before(async () => {
+  assert.ok(existsSync(BUNDLE), `missing ${BUNDLE}: run \`npm run build\``);
+  relay = await startRelay({ bin: relayBin });
+  info = await (await fetch(`${relay.url}/api/info`)).json();
+  relayAddr = `/ip4/127.0.0.1/tcp/${info.wsPort}/ws/p2p/${info.peerId}`;
+});
+
+after(async () => {
+  await closeAll();
+  await relay?.stop();
+});
+
+function recordPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__pcs.push(this);
+    }
+  };
+}
+
+/** A Chromium process of its own with a page at the relay's origin that does not start shoal; the js node is injected. */
+async function launchJs() {
+  const browser = await launchBrowser();
+  const context = await browser.newContext();
+  await context.grantPermissions(['camera', 'microphone'], { origin: relay.url });
+  await context.addInitScript(recordPeerConnections);
+  // js-libp2p's `debug` logger reads localStorage.debug when the bundle loads.
+  await context.addInitScript(() => localStorage.setItem('debug', 'libp2p:webrtc*,libp2p:circuit-relay*'));
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('console', (m) => jsLog(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => jsLog(`pageerror: ${e.stack ?? e.message}`));
+  await page.goto(`${relay.url}/healthz`);
+  await page.addScriptTag({ path: BUNDLE });
+  await page.waitForFunction(() => window.jsnode);
+  const call = (fn, arg) => page.evaluate(([f, a]) => window.jsnode[f](...a), [fn, arg]);
+  return { browser, page, call, close: () => browser.close().catch(() => {}) };
+}
+
+function failureDump(name) {
+  dumpLogs(`relay + shoal page logs for "${name}"`);
+  const tail = jsLogs.slice(-400);
+  process.stderr.write(`\n----- js page logs (${tail.length} of ${jsLogs.length} lines) -----\n${tail.join('\n')}\n----- end -----\n`);
+}
+
+const results = {};
+
+test('JS dials Rust over /webrtc, pings over it', async (t) => {
+  let rust, js;
+  try {
+    rust = await launchPeer(relay.url, { name: 'rust', swarm: `interop-a-${process.pid}` });
+    const rustId = await rust.started();
+    await waitFor('our node to hold its relay reservation', rust.relay, (r) => /reserved/i.test(r?.state));
+    js = await launchJs();
+    // js gets the smaller PeerId, so our node never starts a /webrtc dial of its own to js.
+    const jsId = await js.call('start', [{ other: rustId, order: 'less' }]);
+    const target = `${relayAddr}/p2p-circuit/webrtc/p2p/${rustId}`;
+    const dial = await within(`js to dial ${target}`, js.call('dial', [target]), 20_000);
+    t.diagnostic(`js dial ${dial.ms} ms: ${JSON.stringify(dial.conn)}`);
+    assert.match(dial.conn.remoteAddr, /\/webrtc\/p2p\//, 'js connection has a /webrtc remote address');
+    assert.equal(dial.conn.limited, false, 'js connection is not limited (not relayed)');
+    assert.equal(dial.conn.remotePeer, rustId);
+
+    await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
+    const pcs = await js.call('pcs', []);
+    t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
+    assert.ok(pcs.some((pc) => pc.connectionState === 'connected' && pc.selected.some((s) => s.state === 'succeeded' && s.local !== 'relay' && s.remote !== 'relay')));
+
+    const pings = [];
+    for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [dial.conn.id, { settleMs: SETTLE_MS }]), 30_000));
+    t.diagnostic(`js pings over /webrtc: ${JSON.stringify(pings)}`);
+    for (const p of pings) assert.equal(typeof p.rttMs, 'number');
+    const service = await within('js ping service', js.call('pingService', [rustId]), 15_000);
+    t.diagnostic(`ping service rtt ${service} ms`);
+    const conns = await js.call('connections', []);
+    t.diagnostic(`js connections after: ${JSON.stringify(conns)}`);
+    const ours = await rust.peers();
+    t.diagnostic(`our peers(): ${JSON.stringify(ours)}`);
+    results.jsDialsRust = { dialMs: dial.ms, pings, service };
+    assert.ok(pings.every((p) => p.closeMs < 5_000), `stream.close() took ${pings.map((p) => p.closeMs)} ms (FIN_ACK missing?)`);
+  } catch (e) {
+    failureDump(t.name);
+    throw e;
+  } finally {
+    await js?.close();
+    await rust?.close();
+  }
+});
+
+test('Rust dials JS over /webrtc (js registered at the rendezvous), pings over it', async (t) => {
+  let rust, js;
+  try {
+    const swarm = `interop-b-${process.pid}`;
+    rust = await launchPeer(relay.url, { name: 'rust', swarm });
+    const rustId = await rust.started();
+    js = await launchJs();
+    // js's PeerId is the larger: our node is the one that dials /webrtc.
+    const jsId = await js.call('start', [{ other: rustId, order: 'greater', listenRelay: relayAddr }]);
+    const addrs = await waitFor('js to hold a relay reservation (a /p2p-circuit listen address)', () => js.call('addrs', []), (a) => a.some((x) => x.includes('/p2p-circuit')));
+    t.diagnostic(`js listens on ${JSON.stringify(addrs)}`);
+    const reg = await within('js rendezvous REGISTER', js.call('register', [relayAddr, `shoal/${swarm}`]), 15_000);
+    t.diagnostic(`rendezvous REGISTER response: ${JSON.stringify(reg)}`);
+    assert.equal(reg.type, 1, 'REGISTER_RESPONSE');
+    assert.equal(reg.status, 0, `REGISTER status OK (got ${reg.status} ${reg.statusText})`);
+
+    const started = Date.now();
+    await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
+    const conns = await js.call('connections', []);
+    t.diagnostic(`direct after ${Date.now() - started} ms; js connections: ${JSON.stringify(conns)}`);
+    const direct = conns.find((c) => c.remotePeer === rustId && c.remoteAddr.includes('/webrtc') && c.status === 'open');
+    assert.ok(direct, 'js has a /webrtc connection to our node');
+    assert.equal(direct.limited, false);
+    assert.equal(direct.direction, 'inbound');
+    const pcs = await js.call('pcs', []);
+    t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
+    assert.ok(pcs.some((pc) => pc.connectionState === 'connected' && pc.selected.some((s) => s.state === 'succeeded' && s.local !== 'relay' && s.remote !== 'relay')));
+
+    const pings = [];
+    for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [direct.id, { settleMs: SETTLE_MS }]), 30_000));
+    t.diagnostic(`js pings over /webrtc: ${JSON.stringify(pings)}`);
+    for (const p of pings) assert.equal(typeof p.rttMs, 'number');
+    const ours = await rust.peers();
+    t.diagnostic(`our peers(): ${JSON.stringify(ours)}`);
+    results.rustDialsJs = { pings };
+    assert.ok(pings.every((p) => p.closeMs < 5_000), `stream.close() took ${pings.map((p) => p.closeMs)} ms (FIN_ACK missing?)`);
+  } catch (e) {
+    failureDump(t.name);
+    throw e;
+  } finally {
+    await js?.close();
+    await rust?.close();
+  }
+});
