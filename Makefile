@@ -34,9 +34,11 @@ test: setup-test wasm relay-debug
 	cargo test --workspace
 	$(MAKE) --no-print-directory e2e
 
-# The end-to-end tests alone, against what is already built.
+# The end-to-end tests alone, against what is already built; then the
+# js-libp2p interop test (a js-libp2p browser node against ours over /webrtc).
 e2e:
 	cd tests && node --test --test-concurrency=1 e2e/*.test.mjs
+	cd tests/interop && npm test
 
 bench: setup-test wasm relay
 	SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)

@@ -63,15 +63,21 @@ setup_test() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
   fi
 
-  # npm ci only when node_modules is missing or package-lock.json changed
-  # since the last install (its hash is kept inside node_modules).
-  local stamp=tests/node_modules/.shoal-package-lock.sha256
+  npm_install tests
+  npm_install tests/interop
+}
+
+# npm ci in $1 only when node_modules is missing or package-lock.json changed
+# since the last install (its hash is kept inside node_modules).
+npm_install() {
+  local dir=$1
+  local stamp="$dir/node_modules/.shoal-package-lock.sha256"
   local hash
-  hash="$(sha256sum tests/package-lock.json | awk '{ print $1 }')"
-  if [ ! -d tests/node_modules ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$hash" ]; then
-    say "installing tests/node_modules (npm ci)"
+  hash="$(sha256sum "$dir/package-lock.json" | awk '{ print $1 }')"
+  if [ ! -d "$dir/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$hash" ]; then
+    say "installing $dir/node_modules (npm ci)"
     # playwright-core never downloads browsers; this only makes sure of it.
-    (cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
     echo "$hash" >"$stamp"
   fi
 }
