@@ -19,6 +19,10 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { REPO, WAIT_MS, closeAll, dumpLogs, launchBrowser, launchPeer, startRelay, waitFor, within } from '../e2e/harness.mjs';
 
+/** A connected RTCPeerConnection whose selected pair succeeded with no relay candidate. */
+const directPair = (pcs) =>
+  pcs.some((pc) => pc.connectionState === 'connected' && pc.selected.some((s) => s.state === 'succeeded' && s.local !== 'relay' && s.remote !== 'relay'));
+
 /** How long to watch each ping stream end after js's close() (our side should FIN or RESET it). */
 const SETTLE_MS = Number(process.env.INTEROP_SETTLE_MS ?? 3_000);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -100,9 +104,12 @@ test('JS dials Rust over /webrtc, pings over it', async (t) => {
     assert.equal(dial.conn.remotePeer, rustId);
 
     await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
-    const pcs = await js.call('pcs', []);
+    // Chromium may report the selected pair as "in-progress" for a moment
+    // after "connected": wait (bounded) for "succeeded".
+    const pcs = await waitFor('js page: a connected RTCPeerConnection whose selected pair succeeded between non-relay candidates',
+      () => js.call('pcs', []), directPair);
     t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
-    assert.ok(pcs.some((pc) => pc.connectionState === 'connected' && pc.selected.some((s) => s.state === 'succeeded' && s.local !== 'relay' && s.remote !== 'relay')));
+    assert.ok(directPair(pcs));
 
     const pings = [];
     for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [dial.conn.id, { settleMs: SETTLE_MS }]), 30_000));
@@ -149,9 +156,12 @@ test('Rust dials JS over /webrtc (js registered at the rendezvous), pings over i
     assert.ok(direct, 'js has a /webrtc connection to our node');
     assert.equal(direct.limited, false);
     assert.equal(direct.direction, 'inbound');
-    const pcs = await js.call('pcs', []);
+    // Chromium may report the selected pair as "in-progress" for a moment
+    // after "connected": wait (bounded) for "succeeded".
+    const pcs = await waitFor('js page: a connected RTCPeerConnection whose selected pair succeeded between non-relay candidates',
+      () => js.call('pcs', []), directPair);
     t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
-    assert.ok(pcs.some((pc) => pc.connectionState === 'connected' && pc.selected.some((s) => s.state === 'succeeded' && s.local !== 'relay' && s.remote !== 'relay')));
+    assert.ok(directPair(pcs));
 
     const pings = [];
     for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [direct.id, { settleMs: SETTLE_MS }]), 30_000));
