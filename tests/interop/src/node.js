@@ -223,6 +223,40 @@ window.jsnode = {
       ttl: resp[3] ? Number(resp[3][0]) : null,
     };
   },
+  /**
+   * Hostile signaling: over the circuit to `target` (`<relay>/p2p-circuit/p2p/<target>`), open
+   * /webrtc-signaling/0.0.1 (runOnLimitedConnection), write `hex` raw bytes (may be empty: a silent
+   * peer), then watch until the remote resets/closes the stream or `waitMs` passes.
+   * Returns { outcome: 'reset'|'closed'|'timeout', ms (since the write), bytesIn, status, ... }.
+   */
+  async rawSignal(relayAddr, target, hex, { waitMs = 15_000 } = {}) {
+    const conn = await node.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${target}`), { signal: AbortSignal.timeout(10_000) });
+    const stream = await conn.newStream('/webrtc-signaling/0.0.1', { runOnLimitedConnection: true, signal: AbortSignal.timeout(10_000) });
+    let bytesIn = 0;
+    let outcome = null;
+    let detail = null;
+    let done;
+    const ended = new Promise((r) => { done = r; });
+    const t0 = performance.now();
+    let endMs = null;
+    const finish = (o, d) => { if (outcome) return; outcome = o; detail = d; endMs = Math.round(performance.now() - t0); done(); };
+    stream.addEventListener('message', (e) => { bytesIn += (e.data.byteLength ?? e.data.length ?? 0); });
+    stream.addEventListener('remoteCloseWrite', () => finish('closed', 'remoteCloseWrite'));
+    stream.addEventListener('close', (e) => {
+      const reset = stream.status === 'reset' || e?.constructor?.name === 'StreamResetEvent' || /reset/i.test(String(e?.error?.name ?? ''));
+      finish(reset ? 'reset' : 'closed', `close event: status=${stream.status} error=${e?.error?.name ?? ''} ${e?.error?.message ?? ''} local=${e?.local}`);
+    });
+    const bytes = Uint8Array.from((hex.match(/../g) ?? []).map((h) => parseInt(h, 16)));
+    if (bytes.length) stream.send(bytes);
+    await Promise.race([ended, new Promise((r) => setTimeout(r, waitMs))]);
+    const res = {
+      outcome: outcome ?? 'timeout', ms: endMs ?? Math.round(performance.now() - t0), detail, bytesIn, sent: bytes.length,
+      status: stream.status, readStatus: stream.readStatus, writeStatus: stream.writeStatus,
+      conn: { id: conn.id, status: conn.status, limited: conn.limits != null },
+    };
+    if (!outcome) stream.abort(new Error('rawSignal: timed out'));
+    return res;
+  },
   /** ICE state of every RTCPeerConnection in this page (recorded by the test's init script). */
   async pcs() {
     return Promise.all((window.__pcs ?? []).map(async (pc) => {
