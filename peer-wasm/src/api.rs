@@ -10,7 +10,7 @@
 use futures::channel::mpsc;
 use libp2p::{identity::Keypair, rendezvous::Namespace, Multiaddr, PeerId};
 use serde::Deserialize;
-use shoal_proto::info::{relay_ws_multiaddr, RelayInfo};
+use shoal_proto::info::{IceServer, Origin, RelayInfo};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -25,7 +25,8 @@ use crate::{
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StartOptions {
-    /// The relay's origin, e.g. `http://127.0.0.1:8080`.
+    /// The relay's origin, e.g. `https://shoal.example`. The node dials its
+    /// libp2p WebSocket there (`wss` for `https`).
     relay: String,
     /// Swarm to join; peers only meet others in the same swarm.
     #[serde(default = "default_swarm")]
@@ -33,12 +34,30 @@ struct StartOptions {
     /// Most peers this node dials (others may still dial it).
     #[serde(default = "default_max_peers")]
     max_peers: usize,
-    /// ICE servers (`stun:` URLs). None by default: loopback and LAN need none.
+    /// ICE servers (URLs, or `{ urls, username, credential }`). Default:
+    /// what the relay's `/api/info` offers (its own STUN server first).
     #[serde(default)]
-    ice_servers: Vec<String>,
+    ice_servers: Option<Vec<IceServerOption>>,
     /// Bound on one WebRTC connection attempt, in milliseconds.
     #[serde(default)]
     webrtc_timeout_ms: Option<u32>,
+}
+
+/// An ICE server as the page may give it: a URL, or an RTCIceServer.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IceServerOption {
+    Url(String),
+    Server(IceServer),
+}
+
+impl From<IceServerOption> for IceServer {
+    fn from(o: IceServerOption) -> Self {
+        match o {
+            IceServerOption::Url(url) => IceServer { urls: vec![url], username: None, credential: None },
+            IceServerOption::Server(server) => server,
+        }
+    }
 }
 
 fn default_swarm() -> String {
@@ -76,16 +95,24 @@ impl Node {
             .map_err(|e| JsError::new(&format!("invalid swarm name: {e}")))?;
         let relay_url = web_sys::Url::new(&opts.relay)
             .map_err(|_| JsError::new(&format!("relay is not a URL: {}", opts.relay)))?;
+        let origin = Origin::new(&relay_url.protocol(), &relay_url.hostname(), &relay_url.port())
+            .map_err(|e| JsError::new(&e.to_string()))?;
         let info = fetch_info(&opts.relay).await?;
         let relay_peer: PeerId = info
             .peer_id
             .parse()
             .map_err(|e| JsError::new(&format!("relay sent a bad PeerId: {e}")))?;
-        let relay_addr: Multiaddr = relay_ws_multiaddr(&relay_url.hostname(), info.ws_port, &info.peer_id)
+        let relay_addr: Multiaddr = origin
+            .relay_multiaddr(&info.p2p_path, &info.peer_id)
             .parse()
             .map_err(|e| JsError::new(&format!("relay address: {e}")))?;
+        let ice_servers = match opts.ice_servers {
+            Some(servers) => servers.into_iter().map(IceServer::from).collect(),
+            None => info.ice_servers_for(&origin),
+        };
+        tracing::info!(relay = %relay_addr, ice_servers = ice_servers.len(), "relay found");
 
-        let mut webrtc_config = webrtc::Config { ice_servers: opts.ice_servers, ..Default::default() };
+        let mut webrtc_config = webrtc::Config { ice_servers, ..Default::default() };
         if let Some(ms) = opts.webrtc_timeout_ms {
             webrtc_config.timeout = std::time::Duration::from_millis(u64::from(ms));
         }
@@ -93,8 +120,7 @@ impl Node {
         let peer_id = keypair.public().to_peer_id();
         let (swarm, control) = node::build(keypair, webrtc_config).map_err(|e| JsError::new(&e))?;
         let state = SharedState::new(&relay_peer);
-        let origin = relay_url.origin();
-        let transfers = Transfers::new(control, state.clone(), origin, swarm_name.to_owned());
+        let transfers = Transfers::new(control, state.clone(), relay_url.origin(), swarm_name.to_owned());
         transfers.start_accepting().map_err(|e| JsError::new(&e.to_string()))?;
         let (commands, rx) = mpsc::channel(4);
         let settings = Settings { relay_addr, relay_peer, namespace, max_peers: opts.max_peers };

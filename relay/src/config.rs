@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 use libp2p::multiaddr::{Multiaddr, Protocol};
+use shoal_proto::info::IceServer;
 
 /// Where the static page lives when `--www` is not given and `./www` does not
 /// exist: the repository's `www/`, so `cargo run -p shoal-relay` works from
@@ -18,15 +20,22 @@ const REPO_WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
 #[derive(Debug, Clone, Parser)]
 #[command(name = "relay", version)]
 pub struct Config {
-    /// HTTP listen address (page, /api/info, /healthz). Port 0 picks a free port.
+    /// The one listen address: the page, /api/info, /healthz and the peers'
+    /// libp2p WebSocket (at /p2p). Port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// libp2p WebSocket listen address, as `IP:PORT` or a multiaddr ending in
-    /// `/ws`. Default: the IP of --listen, port 0 (the page learns the port
-    /// from /api/info).
-    #[arg(long, value_name = "ADDR", value_parser = parse_p2p_listen)]
-    pub p2p_listen: Option<Multiaddr>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Believe `X-Forwarded-For` from these proxies (IP or CIDR network,
+    /// repeatable), e.g. `127.0.0.1` when nginx on this host forwards to the
+    /// relay. From anyone else the header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "NET", value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    #[command(flatten)]
+    pub ice: IceArgs,
 
     /// Extra address to announce in relay reservations, e.g. the public
     /// `/dns4/relay.example/tcp/443/wss` in front of a reverse proxy.
@@ -46,6 +55,95 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+/// HTTPS: certificate files, or automatic certificates over ACME.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain: serve HTTPS (and wss) with it. Needs --tls-key.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        conflicts_with = "acme_domains"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Get certificates for this domain over ACME (TLS-ALPN-01 on --listen,
+    /// which must be reachable on port 443 under that name); repeatable.
+    #[arg(long = "acme-domain", value_name = "NAME")]
+    pub acme_domains: Vec<String>,
+
+    /// Contact for the ACME account, e.g. `mailto:ops@example.org`.
+    #[arg(long, value_name = "URI", requires = "acme_domains")]
+    pub acme_contact: Option<String>,
+
+    /// Where ACME account keys and certificates are kept across restarts.
+    #[arg(long, value_name = "DIR", default_value = "acme-cache")]
+    pub acme_cache: PathBuf,
+
+    /// ACME directory URL. Default: Let's Encrypt (production).
+    #[arg(long, value_name = "URL", default_value = LETS_ENCRYPT)]
+    pub acme_directory: String,
+
+    /// Extra PEM root certificate to trust for the ACME directory's own
+    /// HTTPS (a private or test ACME server such as pebble).
+    #[arg(long, value_name = "PEM", requires = "acme_domains")]
+    pub acme_directory_ca: Option<PathBuf>,
+}
+
+/// Let's Encrypt's production ACME directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// ICE servers for the pages: the relay's own STUN and the operator's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IceArgs {
+    /// UDP address of the built-in STUN server. Default: the IP of --listen,
+    /// port 3478.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_stun")]
+    pub stun_listen: Option<SocketAddr>,
+
+    /// Turn the built-in STUN server off (then configure --ice-server, or
+    /// browsers behind NATs will rarely connect directly).
+    #[arg(long)]
+    pub no_stun: bool,
+
+    /// A further STUN or TURN server for the pages (`stun:`, `stuns:`,
+    /// `turn:` or `turns:` URL), e.g. a coturn you already run; repeatable.
+    #[arg(long = "ice-server", value_name = "URL", value_parser = parse_ice_url)]
+    pub ice_servers: Vec<String>,
+
+    /// Username for the `turn:`/`turns:` servers of --ice-server.
+    #[arg(long, value_name = "NAME", requires = "ice_credential")]
+    pub ice_username: Option<String>,
+
+    /// Credential for the `turn:`/`turns:` servers of --ice-server.
+    #[arg(long, value_name = "SECRET", requires = "ice_username")]
+    pub ice_credential: Option<String>,
+}
+
+/// The built-in STUN server's default port (the IANA STUN port).
+pub const STUN_PORT: u16 = 3478;
+
+impl IceArgs {
+    /// What `/api/info` lists besides the relay's own STUN.
+    pub fn servers(&self) -> Vec<IceServer> {
+        self.ice_servers
+            .iter()
+            .map(|url| {
+                let turn = url.starts_with("turn");
+                IceServer {
+                    urls: vec![url.clone()],
+                    username: self.ice_username.clone().filter(|_| turn),
+                    credential: self.ice_credential.clone().filter(|_| turn),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Relay-server limits. Relayed connections are the fallback when browsers
@@ -82,12 +180,16 @@ impl Limits {
 }
 
 impl Config {
-    /// The libp2p listen address: `--p2p-listen`, or the `--listen` IP with
-    /// an OS-chosen port.
-    pub fn p2p_listen_addr(&self) -> Multiaddr {
-        self.p2p_listen
-            .clone()
-            .unwrap_or_else(|| ws_multiaddr(SocketAddr::new(self.listen.ip(), 0)))
+    /// Where the built-in STUN server listens, if it runs.
+    pub fn stun_addr(&self) -> Option<SocketAddr> {
+        if self.ice.no_stun {
+            return None;
+        }
+        Some(
+            self.ice
+                .stun_listen
+                .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), STUN_PORT)),
+        )
     }
 
     /// The directory the page is served from (see `--www`).
@@ -104,31 +206,36 @@ impl Config {
     }
 }
 
-/// `/ip4|ip6/<ip>/tcp/<port>/ws`
-pub fn ws_multiaddr(addr: SocketAddr) -> Multiaddr {
+/// The stock libp2p address of the relay's WebSocket, for clients that are
+/// not pages: `/ip4|ip6/<ip>/tcp/<port>/ws` (or `/tls/ws`), the path `/`.
+pub fn ws_multiaddr(addr: SocketAddr, tls: bool) -> Multiaddr {
     let ip = match addr.ip() {
         IpAddr::V4(ip) => Protocol::Ip4(ip),
         IpAddr::V6(ip) => Protocol::Ip6(ip),
     };
-    Multiaddr::empty()
-        .with(ip)
-        .with(Protocol::Tcp(addr.port()))
-        .with(Protocol::Ws("/".into()))
+    let base = Multiaddr::empty().with(ip).with(Protocol::Tcp(addr.port()));
+    let base = if tls { base.with(Protocol::Tls) } else { base };
+    base.with(Protocol::Ws("/".into()))
 }
 
-fn parse_p2p_listen(s: &str) -> Result<Multiaddr, String> {
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(ws_multiaddr(addr));
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
     }
-    let addr: Multiaddr = s
-        .parse()
-        .map_err(|e| format!("neither IP:PORT nor a multiaddr: {e}"))?;
-    if !addr.iter().any(|p| matches!(p, Protocol::Ws(_))) {
-        return Err(
-            "the multiaddr must contain /ws: browsers reach the relay over WebSocket".into(),
-        );
+    s.parse::<IpNet>()
+        .map_err(|_| format!("{s:?} is neither an IP address nor a network such as 10.0.0.0/8"))
+}
+
+fn parse_ice_url(s: &str) -> Result<String, String> {
+    const SCHEMES: [&str; 4] = ["stun:", "stuns:", "turn:", "turns:"];
+    let ok = SCHEMES
+        .iter()
+        .any(|p| s.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+    if ok && !s.chars().any(char::is_whitespace) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a stun:, stuns:, turn: or turns: URL"))
     }
-    Ok(addr)
 }
 
 #[cfg(test)]
@@ -145,9 +252,12 @@ mod tests {
     fn defaults() {
         let c = parse(&[]);
         assert_eq!(c.listen, "127.0.0.1:8080".parse().expect("addr"));
-        assert_eq!(c.p2p_listen_addr().to_string(), "/ip4/127.0.0.1/tcp/0/ws");
+        assert_eq!(c.stun_addr(), Some("127.0.0.1:3478".parse().expect("addr")));
         assert_eq!(c.identity, PathBuf::from("relay.key"));
         assert!(c.external_addrs.is_empty());
+        assert!(c.trusted_proxies.is_empty());
+        assert!(c.tls.tls_cert.is_none() && c.tls.acme_domains.is_empty());
+        assert!(c.ice.servers().is_empty());
         assert_eq!(c.limits.max_circuit_duration(), Duration::from_secs(3600));
         assert_eq!(c.limits.max_circuit_bytes, 1 << 30);
         assert!(c.limits.max_reservations >= 128);
@@ -155,21 +265,95 @@ mod tests {
     }
 
     #[test]
-    fn p2p_default_follows_listen_ip() {
-        let c = parse(&["--listen", "0.0.0.0:0"]);
-        assert_eq!(c.p2p_listen_addr().to_string(), "/ip4/0.0.0.0/tcp/0/ws");
+    fn stun_follows_listen_ip_or_is_off() {
         let c = parse(&["--listen", "[::1]:9000"]);
-        assert_eq!(c.p2p_listen_addr().to_string(), "/ip6/::1/tcp/0/ws");
+        assert_eq!(c.stun_addr(), Some("[::1]:3478".parse().expect("addr")));
+        let c = parse(&["--stun-listen", "0.0.0.0:0"]);
+        assert_eq!(c.stun_addr(), Some("0.0.0.0:0".parse().expect("addr")));
+        assert_eq!(parse(&["--no-stun"]).stun_addr(), None);
+        assert!(
+            Config::try_parse_from(["relay", "--no-stun", "--stun-listen", "0.0.0.0:1"]).is_err()
+        );
     }
 
     #[test]
-    fn p2p_listen_accepts_socket_addr_or_multiaddr() {
-        let c = parse(&["--p2p-listen", "10.0.0.1:4001"]);
-        assert_eq!(c.p2p_listen_addr().to_string(), "/ip4/10.0.0.1/tcp/4001/ws");
-        let c = parse(&["--p2p-listen", "/ip4/0.0.0.0/tcp/4002/ws"]);
-        assert_eq!(c.p2p_listen_addr().to_string(), "/ip4/0.0.0.0/tcp/4002/ws");
-        assert!(Config::try_parse_from(["relay", "--p2p-listen", "/ip4/0.0.0.0/tcp/1"]).is_err());
-        assert!(Config::try_parse_from(["relay", "--p2p-listen", "nonsense"]).is_err());
+    fn ice_servers_take_credentials_for_turn_only() {
+        let c = parse(&[
+            "--ice-server",
+            "stun:stun.example:3478",
+            "--ice-server",
+            "turn:turn.example:3478?transport=udp",
+            "--ice-username",
+            "u",
+            "--ice-credential",
+            "p",
+        ]);
+        let servers = c.ice.servers();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].username, None);
+        assert_eq!(servers[1].username.as_deref(), Some("u"));
+        assert_eq!(servers[1].credential.as_deref(), Some("p"));
+        for bad in ["http://x", "stun:", "turn:a b", ""] {
+            assert!(
+                Config::try_parse_from(["relay", "--ice-server", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Config::try_parse_from(["relay", "--ice-username", "u"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_pair_up_and_exclude_acme() {
+        let c = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        assert_eq!(c.tls.tls_cert, Some(PathBuf::from("c.pem")));
+        assert!(Config::try_parse_from(["relay", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["relay", "--tls-key", "k.pem"]).is_err());
+        assert!(Config::try_parse_from([
+            "relay",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--acme-domain",
+            "a.example"
+        ])
+        .is_err());
+        let c = parse(&[
+            "--acme-domain",
+            "a.example",
+            "--acme-contact",
+            "mailto:x@a.example",
+        ]);
+        assert_eq!(c.tls.acme_domains, vec!["a.example".to_string()]);
+        assert_eq!(c.tls.acme_directory, LETS_ENCRYPT);
+        assert!(Config::try_parse_from(["relay", "--acme-contact", "mailto:x@a.example"]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_take_ips_and_networks() {
+        let c = parse(&[
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+        ]);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.trusted_proxies[0].to_string(), "127.0.0.1/32");
+        assert!(Config::try_parse_from(["relay", "--trusted-proxy", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn stock_ws_address() {
+        let a: SocketAddr = "10.0.0.1:443".parse().expect("addr");
+        assert_eq!(
+            ws_multiaddr(a, false).to_string(),
+            "/ip4/10.0.0.1/tcp/443/ws"
+        );
+        assert_eq!(
+            ws_multiaddr(a, true).to_string(),
+            "/ip4/10.0.0.1/tcp/443/tls/ws"
+        );
+        assert!(Config::try_parse_from(["relay", "--p2p-listen", "127.0.0.1:1"]).is_err());
     }
 
     #[test]

@@ -1,34 +1,90 @@
-//! The HTTP side: health check, `/api/info`, and the static page.
+//! The HTTP side: health check, `/api/info`, the static page, and the
+//! peers' libp2p WebSocket (`/p2p` for pages; `/` for stock libp2p clients,
+//! whose `/ws` addresses carry no path), all on one listener.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header::{self, HeaderValue};
-use axum::response::IntoResponse;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use shoal_proto::info::P2P_PATH;
+use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use tracing::{debug, warn};
 
+use crate::limits::MAX_WS_MESSAGE;
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    // Revalidate static files on every load: after a rebuild the page and its
-    // wasm must change together, and a stale half breaks the page.
-    let static_files = tower::ServiceBuilder::new()
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/info", get(info))
+        .route(P2P_PATH, get(p2p))
+        .route("/", get(root))
+        .fallback(static_file)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The static page. Revalidated on every load: after a rebuild the page and
+/// its wasm must change together, and a stale half breaks the page.
+async fn static_file(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let files = tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         ))
         .service(ServeDir::new(state.www()));
+    match files.oneshot(req).await {
+        Ok(res) => res.into_response(),
+        Err(never) => match never {},
+    }
+}
 
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/info", get(info))
-        .fallback_service(static_files)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+/// `/`: the page, or a libp2p WebSocket from a client dialing a plain `/ws`.
+async fn root(
+    state: State<Arc<AppState>>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Request,
+) -> Response {
+    match ws {
+        Ok(ws) => p2p(state, connect, headers, ws).await,
+        Err(_) => static_file(state, req).await,
+    }
+}
+
+/// Accepts a libp2p WebSocket and hands it to the swarm.
+async fn p2p(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = state.proxies().client(peer, &forwarded);
+    // How the swarm names the client: its address and the transport.
+    let remote = crate::config::ws_multiaddr(client, state.tls());
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_failed_upgrade(move |e| debug!(%client, "WebSocket upgrade failed: {e}"))
+        .on_upgrade(move |socket: WebSocket| async move {
+            if let Err(e) = state.bridge().hand_over(socket, remote) {
+                warn!(%client, "libp2p WebSocket refused: {e}");
+            }
+        })
 }
 
 async fn healthz() -> &'static str {
@@ -47,15 +103,16 @@ async fn info(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Request, Response, StatusCode};
+    use axum::http::{Response, StatusCode};
     use http_body_util::BodyExt;
     use shoal_proto::info::RelayInfo;
-    use tower::ServiceExt;
 
     fn test_info() -> RelayInfo {
         RelayInfo {
             peer_id: "12D3KooWTest".into(),
-            ws_port: 4001,
+            p2p_path: P2P_PATH.into(),
+            stun_port: Some(3478),
+            ice_servers: vec![],
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/4001/ws/p2p/12D3KooWTest".into()],
             version: "0.1.0".into(),
         }
@@ -71,9 +128,21 @@ mod tests {
     }
 
     async fn get(dir: &tempfile::TempDir, uri: &str) -> Response<Body> {
-        let state = Arc::new(AppState::new(test_info(), dir.path().to_path_buf()));
+        let (bridge, _transport) = crate::bridge::bridge();
+        let state = Arc::new(AppState::new(
+            test_info(),
+            dir.path().to_path_buf(),
+            bridge,
+            Default::default(),
+            false,
+        ));
         let req = Request::get(uri).body(Body::empty()).expect("request");
-        router(state).oneshot(req).await.expect("infallible")
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        router(state)
+            .layer(axum::extract::connect_info::MockConnectInfo(peer))
+            .oneshot(req)
+            .await
+            .expect("infallible")
     }
 
     async fn body(res: Response<Body>) -> Vec<u8> {
@@ -113,7 +182,9 @@ mod tests {
             json,
             serde_json::json!({
                 "peerId": "12D3KooWTest",
-                "wsPort": 4001,
+                "p2pPath": "/p2p",
+                "stunPort": 3478,
+                "iceServers": [],
                 "listenAddrs": ["/ip4/127.0.0.1/tcp/4001/ws/p2p/12D3KooWTest"],
                 "version": "0.1.0",
             })
@@ -140,6 +211,14 @@ mod tests {
         let res = get(&dir, "/pkg/peer_wasm.js").await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(header(&res, header::CONTENT_TYPE).contains("javascript"));
+    }
+
+    #[tokio::test]
+    async fn p2p_without_upgrade_is_refused() {
+        let dir = www();
+        // A plain GET is not a WebSocket: refused, not served as a file.
+        let res = get(&dir, "/p2p").await;
+        assert!(res.status().is_client_error(), "{}", res.status());
     }
 
     #[tokio::test]

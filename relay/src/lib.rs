@@ -1,40 +1,48 @@
-//! The shoal relay: one process that serves the page over HTTP and runs the
-//! libp2p node browsers meet through.
+//! The shoal relay: one process, one port. It serves the page, `/api/info`,
+//! `/healthz` and the peers' libp2p WebSocket over HTTP or HTTPS, runs the
+//! libp2p node browsers meet through, and answers STUN on a UDP port.
 //!
 //! # Layout
 //! - [`config`]: the command line (clap) and the defaults derived from it.
+//! - [`limits`]: every fixed limit on what clients send, with its reason.
 //! - [`identity`]: the ed25519 key on disk that keeps the PeerId stable.
-//! - [`p2p`]: the swarm — WebSocket transport, circuit relay v2 server,
-//!   identify, ping, rendezvous server — and its event loop.
-//! - [`http`]: `router()` — `/healthz`, `/api/info`, the static page.
+//! - [`tls`]: HTTPS from certificate files or ACME (rustls).
+//! - [`http`]: `router()` — `/healthz`, `/api/info`, `/p2p`, the page.
+//! - [`proxy`]: the client's address behind trusted reverse proxies.
+//! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
+//! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
+//!   rendezvous server — and its event loop.
 //! - [`state`]: [`AppState`], what `/api/info` reports, shared by both sides.
 //!
 //! # Data flow
-//! [`Relay::bind`] loads the key, builds the swarm, starts the WebSocket
-//! listener and waits for its real port, then binds the HTTP listener.
-//! [`Relay::serve`] runs two tasks until shutdown: axum answers HTTP from
-//! [`AppState`], and the swarm task drives libp2p and keeps [`AppState`]'s
-//! addresses current. A page loads from HTTP, reads `/api/info` (PeerId,
-//! ws port), dials the relay over `/ws`, reserves a relayed address and
-//! registers it at the rendezvous server; other pages discover it there.
-//! Browsers then signal WebRTC over a relayed connection and talk directly;
-//! only when that fails does their data flow through the relay.
+//! [`Relay::bind`] loads the key, sets up TLS, binds the one TCP listener,
+//! builds the swarm on the bridge's transport and starts its listener.
+//! [`Relay::serve`] runs two tasks until shutdown: axum-server answers HTTP(S)
+//! from [`AppState`] and hands WebSocket upgrades at `/p2p` to the bridge; the
+//! swarm task drives libp2p. A page loads from the relay, reads `/api/info`
+//! (PeerId, ICE servers), opens `ws[s]://<origin>/p2p`, reserves a relayed
+//! address and registers it at the rendezvous server; other pages discover
+//! it there. Browsers then signal WebRTC over a relayed connection and talk
+//! directly; only when that fails does their data flow through the relay.
 
+pub mod bridge;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod p2p;
+pub mod proxy;
 pub mod state;
+pub mod tls;
 
-use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_server::tls_rustls::RustlsAcceptor;
 use libp2p::Swarm;
-use shoal_proto::info::RelayInfo;
-use tokio::net::TcpListener;
+use shoal_proto::info::{RelayInfo, P2P_PATH};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -53,7 +61,9 @@ pub enum Error {
     Identity(#[from] identity::IdentityError),
     #[error(transparent)]
     P2p(#[from] p2p::P2pError),
-    #[error("cannot listen for HTTP on {addr}: {reason}")]
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {reason}")]
     HttpBind { addr: SocketAddr, reason: io::Error },
     #[error("HTTP server failed: {0}")]
     Http(io::Error),
@@ -61,12 +71,13 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// A relay with both listeners bound, not yet serving.
+/// A relay with its listener bound, not yet serving.
 pub struct Relay {
     state: Arc<AppState>,
     swarm: Swarm<p2p::Behaviour>,
-    http: TcpListener,
+    http: std::net::TcpListener,
     http_addr: SocketAddr,
+    tls: tls::Tls,
 }
 
 impl Relay {
@@ -85,42 +96,49 @@ impl Relay {
         if !www.join("index.html").is_file() {
             warn!("no index.html in {}; only the API will work", www.display());
         }
+        let tls = tls::setup(&config.tls)?;
+
+        let bind_err = |reason| Error::HttpBind {
+            addr: config.listen,
+            reason,
+        };
+        let http = std::net::TcpListener::bind(config.listen).map_err(bind_err)?;
+        http.set_nonblocking(true).map_err(bind_err)?;
+        let http_addr = http.local_addr().map_err(bind_err)?;
+
+        let (bridge, transport) = bridge::bridge();
         let state = Arc::new(AppState::new(
             RelayInfo {
                 peer_id: peer_id.to_string(),
-                ws_port: 0,
+                p2p_path: P2P_PATH.to_string(),
+                stun_port: None,
+                ice_servers: config.ice.servers(),
                 listen_addrs: Vec::new(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
             www,
+            bridge,
+            proxy::TrustedProxies::new(config.trusted_proxies.clone()),
+            tls.is_on(),
         ));
 
-        let mut swarm = p2p::build_swarm(keypair, &config.limits)?;
-        p2p::listen(&mut swarm, &state, config.p2p_listen_addr(), LISTEN_TIMEOUT).await?;
+        let mut swarm = p2p::build_swarm(keypair, &config.limits, transport)?;
+        let listen_addr = config::ws_multiaddr(http_addr, tls.is_on());
+        p2p::listen(&mut swarm, &state, listen_addr, LISTEN_TIMEOUT).await?;
         for addr in &config.external_addrs {
             info!("announcing external address {addr}");
             swarm.add_external_address(addr.clone());
         }
-
-        let http = TcpListener::bind(config.listen)
-            .await
-            .map_err(|reason| Error::HttpBind {
-                addr: config.listen,
-                reason,
-            })?;
-        let http_addr = http.local_addr().map_err(|reason| Error::HttpBind {
-            addr: config.listen,
-            reason,
-        })?;
         Ok(Self {
             state,
             swarm,
             http,
             http_addr,
+            tls,
         })
     }
 
-    /// The bound HTTP address (the real port when `--listen` used port 0).
+    /// The bound address (the real port when `--listen` used port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
@@ -129,28 +147,47 @@ impl Relay {
         self.state.info()
     }
 
-    /// Serves HTTP and drives the swarm until `shutdown` completes, then
+    /// Serves HTTP(S) and drives the swarm until `shutdown` completes, then
     /// gives both [`SHUTDOWN_GRACE`] to finish.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
         let Self {
             state,
             swarm,
             http,
             http_addr,
+            tls,
         } = self;
         info!("serving page from {}", state.www().display());
-        // Printed last so that tests can wait for it: everything is up now.
-        info!("listening on http://{http_addr}");
+        let scheme = if tls.is_on() { "https" } else { "http" };
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut swarm_task = tokio::spawn(p2p::drive(swarm, state.clone(), stop_rx.clone()));
-        let mut http_stop = stop_rx;
-        let server = axum::serve(http, http::router(state))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stop| *stop).await;
-            })
-            .into_future();
-        let mut http_task = tokio::spawn(server);
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp(http)
+            .map_err(Error::Http)?
+            .handle(handle.clone());
+        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let mut http_task = match tls {
+            tls::Tls::Off => tokio::spawn(server.serve(app)),
+            tls::Tls::Files(config) => tokio::spawn(
+                server
+                    .acceptor(
+                        RustlsAcceptor::new(config)
+                            .handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT),
+                    )
+                    .serve(app),
+            ),
+            tls::Tls::Acme(acceptor) => tokio::spawn(
+                server
+                    .acceptor(tls::Timeout::new(acceptor, limits::TLS_HANDSHAKE_TIMEOUT))
+                    .serve(app),
+            ),
+        };
+        // Printed last so that tests can wait for it: everything is up now.
+        info!("listening on {scheme}://{http_addr}");
 
         let early = tokio::select! {
             () = shutdown => None,
@@ -167,11 +204,12 @@ impl Relay {
         }
 
         info!("shutting down");
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         let _ = stop_tx.send(true);
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut http_task).await {
+        match tokio::time::timeout(SHUTDOWN_GRACE * 2, &mut http_task).await {
             Ok(res) => res?.map_err(Error::Http)?,
             Err(_) => {
-                warn!("HTTP requests still open after {SHUTDOWN_GRACE:?}; dropping them");
+                warn!("HTTP connections still open after {SHUTDOWN_GRACE:?}; dropping them");
                 http_task.abort();
             }
         }

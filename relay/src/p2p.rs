@@ -1,7 +1,8 @@
-//! The libp2p side: a WebSocket swarm that is a circuit-relay-v2 server and a
+//! The libp2p side: a swarm that is a circuit-relay-v2 server and a
 //! rendezvous point for browsers.
 //!
-//! Browsers dial `/ws`, reserve a relayed address, register it at the
+//! Its only transport is the [`crate::bridge`]: WebSockets the HTTP server
+//! accepted. Browsers connect there, reserve a relayed address, register it at the
 //! rendezvous server under the swarm's namespace, discover each other, and
 //! open relayed connections to signal WebRTC (or, as a fallback, to carry the
 //! data itself).
@@ -12,14 +13,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::{Multiaddr, Protocol};
+use libp2p::multiaddr::Multiaddr;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    identify, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport,
-};
+use libp2p::{identify, noise, ping, relay, rendezvous, yamux, PeerId, Swarm, Transport};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::bridge::BridgeTransport;
 use crate::config::Limits;
 use crate::state::AppState;
 
@@ -40,8 +40,6 @@ pub enum P2pError {
     Listen { addr: Multiaddr, reason: String },
     #[error("libp2p listener on {addr} reported no address within {timeout:?}")]
     ListenTimeout { addr: Multiaddr, timeout: Duration },
-    #[error("libp2p listen address {0} has no TCP port")]
-    NoPort(Multiaddr),
 }
 
 #[derive(NetworkBehaviour)]
@@ -64,18 +62,19 @@ pub fn relay_config(limits: &Limits) -> relay::Config {
     }
 }
 
-pub fn build_swarm(keypair: Keypair, limits: &Limits) -> Result<Swarm<Behaviour>, P2pError> {
+pub fn build_swarm(
+    keypair: Keypair,
+    limits: &Limits,
+    transport: BridgeTransport,
+) -> Result<Swarm<Behaviour>, P2pError> {
     let relay_config = relay_config(limits);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        // WebSocket over TCP, without the DNS layer `with_websocket` adds: the
-        // relay never dials, and DNS set-up fails on hosts without resolv.conf.
+        // The WebSockets the HTTP server accepted; the relay never dials.
         .with_other_transport(|key| {
-            let ws = websocket::Config::new(tcp::tokio::Transport::new(
-                tcp::Config::default().nodelay(true),
-            ));
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                ws.upgrade(Version::V1Lazy)
+                transport
+                    .upgrade(Version::V1Lazy)
                     .authenticate(noise::Config::new(key)?)
                     .multiplex(yamux::Config::default()),
             )
@@ -105,8 +104,9 @@ pub fn build_swarm(keypair: Keypair, limits: &Limits) -> Result<Swarm<Behaviour>
     Ok(swarm)
 }
 
-/// Starts listening on `addr` and waits (at most `timeout`) for the first
-/// bound address, so that `/api/info` can report the real port from the start.
+/// Starts the bridge's listener on `addr` (the HTTP server's address as a
+/// `/ws` multiaddr) and waits (at most `timeout`) until the swarm has taken
+/// it, so that `/api/info` lists it from the start.
 pub async fn listen(
     swarm: &mut Swarm<Behaviour>,
     state: &AppState,
@@ -145,8 +145,6 @@ pub async fn listen(
         addr: addr.clone(),
         timeout,
     })??;
-    let port = ws_port(&first).ok_or_else(|| P2pError::NoPort(first.clone()))?;
-    state.update_info(|info| info.ws_port = port);
     on_new_listen_addr(swarm, state, first.clone());
     Ok(first)
 }
@@ -184,13 +182,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     } else {
         parts.join(": ")
     }
-}
-
-pub fn ws_port(addr: &Multiaddr) -> Option<u16> {
-    addr.iter().find_map(|p| match p {
-        Protocol::Tcp(port) => Some(port),
-        _ => None,
-    })
 }
 
 fn with_peer_id(addr: Multiaddr, peer_id: PeerId) -> Multiaddr {
@@ -355,16 +346,6 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn test_state(peer_id: String) -> AppState {
-        let info = shoal_proto::info::RelayInfo {
-            peer_id,
-            ws_port: 0,
-            listen_addrs: vec![],
-            version: "test".into(),
-        };
-        AppState::new(info, ".".into())
-    }
-
     #[test]
     fn relay_config_takes_cli_limits() {
         let config = crate::Config::parse_from(["relay"]);
@@ -376,47 +357,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn busy_port_names_the_reason() {
-        let config = crate::Config::parse_from(["relay"]);
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = taken.local_addr().expect("addr").port();
-        let mut swarm = build_swarm(Keypair::generate_ed25519(), &config.limits).expect("swarm");
-        let state = test_state(String::new());
-        let addr = format!("/ip4/127.0.0.1/tcp/{port}/ws")
-            .parse()
-            .expect("multiaddr");
-        let err = listen(&mut swarm, &state, addr, Duration::from_secs(5))
-            .await
-            .expect_err("busy");
-        let msg = err.to_string();
-        assert!(
-            msg.contains(&port.to_string()) && msg.to_lowercase().contains("in use"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn port_of_listen_addr() {
-        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001/ws".parse().expect("multiaddr");
-        assert_eq!(ws_port(&addr), Some(4001));
-        assert_eq!(ws_port(&"/ip4/127.0.0.1".parse().expect("multiaddr")), None);
-    }
-
-    #[tokio::test]
-    async fn listens_on_os_chosen_port_and_records_it() {
+    async fn listens_on_the_http_address_and_records_it() {
         let config = crate::Config::parse_from(["relay"]);
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
-        let mut swarm = build_swarm(keypair, &config.limits).expect("swarm");
-        let state = test_state(peer_id.to_string());
-        let addr = "/ip4/127.0.0.1/tcp/0/ws".parse().expect("multiaddr");
-        let bound = listen(&mut swarm, &state, addr, Duration::from_secs(5))
+        let (bridge, transport) = crate::bridge::bridge();
+        let mut swarm = build_swarm(keypair, &config.limits, transport).expect("swarm");
+        let info = shoal_proto::info::RelayInfo {
+            peer_id: peer_id.to_string(),
+            p2p_path: shoal_proto::info::P2P_PATH.into(),
+            stun_port: None,
+            ice_servers: vec![],
+            listen_addrs: vec![],
+            version: "test".into(),
+        };
+        let state = AppState::new(info, ".".into(), bridge, Default::default(), false);
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/8080/ws".parse().expect("multiaddr");
+        let bound = listen(&mut swarm, &state, addr.clone(), Duration::from_secs(5))
             .await
             .expect("listen");
-        let info = state.info();
-        assert_ne!(info.ws_port, 0);
-        assert_eq!(Some(info.ws_port), ws_port(&bound));
-        assert_eq!(info.listen_addrs, vec![format!("{bound}/p2p/{peer_id}")]);
-        assert!(swarm.external_addresses().any(|a| *a == bound));
+        assert_eq!(bound, addr);
+        assert_eq!(
+            state.info().listen_addrs,
+            vec![format!("{addr}/p2p/{peer_id}")]
+        );
+        assert!(swarm.external_addresses().any(|a| *a == addr));
     }
 }

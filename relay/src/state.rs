@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use shoal_proto::info::RelayInfo;
 use tokio::sync::watch;
 
+use crate::bridge::Bridge;
+use crate::proxy::TrustedProxies;
+
 /// What `/api/info` reports and where the page lives. The swarm task keeps the
 /// listen addresses current; handlers read a snapshot.
 #[derive(Debug)]
@@ -12,14 +15,40 @@ pub struct AppState {
     // A watch sender is a lock that never poisons; nobody needs to subscribe.
     info: watch::Sender<RelayInfo>,
     www: PathBuf,
+    /// Where accepted libp2p WebSockets go.
+    bridge: Bridge,
+    proxies: TrustedProxies,
+    /// The listener speaks TLS (the stock address is `/tls/ws`).
+    tls: bool,
 }
 
 impl AppState {
-    pub fn new(info: RelayInfo, www: PathBuf) -> Self {
+    pub fn new(
+        info: RelayInfo,
+        www: PathBuf,
+        bridge: Bridge,
+        proxies: TrustedProxies,
+        tls: bool,
+    ) -> Self {
         Self {
             info: watch::Sender::new(info),
             www,
+            bridge,
+            proxies,
+            tls,
         }
+    }
+
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    pub fn proxies(&self) -> &TrustedProxies {
+        &self.proxies
+    }
+
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     pub fn info(&self) -> RelayInfo {

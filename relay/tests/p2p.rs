@@ -128,8 +128,20 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     .await;
 
     // B: discover A and dial it through the circuit while A keeps running.
+    // B comes in at /p2p, the path pages use; A came in at `/`.
     let mut b = client();
-    b.dial(relay_addr.clone()).expect("dial relay");
+    let page_path: Multiaddr = relay_addr
+        .iter()
+        .map(|p| match p {
+            Protocol::Ws(_) => Protocol::Ws(shoal_proto::info::P2P_PATH.into()),
+            other => other,
+        })
+        .collect();
+    assert!(
+        page_path.to_string().contains("/x-parity-ws/%2Fp2p/"),
+        "{page_path}"
+    );
+    b.dial(page_path).expect("dial relay");
     until(&mut b, |e| {
         matches!(e, SwarmEvent::ConnectionEstablished { .. }).then_some(())
     })

@@ -123,9 +123,13 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
   const port = await freePort();
   const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const args = ['--listen', `127.0.0.1:${port}`, '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs];
+  // One port for the page and the peers' WebSocket; STUN on a free UDP port
+  // (several relays may run at once).
+  const args = [
+    '--listen', `127.0.0.1:${port}`, '--stun-listen', '127.0.0.1:0',
+    '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs,
+  ];
   const url = `http://127.0.0.1:${port}`;
-  // No --p2p-listen: the relay then takes a free port and tells the page via /api/info.
   log('harness', `starting ${bin} ${args.join(' ')}`);
 
   const proc = spawn(bin, args, {

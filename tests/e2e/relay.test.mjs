@@ -41,13 +41,17 @@ describe('relay HTTP endpoints', () => {
     const info = await res.json();
     assert.equal(typeof info.peerId, 'string');
     assert.match(info.peerId, BASE58);
-    assert.ok(Number.isInteger(info.wsPort) && info.wsPort > 0 && info.wsPort < 65536, `wsPort = ${info.wsPort}`);
+    // One port: the libp2p WebSocket is at /p2p on the page's own origin.
+    assert.equal(info.p2pPath, '/p2p');
+    const port = new URL(relay.url).port;
     assert.ok(Array.isArray(info.listenAddrs) && info.listenAddrs.length > 0, `listenAddrs = ${JSON.stringify(info.listenAddrs)}`);
     for (const addr of info.listenAddrs) assert.match(addr, /^\//, `not a multiaddr: ${addr}`);
     assert.ok(
-      info.listenAddrs.some((a) => a.includes(`/tcp/${info.wsPort}/ws`)),
-      `no listen address on the WebSocket port ${info.wsPort}: ${JSON.stringify(info.listenAddrs)}`,
+      info.listenAddrs.some((a) => a.includes(`/tcp/${port}/ws/p2p/${info.peerId}`)),
+      `no listen address on the page's port ${port}: ${JSON.stringify(info.listenAddrs)}`,
     );
+    assert.ok(Number.isInteger(info.stunPort) && info.stunPort > 0, `stunPort = ${info.stunPort}`);
+    assert.deepEqual(info.iceServers, []);
     assert.equal(typeof info.version, 'string');
     assert.ok(info.version.length > 0);
   });

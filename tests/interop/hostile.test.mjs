@@ -16,12 +16,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { REPO, WAIT_MS, closeAll, dumpLogs, launchBrowser, launchPeer, startRelay, waitFor, within } from '../e2e/harness.mjs';
+import { REPO, WAIT_MS, closeAll, dumpLogs, launchBrowser, launchPeer, relayBinary, startRelay, waitFor, within } from '../e2e/harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BUNDLE = path.join(HERE, 'dist', 'jsnode.js');
-const relayBin = process.env.SHOAL_RELAY_BIN
-  ?? [path.join(REPO, 'target', 'release', 'relay'), path.join(REPO, 'target', 'debug', 'relay')].find(existsSync);
+// The relay `make test` built (or $SHOAL_RELAY_BIN), never a stale release build.
+const relayBin = relayBinary();
 /** How long rawSignal watches the stream after writing. */
 const WATCH_MS = 15_000;
 
@@ -50,7 +50,8 @@ before(async () => {
   assert.ok(existsSync(BUNDLE), `missing ${BUNDLE}: run \`npm run build\``);
   relay = await startRelay({ bin: relayBin });
   const info = await (await fetch(`${relay.url}/api/info`)).json();
-  relayAddr = `/ip4/127.0.0.1/tcp/${info.wsPort}/ws/p2p/${info.peerId}`;
+  // A stock `/ws` address: the relay takes libp2p WebSockets at `/` too.
+  relayAddr = info.listenAddrs[0];
 
   rust = await launchPeer(relay.url, { name: 'rust', swarm });
   rust.page.on('console', (m) => { if (/panicked at|RuntimeError|unreachable/i.test(m.text())) rustBad.push(`${stamp()} console.${m.type()}: ${m.text()}`); });

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { REPO, WAIT_MS, closeAll, dumpLogs, launchBrowser, launchPeer, startRelay, waitFor, within } from '../e2e/harness.mjs';
+import { REPO, WAIT_MS, closeAll, dumpLogs, launchBrowser, launchPeer, relayBinary, startRelay, waitFor, within } from '../e2e/harness.mjs';
 
 /** A connected RTCPeerConnection whose selected pair succeeded with no relay candidate. */
 const directPair = (pcs) =>
@@ -27,8 +27,8 @@ const directPair = (pcs) =>
 const SETTLE_MS = Number(process.env.INTEROP_SETTLE_MS ?? 3_000);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BUNDLE = path.join(HERE, 'dist', 'jsnode.js');
-const relayBin = process.env.SHOAL_RELAY_BIN
-  ?? [path.join(REPO, 'target', 'release', 'relay'), path.join(REPO, 'target', 'debug', 'relay')].find(existsSync);
+// The relay `make test` built (or $SHOAL_RELAY_BIN), never a stale release build.
+const relayBin = relayBinary();
 
 let relay;
 let info;
@@ -41,7 +41,8 @@ before(async () => {
   assert.ok(existsSync(BUNDLE), `missing ${BUNDLE}: run \`npm run build\``);
   relay = await startRelay({ bin: relayBin });
   info = await (await fetch(`${relay.url}/api/info`)).json();
-  relayAddr = `/ip4/127.0.0.1/tcp/${info.wsPort}/ws/p2p/${info.peerId}`;
+  // A stock `/ws` address: the relay takes libp2p WebSockets at `/` too.
+  relayAddr = info.listenAddrs[0];
 });
 
 after(async () => {

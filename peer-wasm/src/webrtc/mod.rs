@@ -31,8 +31,8 @@ pub use transport::Transport;
 /// Settings of the `/webrtc` transport.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// ICE server URLs (`stun:host:port`); empty on loopback-only hosts.
-    pub ice_servers: Vec<String>,
+    /// ICE servers: the relay's STUN and any its operator added.
+    pub ice_servers: Vec<shoal_proto::info::IceServer>,
     /// Bound on one signaling exchange plus ICE. ICE that is blocked never
     /// reaches `failed` in Chromium, so this is what ends a hopeless dial.
     pub timeout: Duration,

@@ -12,8 +12,9 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use js_sys::{Array, Object, Reflect, JSON};
-use shoal_proto::signaling::PcState;
+use js_sys::{Reflect, JSON};
+use serde::Serialize as _;
+use shoal_proto::{info::IceServer, signaling::PcState};
 use wasm_bindgen::{prelude::Closure, JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -72,16 +73,13 @@ pub fn map_state(state: RtcPeerConnectionState) -> PcState {
 }
 
 impl PeerConnection {
-    /// Creates the connection with the given ICE server URLs (none on a
-    /// loopback-only host; a STUN server behind NAT).
-    pub fn new(ice_servers: &[String]) -> Result<Self, Error> {
+    /// Creates the connection with the given ICE servers (the relay's STUN,
+    /// and whatever else its operator configured).
+    pub fn new(ice_servers: &[IceServer]) -> Result<Self, Error> {
         let config = RtcConfiguration::new();
-        let servers = Array::new();
-        for url in ice_servers {
-            let server = Object::new();
-            Reflect::set(&server, &"urls".into(), &url.into()).map_err(Error::js)?;
-            servers.push(&server);
-        }
+        let servers = ice_servers
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(|e| Error::js(e.into()))?;
         config.set_ice_servers(&servers);
         let pc = RtcPeerConnection::new_with_configuration(&config).map_err(Error::js)?;
         let shared = Rc::new(RefCell::new(Shared::default()));
