@@ -8,6 +8,7 @@
 //!   identify, ping, rendezvous server — and its event loop.
 //! - [`http`]: `router()` — `/healthz`, `/api/info`, the static page.
 //! - [`state`]: [`AppState`], what `/api/info` reports, shared by both sides.
+//! - [`stun`]: a STUN Binding server on UDP, so browsers learn their NAT address.
 //!
 //! # Data flow
 //! [`Relay::bind`] loads the key, builds the swarm, starts the WebSocket
@@ -25,6 +26,7 @@ pub mod http;
 pub mod identity;
 pub mod p2p;
 pub mod state;
+pub mod stun;
 
 use std::future::{Future, IntoFuture};
 use std::io;
