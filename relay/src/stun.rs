@@ -512,6 +512,52 @@ mod tests {
         }
     }
 
+    /// A source address of either family.
+    fn any_source() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            any::<(Ipv4Addr, u16)>().prop_map(|(ip, port)| SocketAddr::new(ip.into(), port)),
+            any::<(Ipv6Addr, u16)>().prop_map(|(ip, port)| SocketAddr::new(ip.into(), port)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_binding_request_is_answered(id in any::<[u8; 12]>(), from in any_source()) {
+            let response = decode_response(&answer(&header(0x0001, 0, id), from).unwrap());
+            prop_assert_eq!(response.transaction_id(), TransactionId::new(id));
+            prop_assert_eq!(mapped(&response), reflexive(from));
+        }
+
+        /// Valid requests with bytes flipped, cut short or extended: the
+        /// inputs most likely to reach deep into the decoder.
+        #[test]
+        fn mutated_requests_never_panic(
+            bare in any::<bool>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 1..=255u8), 0..8),
+            cut in any::<prop::sample::Index>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..8),
+            from in any_source(),
+        ) {
+            let mut bytes = if bare {
+                header(0x0001, 0, [5; 12])
+            } else {
+                RFC5769_REQUEST.to_vec()
+            };
+            for (at, mask) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] ^= mask;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            bytes.extend_from_slice(&tail);
+            if let Ok(response) = answer(&bytes, from) {
+                let response = decode_response(&response);
+                let id = response.transaction_id();
+                prop_assert_eq!(&id.as_bytes()[..], &bytes[8..20]);
+                prop_assert_eq!(mapped(&response), reflexive(from));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn serve_answers_over_udp_and_stops() {
         let (socket, server) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
