@@ -13,6 +13,7 @@
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
 //!   rendezvous server — and its event loop.
 //! - [`state`]: [`AppState`], what `/api/info` reports, shared by both sides.
+//! - [`stun`]: a STUN Binding server on UDP, so browsers learn their NAT address.
 //!
 //! # Data flow
 //! [`Relay::bind`] loads the key, sets up TLS, binds the one TCP listener,
@@ -33,6 +34,7 @@ pub mod limits;
 pub mod p2p;
 pub mod proxy;
 pub mod state;
+pub mod stun;
 pub mod tls;
 
 use std::io;
@@ -63,6 +65,8 @@ pub enum Error {
     P2p(#[from] p2p::P2pError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Stun(#[from] stun::StunError),
     #[error("cannot listen on {addr}: {reason}")]
     HttpBind { addr: SocketAddr, reason: io::Error },
     #[error("HTTP server failed: {0}")]
@@ -78,6 +82,8 @@ pub struct Relay {
     http: std::net::TcpListener,
     http_addr: SocketAddr,
     tls: tls::Tls,
+    stun: Option<tokio::net::UdpSocket>,
+    stun_stats: Arc<stun::StunStats>,
 }
 
 impl Relay {
@@ -106,12 +112,21 @@ impl Relay {
         http.set_nonblocking(true).map_err(bind_err)?;
         let http_addr = http.local_addr().map_err(bind_err)?;
 
+        let stun = match config.stun_addr() {
+            Some(addr) => Some(stun::bind(addr).await?),
+            None => {
+                info!("built-in STUN server off (--no-stun)");
+                None
+            }
+        };
+        let stun_port = stun.as_ref().map(|(_, addr)| addr.port());
+
         let (bridge, transport) = bridge::bridge();
         let state = Arc::new(AppState::new(
             RelayInfo {
                 peer_id: peer_id.to_string(),
                 p2p_path: P2P_PATH.to_string(),
-                stun_port: None,
+                stun_port,
                 ice_servers: config.ice.servers(),
                 listen_addrs: Vec::new(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -135,6 +150,8 @@ impl Relay {
             http,
             http_addr,
             tls,
+            stun: stun.map(|(socket, _)| socket),
+            stun_stats: Arc::default(),
         })
     }
 
@@ -159,12 +176,17 @@ impl Relay {
             http,
             http_addr,
             tls,
+            stun,
+            stun_stats,
         } = self;
         info!("serving page from {}", state.www().display());
         let scheme = if tls.is_on() { "https" } else { "http" };
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut swarm_task = tokio::spawn(p2p::drive(swarm, state.clone(), stop_rx.clone()));
+        if let Some(socket) = stun {
+            tokio::spawn(stun::serve(socket, stun_stats, stop_rx.clone()));
+        }
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp(http)
             .map_err(Error::Http)?

@@ -22,10 +22,12 @@ pub const WS_HANDOVER_QUEUE: usize = 64;
 /// client that opens TCP and sends nothing holds no resources for long.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest STUN datagram answered. A Binding request is 20 bytes of header
-/// plus a few attributes (Chrome sends < 100 bytes); anything larger is not a
-/// request we answer.
-pub const MAX_STUN_DATAGRAM: usize = 1024;
+/// Largest datagram treated as a request: 576 bytes (the IPv4 minimum
+/// reassembly size) less the IP and UDP headers, the size RFC 8489 §6.1 has
+/// STUN over IPv4 stay under when the path MTU is unknown. Binding requests
+/// from browsers are well under 200 bytes. Checked before decoding, it also
+/// keeps the codec's u16 length arithmetic far from overflow.
+pub const MAX_STUN_DATAGRAM: usize = 548;
 
 /// Entries of `X-Forwarded-For` looked at. Proxies append one entry each; a
 /// chain longer than this is a client stuffing the header.

@@ -77,6 +77,8 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
         "relay".as_ref(),
         "--listen".as_ref(),
         "127.0.0.1:0".as_ref(),
+        "--stun-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
         "--identity".as_ref(),
         key.as_os_str(),
         "--www".as_ref(),
