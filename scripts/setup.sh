@@ -56,12 +56,24 @@ setup_build() {
   fi
 }
 
+# Debian packages, installed only when their command is missing:
+# apt_need COMMAND PACKAGE [COMMAND PACKAGE ...]
+apt_need() {
+  local missing=()
+  while [ $# -ge 2 ]; do
+    command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || missing+=("$2")
+    shift 2
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]} (Debian packages)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
 setup_test() {
-  if [ ! -x /usr/bin/chromium ]; then
-    say "installing Chromium (Debian package)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-  fi
+  # Browsers for the end-to-end tests; nginx and openssl for the HTTPS and
+  # reverse-proxy tests.
+  apt_need /usr/bin/chromium chromium /usr/sbin/nginx nginx openssl openssl
 
   npm_install tests
   npm_install tests/interop

@@ -12,6 +12,8 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +53,12 @@ export async function closeAll() {
 
 function log(source, line) {
   logs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [${source}] ${line}`);
+}
+
+/** The lines logged so far by one source ('relay', a peer's name, ...), without timestamps. */
+export function logLines(source) {
+  const tag = ` [${source}] `;
+  return logs.filter((l) => l.includes(tag)).map((l) => l.slice(l.indexOf(tag) + tag.length));
 }
 
 /** Print everything the relay and the pages logged so far (call when a test fails). */
@@ -103,6 +111,25 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * GET `url` (http or https; `ca` is a PEM to trust for https), at most 2 s.
+ * @returns {Promise<{status: number, headers: object, body: string}>}
+ */
+export function httpGet(url, { ca, headers = {} } = {}) {
+  const mod = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.get(url, { ca, headers, timeout: 2_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
 export function relayBinary() {
   const env = process.env.SHOAL_RELAY_BIN;
   return env ? path.resolve(env) : path.join(REPO, 'target', 'debug', 'relay');
@@ -112,7 +139,7 @@ export function relayBinary() {
  * Start a relay process. Resolves once GET /healthz answers "ok".
  * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>}>}
  */
-export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
+export async function startRelay({ bin = relayBinary(), extraArgs = [], tls = null, port = null, https = Boolean(tls), host = '127.0.0.1', ca = tls?.pem } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
@@ -121,7 +148,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
     log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
-  const port = await freePort();
+  port ??= await freePort();
   const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
   // One port for the page and the peers' WebSocket; STUN on a free UDP port
   // (several relays may run at once).
@@ -129,7 +156,10 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
     '--listen', `127.0.0.1:${port}`, '--stun-listen', '127.0.0.1:0',
     '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs,
   ];
-  const url = `http://127.0.0.1:${port}`;
+  // With `tls` ({ cert, key, pem } from tls.mjs) the relay serves HTTPS itself.
+  if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
+  // `https` without `tls`: the relay gets its certificate itself (ACME).
+  const url = `${https ? 'https' : 'http'}://${host}:${port}`;
   log('harness', `starting ${bin} ${args.join(' ')}`);
 
   const proc = spawn(bin, args, {
@@ -181,9 +211,9 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
   while (Date.now() < deadline) {
     if (exited) break;
     try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      const body = (await res.text()).trim();
-      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop };
+      const res = await httpGet(`${url}/healthz`, { ca });
+      const body = res.body.trim();
+      if (res.status === 200 && body === 'ok') return { url, port, pid: proc.pid, proc, stop };
       last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
     } catch (e) {
       last = e.cause?.code ?? e.message;
@@ -213,11 +243,11 @@ function recordPeerConnections() {
 }
 
 /** Launch one Chromium process (one per peer: separate network stacks, like two real browsers). */
-export async function launchBrowser() {
+export async function launchBrowser({ args = [] } = {}) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
     timeout: WAIT_MS,
   });
   browsers.add(browser);
@@ -279,7 +309,7 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
 
 /** A browser process of its own with one page; `close()` ends the process. */
 export async function launchPeer(relayUrl, options = {}) {
-  const browser = await launchBrowser();
+  const browser = await launchBrowser({ args: options.browserArgs ?? [] });
   try {
     const peer = await openPage(browser, relayUrl, options);
     peer.close = () => browser.close().catch(() => {});
