@@ -72,8 +72,8 @@ apt_need() {
 
 setup_test() {
   # Browsers for the end-to-end tests; nginx and openssl for the HTTPS and
-  # reverse-proxy tests.
-  apt_need /usr/bin/chromium chromium /usr/sbin/nginx nginx openssl openssl
+  # reverse-proxy tests; pebble (an ACME test CA) for automatic certificates.
+  apt_need /usr/bin/chromium chromium /usr/sbin/nginx nginx openssl openssl pebble pebble
 
   npm_install tests
   npm_install tests/interop
