@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh build   Rust wasm32 target + wasm-bindgen CLI matching Cargo.lock
 #                            (enough for `make run` / `make build`).
-#   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules.
+#   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules,
+#                            + iproute2, nftables, curl, coturn for the NAT lab (tests/lab/).
 #
 # Idempotent: every step checks first, so a second run takes about a second.
 set -euo pipefail
@@ -61,6 +62,26 @@ setup_test() {
     say "installing Chromium (Debian package)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  fi
+
+  # The NAT lab (tests/lab/, scripts/nat-lab.sh): network namespaces (iproute2),
+  # NAT (nftables), health checks inside the namespaces (curl) and, until the
+  # relay has its own, a STUN server (coturn). The lab runs only as root; these
+  # are installed anyway so that a root run finds them.
+  local pkgs=()
+  command -v ip >/dev/null || pkgs+=(iproute2)
+  command -v nft >/dev/null || pkgs+=(nftables)
+  command -v curl >/dev/null || pkgs+=(curl)
+  command -v turnserver >/dev/null || pkgs+=(coturn)
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    say "installing ${pkgs[*]} (Debian packages, for the NAT lab)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+    # Debian starts coturn as a system service where systemd runs; the lab
+    # starts its own inside a namespace and needs none on the host.
+    if [[ " ${pkgs[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      as_root systemctl disable --now coturn >/dev/null 2>&1 || true
+    fi
   fi
 
   npm_install tests

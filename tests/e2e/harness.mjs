@@ -2,6 +2,8 @@
 //
 // - startRelay(): runs `target/debug/relay` (or $SHOAL_RELAY_BIN) on a free
 //   port with a temporary identity and `--www <repo>/www`, waits for /healthz.
+//   Options let tests/lab/ run it elsewhere (a fixed address and identity,
+//   inside a network namespace, with its own health probe).
 // - launchPeer(): one Chromium *process* per peer (separate network stacks, as
 //   with two real browsers), with the flags and permission grant that make
 //   ICE gather candidates on a loopback-only host (see shared/NOTES.md), and
@@ -49,7 +51,8 @@ export async function closeAll() {
   browsers.clear();
 }
 
-function log(source, line) {
+/** Add a line to the logs dumpLogs() prints. */
+export function log(source, line) {
   logs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [${source}] ${line}`);
 }
 
@@ -108,11 +111,24 @@ export function relayBinary() {
   return env ? path.resolve(env) : path.join(REPO, 'target', 'debug', 'relay');
 }
 
+/** GET `${url}/healthz` from this process: { status, body }. */
+async function fetchHealthz(url) {
+  const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+  return { status: res.status, body: await res.text() };
+}
+
 /**
  * Start a relay process. Resolves once GET /healthz answers "ok".
- * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>}>}
+ *
+ * Options (all optional): `listen` (`IP:PORT`, default 127.0.0.1 and a free port),
+ * `identity` (key file; default a fresh one in a temporary directory, removed by stop()),
+ * `wrap` (argv prefix, e.g. `['ip', 'netns', 'exec', NS]`: it must exec the relay, so that
+ * the pid is the relay's), `healthz` (`async (url) => ({ status, body })`, default fetch from
+ * this process), `extraArgs`.
+ * `stop({ signal })` sends `signal` (default SIGTERM; SIGKILL after 5 s) and waits for the exit.
+ * @returns {Promise<{url: string, port: number, pid: number, stop: (o?: {signal?: string}) => Promise<void>}>}
  */
-export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
+export async function startRelay({ bin = relayBinary(), extraArgs = [], listen, identity, wrap = [], healthz = fetchHealthz } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
@@ -120,15 +136,18 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
   if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
     log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
-  const port = await freePort();
+  const dir = identity ? null : mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
+  const key = identity ?? path.join(dir, 'identity.key');
+  const addr = listen ?? `127.0.0.1:${await freePort()}`;
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const args = ['--listen', `127.0.0.1:${port}`, '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs];
-  const url = `http://127.0.0.1:${port}`;
-  // No --p2p-listen: the relay then takes a free port and tells the page via /api/info.
-  log('harness', `starting ${bin} ${args.join(' ')}`);
+  const args = ['--listen', addr, '--identity', key, '--www', www, ...extraArgs, ...envArgs];
+  const url = `http://${addr}`;
+  // No --p2p-listen (unless in extraArgs): the relay then takes a free port and tells the page via /api/info.
+  const argv = [...wrap, bin, ...args];
+  log('harness', `starting ${argv.join(' ')}`);
 
-  const proc = spawn(bin, args, {
+  const proc = spawn(argv[0], argv.slice(1), {
     cwd: REPO,
     env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -159,9 +178,10 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
     });
   }
 
-  const stop = async () => {
+  const stop = async ({ signal = 'SIGTERM' } = {}) => {
     if (!exited) {
-      proc.kill('SIGTERM');
+      log('harness', `stopping the relay (pid ${proc.pid}) with ${signal}`);
+      proc.kill(signal);
       const killed = await Promise.race([exit.then(() => true), sleep(5_000).then(() => false)]);
       if (!killed) {
         log('harness', 'relay ignored SIGTERM for 5 s; sending SIGKILL');
@@ -169,7 +189,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
         await exit;
       }
     }
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + WAIT_MS;
@@ -177,9 +197,9 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
   while (Date.now() < deadline) {
     if (exited) break;
     try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      const body = (await res.text()).trim();
-      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop };
+      const res = await healthz(url);
+      const body = res.body.trim();
+      if (res.status === 200 && body === 'ok') return { url, port, pid: proc.pid, stop };
       last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
     } catch (e) {
       last = e.cause?.code ?? e.message;
@@ -208,12 +228,16 @@ function recordPeerConnections() {
   if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = RecordedRTCPeerConnection;
 }
 
-/** Launch one Chromium process (one per peer: separate network stacks, like two real browsers). */
-export async function launchBrowser() {
+/**
+ * Launch one Chromium process (one per peer: separate network stacks, like two real browsers).
+ * `executablePath` (default CHROMIUM) may be a wrapper that execs Chromium (e.g. inside a
+ * network namespace); `args` are added to CHROMIUM_ARGS.
+ */
+export async function launchBrowser({ executablePath = CHROMIUM, args = [] } = {}) {
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
     timeout: WAIT_MS,
   });
   browsers.add(browser);
@@ -221,12 +245,31 @@ export async function launchBrowser() {
   return browser;
 }
 
+// Evaluated in a page at the relay's origin that does not run app.js: start the node as
+// app.js does, but with the given Node.start options. Returns at once; sets window.shoal
+// or window.shoalError like the page.
+function startNodeInPage(options) {
+  window.__shoalStart = (async () => {
+    try {
+      const mod = await import('/pkg/peer_wasm.js');
+      await mod.default();
+      window.shoal = await mod.Node.start({ relay: location.origin, ...options });
+    } catch (e) {
+      window.shoalError = `Node.start failed: ${e?.message ?? e}`;
+      console.error(`shoal: ${window.shoalError}`);
+    }
+  })();
+}
+
 /**
  * Open `${relayUrl}/?swarm=...` in a fresh context (empty cache and storage) of `browser`.
  * Does not wait for the node: call `peer.started()` for that.
  * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder.
+ * With `startOptions` (extra `Node.start` options, e.g. `{ iceServers }`), the page is
+ * `${relayUrl}/healthz` instead (app.js does not run) and the node is started from the test
+ * with those options; `window.shoal` is set the same way.
  */
-export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [] } = {}) {
+export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
   const context = await browser.newContext();
   try {
     await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
@@ -238,9 +281,15 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
     page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
     page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
     page.on('crash', () => log(name, 'page crashed'));
-    const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
-    log(name, `goto ${url}`);
-    await page.goto(url);
+    if (startOptions) {
+      log(name, `goto ${relayUrl}/healthz; Node.start with ${JSON.stringify({ swarm, ...startOptions })}`);
+      await page.goto(`${relayUrl}/healthz`);
+      await page.evaluate(startNodeInPage, { swarm, ...startOptions });
+    } else {
+      const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
+      log(name, `goto ${url}`);
+      await page.goto(url);
+    }
     const peer = {
       name,
       swarm,
@@ -273,9 +322,12 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
   }
 }
 
-/** A browser process of its own with one page; `close()` ends the process. */
-export async function launchPeer(relayUrl, options = {}) {
-  const browser = await launchBrowser();
+/**
+ * A browser process of its own with one page; `close()` ends the process.
+ * `options.launch` goes to launchBrowser(), the rest to openPage().
+ */
+export async function launchPeer(relayUrl, { launch, ...options } = {}) {
+  const browser = await launchBrowser(launch);
   try {
     const peer = await openPage(browser, relayUrl, options);
     peer.close = () => browser.close().catch(() => {});
