@@ -119,6 +119,11 @@ describe('NAT lab: cone NATs', () => {
       await L.waitProgress(b, shareId, MID);
       await lab.udpBlock('rtr-a');
       blocked = true;
+      const tBlock = Date.now();
+      const since = (what) => (value) => {
+        t.diagnostic(`${what} ${((Date.now() - tBlock) / 1000).toFixed(1)} s after the block`);
+        return value;
+      };
       const atBlock = await L.entryOf(b, shareId);
       t.diagnostic(`B when UDP was blocked: ${JSON.stringify(L.brief(atBlock))}`);
       assert.equal(atBlock?.state, 'downloading', `B was no longer downloading when UDP was blocked, so this run did not test it: ${JSON.stringify(L.brief(atBlock))}`);
@@ -126,9 +131,9 @@ describe('NAT lab: cone NATs', () => {
       // No UDP through rtr-a: the direct path is dead. Both must fall back to the relayed
       // connection, and the download must finish while UDP is still blocked.
       const [, , got] = await Promise.all([
-        L.waitPath(a, b, 'relayed', { timeout: 2 * h.WAIT_MS }),
-        L.waitPath(b, a, 'relayed', { timeout: 2 * h.WAIT_MS }),
-        pending,
+        L.waitPath(a, b, 'relayed', { timeout: 2 * h.WAIT_MS }).then(since('A listed B as relayed')),
+        L.waitPath(b, a, 'relayed', { timeout: 2 * h.WAIT_MS }).then(since('B listed A as relayed')),
+        pending.then(since('the download completed')),
       ]);
       assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
       assert.equal(got.size, SIZE);
@@ -140,6 +145,7 @@ describe('NAT lab: cone NATs', () => {
     }
 
     // UDP is back: the peers must find the direct path again.
+    const tUnblock = Date.now();
     await Promise.all([
       L.waitPath(a, b, 'direct', { timeout: 3 * h.WAIT_MS }),
       L.waitPath(b, a, 'direct', { timeout: 3 * h.WAIT_MS }),
@@ -151,6 +157,8 @@ describe('NAT lab: cone NATs', () => {
         (ps) => ps.some(L.natPair),
       );
     }
+    t.diagnostic(`direct again ${((Date.now() - tUnblock) / 1000).toFixed(1)} s after UDP was unblocked`);
+    t.diagnostic(`RTCPeerConnection states: A ${JSON.stringify(await L.connectionStates(a))}, B ${JSON.stringify(await L.connectionStates(b))}`);
   });
 
   it('4. the relay killed and restarted mid-transfer on a direct path: the download completes, both pages reserved again', async (t) => {
@@ -168,7 +176,9 @@ describe('NAT lab: cone NATs', () => {
     const atKill = await L.entryOf(b, shareId);
     t.diagnostic(`B when the relay was killed: ${JSON.stringify(L.brief(atKill))}`);
     assert.equal(atKill?.state, 'downloading', `B was no longer downloading when the relay was killed, so this run did not test it: ${JSON.stringify(L.brief(atKill))}`);
+    const tKill = Date.now();
     await lab.startRelay();
+    t.diagnostic(`relay answering /healthz again ${((Date.now() - tKill) / 1000).toFixed(1)} s after the kill`);
 
     // The direct path does not need the relay: the download goes on.
     const got = await pending;

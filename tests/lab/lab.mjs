@@ -240,6 +240,7 @@ export async function startLab(mode) {
       swarm,
       launch: { executablePath: lab.wrappers[host], args: chromiumArgs() },
       startOptions: pageStartOptions(),
+      initScripts: [recordConnectionStates],
     });
     await peer.started();
     return peer;
@@ -362,6 +363,26 @@ export function waitPath(from, to, path, { timeout = h.WAIT_MS } = {}) {
     { timeout },
   );
 }
+
+// Runs in every lab page after the harness's RTCPeerConnection recorder: keep every
+// connectionState each RTCPeerConnection went through, in window.__pcStates (one list per
+// connection, in creation order), so a test sees a state even if it did not last.
+function recordConnectionStates() {
+  const Base = window.RTCPeerConnection;
+  window.__pcStates = [];
+  if (typeof Base !== 'function') return;
+  window.RTCPeerConnection = class extends Base {
+    constructor(...args) {
+      super(...args);
+      const states = [this.connectionState];
+      window.__pcStates.push(states);
+      this.addEventListener('connectionstatechange', () => states.push(this.connectionState));
+    }
+  };
+}
+
+/** Every connectionState of every RTCPeerConnection `peer`'s page made: [[...states], ...]. */
+export const connectionStates = (peer) => peer.page.evaluate(() => window.__pcStates);
 
 /** The selected ICE pairs of `peer`'s connected RTCPeerConnections (from window.__pcs). */
 export async function connectedPairs(peer) {
