@@ -116,6 +116,8 @@ function labDownSync() {
 // Torn down even when the run is interrupted: a lab left up keeps its namespaces and the
 // browsers and relay inside them.
 let labIsUp = false;
+/** Temporary directories of labs not yet torn down (removed at exit too). */
+const labDirs = new Set();
 let hooked = false;
 function hookExit() {
   if (hooked) return;
@@ -132,6 +134,7 @@ function hookExit() {
   }
   process.on('exit', () => {
     if (labIsUp) labDownSync();
+    for (const dir of labDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 
@@ -194,6 +197,7 @@ async function startCoturn(dir) {
 export async function startLab(mode) {
   hookExit();
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-lab-'));
+  labDirs.add(dir);
   labIsUp = true;
   const lab = {
     mode,
@@ -277,6 +281,7 @@ async function stopLab(lab) {
     labIsUp = false;
   }
   rmSync(lab.dir, { recursive: true, force: true });
+  labDirs.delete(lab.dir);
 }
 
 // ---- files: made, shared and downloaded inside the pages ----
