@@ -27,7 +27,9 @@ import * as h from '../e2e/harness.mjs';
 const run = promisify(execFile);
 
 export const LAB_SCRIPT = path.join(h.REPO, 'scripts', 'nat-lab.sh');
-export const PREFIX = process.env.SHOAL_LAB_PREFIX ?? 'shoal-lab';
+// One lab per test process: two runs at once (other checkouts on the same machine) must not
+// share namespaces, since `up` first tears down whatever has its names.
+export const PREFIX = process.env.SHOAL_LAB_PREFIX ?? `shoal-lab-${process.pid}`;
 /** Namespace names, as scripts/nat-lab.sh makes them. */
 export const NS = {
   a: `${PREFIX}-a`,
