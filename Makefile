@@ -2,7 +2,9 @@
 #
 #   make run     build the wasm peer and the relay (release), start the relay on $(LISTEN)
 #   make build   build the wasm peer and the relay (release)
-#   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium)
+#   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium),
+#                the interop test and the NAT lab (tests/lab/: root only)
+#   make lab     only the NAT lab tests, against what is built
 #   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
@@ -23,7 +25,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 WASM_TARGET := wasm32-unknown-unknown
 WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
 
-.PHONY: run build test bench bench-transfer e2e wasm relay relay-debug setup-build setup-test clean
+.PHONY: run build test bench bench-transfer e2e lab wasm relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -35,10 +37,17 @@ test: setup-test wasm relay-debug
 	$(MAKE) --no-print-directory e2e
 
 # The end-to-end tests alone, against what is already built; then the
-# js-libp2p interop test (a js-libp2p browser node against ours over /webrtc).
+# js-libp2p interop test (a js-libp2p browser node against ours over /webrtc);
+# then the NAT lab (browsers behind real NATs in network namespaces: root only,
+# skipped with the reason otherwise).
 e2e:
 	cd tests && node --test --test-concurrency=1 e2e/*.test.mjs
 	cd tests/interop && npm test
+	$(MAKE) --no-print-directory lab
+
+# Only the NAT lab tests (tests/lab/, scripts/nat-lab.sh), against what is built.
+lab:
+	cd tests && node --test --test-concurrency=1 lab/*.test.mjs
 
 bench: setup-test wasm relay
 	SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)

@@ -3,7 +3,9 @@
 #
 #   scripts/setup.sh build   Rust wasm32 target + wasm-bindgen CLI matching Cargo.lock
 #                            (enough for `make run` / `make build`).
-#   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules.
+#   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules,
+#                            + iproute2, nftables, curl for the NAT lab (tests/lab/),
+#                            nginx, openssl, pebble for the HTTPS tests.
 #
 # Idempotent: every step checks first, so a second run takes about a second.
 set -euo pipefail
@@ -74,6 +76,11 @@ setup_test() {
   # Browsers for the end-to-end tests; nginx and openssl for the HTTPS and
   # reverse-proxy tests; pebble (an ACME test CA) for automatic certificates.
   apt_need /usr/bin/chromium chromium /usr/sbin/nginx nginx openssl openssl pebble pebble
+
+  # The NAT lab (tests/lab/, scripts/nat-lab.sh): network namespaces
+  # (iproute2), NAT (nftables), health checks inside the namespaces (curl).
+  # The lab runs only as root; these are installed anyway so a root run finds them.
+  apt_need ip iproute2 nft nftables curl curl
 
   npm_install tests
   npm_install tests/interop

@@ -82,7 +82,7 @@ describe('ACME (pebble on loopback, TLS-ALPN-01)', () => {
     rmSync(pebbleCert.dir, { recursive: true, force: true });
   });
 
-  const start = () => h.startRelay({ port, https: true, host: 'localhost', ca: root, extraArgs: acmeArgs });
+  const start = () => h.startRelay({ listen: `127.0.0.1:${port}`, https: true, host: 'localhost', ca: root, extraArgs: acmeArgs });
 
   it('orders a certificate, passes the challenge and serves it', h.withLogs(async () => {
     // startRelay waits for /healthz over https verified against pebble's root.

@@ -2,6 +2,8 @@
 //
 // - startRelay(): runs `target/debug/relay` (or $SHOAL_RELAY_BIN) on a free
 //   port with a temporary identity and `--www <repo>/www`, waits for /healthz.
+//   Options let tests/lab/ run it elsewhere (a fixed address and identity,
+//   inside a network namespace, with its own health probe).
 // - launchPeer(): one Chromium *process* per peer (separate network stacks, as
 //   with two real browsers), with the flags and permission grant that make
 //   ICE gather candidates on a loopback-only host (see shared/NOTES.md), and
@@ -51,7 +53,8 @@ export async function closeAll() {
   browsers.clear();
 }
 
-function log(source, line) {
+/** Add a line to the logs dumpLogs() prints. */
+export function log(source, line) {
   logs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [${source}] ${line}`);
 }
 
@@ -137,9 +140,19 @@ export function relayBinary() {
 
 /**
  * Start a relay process. Resolves once GET /healthz answers "ok".
- * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>}>}
+ *
+ * Options (all optional): `listen` (`IP:PORT`, default 127.0.0.1 and a free port),
+ * `identity` (key file; default a fresh one in a temporary directory, removed by stop()),
+ * `wrap` (argv prefix, e.g. `['ip', 'netns', 'exec', NS]`: it must exec the relay, so that
+ * the pid is the relay's), `healthz` (`async (url) => ({ status, body })`, default fetch from
+ * an https GET trusting `ca`), `extraArgs`.
+ * `stop({ signal })` sends `signal` (default SIGTERM; SIGKILL after 5 s) and waits for the exit.
+ * @returns {Promise<{url: string, port: number, pid: number, stop: (o?: {signal?: string}) => Promise<void>}>}
  */
-export async function startRelay({ bin = relayBinary(), extraArgs = [], tls = null, port = null, https = Boolean(tls), host = '127.0.0.1', ca = tls?.pem } = {}) {
+export async function startRelay({
+  bin = relayBinary(), extraArgs = [], listen, identity, wrap = [], healthz,
+  tls = null, https = Boolean(tls), host, ca = tls?.pem,
+} = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
@@ -147,22 +160,25 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], tls = nu
   if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
     log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
-  port ??= await freePort();
+  const dir = identity ? null : mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
+  const key = identity ?? path.join(dir, 'identity.key');
+  const addr = listen ?? `127.0.0.1:${await freePort()}`;
+  const ip = addr.slice(0, addr.lastIndexOf(':'));
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
-  // One port for the page and the peers' WebSocket; STUN on a free UDP port
-  // (several relays may run at once).
-  const args = [
-    '--listen', `127.0.0.1:${port}`, '--stun-listen', '127.0.0.1:0',
-    '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs,
-  ];
-  // With `tls` ({ cert, key, pem } from tls.mjs) the relay serves HTTPS itself.
+  // One port for the page and the peers' WebSocket.
+  const args = ['--listen', addr, '--identity', key, '--www', www, ...extraArgs, ...envArgs];
+  // STUN on a free UDP port unless told otherwise (several relays may run at once).
+  if (!args.includes('--stun-listen') && !args.includes('--no-stun')) args.push('--stun-listen', `${ip}:0`);
+  // With `tls` ({ cert, key, pem } from tls.mjs) the relay serves HTTPS itself;
+  // `https` without `tls`: it gets its certificate itself (ACME).
   if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
-  // `https` without `tls`: the relay gets its certificate itself (ACME).
-  const url = `${https ? 'https' : 'http'}://${host}:${port}`;
-  log('harness', `starting ${bin} ${args.join(' ')}`);
+  const url = `${https ? 'https' : 'http'}://${host ?? ip}:${port}`;
+  healthz ??= async (base) => httpGet(`${base}/healthz`, { ca });
+  const argv = [...wrap, bin, ...args];
+  log('harness', `starting ${argv.join(' ')}`);
 
-  const proc = spawn(bin, args, {
+  const proc = spawn(argv[0], argv.slice(1), {
     cwd: REPO,
     env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -193,9 +209,10 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], tls = nu
     });
   }
 
-  const stop = async () => {
+  const stop = async ({ signal = 'SIGTERM' } = {}) => {
     if (!exited) {
-      proc.kill('SIGTERM');
+      log('harness', `stopping the relay (pid ${proc.pid}) with ${signal}`);
+      proc.kill(signal);
       const killed = await Promise.race([exit.then(() => true), sleep(5_000).then(() => false)]);
       if (!killed) {
         log('harness', 'relay ignored SIGTERM for 5 s; sending SIGKILL');
@@ -203,7 +220,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], tls = nu
         await exit;
       }
     }
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + WAIT_MS;
@@ -211,7 +228,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], tls = nu
   while (Date.now() < deadline) {
     if (exited) break;
     try {
-      const res = await httpGet(`${url}/healthz`, { ca });
+      const res = await healthz(url);
       const body = res.body.trim();
       if (res.status === 200 && body === 'ok') return { url, port, pid: proc.pid, proc, stop };
       last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
@@ -242,10 +259,14 @@ function recordPeerConnections() {
   if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = RecordedRTCPeerConnection;
 }
 
-/** Launch one Chromium process (one per peer: separate network stacks, like two real browsers). */
-export async function launchBrowser({ args = [] } = {}) {
+/**
+ * Launch one Chromium process (one per peer: separate network stacks, like two real browsers).
+ * `executablePath` (default CHROMIUM) may be a wrapper that execs Chromium (e.g. inside a
+ * network namespace); `args` are added to CHROMIUM_ARGS.
+ */
+export async function launchBrowser({ executablePath = CHROMIUM, args = [] } = {}) {
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: [...CHROMIUM_ARGS, ...args],
     timeout: WAIT_MS,
@@ -255,12 +276,31 @@ export async function launchBrowser({ args = [] } = {}) {
   return browser;
 }
 
+// Evaluated in a page at the relay's origin that does not run app.js: start the node as
+// app.js does, but with the given Node.start options. Returns at once; sets window.shoal
+// or window.shoalError like the page.
+function startNodeInPage(options) {
+  window.__shoalStart = (async () => {
+    try {
+      const mod = await import('/pkg/peer_wasm.js');
+      await mod.default();
+      window.shoal = await mod.Node.start({ relay: location.origin, ...options });
+    } catch (e) {
+      window.shoalError = `Node.start failed: ${e?.message ?? e}`;
+      console.error(`shoal: ${window.shoalError}`);
+    }
+  })();
+}
+
 /**
  * Open `${relayUrl}/?swarm=...` in a fresh context (empty cache and storage) of `browser`.
  * Does not wait for the node: call `peer.started()` for that.
  * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder.
+ * With `startOptions` (extra `Node.start` options, e.g. `{ iceServers }`), the page is
+ * `${relayUrl}/healthz` instead (app.js does not run) and the node is started from the test
+ * with those options; `window.shoal` is set the same way.
  */
-export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [] } = {}) {
+export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
   const context = await browser.newContext();
   try {
     await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
@@ -272,9 +312,15 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
     page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
     page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
     page.on('crash', () => log(name, 'page crashed'));
-    const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
-    log(name, `goto ${url}`);
-    await page.goto(url);
+    if (startOptions) {
+      log(name, `goto ${relayUrl}/healthz; Node.start with ${JSON.stringify({ swarm, ...startOptions })}`);
+      await page.goto(`${relayUrl}/healthz`);
+      await page.evaluate(startNodeInPage, { swarm, ...startOptions });
+    } else {
+      const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
+      log(name, `goto ${url}`);
+      await page.goto(url);
+    }
     const peer = {
       name,
       swarm,
@@ -307,9 +353,12 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
   }
 }
 
-/** A browser process of its own with one page; `close()` ends the process. */
-export async function launchPeer(relayUrl, options = {}) {
-  const browser = await launchBrowser({ args: options.browserArgs ?? [] });
+/**
+ * A browser process of its own with one page; `close()` ends the process.
+ * `options.launch` goes to launchBrowser(), the rest to openPage().
+ */
+export async function launchPeer(relayUrl, { launch, ...options } = {}) {
+  const browser = await launchBrowser(launch);
   try {
     const peer = await openPage(browser, relayUrl, options);
     peer.close = () => browser.close().catch(() => {});

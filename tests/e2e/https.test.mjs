@@ -17,7 +17,7 @@ import { recordWebSockets, selfSignedCert, trustArgs } from './tls.mjs';
 
 /** Open two peers on `origin` (trusting `cert`) in one new swarm; wait until they are direct. */
 async function twoDirectPeers(origin, cert, swarm) {
-  const options = (name) => ({ name, swarm, browserArgs: trustArgs(cert.spki), initScripts: [recordWebSockets] });
+  const options = (name) => ({ name, swarm, launch: { args: trustArgs(cert.spki) }, initScripts: [recordWebSockets] });
   const peers = [await h.launchPeer(origin, options('a')), await h.launchPeer(origin, options('b'))];
   await Promise.all(peers.map((p) => p.started()));
   await h.waitMeshDirect(peers);

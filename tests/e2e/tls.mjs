@@ -9,18 +9,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
- * A self-signed P-256 certificate for 127.0.0.1 and localhost.
+ * A self-signed P-256 certificate for `ips` and localhost.
  * @returns {{ dir: string, cert: string, key: string, pem: string, spki: string }}
  *   `spki`: base64 SHA-256 of the public key, for `--ignore-certificate-errors-spki-list`.
  */
-export function selfSignedCert(name = 'shoal-test') {
+export function selfSignedCert(name = 'shoal-test', ips = ['127.0.0.1']) {
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-tls-'));
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
   execFileSync('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-days', '2', '-subj', `/CN=${name}`,
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-addext', `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')},DNS:localhost`,
     // An end-entity certificate (openssl's default is a CA, which rustls's
     // webpki refuses to accept as a server certificate).
     '-addext', 'basicConstraints=critical,CA:FALSE',

@@ -1,0 +1,205 @@
+// NAT lab, cone NATs: A (namespace a) and B (namespace b) each behind a masquerading router
+// that drops unsolicited inbound packets (a home router), the relay and a STUN server on the
+// public side. Hole punching works, so the browsers connect directly through both NATs.
+//
+// 1. direct through the NATs (srflx/prflx selected pair), 32 MiB A -> B, SHA-256 equal.
+// 3. direct, then UDP dropped at rtr-a mid-transfer: the download completes over the relay;
+//    UDP restored: the peers go direct again.
+// 4. the relay killed and restarted (same identity and ports) mid-transfer on a direct path:
+//    the download completes, and both pages are reserved at the new relay process.
+//
+// Each case launches its own two browsers in a swarm of its own. Waits are bounded; nothing
+// asserts on durations. Skips (with the reason) when the lab cannot run here (not root, no
+// network namespaces, missing tools).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as h from '../e2e/harness.mjs';
+import * as L from './lab.mjs';
+
+const SIZE = 32 * L.MiB;
+/** Act "mid-transfer" once this much has arrived. */
+const MID = 4 * L.MiB;
+const TEST = { timeout: 8 * h.WAIT_MS + 2 * L.DOWNLOAD_MS };
+
+const unavailable = await L.labUnavailable();
+if (unavailable) process.stderr.write(`NAT lab tests skipped: ${unavailable}\n`);
+
+// Evaluated in a page: record every change of relay().state (onChange fires on each one).
+function recordRelayStates() {
+  const log = (window.__relayStates = [window.shoal.relay().state]);
+  window.shoal.onChange(() => {
+    const state = window.shoal.relay().state;
+    if (log[log.length - 1] !== state) log.push(state);
+  });
+}
+const relayStates = (peer) => peer.page.evaluate(() => window.__relayStates);
+
+describe('NAT lab: cone NATs', () => {
+  let lab;
+  let setupError = null;
+  let open = [];
+  let swarms = 0;
+
+  before(async () => {
+    if (unavailable) return;
+    try {
+      lab = await L.startLab('cone');
+    } catch (e) {
+      setupError = e;
+      h.dumpLogs('lab set-up logs');
+    }
+  });
+
+  after(async () => {
+    await lab?.down();
+  });
+
+  /** A in namespace a, B in namespace b, in a fresh swarm; resolves once both list each other as direct. */
+  async function pair() {
+    const swarm = `cone-${++swarms}-${Date.now().toString(36)}`;
+    const launched = await Promise.allSettled(
+      [['A', 'a'], ['B', 'b']].map(async ([name, host]) => {
+        const peer = await lab.launch(name, host, { swarm });
+        open.push(peer);
+        await peer.page.evaluate(recordRelayStates);
+        return peer;
+      }),
+    );
+    const failed = launched.filter((r) => r.status === 'rejected');
+    if (failed.length) throw new Error(failed.map((r) => r.reason.message).join('; '));
+    const peers = launched.map((r) => r.value);
+    await h.waitMeshDirect(peers);
+    return peers;
+  }
+
+  const it = (name, fn) =>
+    test(name, TEST, async (t) => {
+      if (unavailable) return t.skip(unavailable);
+      if (setupError) throw new Error(`lab set-up failed: ${setupError.message}`);
+      try {
+        await h.withLogs(fn, () => open)(t);
+      } finally {
+        await Promise.all(open.map((p) => p.close()));
+        open = [];
+      }
+    });
+
+  it('1. both browsers connect directly through their NATs (srflx), and 32 MiB arrive intact', async (t) => {
+    const [a, b] = await pair();
+    for (const peer of [a, b]) {
+      const pairs = await h.waitFor(
+        `${peer.name}: a connected RTCPeerConnection whose selected pair is succeeded, srflx/prflx and not relay`,
+        () => L.connectedPairs(peer),
+        (ps) => ps.some(L.natPair),
+      );
+      t.diagnostic(`${peer.name}'s selected pairs: ${JSON.stringify(pairs)}`);
+    }
+
+    const orig = await L.shareRandom(a, SIZE);
+    assert.equal(orig.size, SIZE);
+    const got = await L.startDownload(b, orig.link);
+    assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+    assert.equal(got.size, SIZE);
+
+    const entry = await L.entryOf(b, L.shareIdOf(orig.link));
+    assert.equal(entry?.state, 'done', `B's entry: ${JSON.stringify(L.brief(entry))}`);
+    assert.deepEqual(entry.sources.map((s) => [s.peerId, s.path]), [[a.peerId, 'direct']], `B's sources: ${JSON.stringify(entry.sources)}`);
+  });
+
+  it('3. UDP dropped at rtr-a mid-transfer: the download completes over the relay; UDP back: direct again', async (t) => {
+    const [a, b] = await pair();
+    const orig = await L.shareRandom(a, SIZE);
+    const shareId = L.shareIdOf(orig.link);
+
+    const pending = L.startDownload(b, orig.link);
+    pending.catch(() => {});
+    let blocked = false;
+    try {
+      await L.waitProgress(b, shareId, MID);
+      await lab.udpBlock('rtr-a');
+      blocked = true;
+      const tBlock = Date.now();
+      const since = (what) => (value) => {
+        t.diagnostic(`${what} ${((Date.now() - tBlock) / 1000).toFixed(1)} s after the block`);
+        return value;
+      };
+      const atBlock = await L.entryOf(b, shareId);
+      t.diagnostic(`B when UDP was blocked: ${JSON.stringify(L.brief(atBlock))}`);
+      assert.equal(atBlock?.state, 'downloading', `B was no longer downloading when UDP was blocked, so this run did not test it: ${JSON.stringify(L.brief(atBlock))}`);
+
+      // No UDP through rtr-a: the direct path is dead. Both must fall back to the relayed
+      // connection, and the download must finish while UDP is still blocked.
+      const [, , got] = await Promise.all([
+        L.waitPath(a, b, 'relayed', { timeout: 2 * h.WAIT_MS }).then(since('A listed B as relayed')),
+        L.waitPath(b, a, 'relayed', { timeout: 2 * h.WAIT_MS }).then(since('B listed A as relayed')),
+        pending.then(since('the download completed')),
+      ]);
+      assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+      assert.equal(got.size, SIZE);
+      const entry = await L.entryOf(b, shareId);
+      assert.equal(entry?.state, 'done', `B's entry: ${JSON.stringify(L.brief(entry))}`);
+      t.diagnostic(`B's sources at the end: ${JSON.stringify(entry.sources)}`);
+    } finally {
+      if (blocked) await lab.udpUnblock('rtr-a');
+    }
+
+    // UDP is back: the peers must find the direct path again.
+    const tUnblock = Date.now();
+    await Promise.all([
+      L.waitPath(a, b, 'direct', { timeout: 3 * h.WAIT_MS }),
+      L.waitPath(b, a, 'direct', { timeout: 3 * h.WAIT_MS }),
+    ]);
+    for (const peer of [a, b]) {
+      await h.waitFor(
+        `${peer.name}: a connected RTCPeerConnection with a srflx/prflx pair again`,
+        () => L.connectedPairs(peer),
+        (ps) => ps.some(L.natPair),
+      );
+    }
+    t.diagnostic(`direct again ${((Date.now() - tUnblock) / 1000).toFixed(1)} s after UDP was unblocked`);
+    t.diagnostic(`RTCPeerConnection states: A ${JSON.stringify(await L.connectionStates(a))}, B ${JSON.stringify(await L.connectionStates(b))}`);
+  });
+
+  it('4. the relay killed and restarted mid-transfer on a direct path: the download completes, both pages reserved again', async (t) => {
+    const [a, b] = await pair();
+    const orig = await L.shareRandom(a, SIZE);
+    const shareId = L.shareIdOf(orig.link);
+    const initial = await Promise.all([a, b].map(relayStates));
+    assert.deepEqual(initial.map((s) => s[s.length - 1]), ['reserved', 'reserved'], `relay states before: ${JSON.stringify(initial)}`);
+
+    const pending = L.startDownload(b, orig.link);
+    pending.catch(() => {});
+    await L.waitProgress(b, shareId, MID);
+    const marks = await Promise.all([a, b].map(async (p) => (await relayStates(p)).length));
+    await lab.stopRelay({ signal: 'SIGKILL' });
+    const atKill = await L.entryOf(b, shareId);
+    t.diagnostic(`B when the relay was killed: ${JSON.stringify(L.brief(atKill))}`);
+    assert.equal(atKill?.state, 'downloading', `B was no longer downloading when the relay was killed, so this run did not test it: ${JSON.stringify(L.brief(atKill))}`);
+    const tKill = Date.now();
+    await lab.startRelay();
+    t.diagnostic(`relay answering /healthz again ${((Date.now() - tKill) / 1000).toFixed(1)} s after the kill`);
+
+    // The direct path does not need the relay: the download goes on.
+    const got = await pending;
+    assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+    assert.equal(got.size, SIZE);
+    const entry = await L.entryOf(b, shareId);
+    assert.equal(entry?.state, 'done', `B's entry: ${JSON.stringify(L.brief(entry))}`);
+    t.diagnostic(`B's sources: ${JSON.stringify(entry.sources)}`);
+
+    // Both pages lost the old relay process and reserved again at the new one: after the
+    // kill their relay state left "reserved" and came back to it.
+    await Promise.all(
+      [a, b].map((p, i) =>
+        h.waitFor(
+          `${p.name}'s relay state to leave "reserved" after the kill and be "reserved" again`,
+          async () => ({ since: (await relayStates(p)).slice(marks[i] - 1), now: (await p.relay()).state }),
+          (v) => v.now === 'reserved' && v.since.slice(1).some((s) => s !== 'reserved') && v.since[v.since.length - 1] === 'reserved',
+          { timeout: 2 * h.WAIT_MS },
+        ),
+      ),
+    );
+    t.diagnostic(`relay states: A ${JSON.stringify(await relayStates(a))}, B ${JSON.stringify(await relayStates(b))}`);
+  });
+});

@@ -1,0 +1,352 @@
+// The NAT lab for tests: real browsers behind real NATs (network namespaces, nft
+// masquerade) against the real relay. Built on tests/e2e/harness.mjs.
+//
+//   A (ns a, 10.200.1.2) -- rtr-a (NAT) --+
+//                                          +-- pub: 10.200.0.10 (relay, STUN)
+//   B (ns b, 10.200.2.2) -- rtr-b (NAT) --+
+//
+// scripts/nat-lab.sh builds and removes the namespaces (`up cone|symmetric`, `down`,
+// `udp-block ROUTER`, `udp-unblock ROUTER`). startLab() brings the lab up, starts the
+// relay (HTTPS, STUN) in `pub`, and gives `launch(name, host)` for a Chromium process in
+// namespace `a` or `b` (through a generated wrapper that execs Chromium inside it).
+// The lab is torn down by `lab.down()`, and also on SIGINT/SIGTERM and at process exit.
+//
+// Nothing here talks to 10.200.x from the root namespace (such a packet may leave through
+// the machine's real gateway): health checks run inside `pub`, browsers inside `a`/`b`.
+//
+// The relay serves HTTPS (a self-signed certificate the browsers trust) and STUN itself.
+// Needs root, `ip`, `nft`, `curl`;
+// labUnavailable() says why not, and the tests skip.
+
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as h from '../e2e/harness.mjs';
+import { selfSignedCert, trustArgs } from '../e2e/tls.mjs';
+
+const run = promisify(execFile);
+
+export const LAB_SCRIPT = path.join(h.REPO, 'scripts', 'nat-lab.sh');
+// One lab per test process: two runs at once (other checkouts on the same machine) must not
+// share namespaces, since `up` first tears down whatever has its names.
+export const PREFIX = process.env.SHOAL_LAB_PREFIX ?? `shoal-lab-${process.pid}`;
+/** Namespace names, as scripts/nat-lab.sh makes them. */
+export const NS = {
+  a: `${PREFIX}-a`,
+  b: `${PREFIX}-b`,
+  'rtr-a': `${PREFIX}-rtr-a`,
+  'rtr-b': `${PREFIX}-rtr-b`,
+  pub: `${PREFIX}-pub`,
+};
+
+export const RELAY_IP = '10.200.0.10';
+// Fixed ports: a restarted relay must come back where the pages knew it.
+const HTTP_PORT = 8443;
+// HTTPS with a self-signed certificate for 10.200.0.10 that the lab's Chromiums trust
+// (by its key): a secure context, as on a real server, and wss to the relay.
+export const RELAY_URL = `https://${RELAY_IP}:${HTTP_PORT}`;
+
+/** The relay's own STUN server (UDP), which the page learns from /api/info. */
+const STUN_PORT = 3478;
+
+/** The relay's arguments besides --listen, --identity and --www (the harness adds those). */
+function relayArgs(lab) {
+  return ['--stun-listen', `${RELAY_IP}:${STUN_PORT}`, '--tls-cert', lab.cert.cert, '--tls-key', lab.cert.key];
+}
+
+
+/** Why the lab cannot run here (a string), or null when it can. */
+export async function labUnavailable() {
+  if (process.platform !== 'linux') return `the NAT lab needs Linux network namespaces (platform: ${process.platform})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the NAT lab needs root (ip netns, nft)';
+  for (const [tool, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['curl', 'curl'], ['openssl', 'openssl']]) {
+    try {
+      await run('sh', ['-c', `command -v ${tool}`]);
+    } catch {
+      return `\`${tool}\` is missing (apt-get install -y ${pkg}; scripts/setup.sh test installs it)`;
+    }
+  }
+  if (!existsSync(h.CHROMIUM)) return `no Chromium at ${h.CHROMIUM}`;
+  const probe = `${PREFIX}-probe-${process.pid}`;
+  try {
+    await run('ip', ['netns', 'add', probe]);
+  } catch (e) {
+    return `\`ip netns add\` failed: ${(e.stderr || e.message).trim()}`;
+  } finally {
+    await run('ip', ['netns', 'del', probe]).catch(() => {});
+  }
+  return null;
+}
+
+async function labScript(...args) {
+  const { stdout, stderr } = await run(LAB_SCRIPT, args, { env: { ...process.env, SHOAL_LAB_PREFIX: PREFIX } });
+  for (const line of `${stdout}${stderr}`.split('\n').filter(Boolean)) h.log('lab', line);
+}
+
+function labDownSync() {
+  try {
+    execFileSync(LAB_SCRIPT, ['down'], { env: { ...process.env, SHOAL_LAB_PREFIX: PREFIX }, stdio: 'ignore' });
+  } catch {
+    // Nothing more to do while exiting.
+  }
+}
+
+// Torn down even when the run is interrupted: a lab left up keeps its namespaces and the
+// browsers and relay inside them.
+let labIsUp = false;
+/** Temporary directories of labs not yet torn down (removed at exit too). */
+const labDirs = new Set();
+let hooked = false;
+function hookExit() {
+  if (hooked) return;
+  hooked = true;
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      if (labIsUp) {
+        process.stderr.write(`\nnat-lab: ${signal}: tearing the lab down\n`);
+        labDownSync();
+        labIsUp = false;
+      }
+      process.exit(130);
+    });
+  }
+  process.on('exit', () => {
+    if (labIsUp) labDownSync();
+    for (const dir of labDirs) rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/** GET ${url}/healthz from inside `pub` (never from the root namespace). */
+async function healthzInPub(url, cacert) {
+  try {
+    const { stdout } = await run('ip', ['netns', 'exec', NS.pub, 'curl', '-sS', '-m', '2', '--cacert', cacert, '-w', '\n%{http_code}', `${url}/healthz`]);
+    const i = stdout.lastIndexOf('\n');
+    return { status: Number(stdout.slice(i + 1)), body: stdout.slice(0, i) };
+  } catch (e) {
+    throw new Error((e.stderr || e.message).trim());
+  }
+}
+
+/** Keep a child's output lines in the harness logs. */
+function pipeLogs(proc, source) {
+  for (const stream of [proc.stdout, proc.stderr]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        h.log(source, buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+  }
+}
+
+/**
+ * Bring the lab up in `mode` ('cone' | 'symmetric'): namespaces and NATs, STUN, the relay.
+ * Returns the lab; call `lab.down()` in `after` (it is safe to call twice).
+ */
+export async function startLab(mode) {
+  hookExit();
+  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-lab-'));
+  labDirs.add(dir);
+  labIsUp = true;
+  const lab = {
+    mode,
+    dir,
+    relay: null,
+    relayUrl: RELAY_URL,
+    identity: path.join(dir, 'relay.key'),
+    wrappers: {},
+    cert: selfSignedCert('shoal-lab', [RELAY_IP]),
+  };
+  try {
+    await labScript('up', mode);
+    // Chromium inside a namespace: Playwright's debugging pipe survives `ip netns exec`.
+    for (const host of ['a', 'b']) {
+      const file = path.join(dir, `chromium-${host}.sh`);
+      writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${NS[host]} ${h.CHROMIUM} "$@"\n`);
+      chmodSync(file, 0o755);
+      lab.wrappers[host] = file;
+    }
+    lab.relay = await startLabRelay(lab);
+  } catch (e) {
+    await stopLab(lab);
+    throw e;
+  }
+
+  /** Start the relay again (same identity, same ports); `startRelay` waits for /healthz. */
+  lab.startRelay = async () => {
+    lab.relay = await startLabRelay(lab);
+    return lab.relay;
+  };
+  /** Stop the relay (SIGKILL: killed, not a clean shutdown, unless told otherwise). */
+  lab.stopRelay = async ({ signal = 'SIGKILL' } = {}) => {
+    await lab.relay?.stop({ signal });
+    lab.relay = null;
+  };
+  /**
+   * A Chromium process of its own in namespace `host` ('a' | 'b') with a page from the relay.
+   * Resolves once the node started (window.shoal).
+   */
+  lab.launch = async (name, host, { swarm }) => {
+    const peer = await h.launchPeer(RELAY_URL, {
+      name,
+      swarm,
+      launch: { executablePath: lab.wrappers[host], args: trustArgs(lab.cert.spki) },
+      initScripts: [recordConnectionStates],
+    });
+    await peer.started();
+    return peer;
+  };
+  /** Drop every UDP packet forwarded through router 'rtr-a' | 'rtr-b' (both directions). */
+  lab.udpBlock = (router) => labScript('udp-block', router);
+  lab.udpUnblock = (router) => labScript('udp-unblock', router);
+  lab.down = () => stopLab(lab);
+  return lab;
+}
+
+function startLabRelay(lab) {
+  return h.startRelay({
+    listen: `${RELAY_IP}:${HTTP_PORT}`,
+    identity: lab.identity,
+    wrap: ['ip', 'netns', 'exec', NS.pub],
+    healthz: (url) => healthzInPub(url, lab.cert.cert),
+    extraArgs: relayArgs(lab),
+  });
+}
+
+async function stopLab(lab) {
+  await h.closeAll();
+  await lab.relay?.stop().catch(() => {});
+  lab.relay = null;
+  // Kills whatever is still inside the namespaces, then deletes them.
+  if (labIsUp) {
+    await labScript('down').catch((e) => h.log('lab', `down failed: ${e.message}`));
+    labIsUp = false;
+  }
+  rmSync(lab.dir, { recursive: true, force: true });
+  rmSync(lab.cert.dir, { recursive: true, force: true });
+  labDirs.delete(lab.dir);
+}
+
+// ---- files: made, shared and downloaded inside the pages ----
+
+export const MiB = 1024 * 1024;
+
+/** Evaluated in a page: make a random file of `size` bytes, share it; return { link, sha256, size }. */
+async function shareRandomInPage({ size, name }) {
+  const SLICE = 64 * 1024; // crypto.getRandomValues fills at most 65536 bytes per call
+  let parts = [];
+  for (let off = 0; off < size; off += SLICE) {
+    const part = new Uint8Array(Math.min(SLICE, size - off));
+    crypto.getRandomValues(part);
+    parts.push(part);
+  }
+  const blob = new Blob(parts);
+  parts = null;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  return { link: await window.shoal.share(blob, name), sha256, size: blob.size };
+}
+
+/** Evaluated in a page: download `link`, hash the File; return { name, size, sha256 }. */
+async function downloadInPage(link) {
+  const file = await window.shoal.download(link);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
+  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  return { name: file.name, size: file.size, sha256 };
+}
+
+/** Bound for one whole 32 MiB download (relayed through a debug-build relay on 2 busy cores). */
+export const DOWNLOAD_MS = Number(process.env.SHOAL_DOWNLOAD_MS ?? 8 * h.WAIT_MS);
+
+export function shareIdOf(link) {
+  const m = /[#&]share=([^&]+)/.exec(new URL(link).hash);
+  if (!m) throw new Error(`no #share= in link ${link}`);
+  return m[1];
+}
+
+export const entryOf = (peer, shareId) =>
+  peer.page.evaluate((id) => window.shoal.downloads().find((d) => d.shareId === id) ?? null, shareId);
+
+export const brief = (e) =>
+  e && { state: e.state, chunks: `${e.chunksDone}/${e.chunksTotal}`, bytes: `${e.bytesDone}/${e.bytesTotal}`, sources: e.sources, error: e.error };
+
+/** `peer` makes a random file of `size` bytes and shares it: { link, sha256, size }. */
+export function shareRandom(peer, size, name = 'lab.bin') {
+  return h.within(`${peer.name} to make and share a ${size}-byte file`, peer.page.evaluate(shareRandomInPage, { size, name }), 4 * h.WAIT_MS);
+}
+
+/** Start `peer` downloading `link`; the promise (bounded by DOWNLOAD_MS) gives { name, size, sha256 }. */
+export function startDownload(peer, link) {
+  const shareId = shareIdOf(link);
+  return h.within(`${peer.name} to download ${link}`, peer.page.evaluate(downloadInPage, link), DOWNLOAD_MS, async () =>
+    `${peer.name}'s download entry: ${JSON.stringify(brief(await entryOf(peer, shareId)))}; peers: ${JSON.stringify(await peer.peers())}`,
+  );
+}
+
+/**
+ * Wait until `peer`'s download of `shareId` has `bytes` done (polling often), and return the
+ * entry. Throws if the download finished first: then the run did not test "mid-transfer".
+ */
+export async function waitProgress(peer, shareId, bytes) {
+  const entry = await h.waitFor(
+    `${peer.name}'s download of ${shareId} to reach ${bytes} bytes`,
+    () => entryOf(peer, shareId),
+    (e) => e && (e.bytesDone >= bytes || e.state === 'done' || e.state === 'failed'),
+    { timeout: DOWNLOAD_MS, interval: 25 },
+  );
+  if (entry.state !== 'downloading') {
+    throw new Error(`${peer.name}'s download was not in progress at ${bytes} bytes: ${JSON.stringify(brief(entry))}`);
+  }
+  return entry;
+}
+
+// ---- paths and WebRTC stats ----
+
+/** Wait until `from` lists `to` with `path` ('direct' | 'relayed'); returns from's list. */
+export function waitPath(from, to, path, { timeout = h.WAIT_MS } = {}) {
+  return h.waitFor(
+    `${from.name} to list ${to.name} (${to.peerId}) as "${path}"`,
+    from.peers,
+    (ps) => ps.some((p) => p.peerId === to.peerId && p.path === path),
+    { timeout },
+  );
+}
+
+// Runs in every lab page after the harness's RTCPeerConnection recorder: keep every
+// connectionState each RTCPeerConnection went through, in window.__pcStates (one list per
+// connection, in creation order), so a test sees a state even if it did not last.
+function recordConnectionStates() {
+  const Base = window.RTCPeerConnection;
+  window.__pcStates = [];
+  if (typeof Base !== 'function') return;
+  window.RTCPeerConnection = class extends Base {
+    constructor(...args) {
+      super(...args);
+      const states = [this.connectionState];
+      window.__pcStates.push(states);
+      this.addEventListener('connectionstatechange', () => states.push(this.connectionState));
+    }
+  };
+}
+
+/** Every connectionState of every RTCPeerConnection `peer`'s page made: [[...states], ...]. */
+export const connectionStates = (peer) => peer.page.evaluate(() => window.__pcStates);
+
+/** The selected ICE pairs of `peer`'s connected RTCPeerConnections (from window.__pcs). */
+export async function connectedPairs(peer) {
+  const pcs = await peer.page.evaluate(h.selectedPairsInPage);
+  return pcs.filter((pc) => pc.connectionState === 'connected').flatMap((pc) => pc.selected);
+}
+
+/** A live pair through the NATs: succeeded, no relay candidate, and a srflx or prflx candidate. */
+export const natPair = (s) =>
+  s.pairState === 'succeeded' &&
+  s.localType && s.remoteType &&
+  s.localType !== 'relay' && s.remoteType !== 'relay' &&
+  ['srflx', 'prflx'].some((t) => s.localType === t || s.remoteType === t);
