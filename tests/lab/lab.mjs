@@ -52,8 +52,8 @@ export const RELAY_URL = `https://${RELAY_IP}:${HTTP_PORT}`;
 const STUN_PORT = 3478;
 
 /** The relay's arguments besides --listen, --identity and --www (the harness adds those). */
-function relayArgs(lab) {
-  return ['--stun-listen', `${RELAY_IP}:${STUN_PORT}`, '--tls-cert', lab.cert.cert, '--tls-key', lab.cert.key];
+function relayArgs() {
+  return ['--stun-listen', `${RELAY_IP}:${STUN_PORT}`];
 }
 
 
@@ -215,7 +215,8 @@ function startLabRelay(lab) {
     identity: lab.identity,
     wrap: ['ip', 'netns', 'exec', NS.pub],
     healthz: (url) => healthzInPub(url, lab.cert.cert),
-    extraArgs: relayArgs(lab),
+    tls: lab.cert,
+    extraArgs: relayArgs(),
   });
 }
 
