@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Bytes;
@@ -22,10 +23,12 @@ use futures::{Sink, Stream};
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::Transport;
 use libp2p::Multiaddr;
+use prometheus_client::metrics::counter::Counter;
 use rw_stream_sink::RwStreamSink;
 use tokio::sync::mpsc;
 
 use crate::limits;
+use crate::metrics::Metrics;
 
 /// An accepted WebSocket as an `AsyncRead + AsyncWrite` byte stream.
 pub type Connection = RwStreamSink<Messages>;
@@ -54,20 +57,29 @@ pub enum HandOverError {
 #[derive(Debug, Clone)]
 pub struct Bridge {
     tx: mpsc::Sender<Incoming>,
+    metrics: Arc<Metrics>,
 }
 
 impl Bridge {
     /// Queues an accepted WebSocket for the swarm. Never waits: when the
     /// swarm is this far behind, one more socket would only wait longer.
     pub fn hand_over(&self, socket: WebSocket, remote: Multiaddr) -> Result<(), HandOverError> {
+        let messages = Messages {
+            socket,
+            bytes_in: self.metrics.bytes("in"),
+            bytes_out: self.metrics.bytes("out"),
+        };
         let incoming = Incoming {
-            connection: RwStreamSink::new(Messages(socket)),
+            connection: RwStreamSink::new(messages),
             remote,
         };
-        self.tx.try_send(incoming).map_err(|e| match e {
+        let res = self.tx.try_send(incoming).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => HandOverError::Busy,
             mpsc::error::TrySendError::Closed(_) => HandOverError::Closed,
-        })
+        });
+        let outcome = if res.is_ok() { "accepted" } else { "refused" };
+        Metrics::count(&self.metrics.websockets, outcome);
+        res
     }
 }
 
@@ -81,14 +93,14 @@ pub struct BridgeTransport {
 
 /// A connected pair: give the [`Bridge`] to the router, the transport to the
 /// swarm.
-pub fn bridge() -> (Bridge, BridgeTransport) {
+pub fn bridge(metrics: Arc<Metrics>) -> (Bridge, BridgeTransport) {
     let (tx, rx) = mpsc::channel(limits::WS_HANDOVER_QUEUE);
     let transport = BridgeTransport {
         rx,
         listener: None,
         events: VecDeque::new(),
     };
-    (Bridge { tx }, transport)
+    (Bridge { tx, metrics }, transport)
 }
 
 impl Transport for BridgeTransport {
@@ -169,23 +181,30 @@ impl Transport for BridgeTransport {
     }
 }
 
-/// An axum WebSocket seen as a stream of binary chunks and a sink of them.
-/// Pings are answered by the WebSocket layer itself; text messages have no
-/// place in a libp2p byte stream and end it.
-pub struct Messages(WebSocket);
+/// An axum WebSocket seen as a stream of binary chunks and a sink of them,
+/// counting the bytes. Pings are answered by the WebSocket layer itself; text
+/// messages have no place in a libp2p byte stream and end it.
+pub struct Messages {
+    socket: WebSocket,
+    bytes_in: Counter,
+    bytes_out: Counter,
+}
 
 impl Stream for Messages {
     type Item = io::Result<Vec<u8>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            let msg = match futures::ready!(Pin::new(&mut self.0).poll_next(cx)) {
+            let msg = match futures::ready!(Pin::new(&mut self.socket).poll_next(cx)) {
                 None | Some(Ok(Message::Close(_))) => return Poll::Ready(None),
                 Some(Err(e)) => return Poll::Ready(Some(Err(io::Error::other(e)))),
                 Some(Ok(msg)) => msg,
             };
             match msg {
-                Message::Binary(data) => return Poll::Ready(Some(Ok(data.into()))),
+                Message::Binary(data) => {
+                    self.bytes_in.inc_by(data.len() as u64);
+                    return Poll::Ready(Some(Ok(data.into())));
+                }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Text(_) => {
                     return Poll::Ready(Some(Err(io::Error::new(
@@ -203,25 +222,26 @@ impl Sink<Vec<u8>> for Messages {
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0)
+        Pin::new(&mut self.socket)
             .poll_ready(cx)
             .map_err(io::Error::other)
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Vec<u8>) -> io::Result<()> {
-        Pin::new(&mut self.0)
+        self.bytes_out.inc_by(item.len() as u64);
+        Pin::new(&mut self.socket)
             .start_send(Message::Binary(Bytes::from(item)))
             .map_err(io::Error::other)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0)
+        Pin::new(&mut self.socket)
             .poll_flush(cx)
             .map_err(io::Error::other)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0)
+        Pin::new(&mut self.socket)
             .poll_close(cx)
             .map_err(io::Error::other)
     }

@@ -26,6 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/info", get(info))
+        .route("/metrics", get(metrics))
         .route(P2P_PATH, get(p2p))
         .route("/", get(root))
         .fallback(static_file)
@@ -91,6 +92,17 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Counters in the OpenMetrics text format (no addresses, no PeerIds).
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics().render(),
+    )
+}
+
 async fn info(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     // The ws port changes with every restart on port 0: never cache it.
     (
@@ -128,13 +140,15 @@ mod tests {
     }
 
     async fn get(dir: &tempfile::TempDir, uri: &str) -> Response<Body> {
-        let (bridge, _transport) = crate::bridge::bridge();
+        let metrics = Arc::<crate::metrics::Metrics>::default();
+        let (bridge, _transport) = crate::bridge::bridge(metrics.clone());
         let state = Arc::new(AppState::new(
             test_info(),
             dir.path().to_path_buf(),
             bridge,
             Default::default(),
             false,
+            metrics,
         ));
         let req = Request::get(uri).body(Body::empty()).expect("request");
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
@@ -211,6 +225,19 @@ mod tests {
         let res = get(&dir, "/pkg/peer_wasm.js").await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(header(&res, header::CONTENT_TYPE).contains("javascript"));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_openmetrics_text() {
+        let dir = www();
+        let res = get(&dir, "/metrics").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(header(&res, header::CONTENT_TYPE).starts_with("application/openmetrics-text"));
+        let text = String::from_utf8(body(res).await).expect("utf-8");
+        assert!(
+            text.contains("# TYPE shoal_relay_circuits counter"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

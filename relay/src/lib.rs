@@ -5,9 +5,10 @@
 //! # Layout
 //! - [`config`]: the command line (clap) and the defaults derived from it.
 //! - [`limits`]: every fixed limit on what clients send, with its reason.
+//! - [`metrics`]: what the relay does, counted, for `GET /metrics`.
 //! - [`identity`]: the ed25519 key on disk that keeps the PeerId stable.
 //! - [`tls`]: HTTPS from certificate files or ACME (rustls).
-//! - [`http`]: `router()` — `/healthz`, `/api/info`, `/p2p`, the page.
+//! - [`http`]: `router()` — `/healthz`, `/api/info`, `/metrics`, `/p2p`, the page.
 //! - [`proxy`]: the client's address behind trusted reverse proxies.
 //! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
@@ -31,6 +32,7 @@ pub mod config;
 pub mod http;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod p2p;
 pub mod proxy;
 pub mod state;
@@ -121,7 +123,8 @@ impl Relay {
         };
         let stun_port = stun.as_ref().map(|(_, addr)| addr.port());
 
-        let (bridge, transport) = bridge::bridge();
+        let metrics = Arc::new(metrics::Metrics::default());
+        let (bridge, transport) = bridge::bridge(metrics.clone());
         let state = Arc::new(AppState::new(
             RelayInfo {
                 peer_id: peer_id.to_string(),
@@ -135,6 +138,7 @@ impl Relay {
             bridge,
             proxy::TrustedProxies::new(config.trusted_proxies.clone()),
             tls.is_on(),
+            metrics.clone(),
         ));
 
         let mut swarm = p2p::build_swarm(keypair, &config.limits, transport)?;
@@ -151,7 +155,7 @@ impl Relay {
             http_addr,
             tls,
             stun: stun.map(|(socket, _)| socket),
-            stun_stats: Arc::default(),
+            stun_stats: Arc::new(stun::StunStats::new(&metrics)),
         })
     }
 

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::bridge::BridgeTransport;
 use crate::config::Limits;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// `protocol_version` announced by identify. rust-libp2p does not check it;
@@ -204,7 +205,7 @@ fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, state: &AppState, address: M
 
 fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<BehaviourEvent>) {
     match event {
-        SwarmEvent::Behaviour(event) => on_behaviour_event(event),
+        SwarmEvent::Behaviour(event) => on_behaviour_event(state.metrics(), event),
         SwarmEvent::NewListenAddr { address, .. } => on_new_listen_addr(swarm, state, address),
         SwarmEvent::ExpiredListenAddr { address, .. } => {
             info!("p2p no longer listening on {address}");
@@ -224,6 +225,9 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
             num_established,
             ..
         } => {
+            if num_established.get() == 1 {
+                state.metrics().peers.inc();
+            }
             info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection opened");
         }
         SwarmEvent::ConnectionClosed {
@@ -233,6 +237,9 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
             cause,
             ..
         } => {
+            if num_established == 0 {
+                state.metrics().peers.dec();
+            }
             let cause = cause.map_or_else(|| "closed".to_string(), |c| c.to_string());
             info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, %cause, "connection closed");
         }
@@ -247,10 +254,10 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
     }
 }
 
-fn on_behaviour_event(event: BehaviourEvent) {
+fn on_behaviour_event(metrics: &Metrics, event: BehaviourEvent) {
     match event {
-        BehaviourEvent::Relay(event) => on_relay_event(event),
-        BehaviourEvent::Rendezvous(event) => on_rendezvous_event(event),
+        BehaviourEvent::Relay(event) => on_relay_event(metrics, event),
+        BehaviourEvent::Rendezvous(event) => on_rendezvous_event(metrics, event),
         BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
             debug!(peer = %peer_id, agent = %info.agent_version, "identified");
         }
@@ -258,8 +265,21 @@ fn on_behaviour_event(event: BehaviourEvent) {
     }
 }
 
-fn on_relay_event(event: relay::Event) {
+fn on_relay_event(metrics: &Metrics, event: relay::Event) {
     use relay::Event as E;
+    let outcome = match &event {
+        E::ReservationReqAccepted { renewed: true, .. } => Some((&metrics.reservations, "renewed")),
+        E::ReservationReqAccepted { .. } => Some((&metrics.reservations, "accepted")),
+        E::ReservationReqDenied { .. } => Some((&metrics.reservations, "denied")),
+        E::CircuitReqAccepted { .. } => Some((&metrics.circuits, "accepted")),
+        E::CircuitReqDenied { .. } => Some((&metrics.circuits, "denied")),
+        E::CircuitClosed { error: None, .. } => Some((&metrics.circuits_ended, "closed")),
+        E::CircuitClosed { error: Some(_), .. } => Some((&metrics.circuits_ended, "failed")),
+        _ => None,
+    };
+    if let Some((family, outcome)) = outcome {
+        Metrics::count(family, outcome);
+    }
     match event {
         E::ReservationReqAccepted {
             src_peer_id,
@@ -304,8 +324,18 @@ fn on_relay_event(event: relay::Event) {
     }
 }
 
-fn on_rendezvous_event(event: rendezvous::server::Event) {
+fn on_rendezvous_event(metrics: &Metrics, event: rendezvous::server::Event) {
     use rendezvous::server::Event as E;
+    let outcome = match &event {
+        E::PeerRegistered { .. } => Some("registered"),
+        E::PeerNotRegistered { .. } => Some("refused"),
+        E::DiscoverServed { .. } => Some("discover_served"),
+        E::DiscoverNotServed { .. } => Some("discover_refused"),
+        _ => None,
+    };
+    if let Some(outcome) = outcome {
+        Metrics::count(&metrics.rendezvous, outcome);
+    }
     match event {
         E::PeerRegistered { peer, registration } => {
             info!(
@@ -361,7 +391,8 @@ mod tests {
         let config = crate::Config::parse_from(["relay"]);
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
-        let (bridge, transport) = crate::bridge::bridge();
+        let metrics = Arc::<crate::metrics::Metrics>::default();
+        let (bridge, transport) = crate::bridge::bridge(metrics.clone());
         let mut swarm = build_swarm(keypair, &config.limits, transport).expect("swarm");
         let info = shoal_proto::info::RelayInfo {
             peer_id: peer_id.to_string(),
@@ -371,7 +402,7 @@ mod tests {
             listen_addrs: vec![],
             version: "test".into(),
         };
-        let state = AppState::new(info, ".".into(), bridge, Default::default(), false);
+        let state = AppState::new(info, ".".into(), bridge, Default::default(), false, metrics);
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/8080/ws".parse().expect("multiaddr");
         let bound = listen(&mut swarm, &state, addr.clone(), Duration::from_secs(5))
             .await

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use shoal_proto::info::RelayInfo;
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
 use crate::bridge::Bridge;
+use crate::metrics::Metrics;
 use crate::proxy::TrustedProxies;
 
 /// What `/api/info` reports and where the page lives. The swarm task keeps the
@@ -20,6 +23,7 @@ pub struct AppState {
     proxies: TrustedProxies,
     /// The listener speaks TLS (the stock address is `/tls/ws`).
     tls: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -29,6 +33,7 @@ impl AppState {
         bridge: Bridge,
         proxies: TrustedProxies,
         tls: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             info: watch::Sender::new(info),
@@ -36,7 +41,12 @@ impl AppState {
             bridge,
             proxies,
             tls,
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn bridge(&self) -> &Bridge {

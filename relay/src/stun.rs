@@ -24,11 +24,11 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytecodec::{DecodeExt, EncodeExt, ErrorKind};
+use prometheus_client::metrics::counter::Counter;
 use stun_codec::rfc5389::attributes::{Fingerprint, XorMappedAddress};
 use stun_codec::rfc5389::methods::BINDING;
 use stun_codec::rfc5389::Attribute;
@@ -172,9 +172,9 @@ fn first_line(e: &impl fmt::Display) -> String {
 /// What the server has done since it started; shared with whoever reports it.
 #[derive(Debug, Default)]
 pub struct StunStats {
-    answered: AtomicU64,
-    refused: AtomicU64,
-    io_errors: AtomicU64,
+    answered: Counter,
+    refused: Counter,
+    io_errors: Counter,
 }
 
 /// A copy of [`StunStats`] at one moment.
@@ -189,16 +189,31 @@ pub struct StunStatsSnapshot {
 }
 
 impl StunStats {
-    pub fn snapshot(&self) -> StunStatsSnapshot {
-        StunStatsSnapshot {
-            answered: self.answered.load(Ordering::Relaxed),
-            refused: self.refused.load(Ordering::Relaxed),
-            io_errors: self.io_errors.load(Ordering::Relaxed),
+    /// Counts into the relay's metrics (`/metrics`, `shoal_relay_stun`).
+    pub fn new(metrics: &crate::metrics::Metrics) -> Self {
+        let counter = |outcome| {
+            metrics
+                .stun
+                .get_or_create(&crate::metrics::Outcome { outcome })
+                .clone()
+        };
+        Self {
+            answered: counter("answered"),
+            refused: counter("refused"),
+            io_errors: counter("io_error"),
         }
     }
 
-    fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn snapshot(&self) -> StunStatsSnapshot {
+        StunStatsSnapshot {
+            answered: self.answered.get(),
+            refused: self.refused.get(),
+            io_errors: self.io_errors.get(),
+        }
+    }
+
+    fn count(counter: &Counter) {
+        counter.inc();
     }
 }
 

@@ -63,7 +63,13 @@ fn serves_http_and_stops_on_sigterm() {
     let key = dir.path().join("relay.key");
 
     let child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0", "--identity"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--stun-listen",
+            "127.0.0.1:0",
+            "--identity",
+        ])
         .arg(&key)
         .arg("--www")
         .arg(&www)

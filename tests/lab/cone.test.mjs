@@ -98,8 +98,13 @@ describe('NAT lab: cone NATs', () => {
 
     const orig = await L.shareRandom(a, SIZE);
     assert.equal(orig.size, SIZE);
+    const relayBefore = await lab.relayBytes();
     const got = await L.startDownload(b, orig.link);
+    const relayed = (await lab.relayBytes()) - relayBefore;
+    t.diagnostic(`the relay's WebSockets carried ${relayed} bytes during the download (file: ${SIZE})`);
     assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+    // The file took the direct path: the relay saw only signaling and control traffic.
+    assert.ok(relayed < SIZE / 100, `${relayed} bytes crossed the relay for a ${SIZE}-byte file sent directly`);
     assert.equal(got.size, SIZE);
 
     const entry = await L.entryOf(b, L.shareIdOf(orig.link));

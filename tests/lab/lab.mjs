@@ -119,9 +119,14 @@ function hookExit() {
 }
 
 /** GET ${url}/healthz from inside `pub` (never from the root namespace). */
-async function healthzInPub(url, cacert) {
+function healthzInPub(url, cacert) {
+  return getInPub(`${url}/healthz`, cacert);
+}
+
+/** GET `url` from inside `pub`: { status, body }. */
+async function getInPub(url, cacert) {
   try {
-    const { stdout } = await run('ip', ['netns', 'exec', NS.pub, 'curl', '-sS', '-m', '2', '--cacert', cacert, '-w', '\n%{http_code}', `${url}/healthz`]);
+    const { stdout } = await run('ip', ['netns', 'exec', NS.pub, 'curl', '-sS', '-m', '2', '--cacert', cacert, '-w', '\n%{http_code}', url]);
     const i = stdout.lastIndexOf('\n');
     return { status: Number(stdout.slice(i + 1)), body: stdout.slice(0, i) };
   } catch (e) {
@@ -203,6 +208,17 @@ export async function startLab(mode) {
     return peer;
   };
   /** Drop every UDP packet forwarded through router 'rtr-a' | 'rtr-b' (both directions). */
+  /**
+   * Bytes through the relay's libp2p WebSockets so far, both directions (its /metrics:
+   * relayed circuits plus signaling and control; not the page loads).
+   */
+  lab.relayBytes = async () => {
+    const res = await getInPub(`${RELAY_URL}/metrics`, lab.cert.cert);
+    if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+    const total = [...res.body.matchAll(/^shoal_relay_websocket_bytes_total\{direction="(?:in|out)"\} (\d+)$/gm)];
+    if (total.length !== 2) throw new Error(`no WebSocket byte counters in /metrics:\n${res.body}`);
+    return total.reduce((sum, m) => sum + Number(m[1]), 0);
+  };
   lab.udpBlock = (router) => labScript('udp-block', router);
   lab.udpUnblock = (router) => labScript('udp-unblock', router);
   lab.down = () => stopLab(lab);

@@ -79,8 +79,13 @@ describe('NAT lab: symmetric NATs', () => {
           t.diagnostic(`A's peers: ${JSON.stringify(pa)}; B's peers: ${JSON.stringify(pb)}`);
 
           const orig = await L.shareRandom(a, SIZE);
+          const relayBefore = await lab.relayBytes();
           const got = await L.startDownload(b, orig.link);
+          const relayed = (await lab.relayBytes()) - relayBefore;
+          t.diagnostic(`the relay's WebSockets carried ${relayed} bytes during the download (file: ${SIZE})`);
           assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+          // The file went through the relay: in from A and out to B.
+          assert.ok(relayed >= 2 * SIZE, `only ${relayed} bytes crossed the relay for a ${SIZE}-byte file`);
           assert.equal(got.size, SIZE);
           const entry = await L.entryOf(b, L.shareIdOf(orig.link));
           assert.equal(entry?.state, 'done', `B's entry: ${JSON.stringify(L.brief(entry))}`);
