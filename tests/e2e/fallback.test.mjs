@@ -62,6 +62,7 @@ describe('without a direct path, peers stay connected through the relay', () => 
       const hex = (buf) => [...new Uint8Array(buf)].map((x) => x.toString(16).padStart(2, '0')).join('');
       return { link: await window.shoal.share(blob, 'fallback.bin'), sha: hex(await crypto.subtle.digest('SHA-256', bytes)) };
     });
+    const relayBefore = await h.relayBytes(relay);
     const got = await b.page.evaluate(async (link) => {
       const file = await window.shoal.download(link);
       const hex = (buf) => [...new Uint8Array(buf)].map((x) => x.toString(16).padStart(2, '0')).join('');
@@ -69,6 +70,9 @@ describe('without a direct path, peers stay connected through the relay', () => 
     }, link);
     assert.equal(got.sha, sha);
     assert.equal(got.size, 3 * 1024 * 1024 + 12345);
+    // All of it crossed the relay (in from A, out to B), by the relay's own count.
+    const relayed = (await h.relayBytes(relay)) - relayBefore;
+    assert.ok(relayed >= 2 * got.size, `only ${relayed} bytes crossed the relay for a ${got.size}-byte file`);
     const sources = got.downloads[0].sources;
     assert.deepEqual(sources.map((s) => [s.peerId, s.path]), [[a.peerId, 'relayed']]);
   }, () => [a, b]));

@@ -230,7 +230,7 @@ export async function startRelay({
     try {
       const res = await healthz(url);
       const body = res.body.trim();
-      if (res.status === 200 && body === 'ok') return { url, port, pid: proc.pid, proc, stop };
+      if (res.status === 200 && body === 'ok') return { url, port, pid: proc.pid, proc, ca, stop };
       last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
     } catch (e) {
       last = e.cause?.code ?? e.message;
@@ -242,6 +242,23 @@ export async function startRelay({
   throw new Error(exited
     ? `relay exited before answering /healthz (${JSON.stringify(exited)})`
     : `relay did not answer GET /healthz with "ok" within ${WAIT_MS} ms (last: ${last})`);
+}
+
+/**
+ * Bytes through the relay's libp2p WebSockets, both directions, from the text of its
+ * /metrics (relayed circuits plus signaling and control; page loads are not counted).
+ */
+export function relayBytesIn(metricsText) {
+  const found = [...metricsText.matchAll(/^shoal_relay_websocket_bytes_total\{direction="(?:in|out)"\} (\d+)$/gm)];
+  if (found.length !== 2) throw new Error(`no WebSocket byte counters in /metrics:\n${metricsText}`);
+  return found.reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+/** The same, read from a relay that startRelay() started. */
+export async function relayBytes(relay) {
+  const res = await httpGet(`${relay.url}/metrics`, { ca: relay.ca });
+  if (res.status !== 200) throw new Error(`${relay.url}/metrics answered ${res.status}`);
+  return relayBytesIn(res.body);
 }
 
 // Runs in every page before any of its scripts: record each RTCPeerConnection.

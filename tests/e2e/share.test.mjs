@@ -134,7 +134,12 @@ describe('sharing a file between browsers', () => {
     assert.equal(orig.size, BIG);
     const shareId = shareIdOf(orig.link);
 
+    const relayBefore = await h.relayBytes(relay);
     const [gotB, gotC] = await Promise.all([startDownload(b, orig.link), startDownload(c, orig.link)]);
+    // Direct paths carried the file: the relay saw only control traffic, by its own count.
+    const relayed = (await h.relayBytes(relay)) - relayBefore;
+    t.diagnostic(`the relay's WebSockets carried ${relayed} bytes while two ${BIG}-byte downloads ran`);
+    assert.ok(relayed < BIG / 100, `${relayed} bytes crossed the relay while the peers were direct`);
     assert.equal(gotB.sha256, orig.sha256, "B's file differs from A's");
     assert.equal(gotC.sha256, orig.sha256, "C's file differs from A's");
     assert.equal(gotB.size, BIG);

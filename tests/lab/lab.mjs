@@ -215,9 +215,7 @@ export async function startLab(mode) {
   lab.relayBytes = async () => {
     const res = await getInPub(`${RELAY_URL}/metrics`, lab.cert.cert);
     if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-    const total = [...res.body.matchAll(/^shoal_relay_websocket_bytes_total\{direction="(?:in|out)"\} (\d+)$/gm)];
-    if (total.length !== 2) throw new Error(`no WebSocket byte counters in /metrics:\n${res.body}`);
-    return total.reduce((sum, m) => sum + Number(m[1]), 0);
+    return h.relayBytesIn(res.body);
   };
   lab.udpBlock = (router) => labScript('udp-block', router);
   lab.udpUnblock = (router) => labScript('udp-unblock', router);
