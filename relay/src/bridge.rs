@@ -11,6 +11,7 @@
 //! (each binary message a chunk of it), exactly as `libp2p-websocket` does.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use prometheus_client::metrics::counter::Counter;
 use rw_stream_sink::RwStreamSink;
 use tokio::sync::mpsc;
 
+use crate::admission::Permit;
 use crate::limits;
 use crate::metrics::Metrics;
 
@@ -63,11 +65,19 @@ pub struct Bridge {
 impl Bridge {
     /// Queues an accepted WebSocket for the swarm. Never waits: when the
     /// swarm is this far behind, one more socket would only wait longer.
-    pub fn hand_over(&self, socket: WebSocket, remote: Multiaddr) -> Result<(), HandOverError> {
+    /// `permit` is the client address's slot, held until the connection ends.
+    pub fn hand_over(
+        &self,
+        socket: WebSocket,
+        remote: Multiaddr,
+        permit: Permit,
+    ) -> Result<(), HandOverError> {
         let messages = Messages {
             socket,
             bytes_in: self.metrics.bytes("in"),
             bytes_out: self.metrics.bytes("out"),
+            idle: Box::pin(tokio::time::sleep(limits::WS_IDLE_TIMEOUT)),
+            _permit: permit,
         };
         let incoming = Incoming {
             connection: RwStreamSink::new(messages),
@@ -183,11 +193,14 @@ impl Transport for BridgeTransport {
 
 /// An axum WebSocket seen as a stream of binary chunks and a sink of them,
 /// counting the bytes. Pings are answered by the WebSocket layer itself; text
-/// messages have no place in a libp2p byte stream and end it.
+/// messages have no place in a libp2p byte stream and end it. A socket
+/// silent for [`limits::WS_IDLE_TIMEOUT`] is dead and ends too.
 pub struct Messages {
     socket: WebSocket,
     bytes_in: Counter,
     bytes_out: Counter,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    _permit: Permit,
 }
 
 impl Stream for Messages {
@@ -195,11 +208,23 @@ impl Stream for Messages {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            let msg = match futures::ready!(Pin::new(&mut self.socket).poll_next(cx)) {
+            let next = match Pin::new(&mut self.socket).poll_next(cx) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    futures::ready!(self.idle.as_mut().poll(cx));
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("nothing received for {:?}", limits::WS_IDLE_TIMEOUT),
+                    ))));
+                }
+            };
+            let msg = match next {
                 None | Some(Ok(Message::Close(_))) => return Poll::Ready(None),
                 Some(Err(e)) => return Poll::Ready(Some(Err(io::Error::other(e)))),
                 Some(Ok(msg)) => msg,
             };
+            let deadline = tokio::time::Instant::now() + limits::WS_IDLE_TIMEOUT;
+            self.idle.as_mut().reset(deadline);
             match msg {
                 Message::Binary(data) => {
                     self.bytes_in.inc_by(data.len() as u64);

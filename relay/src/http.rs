@@ -9,6 +9,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,6 +21,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{debug, warn};
 
 use crate::limits::MAX_WS_MESSAGE;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -76,13 +78,21 @@ async fn p2p(
         .filter_map(|v| v.to_str().ok())
         .collect();
     let client = state.proxies().client(peer, &forwarded);
+    let permit = match state.admission().admit(client.ip()) {
+        Ok(permit) => permit,
+        Err(refused) => {
+            Metrics::count(&state.metrics().websockets, "refused");
+            debug!(%client, "libp2p WebSocket refused: {refused}");
+            return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
+        }
+    };
     // How the swarm names the client: its address and the transport.
     let remote = crate::config::ws_multiaddr(client, state.tls());
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_failed_upgrade(move |e| debug!(%client, "WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket: WebSocket| async move {
-            if let Err(e) = state.bridge().hand_over(socket, remote) {
+            if let Err(e) = state.bridge().hand_over(socket, remote, permit) {
                 warn!(%client, "libp2p WebSocket refused: {e}");
             }
         })
@@ -115,7 +125,7 @@ async fn info(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Response, StatusCode};
+    use axum::http::Response;
     use http_body_util::BodyExt;
     use shoal_proto::info::RelayInfo;
 

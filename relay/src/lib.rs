@@ -10,6 +10,7 @@
 //! - [`tls`]: HTTPS from certificate files or ACME (rustls).
 //! - [`http`]: `router()` — `/healthz`, `/api/info`, `/metrics`, `/p2p`, the page.
 //! - [`proxy`]: the client's address behind trusted reverse proxies.
+//! - [`admission`]: how many libp2p WebSockets one address may hold.
 //! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
 //!   rendezvous server — and its event loop.
@@ -27,6 +28,7 @@
 //! it there. Browsers then signal WebRTC over a relayed connection and talk
 //! directly; only when that fails does their data flow through the relay.
 
+pub mod admission;
 pub mod bridge;
 pub mod config;
 pub mod http;

@@ -32,3 +32,61 @@ pub const MAX_STUN_DATAGRAM: usize = 548;
 /// Entries of `X-Forwarded-For` looked at. Proxies append one entry each; a
 /// chain longer than this is a client stuffing the header.
 pub const MAX_FORWARDED_HOPS: usize = 16;
+
+/// Peers connected at once, in total. A browser holds one connection to the
+/// relay; sized for the 20,000 open tabs one small server should carry, with
+/// room for reconnects that overlap the old connection's end.
+pub const MAX_CONNECTIONS: u32 = 25_000;
+
+/// libp2p connections from one address at once (IPv6: one /64, what one
+/// household or office gets). An office behind one NAT may have hundreds of
+/// tabs open; a single host opening thousands is not a browser.
+pub const MAX_CONNECTIONS_PER_IP: usize = 512;
+
+/// Connections one PeerId may hold at once: a reloaded or reconnecting page
+/// overlaps its old connection for a moment.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+
+/// Connections still in their Noise/Yamux handshake at once.
+pub const MAX_PENDING_CONNECTIONS: u32 = 512;
+
+/// The Noise and Yamux handshake after the WebSocket opened must finish
+/// within this (a browser needs well under a second).
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A libp2p WebSocket that delivers nothing for this long is dead (its
+/// peer pings every 5 s, the relay every 15 s), and is closed, reclaiming
+/// the reservation it held.
+pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Rate limits on reservations and circuits, as token buckets: `burst`
+/// requests at once, then one more every `every`. libp2p's defaults (per IP a
+/// burst of 60, then one a minute) refuse an office of a dozen tabs that
+/// reload; these let hundreds of tabs behind one address meet and reload,
+/// while one misbehaving page is held to what a page does.
+pub struct RateLimit {
+    pub burst: u32,
+    pub every: Duration,
+}
+
+/// A page reserves once, renews before expiry, and again after a relay restart.
+pub const RESERVATIONS_PER_PEER: RateLimit = RateLimit {
+    burst: 10,
+    every: Duration::from_secs(30),
+};
+/// Every tab behind one address reserving at once after a relay restart.
+pub const RESERVATIONS_PER_IP: RateLimit = RateLimit {
+    burst: 1_000,
+    every: Duration::from_millis(100),
+};
+/// A page dials each peer it meets (at most its `maxPeers`) and redials when
+/// a direct path drops.
+pub const CIRCUITS_PER_PEER: RateLimit = RateLimit {
+    burst: 64,
+    every: Duration::from_secs(2),
+};
+/// Hundreds of tabs behind one address meeting each other.
+pub const CIRCUITS_PER_IP: RateLimit = RateLimit {
+    burst: 2_000,
+    every: Duration::from_millis(50),
+};

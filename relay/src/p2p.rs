@@ -7,6 +7,7 @@
 //! open relayed connections to signal WebRTC (or, as a fallback, to carry the
 //! data itself).
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Multiaddr;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, relay, rendezvous, yamux, PeerId, Swarm, Transport};
+use libp2p::{
+    connection_limits, identify, noise, ping, relay, rendezvous, yamux, PeerId, Swarm, Transport,
+};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -45,22 +48,45 @@ pub enum P2pError {
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    // First: it refuses connections before the others see them.
+    limits: connection_limits::Behaviour,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     rendezvous: rendezvous::server::Behaviour,
 }
 
-/// The relay-server configuration for the CLI limits.
+/// The relay-server configuration: the CLI limits and the rate limits of
+/// [`crate::limits`] (instead of libp2p's, which refuse an office's tabs).
 pub fn relay_config(limits: &Limits) -> relay::Config {
+    use crate::limits::{
+        RateLimit, CIRCUITS_PER_IP, CIRCUITS_PER_PEER, RESERVATIONS_PER_IP, RESERVATIONS_PER_PEER,
+    };
+    let burst = |r: &RateLimit| NonZeroU32::new(r.burst).unwrap_or(NonZeroU32::MIN);
     relay::Config {
         max_reservations: limits.max_reservations,
         max_circuits: limits.max_circuits,
         max_circuits_per_peer: limits.max_circuits_per_peer,
         max_circuit_duration: limits.max_circuit_duration(),
         max_circuit_bytes: limits.max_circuit_bytes,
+        reservation_rate_limiters: Vec::new(),
+        circuit_src_rate_limiters: Vec::new(),
         ..relay::Config::default()
     }
+    .reservation_rate_per_peer(burst(&RESERVATIONS_PER_PEER), RESERVATIONS_PER_PEER.every)
+    .reservation_rate_per_ip(burst(&RESERVATIONS_PER_IP), RESERVATIONS_PER_IP.every)
+    .circuit_src_per_peer(burst(&CIRCUITS_PER_PEER), CIRCUITS_PER_PEER.every)
+    .circuit_src_per_ip(burst(&CIRCUITS_PER_IP), CIRCUITS_PER_IP.every)
+}
+
+/// Connection counts the swarm enforces (per IP is enforced before the
+/// WebSocket upgrade, in [`crate::admission`]).
+fn connection_limits() -> connection_limits::ConnectionLimits {
+    use crate::limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_PENDING_CONNECTIONS};
+    connection_limits::ConnectionLimits::default()
+        .with_max_established_incoming(Some(MAX_CONNECTIONS))
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
 }
 
 pub fn build_swarm(
@@ -77,7 +103,8 @@ pub fn build_swarm(
                 transport
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()),
+                    .multiplex(yamux::Config::default())
+                    .timeout(crate::limits::UPGRADE_TIMEOUT),
             )
         })
         .map_err(|e| P2pError::Transport(e.to_string()))?
@@ -88,6 +115,7 @@ pub fn build_swarm(
             // LAN or behind a proxy none may ever be confirmed.
             relay.set_status(Some(relay::Status::Enable));
             Behaviour {
+                limits: connection_limits::Behaviour::new(connection_limits()),
                 relay,
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
@@ -228,7 +256,7 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
             if num_established.get() == 1 {
                 state.metrics().peers.inc();
             }
-            info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection opened");
+            debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, "connection opened");
         }
         SwarmEvent::ConnectionClosed {
             peer_id,
@@ -241,7 +269,7 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
                 state.metrics().peers.dec();
             }
             let cause = cause.map_or_else(|| "closed".to_string(), |c| c.to_string());
-            info!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, %cause, "connection closed");
+            debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), num_established, %cause, "connection closed");
         }
         SwarmEvent::IncomingConnectionError {
             send_back_addr,
@@ -261,7 +289,7 @@ fn on_behaviour_event(metrics: &Metrics, event: BehaviourEvent) {
         BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
             debug!(peer = %peer_id, agent = %info.agent_version, "identified");
         }
-        BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
+        BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) | BehaviourEvent::Limits(_) => {}
     }
 }
 
@@ -285,7 +313,7 @@ fn on_relay_event(metrics: &Metrics, event: relay::Event) {
             src_peer_id,
             renewed,
         } => {
-            info!(peer = %src_peer_id, renewed, "reservation accepted");
+            debug!(peer = %src_peer_id, renewed, "reservation accepted");
         }
         E::ReservationReqDenied {
             src_peer_id,
@@ -293,7 +321,7 @@ fn on_relay_event(metrics: &Metrics, event: relay::Event) {
         } => {
             info!(peer = %src_peer_id, ?status, "reservation denied");
         }
-        E::ReservationClosed { src_peer_id } => info!(peer = %src_peer_id, "reservation closed"),
+        E::ReservationClosed { src_peer_id } => debug!(peer = %src_peer_id, "reservation closed"),
         E::ReservationTimedOut { src_peer_id } => {
             info!(peer = %src_peer_id, "reservation timed out")
         }
@@ -301,7 +329,7 @@ fn on_relay_event(metrics: &Metrics, event: relay::Event) {
             src_peer_id,
             dst_peer_id,
         } => {
-            info!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
+            debug!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
         }
         E::CircuitReqDenied {
             src_peer_id,
@@ -316,7 +344,7 @@ fn on_relay_event(metrics: &Metrics, event: relay::Event) {
             error,
         } => {
             let cause = error.map_or_else(|| "closed".to_string(), |e| e.to_string());
-            info!(src = %src_peer_id, dst = %dst_peer_id, %cause, "circuit closed");
+            debug!(src = %src_peer_id, dst = %dst_peer_id, %cause, "circuit closed");
         }
         // The remaining variants are deprecated upstream (failures now logged
         // by libp2p itself) or only report our own status.
@@ -338,7 +366,7 @@ fn on_rendezvous_event(metrics: &Metrics, event: rendezvous::server::Event) {
     }
     match event {
         E::PeerRegistered { peer, registration } => {
-            info!(
+            debug!(
                 namespace = %registration.namespace, peer = %peer, ttl = registration.ttl,
                 addrs = ?registration.record.addresses(), "rendezvous registered"
             );
@@ -351,10 +379,10 @@ fn on_rendezvous_event(metrics: &Metrics, event: rendezvous::server::Event) {
             info!(%namespace, peer = %peer, ?error, "rendezvous registration refused");
         }
         E::PeerUnregistered { peer, namespace } => {
-            info!(%namespace, peer = %peer, "rendezvous unregistered");
+            debug!(%namespace, peer = %peer, "rendezvous unregistered");
         }
         E::RegistrationExpired(registration) => {
-            info!(
+            debug!(
                 namespace = %registration.namespace, peer = %registration.record.peer_id(),
                 "rendezvous registration expired"
             );

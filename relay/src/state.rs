@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use std::sync::Arc;
 
+use crate::admission::Admission;
 use crate::bridge::Bridge;
 use crate::metrics::Metrics;
 use crate::proxy::TrustedProxies;
@@ -24,6 +25,7 @@ pub struct AppState {
     /// The listener speaks TLS (the stock address is `/tls/ws`).
     tls: bool,
     metrics: Arc<Metrics>,
+    admission: Admission,
 }
 
 impl AppState {
@@ -42,7 +44,12 @@ impl AppState {
             proxies,
             tls,
             metrics,
+            admission: Admission::new(crate::limits::MAX_CONNECTIONS_PER_IP),
         }
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     pub fn metrics(&self) -> &Metrics {

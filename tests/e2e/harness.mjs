@@ -145,13 +145,13 @@ export function relayBinary() {
  * `identity` (key file; default a fresh one in a temporary directory, removed by stop()),
  * `wrap` (argv prefix, e.g. `['ip', 'netns', 'exec', NS]`: it must exec the relay, so that
  * the pid is the relay's), `healthz` (`async (url) => ({ status, body })`, default fetch from
- * an https GET trusting `ca`), `extraArgs`.
+ * an https GET trusting `ca`), `extraArgs`, `env` (more environment, e.g. RUST_LOG).
  * `stop({ signal })` sends `signal` (default SIGTERM; SIGKILL after 5 s) and waits for the exit.
  * @returns {Promise<{url: string, port: number, pid: number, stop: (o?: {signal?: string}) => Promise<void>}>}
  */
 export async function startRelay({
   bin = relayBinary(), extraArgs = [], listen, identity, wrap = [], healthz,
-  tls = null, https = Boolean(tls), host, ca = tls?.pem,
+  tls = null, https = Boolean(tls), host, ca = tls?.pem, env = {},
 } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
@@ -180,7 +180,7 @@ export async function startRelay({
 
   const proc = spawn(argv[0], argv.slice(1), {
     cwd: REPO,
-    env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' },
+    env: { RUST_LOG: 'info', ...process.env, ...env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let exited = null;

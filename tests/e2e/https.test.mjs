@@ -82,7 +82,8 @@ describe('relay behind nginx (TLS at nginx, X-Forwarded-For trusted)', () => {
     cert = selfSignedCert();
     // The proxy connects to the relay from 127.0.0.2, the browsers from
     // 127.0.0.1: the relay must name the browsers, not the proxy.
-    relay = await h.startRelay({ extraArgs: ['--trusted-proxy', '127.0.0.2'] });
+    // Per-connection lines (with the client's address) are debug-level.
+    relay = await h.startRelay({ extraArgs: ['--trusted-proxy', '127.0.0.2'], env: { RUST_LOG: 'info,shoal_relay::p2p=debug' } });
     const port = await h.freePort();
     origin = `https://127.0.0.1:${port}`;
     dir = path.join(cert.dir, 'nginx');

@@ -1,0 +1,135 @@
+//! Limits on what one client may hold, against the real server over TCP:
+//! libp2p WebSockets per address are refused (429) before the upgrade once
+//! the limit is reached, and a closed one frees its slot.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use shoal_relay::limits::MAX_CONNECTIONS_PER_IP;
+use shoal_relay::{Config, Relay};
+
+/// Opens `/p2p` as a WebSocket; returns the status code and the open socket.
+fn upgrade(addr: SocketAddr) -> (u16, TcpStream) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /p2p HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).expect("read");
+        assert_eq!(
+            n,
+            1,
+            "connection closed mid-head: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_per_address_are_capped_and_slots_come_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("relay.key");
+    let config = Config::parse_from([
+        "relay".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-stun".as_ref(),
+        "--identity".as_ref(),
+        key.as_os_str(),
+        "--www".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    let relay = Relay::bind(&config).await.expect("bind");
+    let addr = relay.http_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relay.serve(async {
+        let _ = stopped.await;
+    }));
+
+    let (open, refused) = tokio::task::spawn_blocking(move || {
+        let mut open = Vec::new();
+        for _ in 0..MAX_CONNECTIONS_PER_IP {
+            let (status, socket) = upgrade(addr);
+            assert_eq!(status, 101, "below the limit the upgrade is accepted");
+            open.push(socket);
+        }
+        let (refused, _) = upgrade(addr);
+        (open, refused)
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        refused, 429,
+        "one over the limit is refused before the upgrade"
+    );
+
+    // Closing one socket frees its slot (once the relay has seen it close).
+    let mut open = open;
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = tokio::task::spawn_blocking(move || loop {
+        let (status, socket) = upgrade(addr);
+        if status == 101 || Instant::now() > deadline {
+            drop(socket);
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    })
+    .await
+    .expect("join");
+    assert_eq!(status, 101, "a freed slot is given to the next client");
+    drop(open);
+
+    // A frame that announces 200 MiB is refused at its header: the socket is
+    // closed, nothing of that size is allocated or awaited.
+    let answer = tokio::task::spawn_blocking(move || {
+        let (status, mut s) = upgrade(addr);
+        assert_eq!(status, 101);
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&(200u64 << 20).to_be_bytes());
+        frame.extend_from_slice(&[1, 2, 3, 4]); // mask
+        frame.extend_from_slice(&[0; 1024]);
+        s.write_all(&frame).expect("write frame header");
+        // Refused at the header means closed at once; a relay without the cap
+        // waits for the payload until an unrelated 10 s timeout, past this bound.
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(n) => buf[..n].to_vec(),
+            // Reset instead of an orderly close: refused all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Vec::new(),
+            Err(e) => panic!("the relay neither closed nor answered: {e}"),
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        answer.is_empty() || answer[0] == 0x88,
+        "expected the socket closed (EOF or a Close frame), got {answer:?}"
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), server)
+        .await
+        .expect("relay stops")
+        .expect("join")
+        .expect("relay ok");
+}
