@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use shoal_relay::limits::MAX_CONNECTIONS_PER_IP;
-use shoal_relay::{Config, Relay};
+
+mod common;
 
 /// Opens `/p2p` as a WebSocket; returns the status code and the open socket.
 fn upgrade(addr: SocketAddr) -> (u16, TcpStream) {
@@ -44,24 +44,8 @@ fn upgrade(addr: SocketAddr) -> (u16, TcpStream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_per_address_are_capped_and_slots_come_back() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("relay.key");
-    let config = Config::parse_from([
-        "relay".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--no-stun".as_ref(),
-        "--identity".as_ref(),
-        key.as_os_str(),
-        "--www".as_ref(),
-        dir.path().as_os_str(),
-    ]);
-    let relay = Relay::bind(&config).await.expect("bind");
-    let addr = relay.http_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relay.serve(async {
-        let _ = stopped.await;
-    }));
+    let relay = common::start(&[]).await;
+    let addr = relay.addr;
 
     let (open, refused) = tokio::task::spawn_blocking(move || {
         let mut open = Vec::new();
@@ -126,10 +110,5 @@ async fn websockets_per_address_are_capped_and_slots_come_back() {
         "expected the socket closed (EOF or a Close frame), got {answer:?}"
     );
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), server)
-        .await
-        .expect("relay stops")
-        .expect("join")
-        .expect("relay ok");
+    relay.stop().await;
 }

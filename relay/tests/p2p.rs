@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::multiaddr::{Multiaddr, Protocol};
@@ -12,7 +11,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     identity, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport,
 };
-use shoal_relay::{Config, Relay};
+
+mod common;
 
 const NAMESPACE: &str = "shoal-test";
 
@@ -71,27 +71,10 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
         .with_ansi(false)
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("relay.key");
-    let config = Config::parse_from([
-        "relay".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--stun-listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--identity".as_ref(),
-        key.as_os_str(),
-        "--www".as_ref(),
-        dir.path().as_os_str(),
-    ]);
-    let relay = Relay::bind(&config).await.expect("bind");
-    let info = relay.info();
+    let relay = common::start(&[]).await;
+    let info = relay.info.clone();
     let relay_id: PeerId = info.peer_id.parse().expect("peer id");
     let relay_addr: Multiaddr = info.listen_addrs[0].parse().expect("multiaddr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relay.serve(async {
-        let _ = stopped.await;
-    }));
 
     // A: reserve a relayed address and register it.
     let mut a = client();
@@ -193,10 +176,5 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     assert!(relayed);
     assert!(a_task.await.expect("A task"));
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), server)
-        .await
-        .expect("relay stops")
-        .expect("join")
-        .expect("relay ok");
+    relay.stop().await;
 }
