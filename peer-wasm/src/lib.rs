@@ -10,7 +10,7 @@
 //!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
 //!   `shoal_share`).
 //! - `log`: `tracing` to the browser console.
-//! - `ws`: the WebSocket transport's flush fix (see there).
+//! - `ws`: the WebSocket transport to the relay (why our own: see there).
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
 //! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
 //!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.

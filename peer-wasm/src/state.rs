@@ -21,7 +21,11 @@ pub enum Path {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RelayState {
+    /// First connection, not up yet.
     Connecting,
+    /// The connection was lost (or a reconnect attempt failed): retrying with
+    /// backoff. Direct connections to peers keep working meanwhile.
+    Reconnecting,
     Connected,
     Reserved,
     Failed,
@@ -75,11 +79,6 @@ pub struct State {
 }
 
 impl State {
-    pub fn relay_connecting(&mut self) {
-        if self.relay.state != RelayState::Failed {
-            self.relay.state = RelayState::Connecting;
-        }
-    }
     pub fn relay_connected(&mut self) {
         self.relay.state = RelayState::Connected;
         self.relay.error = None;
@@ -87,12 +86,18 @@ impl State {
     pub fn relay_reserved(&mut self) {
         self.relay.state = RelayState::Reserved;
     }
-    pub fn relay_failed(&mut self, error: String) {
-        self.relay.state = RelayState::Failed;
+    /// A dial to the relay failed: `failed` before the first connection,
+    /// `reconnecting` (with the error) after one was lost.
+    pub fn relay_dial_failed(&mut self, error: String) {
+        if self.relay.state == RelayState::Connecting || self.relay.state == RelayState::Failed {
+            self.relay.state = RelayState::Failed;
+        } else {
+            self.relay.state = RelayState::Reconnecting;
+        }
         self.relay.error = Some(error);
     }
     pub fn relay_lost(&mut self, error: Option<String>) {
-        self.relay.state = RelayState::Connecting;
+        self.relay.state = RelayState::Reconnecting;
         self.relay.error = error;
     }
     pub fn set_stopped(&mut self) {
@@ -154,10 +159,6 @@ impl State {
             .get(peer)
             .map(|p| p.connections.iter().filter(|(_, (path, _))| *path == Path::Relayed).map(|(id, _)| *id).collect())
             .unwrap_or_default()
-    }
-
-    pub fn has_direct(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.connections.values().any(|(path, _)| *path == Path::Direct))
     }
 
     pub fn relay(&self) -> RelayView {

@@ -10,10 +10,17 @@
 //!   `shoal_share::Scheduler` (rarest first, verification, bans).
 //! - [`store`]: the sharer's `File`, or the downloader's OPFS chunk files.
 //!
-//! Sessions are opened by downloaders, to every peer they can reach
-//! directly (or through the relay once WebRTC has had its chance); the peer
-//! answers with its bitfield and both sides announce new chunks as they get
-//! them, so every downloader serves what it has at once.
+//! Sessions are opened by downloaders, to every connected peer, over
+//! whichever path exists (direct, or relayed until a direct one is made);
+//! the peer answers with its bitfield and both sides announce new chunks as
+//! they get them, so every downloader serves what it has at once.
+//!
+//! Path changes: when the relayed connection is closed because a direct one
+//! is up, or a direct one dies and the relay carries on, the sessions on the
+//! old connection end, the download re-queues their requests (chunks already
+//! stored stay), and new sessions open on the path that exists now. A path
+//! change does not count against a peer: [`MAX_REOPENS`] bounds the sessions
+//! re-opened *between* two path changes.
 
 mod download;
 mod outbox;
@@ -37,7 +44,8 @@ pub use store::Store;
 
 /// Sessions a download may have waiting on a slow download task.
 const EVENT_QUEUE: usize = 256;
-/// Sessions re-opened to one peer during one download, at most.
+/// Sessions re-opened to one peer while its connections stay the same, at
+/// most (a peer whose sessions keep failing on a stable path is given up).
 const MAX_REOPENS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +96,7 @@ pub struct Share {
     view: RefCell<DownloadView>,
     /// The finished file, once there is one.
     file: RefCell<Option<File>>,
-    /// Sessions re-opened per peer during this download.
+    /// Sessions re-opened per peer since its connections last changed.
     reopens: RefCell<HashMap<PeerId, u32>>,
 }
 
@@ -216,7 +224,7 @@ pub struct Stats {
 struct Inner {
     control: RefCell<libp2p_stream::Control>,
     shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
-    /// Peers sessions may be opened to: direct, or relayed as the fallback.
+    /// Connected peers (direct or relayed): sessions may be opened to them.
     usable: RefCell<HashSet<PeerId>>,
     next_session: Cell<u64>,
     uploaded: Cell<u64>,
@@ -370,10 +378,11 @@ impl Transfers {
         });
     }
 
-    /// `peer` can be used for transfers now: open sessions for every running
-    /// download.
+    /// `peer` can be used for transfers now (a connection to it, of either
+    /// path, was just made): open sessions for every running download.
     pub fn peer_usable(&self, peer: PeerId) {
         self.0.usable.borrow_mut().insert(peer);
+        self.paths_changed(&peer);
         let downloading: Vec<Rc<Share>> =
             self.0.shares.borrow().values().filter(|s| s.download.borrow().is_some()).cloned().collect();
         for share in downloading {
@@ -409,6 +418,15 @@ impl Transfers {
 
     pub fn peer_gone(&self, peer: &PeerId) {
         self.0.usable.borrow_mut().remove(peer);
+        self.paths_changed(peer);
+    }
+
+    /// A connection to `peer` opened or closed: sessions that end now ended
+    /// because of the path, not the peer, so its re-open budget starts over.
+    pub fn paths_changed(&self, peer: &PeerId) {
+        for share in self.0.shares.borrow().values() {
+            share.reopens.borrow_mut().remove(peer);
+        }
     }
 
     fn is_usable(&self, peer: &PeerId) -> bool {

@@ -178,15 +178,9 @@ impl PeerConnection {
         }
     }
 
-    /// Ready with the state once the connection is `failed` or `closed`.
-    pub fn poll_terminal(&self, cx: &mut Context<'_>) -> Poll<PcState> {
-        match self.state() {
-            s @ (PcState::Failed | PcState::Closed) => Poll::Ready(s),
-            _ => {
-                self.shared.borrow_mut().state_waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+    /// Wakes `cx` at the next connection state change.
+    pub fn register_state_waker(&self, cx: &Context<'_>) {
+        self.shared.borrow_mut().state_waker = Some(cx.waker().clone());
     }
 
     pub async fn create_offer(&self) -> Result<String, Error> {
