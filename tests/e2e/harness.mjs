@@ -110,9 +110,12 @@ export function relayBinary() {
 
 /**
  * Start a relay process. Resolves once GET /healthz answers "ok".
- * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>}>}
+ * `port` (HTTP) and `identity` (key file) default to a free port and a fresh
+ * key; pass them to start a relay again as the same one (see restart.test.mjs).
+ * `kill()` ends it with SIGKILL, as a crash would, and keeps its files.
+ * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>, kill: () => Promise<void>}>}
  */
-export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
+export async function startRelay({ bin = relayBinary(), extraArgs = [], port: fixedPort, identity } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
@@ -121,9 +124,10 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
     log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const args = ['--listen', `127.0.0.1:${port}`, '--identity', path.join(dir, 'identity.key'), '--www', www, ...extraArgs, ...envArgs];
+  const key = identity ?? path.join(dir, 'identity.key');
+  const args = ['--listen', `127.0.0.1:${port}`, '--identity', key, '--www', www, ...extraArgs, ...envArgs];
   const url = `http://127.0.0.1:${port}`;
   // No --p2p-listen: the relay then takes a free port and tells the page via /api/info.
   log('harness', `starting ${bin} ${args.join(' ')}`);
@@ -171,6 +175,13 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  const kill = async () => {
+    if (!exited) {
+      proc.kill('SIGKILL');
+      await exit;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
 
   const deadline = Date.now() + WAIT_MS;
   let last = 'no answer yet';
@@ -179,7 +190,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [] } = {}) {
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       const body = (await res.text()).trim();
-      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop };
+      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop, kill };
       last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
     } catch (e) {
       last = e.cause?.code ?? e.message;
