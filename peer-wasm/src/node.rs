@@ -292,8 +292,13 @@ impl Loop {
         if self.next_register.is_some_and(|t| instant >= t) {
             self.register(swarm);
         }
-        if self.relay.backoff.handle_timeout(now) && !swarm.is_connected(&self.settings.relay_peer) {
-            self.dial_relay(swarm);
+        if self.relay.backoff.handle_timeout(now) {
+            if !swarm.is_connected(&self.settings.relay_peer) {
+                self.dial_relay(swarm);
+            } else if self.relay.circuit_listener.is_none() {
+                // Connected, but the reservation was refused or ended: ask again.
+                self.listen_circuit(swarm);
+            }
         }
         let mut due = Vec::new();
         self.direct_retries.retain(|peer, backoff| {
@@ -342,6 +347,10 @@ impl Loop {
         self.discover(swarm);
         // A reservation lives on one relay connection: a new connection
         // needs a new listener (the old one closed with its connection).
+        self.listen_circuit(swarm);
+    }
+
+    fn listen_circuit(&mut self, swarm: &mut Swarm<Behaviour>) {
         if let Some(old) = self.relay.circuit_listener.take() {
             swarm.remove_listener(old);
         }
@@ -431,7 +440,9 @@ impl Loop {
                         let _ = swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
                     }
                 } else {
-                    self.transfers.paths_changed(&peer_id);
+                    // Another connection carries on: sessions that ended with
+                    // this one reopen there.
+                    self.transfers.peer_usable(peer_id);
                     if self.should_initiate(swarm, &peer_id) && self.state.read(|s| s.needs_direct(&peer_id)) {
                         // The direct path died and the relayed one carries on: try again soon.
                         let now = self.now();
@@ -469,10 +480,14 @@ impl Loop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
-            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
-                if self.relay.circuit_listener == Some(listener_id) {
-                    self.relay.circuit_listener = None;
-                    tracing::info!("relay reservation ended: {reason:?}");
+            SwarmEvent::ListenerClosed { listener_id, reason, .. }
+                if self.relay.circuit_listener == Some(listener_id) =>
+            {
+                self.relay.circuit_listener = None;
+                tracing::warn!("relay reservation ended: {reason:?}");
+                if swarm.is_connected(&self.settings.relay_peer) {
+                    let at = self.relay.backoff.failed(self.now(), random());
+                    tracing::info!("asking for a reservation again in {:?}", at.saturating_sub(self.now()));
                 }
             }
             SwarmEvent::Behaviour(ev) => self.on_behaviour(swarm, ev),

@@ -373,7 +373,12 @@ impl Transfers {
         wasm_bindgen_futures::spawn_local(async move {
             match control.open_stream(peer, protocol()).await {
                 Ok(stream) => session::open(this, sid, peer, share, stream).await,
-                Err(e) => tracing::debug!(%peer, "cannot open a transfer session: {e}"),
+                Err(e) => {
+                    // E.g. picked a connection that was dying: try again
+                    // (within the re-open budget) on what is left.
+                    tracing::debug!(%peer, "cannot open a transfer session: {e}");
+                    this.session_ended(&share, peer);
+                }
             }
         });
     }
@@ -423,7 +428,7 @@ impl Transfers {
 
     /// A connection to `peer` opened or closed: sessions that end now ended
     /// because of the path, not the peer, so its re-open budget starts over.
-    pub fn paths_changed(&self, peer: &PeerId) {
+    fn paths_changed(&self, peer: &PeerId) {
         for share in self.0.shares.borrow().values() {
             share.reopens.borrow_mut().remove(peer);
         }
