@@ -110,12 +110,13 @@ export function relayBinary() {
 
 /**
  * Start a relay process. Resolves once GET /healthz answers "ok".
- * `port` (HTTP) and `identity` (key file) default to a free port and a fresh
- * key; pass them to start a relay again as the same one (see restart.test.mjs).
- * `kill()` ends it with SIGKILL, as a crash would, and keeps its files.
- * @returns {Promise<{url: string, port: number, pid: number, stop: () => Promise<void>, kill: () => Promise<void>}>}
+ * Options: `listen` (`IP:PORT`, default 127.0.0.1 and a free port), `identity`
+ * (key file; default a fresh one in a temporary directory, removed by stop()),
+ * `extraArgs`. `stop({ signal })` sends `signal` (default SIGTERM; SIGKILL
+ * after 5 s) and waits for the exit. (The same options as on main.)
+ * @returns {Promise<{url: string, port: number, pid: number, stop: (o?: {signal?: string}) => Promise<void>}>}
  */
-export async function startRelay({ bin = relayBinary(), extraArgs = [], port: fixedPort, identity } = {}) {
+export async function startRelay({ bin = relayBinary(), extraArgs = [], listen, identity } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
@@ -123,12 +124,13 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], port: fi
   if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
     log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
-  const port = fixedPort ?? (await freePort());
-  const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const dir = identity ? null : mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
   const key = identity ?? path.join(dir, 'identity.key');
-  const args = ['--listen', `127.0.0.1:${port}`, '--identity', key, '--www', www, ...extraArgs, ...envArgs];
-  const url = `http://127.0.0.1:${port}`;
+  const addr = listen ?? `127.0.0.1:${await freePort()}`;
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const envArgs = (process.env.SHOAL_RELAY_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const args = ['--listen', addr, '--identity', key, '--www', www, ...extraArgs, ...envArgs];
+  const url = `http://${addr}`;
   // No --p2p-listen: the relay then takes a free port and tells the page via /api/info.
   log('harness', `starting ${bin} ${args.join(' ')}`);
 
@@ -163,9 +165,10 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], port: fi
     });
   }
 
-  const stop = async () => {
+  const stop = async ({ signal = 'SIGTERM' } = {}) => {
     if (!exited) {
-      proc.kill('SIGTERM');
+      log('harness', `stopping the relay (pid ${proc.pid}) with ${signal}`);
+      proc.kill(signal);
       const killed = await Promise.race([exit.then(() => true), sleep(5_000).then(() => false)]);
       if (!killed) {
         log('harness', 'relay ignored SIGTERM for 5 s; sending SIGKILL');
@@ -173,14 +176,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], port: fi
         await exit;
       }
     }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const kill = async () => {
-    if (!exited) {
-      proc.kill('SIGKILL');
-      await exit;
-    }
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + WAIT_MS;
@@ -190,7 +186,7 @@ export async function startRelay({ bin = relayBinary(), extraArgs = [], port: fi
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       const body = (await res.text()).trim();
-      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop, kill };
+      if (res.ok && body === 'ok') return { url, port, pid: proc.pid, stop };
       last = `HTTP ${res.status} ${JSON.stringify(body.slice(0, 200))}`;
     } catch (e) {
       last = e.cause?.code ?? e.message;

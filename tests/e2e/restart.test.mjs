@@ -27,7 +27,7 @@ const TEST = { timeout: 10 * h.WAIT_MS + DOWNLOAD_MS };
  * (With a single-port relay, drop `--p2p-listen` here.)
  */
 function relayOptions({ httpPort, p2pPort, identity }) {
-  return { port: httpPort, identity, extraArgs: ['--p2p-listen', `127.0.0.1:${p2pPort}`] };
+  return { listen: `127.0.0.1:${httpPort}`, identity, extraArgs: ['--p2p-listen', `127.0.0.1:${p2pPort}`] };
 }
 
 // ---- evaluated in pages ----
@@ -106,7 +106,7 @@ describe('the relay restarts', () => {
       timeout: DOWNLOAD_MS,
       interval: 20,
     });
-    await relay.kill();
+    await relay.stop({ signal: 'SIGKILL' });
     assert.ok(atKill.state === 'downloading' && atKill.bytesDone < atKill.bytesTotal, `B was done before the relay died: ${JSON.stringify(atKill)}`);
 
     // While it is down: both pages say so, and B keeps receiving over the direct path.
