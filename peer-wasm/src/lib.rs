@@ -35,6 +35,8 @@ fn init_logging() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         console_error_panic_hook::set_once();
-        let _ = tracing::subscriber::set_global_default(log::ConsoleSubscriber::new(tracing::Level::INFO));
+        let _ = tracing::subscriber::set_global_default(log::ConsoleSubscriber::new(
+            tracing::Level::INFO,
+        ));
     });
 }

@@ -17,13 +17,9 @@
 //! 60 s) for as long as the peer is only relayed; a direct connection that
 //! dies falls back to a relayed one, and WebRTC is tried again.
 
-use std::{
-    collections::HashMap,
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use futures::{channel::mpsc, FutureExt as _, StreamExt as _};
-use shoal_proto::backoff::{Backoff, Policy};
 use futures_timer::Delay;
 use libp2p::{
     core::{
@@ -41,6 +37,7 @@ use libp2p::{
     },
     yamux, Multiaddr, PeerId, Swarm,
 };
+use shoal_proto::backoff::{Backoff, Policy};
 use web_time::Instant;
 
 use crate::{
@@ -94,7 +91,8 @@ pub fn build(
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
     let stream = libp2p_stream::Behaviour::new();
     let app_control = stream.new_control();
-    let webrtc = webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
+    let webrtc =
+        webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
     let noise = noise::Config::new(&keypair).map_err(|e| e.to_string())?;
     let upgraded = relay_transport
         .or_transport(ws::Transport)
@@ -122,7 +120,10 @@ pub fn build(
     let config = libp2p::swarm::Config::with_wasm_executor()
         // Relayed and direct connections stay up while the page is open.
         .with_idle_connection_timeout(Duration::from_secs(24 * 60 * 60));
-    Ok((Swarm::new(transport, behaviour, local_peer, config), app_control))
+    Ok((
+        Swarm::new(transport, behaviour, local_peer, config),
+        app_control,
+    ))
 }
 
 /// The event loop. Ends on [`Command::Stop`].
@@ -138,7 +139,11 @@ pub async fn run(
         state,
         transfers,
         epoch: Instant::now(),
-        relay: RelayLink { dial: None, backoff: Backoff::new(Policy::RELAY), circuit_listener: None },
+        relay: RelayLink {
+            dial: None,
+            backoff: Backoff::new(Policy::RELAY),
+            circuit_listener: None,
+        },
         webrtc_dials: HashMap::new(),
         direct_retries: HashMap::new(),
         next_discover: None,
@@ -249,7 +254,11 @@ impl Loop {
         self.state.update(|s| s.relay_dial_failed(error));
         let at = self.relay.backoff.failed(self.now(), random());
         let failures = self.relay.backoff.failures();
-        tracing::info!(failures, "next relay dial in {:?}", at.saturating_sub(self.now()));
+        tracing::info!(
+            failures,
+            "next relay dial in {:?}",
+            at.saturating_sub(self.now())
+        );
     }
 
     fn circuit_addr(&self) -> Multiaddr {
@@ -261,9 +270,15 @@ impl Loop {
             return;
         }
         let attempt = self.state.update(|s| s.begin_webrtc_attempt(&peer));
-        let addr = self.circuit_addr().with(Protocol::WebRTC).with(Protocol::P2p(peer));
+        let addr = self
+            .circuit_addr()
+            .with(Protocol::WebRTC)
+            .with(Protocol::P2p(peer));
         // `Always`: the relayed connection to this peer is already up.
-        let opts = DialOpts::peer_id(peer).addresses(vec![addr]).condition(PeerCondition::Always).build();
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr])
+            .condition(PeerCondition::Always)
+            .build();
         let id = opts.connection_id();
         tracing::info!(%peer, attempt, "dialing /webrtc through the relayed connection");
         match swarm.dial(opts) {
@@ -273,7 +288,10 @@ impl Loop {
             Err(e) => {
                 tracing::warn!(%peer, "cannot start a /webrtc dial: {e}");
                 let now = self.now();
-                self.direct_retries.entry(peer).or_insert_with(|| Backoff::new(Policy::DIRECT)).failed(now, random());
+                self.direct_retries
+                    .entry(peer)
+                    .or_insert_with(|| Backoff::new(Policy::DIRECT))
+                    .failed(now, random());
             }
         }
     }
@@ -327,8 +345,15 @@ impl Loop {
 
     fn register(&mut self, swarm: &mut Swarm<Behaviour>) {
         let ns = self.settings.namespace.clone();
-        match swarm.behaviour_mut().rendezvous.register(ns, self.settings.relay_peer, Some(REGISTRATION_TTL)) {
-            Ok(()) => self.next_register = Some(Instant::now() + Duration::from_secs(REGISTRATION_TTL / 2)),
+        match swarm.behaviour_mut().rendezvous.register(
+            ns,
+            self.settings.relay_peer,
+            Some(REGISTRATION_TTL),
+        ) {
+            Ok(()) => {
+                self.next_register =
+                    Some(Instant::now() + Duration::from_secs(REGISTRATION_TTL / 2))
+            }
             Err(e) => {
                 tracing::warn!("rendezvous registration failed: {e}");
                 self.next_register = Some(Instant::now() + REGISTER_RETRY);
@@ -377,7 +402,13 @@ impl Loop {
 
     fn on_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if peer_id == self.settings.relay_peer {
                     if self.relay.dial == Some(connection_id) {
                         self.relay.dial = None;
@@ -392,10 +423,15 @@ impl Loop {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
                 };
-                let path = if is_direct(&addr) { Path::Direct } else { Path::Relayed };
+                let path = if is_direct(&addr) {
+                    Path::Direct
+                } else {
+                    Path::Relayed
+                };
                 self.webrtc_dials.remove(&connection_id);
                 tracing::info!(peer = %peer_id, ?path, "connection established");
-                self.state.update(|s| s.connection_opened(peer_id, connection_id, path));
+                self.state
+                    .update(|s| s.connection_opened(peer_id, connection_id, path));
                 if path == Path::Direct {
                     // File bytes never cross the relay when a direct path
                     // exists: drop the relayed connections to this peer. Only
@@ -419,7 +455,13 @@ impl Loop {
                     self.dial_webrtc(swarm, peer_id);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
                 if peer_id == self.settings.relay_peer {
                     if num_established == 0 {
                         self.on_relay_lost(swarm, cause.map(|c| c.to_string()));
@@ -427,7 +469,8 @@ impl Loop {
                     return;
                 }
                 tracing::info!(peer = %peer_id, "connection closed ({cause:?})");
-                self.state.update(|s| s.connection_closed(&peer_id, connection_id));
+                self.state
+                    .update(|s| s.connection_closed(&peer_id, connection_id));
                 if num_established == 0 {
                     self.transfers.peer_gone(&peer_id);
                     self.direct_retries.remove(&peer_id);
@@ -437,27 +480,42 @@ impl Loop {
                         // It may only have lost its direct path: try the relay
                         // (fails at once if the peer has left).
                         let addr = self.circuit_addr().with(Protocol::P2p(peer_id));
-                        let _ = swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
+                        let _ =
+                            swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
                     }
                 } else {
                     // Another connection carries on: sessions that ended with
                     // this one reopen there.
                     self.transfers.peer_usable(peer_id);
-                    if self.should_initiate(swarm, &peer_id) && self.state.read(|s| s.needs_direct(&peer_id)) {
+                    if self.should_initiate(swarm, &peer_id)
+                        && self.state.read(|s| s.needs_direct(&peer_id))
+                    {
                         // The direct path died and the relayed one carries on: try again soon.
                         let now = self.now();
-                        let backoff = self.direct_retries.entry(peer_id).or_insert_with(|| Backoff::new(Policy::DIRECT));
+                        let backoff = self
+                            .direct_retries
+                            .entry(peer_id)
+                            .or_insert_with(|| Backoff::new(Policy::DIRECT));
                         if backoff.poll_timeout().is_none() {
                             backoff.failed(now, random());
                         }
                     }
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
                 if let Some(peer) = self.webrtc_dials.remove(&connection_id) {
-                    let attempts = self.state.update(|s| s.webrtc_failed(&peer, error.to_string()));
+                    let attempts = self
+                        .state
+                        .update(|s| s.webrtc_failed(&peer, error.to_string()));
                     let now = self.now();
-                    let backoff = self.direct_retries.entry(peer).or_insert_with(|| Backoff::new(Policy::DIRECT));
+                    let backoff = self
+                        .direct_retries
+                        .entry(peer)
+                        .or_insert_with(|| Backoff::new(Policy::DIRECT));
                     let at = backoff.failed(now, random());
                     tracing::warn!(
                         %peer,
@@ -474,20 +532,29 @@ impl Loop {
                     tracing::debug!(?peer_id, "dial failed: {error}");
                 }
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
                 tracing::warn!(%send_back_addr, "inbound connection failed: {error}");
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }
-            SwarmEvent::ListenerClosed { listener_id, reason, .. }
-                if self.relay.circuit_listener == Some(listener_id) =>
-            {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if self.relay.circuit_listener == Some(listener_id) => {
                 self.relay.circuit_listener = None;
                 tracing::warn!("relay reservation ended: {reason:?}");
                 if swarm.is_connected(&self.settings.relay_peer) {
                     let at = self.relay.backoff.failed(self.now(), random());
-                    tracing::info!("asking for a reservation again in {:?}", at.saturating_sub(self.now()));
+                    tracing::info!(
+                        "asking for a reservation again in {:?}",
+                        at.saturating_sub(self.now())
+                    );
                 }
             }
             SwarmEvent::Behaviour(ev) => self.on_behaviour(swarm, ev),
@@ -497,14 +564,21 @@ impl Loop {
 
     fn on_behaviour(&mut self, swarm: &mut Swarm<Behaviour>, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted { renewal: false, .. }) => {
+            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted {
+                renewal: false,
+                ..
+            }) => {
                 tracing::info!("relay reservation accepted");
                 self.relay.backoff.reset();
                 swarm.add_external_address(self.circuit_addr());
                 self.state.update(|s| s.relay_reserved());
                 self.register(swarm);
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::Discovered { registrations, cookie, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::Discovered {
+                registrations,
+                cookie,
+                ..
+            }) => {
                 self.cookie = Some(cookie);
                 let me = *swarm.local_peer_id();
                 for reg in registrations {
@@ -525,20 +599,30 @@ impl Loop {
                     }
                 }
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::DiscoverFailed { error, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::DiscoverFailed {
+                error, ..
+            }) => {
                 tracing::warn!("discovery failed: {error:?}");
                 self.cookie = None;
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::Registered { namespace, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::Registered {
+                namespace, ..
+            }) => {
                 tracing::info!(%namespace, "registered in the swarm");
                 // Whoever registered just before us is found now; whoever
                 // registers after us finds us. No one waits for a round.
                 self.discover(swarm);
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::RegisterFailed { error, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::RegisterFailed {
+                error, ..
+            }) => {
                 tracing::warn!("registration refused: {error:?}");
             }
-            BehaviourEvent::Ping(ping::Event { peer, connection, result: Ok(rtt) }) => {
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Ok(rtt),
+            }) => {
                 self.state.update(|s| s.rtt(&peer, connection, rtt));
             }
             _ => {}

@@ -68,7 +68,11 @@ impl Peer {
         } else {
             return None;
         };
-        let rtt = self.connections.values().filter(|(p, _)| *p == path).find_map(|(_, r)| *r);
+        let rtt = self
+            .connections
+            .values()
+            .filter(|(p, _)| *p == path)
+            .find_map(|(_, r)| *r);
         Some((path, rtt))
     }
 }
@@ -121,7 +125,11 @@ impl State {
         }
     }
     pub fn rtt(&mut self, peer: &PeerId, id: ConnectionId, rtt: Duration) {
-        if let Some(conn) = self.peers.get_mut(peer).and_then(|p| p.connections.get_mut(&id)) {
+        if let Some(conn) = self
+            .peers
+            .get_mut(peer)
+            .and_then(|p| p.connections.get_mut(&id))
+        {
             conn.1 = Some(rtt);
         }
     }
@@ -139,10 +147,16 @@ impl State {
     }
     /// Connected through the relay only.
     pub fn needs_direct(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).and_then(Peer::best).is_some_and(|(path, _)| path == Path::Relayed)
+        self.peers
+            .get(peer)
+            .and_then(Peer::best)
+            .is_some_and(|(path, _)| path == Path::Relayed)
     }
     pub fn peer_count(&self) -> usize {
-        self.peers.values().filter(|p| !p.connections.is_empty()).count()
+        self.peers
+            .values()
+            .filter(|p| !p.connections.is_empty())
+            .count()
     }
 
     /// Each connected peer's best path, by PeerId text.
@@ -157,7 +171,13 @@ impl State {
     pub fn relayed_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
         self.peers
             .get(peer)
-            .map(|p| p.connections.iter().filter(|(_, (path, _))| *path == Path::Relayed).map(|(id, _)| *id).collect())
+            .map(|p| {
+                p.connections
+                    .iter()
+                    .filter(|(_, (path, _))| *path == Path::Relayed)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -176,7 +196,11 @@ impl State {
                         Path::Relayed => "relayed",
                     },
                     rtt_ms: rtt.map(|d| d.as_secs_f64() * 1000.0),
-                    error: if path == Path::Relayed { p.webrtc_error.clone() } else { None },
+                    error: if path == Path::Relayed {
+                        p.webrtc_error.clone()
+                    } else {
+                        None
+                    },
                 })
             })
             .collect()
@@ -194,7 +218,11 @@ impl SharedState {
     pub fn new(relay_peer: &PeerId) -> Self {
         Self {
             inner: Rc::new(RefCell::new(State {
-                relay: RelayView { state: RelayState::Connecting, peer_id: Some(relay_peer.to_base58()), error: None },
+                relay: RelayView {
+                    state: RelayState::Connecting,
+                    peer_id: Some(relay_peer.to_base58()),
+                    error: None,
+                },
                 peers: BTreeMap::new(),
             })),
             listeners: Rc::default(),

@@ -67,7 +67,9 @@ fn websocket_url(addr: &Multiaddr) -> Option<String> {
     let host_port = match (protocols.next()?, protocols.next()?) {
         (Protocol::Ip4(ip), Protocol::Tcp(port)) => format!("{ip}:{port}"),
         (Protocol::Ip6(ip), Protocol::Tcp(port)) => format!("[{ip}]:{port}"),
-        (Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h), Protocol::Tcp(port)) => format!("{h}:{port}"),
+        (Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h), Protocol::Tcp(port)) => {
+            format!("{h}:{port}")
+        }
         _ => return None,
     };
     let (scheme, path) = match (protocols.next(), protocols.next()) {
@@ -93,7 +95,11 @@ impl libp2p::core::Transport for Transport {
         false
     }
 
-    fn dial(&mut self, addr: Multiaddr, opts: DialOpts) -> Result<Self::Dial, TransportError<Error>> {
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        opts: DialOpts,
+    ) -> Result<Self::Dial, TransportError<Error>> {
         if opts.role.is_listener() {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
@@ -112,7 +118,10 @@ impl libp2p::core::Transport for Transport {
         Ok(SendWrapper::new(fut.boxed_local()).boxed())
     }
 
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<TransportEvent<Self::ListenerUpgrade, Error>> {
+    fn poll(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<TransportEvent<Self::ListenerUpgrade, Error>> {
         Poll::Pending
     }
 }
@@ -122,7 +131,10 @@ enum SocketState {
     Opening,
     Open,
     /// Closed (or errored), with the close code.
-    Closed { code: u16, errored: bool },
+    Closed {
+        code: u16,
+        errored: bool,
+    },
 }
 
 struct Shared {
@@ -135,7 +147,10 @@ struct Shared {
 
 impl Shared {
     fn wake_all(&mut self) {
-        for w in [self.read_waker.take(), self.write_waker.take()].into_iter().flatten() {
+        for w in [self.read_waker.take(), self.write_waker.take()]
+            .into_iter()
+            .flatten()
+        {
             w.wake();
         }
     }
@@ -203,7 +218,10 @@ impl Connection {
                 let mut s = shared.borrow_mut();
                 if !matches!(s.state, SocketState::Closed { .. }) {
                     // The close event with its code follows; until then this stands.
-                    s.state = SocketState::Closed { code: 1006, errored: true };
+                    s.state = SocketState::Closed {
+                        code: 1006,
+                        errored: true,
+                    };
                 }
                 s.wake_all();
             })
@@ -212,8 +230,12 @@ impl Connection {
             let shared = shared.clone();
             Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
                 let mut s = shared.borrow_mut();
-                let errored = matches!(s.state, SocketState::Closed { errored: true, .. }) || !ev.was_clean();
-                s.state = SocketState::Closed { code: ev.code(), errored };
+                let errored =
+                    matches!(s.state, SocketState::Closed { errored: true, .. }) || !ev.was_clean();
+                s.state = SocketState::Closed {
+                    code: ev.code(),
+                    errored,
+                };
                 s.wake_all();
             })
         };
@@ -225,7 +247,12 @@ impl Connection {
             url: url.to_owned(),
             socket,
             shared,
-            callbacks: Some(Callbacks { _open: on_open, _message: on_message, _error: on_error, _close: on_close }),
+            callbacks: Some(Callbacks {
+                _open: on_open,
+                _message: on_message,
+                _error: on_error,
+                _close: on_close,
+            }),
             write_timer: None,
         })))
     }
@@ -234,7 +261,10 @@ impl Connection {
         let mut s = self.0.shared.borrow_mut();
         match s.state {
             SocketState::Open => Poll::Ready(Ok(())),
-            SocketState::Closed { code, .. } => Poll::Ready(Err(Error::Refused { url: self.0.url.clone(), code })),
+            SocketState::Closed { code, .. } => Poll::Ready(Err(Error::Refused {
+                url: self.0.url.clone(),
+                code,
+            })),
             SocketState::Opening => {
                 s.write_waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -244,12 +274,20 @@ impl Connection {
 }
 
 fn closed_error(code: u16, errored: bool) -> io::Error {
-    let kind = if errored { io::ErrorKind::ConnectionReset } else { io::ErrorKind::BrokenPipe };
+    let kind = if errored {
+        io::ErrorKind::ConnectionReset
+    } else {
+        io::ErrorKind::BrokenPipe
+    };
     io::Error::new(kind, format!("websocket closed (code {code})"))
 }
 
 impl futures::AsyncRead for Connection {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let mut s = self.0.shared.borrow_mut();
         if s.overflowed {
             return Poll::Ready(Err(io::Error::other("websocket read buffer overflowed")));
@@ -263,7 +301,10 @@ impl futures::AsyncRead for Connection {
         }
         match s.state {
             SocketState::Closed { errored: false, .. } => Poll::Ready(Ok(0)),
-            SocketState::Closed { code, errored: true } => Poll::Ready(Err(closed_error(code, true))),
+            SocketState::Closed {
+                code,
+                errored: true,
+            } => Poll::Ready(Err(closed_error(code, true))),
             SocketState::Opening | SocketState::Open => {
                 s.read_waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -273,12 +314,18 @@ impl futures::AsyncRead for Connection {
 }
 
 impl futures::AsyncWrite for Connection {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let inner = &mut *self.get_mut().0;
         {
             let mut s = inner.shared.borrow_mut();
             match s.state {
-                SocketState::Closed { code, errored } => return Poll::Ready(Err(closed_error(code, errored))),
+                SocketState::Closed { code, errored } => {
+                    return Poll::Ready(Err(closed_error(code, errored)))
+                }
                 SocketState::Opening => {
                     s.write_waker = Some(cx.waker().clone());
                     return Poll::Pending;
@@ -289,7 +336,9 @@ impl futures::AsyncWrite for Connection {
         let buffered = inner.socket.buffered_amount();
         if buffered >= MAX_BUFFERED {
             // No event tells when the browser has sent its buffer: look again soon.
-            let timer = inner.write_timer.get_or_insert_with(|| Delay::new(WRITE_POLL));
+            let timer = inner
+                .write_timer
+                .get_or_insert_with(|| Delay::new(WRITE_POLL));
             if timer.poll_unpin(cx).is_ready() {
                 inner.write_timer = None;
                 cx.waker().wake_by_ref();
@@ -324,7 +373,10 @@ impl Drop for Inner {
             self.socket.set_onerror(None);
             self.socket.set_onclose(None);
         }
-        if matches!(self.socket.ready_state(), WebSocket::CONNECTING | WebSocket::OPEN) {
+        if matches!(
+            self.socket.ready_state(),
+            WebSocket::CONNECTING | WebSocket::OPEN
+        ) {
             let _ = self.socket.close_with_code_and_reason(1000, "dropped");
         }
     }

@@ -15,9 +15,9 @@
 //! Nothing here does I/O or reads a clock: drivers feed bytes and a `now`, and
 //! act on what the state machines return. All of it is tested natively.
 
-pub mod info;
-pub mod varint;
-pub mod signaling;
-pub mod frame;
 pub mod backoff;
+pub mod frame;
+pub mod info;
 mod pb;
+pub mod signaling;
+pub mod varint;

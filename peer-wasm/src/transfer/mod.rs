@@ -65,14 +65,34 @@ pub enum TransferError {
 #[derive(Debug)]
 pub enum DlEvent {
     /// The remote holds the share; its chunks (empty until it has the manifest).
-    Joined { sid: u64, have: Bitfield },
+    Joined {
+        sid: u64,
+        have: Bitfield,
+    },
     /// The remote cannot provide the manifest (or the share).
-    Unknown { sid: u64 },
-    Manifest { sid: u64, bytes: Vec<u8> },
-    Have { sid: u64, index: u32 },
-    Chunk { sid: u64, index: u32, data: Vec<u8> },
-    Reject { sid: u64, index: u32 },
-    Left { sid: u64 },
+    Unknown {
+        sid: u64,
+    },
+    Manifest {
+        sid: u64,
+        bytes: Vec<u8>,
+    },
+    Have {
+        sid: u64,
+        index: u32,
+    },
+    Chunk {
+        sid: u64,
+        index: u32,
+        data: Vec<u8>,
+    },
+    Reject {
+        sid: u64,
+        index: u32,
+    },
+    Left {
+        sid: u64,
+    },
 }
 
 struct SessionHandle {
@@ -134,7 +154,10 @@ impl Share {
 
     /// Queues a control message for one session; false if it is gone.
     fn send_to(&self, sid: u64, msg: shoal_share::Message) -> bool {
-        self.sessions.borrow().get(&sid).is_some_and(|s| s.outbox.send(msg))
+        self.sessions
+            .borrow()
+            .get(&sid)
+            .is_some_and(|s| s.outbox.send(msg))
     }
 
     fn close_session(&self, sid: u64) {
@@ -245,7 +268,12 @@ pub fn protocol() -> StreamProtocol {
 }
 
 impl Transfers {
-    pub fn new(control: libp2p_stream::Control, state: SharedState, origin: String, swarm: String) -> Self {
+    pub fn new(
+        control: libp2p_stream::Control,
+        state: SharedState,
+        origin: String,
+        swarm: String,
+    ) -> Self {
         Self(Rc::new(Inner {
             control: RefCell::new(control),
             shares: RefCell::default(),
@@ -296,14 +324,23 @@ impl Transfers {
     pub async fn share(&self, blob: Blob, name: String) -> Result<String, TransferError> {
         let size = blob.size() as u64;
         let chunk_size = shoal_share::chunk_size_for(size);
-        let media_type: String = blob.type_().chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        let media_type: String = blob
+            .type_()
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(255)
+            .collect();
         let mut builder = ManifestBuilder::new(&name, &media_type, chunk_size)?;
         let store = Store::Blob(blob);
         let count = shoal_share::chunk_count(size, chunk_size);
         for index in 0..count {
             let range = shoal_share::chunk_range(size, chunk_size, index).unwrap_or(0..0);
-            let bytes = store.read(range.start, (range.end - range.start) as u32).await?;
-            builder.push_chunk(&bytes).map_err(|e| TransferError::Storage(e.to_string()))?;
+            let bytes = store
+                .read(range.start, (range.end - range.start) as u32)
+                .await?;
+            builder
+                .push_chunk(&bytes)
+                .map_err(|e| TransferError::Storage(e.to_string()))?;
         }
         let manifest = builder.finish()?;
         let id = manifest.share_id();
@@ -335,7 +372,9 @@ impl Transfers {
                 return Ok(file);
             }
             if share.download.borrow().is_some() {
-                return Err(TransferError::Stopped("this download is already running".into()));
+                return Err(TransferError::Stopped(
+                    "this download is already running".into(),
+                ));
             }
             let store = share.store.borrow().clone();
             let complete = share.have.borrow().is_full();
@@ -388,8 +427,14 @@ impl Transfers {
     pub fn peer_usable(&self, peer: PeerId) {
         self.0.usable.borrow_mut().insert(peer);
         self.paths_changed(&peer);
-        let downloading: Vec<Rc<Share>> =
-            self.0.shares.borrow().values().filter(|s| s.download.borrow().is_some()).cloned().collect();
+        let downloading: Vec<Rc<Share>> = self
+            .0
+            .shares
+            .borrow()
+            .values()
+            .filter(|s| s.download.borrow().is_some())
+            .cloned()
+            .collect();
         for share in downloading {
             self.open_session(&share, peer);
         }
@@ -444,7 +489,11 @@ impl Transfers {
             .shares
             .borrow()
             .values()
-            .filter(|s| s.file.borrow().is_some() || s.download.borrow().is_some() || s.view.borrow().state == "failed")
+            .filter(|s| {
+                s.file.borrow().is_some()
+                    || s.download.borrow().is_some()
+                    || s.view.borrow().state == "failed"
+            })
             .map(|s| {
                 let mut v = s.view.borrow().clone();
                 for src in &mut v.sources {
@@ -475,7 +524,10 @@ impl Transfers {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats { uploaded: self.0.uploaded.get(), downloaded: self.0.downloaded.get() }
+        Stats {
+            uploaded: self.0.uploaded.get(),
+            downloaded: self.0.downloaded.get(),
+        }
     }
 }
 

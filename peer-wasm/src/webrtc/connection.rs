@@ -33,7 +33,12 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(pc: PeerConnection) -> Self {
-        Self { pc: SendWrapper::new(pc), liveness: Liveness::new(Liveness::GRACE), epoch: Instant::now(), timer: None }
+        Self {
+            pc: SendWrapper::new(pc),
+            liveness: Liveness::new(Liveness::GRACE),
+            epoch: Instant::now(),
+            timer: None,
+        }
     }
 
     /// Ready with the state that ended the connection, once it has ended.
@@ -45,14 +50,18 @@ impl Connection {
         self.liveness.handle_timeout(now);
         if let Some(dead) = self.liveness.dead() {
             if dead == PcState::Disconnected {
-                tracing::warn!("direct connection {state:?} for {:?}; closing it", Liveness::GRACE);
+                tracing::warn!(
+                    "direct connection {state:?} for {:?}; closing it",
+                    Liveness::GRACE
+                );
             }
             return Poll::Ready(dead);
         }
         match self.liveness.poll_timeout() {
             Some(at) => {
-                let timer =
-                    self.timer.get_or_insert_with(|| SendWrapper::new(Delay::new(at.saturating_sub(now))));
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| SendWrapper::new(Delay::new(at.saturating_sub(now))));
                 if timer.poll_unpin(cx).is_ready() {
                     self.timer = None;
                     cx.waker().wake_by_ref();
@@ -68,7 +77,10 @@ impl StreamMuxer for Connection {
     type Substream = Substream;
     type Error = Error;
 
-    fn poll_inbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Self::Substream, Self::Error>> {
+    fn poll_inbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
         if let Poll::Ready(state) = this.poll_dead(cx) {
             return Poll::Ready(Err(Error::Closed(state)));
@@ -76,7 +88,10 @@ impl StreamMuxer for Connection {
         this.pc.poll_inbound(cx).map(|ch| Ok(Substream::new(ch)))
     }
 
-    fn poll_outbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Self::Substream, Self::Error>> {
+    fn poll_outbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
         if let Poll::Ready(state) = this.poll_dead(cx) {
             return Poll::Ready(Err(Error::Closed(state)));
@@ -90,7 +105,12 @@ impl StreamMuxer for Connection {
         Poll::Ready(Ok(()))
     }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
-        self.get_mut().poll_dead(cx).map(|state| Err(Error::Closed(state)))
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+        self.get_mut()
+            .poll_dead(cx)
+            .map(|state| Err(Error::Closed(state)))
     }
 }

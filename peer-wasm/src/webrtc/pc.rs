@@ -18,7 +18,8 @@ use wasm_bindgen::{prelude::Closure, JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, RtcConfiguration, RtcDataChannelEvent, RtcDataChannelInit, RtcIceCandidateInit,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit,
 };
 
 use super::{channel::Channel, Error};
@@ -88,13 +89,15 @@ impl PeerConnection {
 
         let on_candidate = {
             let shared = shared.clone();
-            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |ev: RtcPeerConnectionIceEvent| {
-                let json = ev
-                    .candidate()
-                    .and_then(|c| JSON::stringify(&c.to_json()).ok())
-                    .and_then(|s| s.as_string());
-                push_event(&shared, PcEvent::Candidate(json));
-            })
+            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
+                move |ev: RtcPeerConnectionIceEvent| {
+                    let json = ev
+                        .candidate()
+                        .and_then(|c| JSON::stringify(&c.to_json()).ok())
+                        .and_then(|s| s.as_string());
+                    push_event(&shared, PcEvent::Candidate(json));
+                },
+            )
         };
         let on_state = {
             let shared = shared.clone();
@@ -133,7 +136,11 @@ impl PeerConnection {
         Ok(Self {
             pc,
             shared,
-            callbacks: Some(Callbacks { _candidate: on_candidate, _state: on_state, _channel: on_channel }),
+            callbacks: Some(Callbacks {
+                _candidate: on_candidate,
+                _state: on_state,
+                _channel: on_channel,
+            }),
         })
     }
 
@@ -145,7 +152,10 @@ impl PeerConnection {
     pub fn open_channel(&self, label: &str) -> Channel {
         let init = RtcDataChannelInit::new();
         init.set_ordered(true);
-        Channel::new(self.pc.create_data_channel_with_data_channel_dict(label, &init))
+        Channel::new(
+            self.pc
+                .create_data_channel_with_data_channel_dict(label, &init),
+        )
     }
 
     pub fn poll_event(&self, cx: &mut Context<'_>) -> Poll<PcEvent> {
@@ -184,26 +194,34 @@ impl PeerConnection {
     }
 
     pub async fn create_offer(&self) -> Result<String, Error> {
-        let offer = JsFuture::from(self.pc.create_offer()).await.map_err(Error::js)?;
+        let offer = JsFuture::from(self.pc.create_offer())
+            .await
+            .map_err(Error::js)?;
         sdp_of(&offer)
     }
 
     pub async fn create_answer(&self) -> Result<String, Error> {
-        let answer = JsFuture::from(self.pc.create_answer()).await.map_err(Error::js)?;
+        let answer = JsFuture::from(self.pc.create_answer())
+            .await
+            .map_err(Error::js)?;
         sdp_of(&answer)
     }
 
     pub async fn set_local(&self, kind: RtcSdpType, sdp: &str) -> Result<(), Error> {
         let desc = RtcSessionDescriptionInit::new(kind);
         desc.set_sdp(sdp);
-        JsFuture::from(self.pc.set_local_description(&desc)).await.map_err(Error::js)?;
+        JsFuture::from(self.pc.set_local_description(&desc))
+            .await
+            .map_err(Error::js)?;
         Ok(())
     }
 
     pub async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), Error> {
         let desc = RtcSessionDescriptionInit::new(kind);
         desc.set_sdp(sdp);
-        JsFuture::from(self.pc.set_remote_description(&desc)).await.map_err(Error::js)?;
+        JsFuture::from(self.pc.set_remote_description(&desc))
+            .await
+            .map_err(Error::js)?;
         Ok(())
     }
 
@@ -214,9 +232,12 @@ impl PeerConnection {
             return Err(Error::Protocol("ICE candidate is not a JSON object".into()));
         }
         let init: RtcIceCandidateInit = value.unchecked_into();
-        JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)))
-            .await
-            .map_err(Error::js)?;
+        JsFuture::from(
+            self.pc
+                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+        )
+        .await
+        .map_err(Error::js)?;
         Ok(())
     }
 

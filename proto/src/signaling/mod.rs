@@ -15,7 +15,6 @@ mod codec;
 mod liveness;
 mod machine;
 
-
 pub use codec::{Message, MessageReader, MessageType, MAX_MESSAGE_LEN};
 pub use liveness::Liveness;
 pub use machine::{Output, PcState, Role, Signaling};
