@@ -9,7 +9,7 @@ use std::{
     cell::RefCell,
     io,
     pin::Pin,
-    rc::Rc,
+    rc::{Rc, Weak},
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -67,6 +67,27 @@ struct Callbacks {
     _message: Closure<dyn FnMut(MessageEvent)>,
     _close: Closure<dyn FnMut(Event)>,
     _low: Closure<dyn FnMut(Event)>,
+}
+
+/// Marks a channel closed from outside. When we close an
+/// `RTCPeerConnection`, the browser fires no `close` event on its channels
+/// (they just turn `closed`), so a stream waiting to read would wait forever;
+/// the peer connection closes them through these handles instead.
+pub struct CloseHandle(Weak<RefCell<Shared>>);
+
+impl CloseHandle {
+    pub fn close(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            let mut s = shared.borrow_mut();
+            s.closed = true;
+            s.wake_all();
+        }
+    }
+
+    /// The channel was dropped: nothing left to close.
+    pub fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 /// A data channel carrying one libp2p stream.
@@ -171,6 +192,10 @@ impl Channel {
         }
         s.read_waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle(Rc::downgrade(&self.shared))
     }
 
     /// Closes the underlying channel without the stream handshake (for `init`).

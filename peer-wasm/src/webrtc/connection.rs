@@ -1,7 +1,8 @@
 //! A connected `RTCPeerConnection` as a libp2p [`StreamMuxer`]: every data
 //! channel is one stream.
 //!
-//! The connection ends when the browser reports `failed` or `closed`, or when
+//! The connection ends when the browser reports `failed` or `closed`, when
+//! its SCTP association closes (the remote closed its side), or when
 //! it stays out of `connected` for longer than [`Liveness::GRACE`]
 //! (Chromium may report `disconnected` and never `failed`; see
 //! `shoal_proto::signaling::Liveness`). Ending it closes every stream on it,
@@ -32,7 +33,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(pc: PeerConnection) -> Self {
+    pub fn new(mut pc: PeerConnection) -> Self {
+        pc.watch_sctp();
         Self {
             pc: SendWrapper::new(pc),
             liveness: Liveness::new(Liveness::GRACE),
@@ -44,16 +46,25 @@ impl Connection {
     /// Ready with the state that ended the connection, once it has ended.
     fn poll_dead(&mut self, cx: &mut Context<'_>) -> Poll<PcState> {
         let now = self.epoch.elapsed();
-        let state = self.pc.state();
+        // A closed SCTP association means the remote closed its side: no
+        // need to wait for ICE to notice.
+        let state = if self.pc.sctp_closed() {
+            PcState::Closed
+        } else {
+            self.pc.state()
+        };
         self.pc.register_state_waker(cx);
         self.liveness.handle_state(state, now);
         self.liveness.handle_timeout(now);
         if let Some(dead) = self.liveness.dead() {
-            if dead == PcState::Disconnected {
-                tracing::warn!(
-                    "direct connection {state:?} for {:?}; closing it",
-                    Liveness::GRACE
-                );
+            match dead {
+                PcState::Disconnected => {
+                    tracing::warn!(
+                        "direct connection {state:?} for {:?}; closing it",
+                        Liveness::GRACE
+                    );
+                }
+                _ => tracing::info!("direct connection {dead:?}"),
             }
             return Poll::Ready(dead);
         }
