@@ -445,6 +445,16 @@ impl Loop {
                     }
                     self.direct_retries.remove(&peer_id);
                 }
+                if path == Path::Relayed
+                    && self.should_initiate(swarm, &peer_id)
+                    && !self.state.read(|s| s.needs_direct(&peer_id))
+                {
+                    // A late relayed connection (both sides redialed through
+                    // the relay when a direct path died) to a peer that is
+                    // direct again: the WebRTC dialer's side drops it, as above.
+                    swarm.close_connection(connection_id);
+                    return;
+                }
                 // Transfers start at once on whatever path exists and move
                 // when it changes.
                 self.transfers.peer_usable(peer_id);
