@@ -23,6 +23,10 @@ const $ = (id) => document.getElementById(id);
 
 const RELAY_STATES = {
   connecting: { cls: 'pending', text: 'Connecting to the relay…' },
+  reconnecting: {
+    cls: 'pending',
+    text: 'Lost the relay; reconnecting. Direct connections keep working meanwhile.',
+  },
   connected: { cls: 'pending', text: 'Connected; asking the relay for a reservation…' },
   reserved: { cls: 'ok', text: 'Reachable through the relay; looking for peers in this swarm.' },
   failed: { cls: 'bad', text: 'The connection to the relay failed.' },

@@ -10,7 +10,7 @@
 //!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
 //!   `shoal_share`).
 //! - `log`: `tracing` to the browser console.
-//! - `ws`: the WebSocket transport's flush fix (see there).
+//! - `ws`: the WebSocket transport to the relay (why our own: see there).
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
 //! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
 //!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.
@@ -35,6 +35,8 @@ fn init_logging() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         console_error_panic_hook::set_once();
-        let _ = tracing::subscriber::set_global_default(log::ConsoleSubscriber::new(tracing::Level::INFO));
+        let _ = tracing::subscriber::set_global_default(log::ConsoleSubscriber::new(
+            tracing::Level::INFO,
+        ));
     });
 }

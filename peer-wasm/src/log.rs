@@ -59,8 +59,16 @@ impl Subscriber for ConsoleSubscriber {
         let mut fields = Fields(String::new());
         event.record(&mut fields);
         // Milliseconds since navigation start: start-up is easy to follow.
-        let t = web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0);
-        let line = format!("[{t:.0} ms] {} {}: {}", meta.level(), meta.target(), fields.0);
+        let t = web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| p.now())
+            .unwrap_or(0.0);
+        let line = format!(
+            "[{t:.0} ms] {} {}: {}",
+            meta.level(),
+            meta.target(),
+            fields.0
+        );
         let line = wasm_bindgen::JsValue::from_str(&line);
         match *meta.level() {
             Level::ERROR => web_sys::console::error_1(&line),

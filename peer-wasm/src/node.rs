@@ -6,49 +6,59 @@
 //! `<relay>/p2p-circuit` (a reservation) and `<relay>/p2p-circuit/webrtc` →
 //! register under the swarm's rendezvous namespace and discover the others →
 //! dial each over the relay circuit → once a relayed connection is up, the
-//! peer with the smaller PeerId dials `/webrtc` through it. A failed WebRTC
-//! dial is retried a few times; the relayed connection stays either way.
+//! peer with the smaller PeerId dials `/webrtc` through it. Transfers use
+//! whichever connection exists; the relayed one is closed once a direct one
+//! is up.
+//!
+//! Retries follow `shoal_proto::backoff`: a lost relay is redialed (0.5 s
+//! doubling to 30 s, with jitter) until it is back, then the node reserves,
+//! registers and discovers again; direct connections do not need the relay
+//! and stay up meanwhile. A failed WebRTC dial is retried (2 s doubling to
+//! 60 s) for as long as the peer is only relayed; a direct connection that
+//! dies falls back to a relayed one, and WebRTC is tried again.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use futures::{channel::mpsc, FutureExt as _, StreamExt as _};
 use futures_timer::Delay;
 use libp2p::{
-    core::{muxing::StreamMuxerBox, transport::Boxed, upgrade::Version, ConnectedPoint, Transport as _},
+    core::{
+        muxing::StreamMuxerBox,
+        transport::{Boxed, ListenerId},
+        upgrade::Version,
+        ConnectedPoint, Transport as _,
+    },
     identify, identity,
     multiaddr::Protocol,
     noise, ping, relay, rendezvous,
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
-        NetworkBehaviour, SwarmEvent,
+        ConnectionId, NetworkBehaviour, SwarmEvent,
     },
     yamux, Multiaddr, PeerId, Swarm,
 };
+use shoal_proto::backoff::{Backoff, Policy};
 use web_time::Instant;
 
 use crate::{
     state::{Path, SharedState},
-    ws::EagerFlush,
     transfer::Transfers,
-    webrtc,
+    webrtc, ws,
 };
 
 /// Interval between discovery rounds at the relay (new peers also announce
 /// themselves by dialing, so this is only a safety net).
 const DISCOVER_EVERY: Duration = Duration::from_secs(5);
-/// Pause before reconnecting to a lost relay.
-const RELAY_RETRY: Duration = Duration::from_secs(3);
-/// WebRTC attempts per peer, and the pause before each retry.
-const WEBRTC_ATTEMPTS: u32 = 3;
-const WEBRTC_RETRY: Duration = Duration::from_secs(2);
-/// A peer still only relayed after this long gets transfers over the relay
-/// (the NAT fallback); a direct connection that comes later takes over.
-const FALLBACK_AFTER: Duration = Duration::from_secs(15);
+/// Pause before registering again after the relay refused a registration.
+const REGISTER_RETRY: Duration = Duration::from_secs(5);
+/// Bound on a dial to the relay or through it, handshakes included: no dial
+/// may stay pending forever (the Swarm refuses new dials to a peer it is
+/// still dialing).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Rendezvous registrations live this long (the relay's minimum); renewed at half.
 const REGISTRATION_TTL: u64 = 2 * 60 * 60;
+/// How often the loop looks at its timers.
+const TICK: Duration = Duration::from_millis(250);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -81,13 +91,15 @@ pub fn build(
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
     let stream = libp2p_stream::Behaviour::new();
     let app_control = stream.new_control();
-    let webrtc = webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
+    let webrtc =
+        webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
     let noise = noise::Config::new(&keypair).map_err(|e| e.to_string())?;
     let upgraded = relay_transport
-        .or_transport(libp2p::websocket_websys::Transport::default().map(|conn, _| EagerFlush(conn)))
+        .or_transport(ws::Transport)
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
         .multiplex(yamux::Config::default())
+        .timeout(DIAL_TIMEOUT)
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
     let transport: Boxed<(PeerId, StreamMuxerBox)> = webrtc
         .or_transport(upgraded)
@@ -108,7 +120,10 @@ pub fn build(
     let config = libp2p::swarm::Config::with_wasm_executor()
         // Relayed and direct connections stay up while the page is open.
         .with_idle_connection_timeout(Duration::from_secs(24 * 60 * 60));
-    Ok((Swarm::new(transport, behaviour, local_peer, config), app_control))
+    Ok((
+        Swarm::new(transport, behaviour, local_peer, config),
+        app_control,
+    ))
 }
 
 /// The event loop. Ends on [`Command::Stop`].
@@ -123,20 +138,34 @@ pub async fn run(
         settings,
         state,
         transfers,
+        epoch: Instant::now(),
+        relay: RelayLink {
+            dial: None,
+            backoff: Backoff::new(Policy::RELAY),
+            circuit_listener: None,
+        },
         webrtc_dials: HashMap::new(),
-        retries: BTreeMap::new(),
-        relayed_since: HashMap::new(),
-        listening: false,
+        direct_retries: HashMap::new(),
         next_discover: None,
         next_register: None,
         cookie: None,
     };
+    // `/webrtc` signaling arrives over any relayed connection; this listener
+    // does not depend on the relay connection and lives as long as the node.
+    let webrtc_addr = lp.circuit_addr().with(Protocol::WebRTC);
+    if let Err(e) = swarm.listen_on(webrtc_addr.clone()) {
+        tracing::warn!(%webrtc_addr, "cannot listen: {e}");
+    }
     lp.dial_relay(&mut swarm);
+    let mut tick = Delay::new(TICK).fuse();
     loop {
-        let mut tick = Delay::new(Duration::from_millis(500)).fuse();
         futures::select! {
             ev = swarm.select_next_some() => lp.on_event(&mut swarm, ev),
-            _ = tick => lp.on_tick(&mut swarm),
+            _ = tick => {
+                // A timer that outlives events: busy swarms still get their ticks.
+                tick = Delay::new(TICK).fuse();
+                lp.on_tick(&mut swarm);
+            }
             cmd = commands.next() => match cmd {
                 Some(Command::Stop) | None => {
                     swarm.behaviour_mut().rendezvous.unregister(lp.settings.namespace.clone(), lp.settings.relay_peer);
@@ -157,18 +186,30 @@ pub async fn run(
     }
 }
 
+/// The connection to the relay, as far as the loop drives it.
+struct RelayLink {
+    /// Our own dial to the relay while it is pending. Other behaviours may
+    /// dial the relay too (rendezvous requests, circuit dials); only ours
+    /// moves the backoff, but a connection from any of them counts.
+    dial: Option<ConnectionId>,
+    /// When to dial again after a loss or a failed dial.
+    backoff: Backoff,
+    /// The `<relay>/p2p-circuit` listener (our reservation); one per relay
+    /// connection.
+    circuit_listener: Option<ListenerId>,
+}
+
 struct Loop {
     settings: Settings,
     state: SharedState,
     transfers: Transfers,
-    /// Peers connected only through the relay, and since when (until they
-    /// are handed to transfers as the fallback path).
-    relayed_since: HashMap<PeerId, Instant>,
+    /// `now` for the sans-IO schedules is the time since this instant.
+    epoch: Instant,
+    relay: RelayLink,
     /// Pending `/webrtc` dials, by the connection id the Swarm gave them.
-    webrtc_dials: HashMap<libp2p::swarm::ConnectionId, PeerId>,
-    /// Peers whose WebRTC dial failed: when to try again.
-    retries: BTreeMap<PeerId, Instant>,
-    listening: bool,
+    webrtc_dials: HashMap<ConnectionId, PeerId>,
+    /// Relayed-only peers we dial `/webrtc` to: when to try again.
+    direct_retries: HashMap<PeerId, Backoff>,
     next_discover: Option<Instant>,
     next_register: Option<Instant>,
     cookie: Option<rendezvous::Cookie>,
@@ -178,16 +219,46 @@ fn is_direct(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::WebRTC))
 }
 
+/// Uniform in `[0, 1)`, for jitter.
+fn random() -> f64 {
+    js_sys::Math::random()
+}
+
 impl Loop {
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
     fn dial_relay(&mut self, swarm: &mut Swarm<Behaviour>) {
+        // `Disconnected`, not `…AndNotDialing`: a dial that another behaviour
+        // started must not stop ours (its outcome is not reported to us).
         let opts = DialOpts::peer_id(self.settings.relay_peer)
             .addresses(vec![self.settings.relay_addr.clone()])
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::Disconnected)
             .build();
-        if let Err(e) = swarm.dial(opts) {
-            tracing::warn!("cannot dial the relay: {e}");
+        let id = opts.connection_id();
+        match swarm.dial(opts) {
+            Ok(()) => self.relay.dial = Some(id),
+            Err(e) if swarm.is_connected(&self.settings.relay_peer) => {
+                tracing::debug!("not dialing the relay: {e}");
+            }
+            Err(e) => {
+                tracing::warn!("cannot dial the relay: {e}");
+                self.relay_dial_failed(e.to_string());
+            }
         }
-        self.state.update(|s| s.relay_connecting());
+    }
+
+    fn relay_dial_failed(&mut self, error: String) {
+        self.relay.dial = None;
+        self.state.update(|s| s.relay_dial_failed(error));
+        let at = self.relay.backoff.failed(self.now(), random());
+        let failures = self.relay.backoff.failures();
+        tracing::info!(
+            failures,
+            "next relay dial in {:?}",
+            at.saturating_sub(self.now())
+        );
     }
 
     fn circuit_addr(&self) -> Multiaddr {
@@ -199,16 +270,29 @@ impl Loop {
             return;
         }
         let attempt = self.state.update(|s| s.begin_webrtc_attempt(&peer));
-        let addr = self.circuit_addr().with(Protocol::WebRTC).with(Protocol::P2p(peer));
+        let addr = self
+            .circuit_addr()
+            .with(Protocol::WebRTC)
+            .with(Protocol::P2p(peer));
         // `Always`: the relayed connection to this peer is already up.
-        let opts = DialOpts::peer_id(peer).addresses(vec![addr]).condition(PeerCondition::Always).build();
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr])
+            .condition(PeerCondition::Always)
+            .build();
         let id = opts.connection_id();
         tracing::info!(%peer, attempt, "dialing /webrtc through the relayed connection");
         match swarm.dial(opts) {
             Ok(()) => {
                 self.webrtc_dials.insert(id, peer);
             }
-            Err(e) => tracing::warn!(%peer, "cannot start a /webrtc dial: {e}"),
+            Err(e) => {
+                tracing::warn!(%peer, "cannot start a /webrtc dial: {e}");
+                let now = self.now();
+                self.direct_retries
+                    .entry(peer)
+                    .or_insert_with(|| Backoff::new(Policy::DIRECT))
+                    .failed(now, random());
+            }
         }
     }
 
@@ -218,30 +302,34 @@ impl Loop {
     }
 
     fn on_tick(&mut self, swarm: &mut Swarm<Behaviour>) {
-        let now = Instant::now();
-        if self.next_discover.is_some_and(|t| now >= t) {
+        let now = self.now();
+        let instant = Instant::now();
+        if self.next_discover.is_some_and(|t| instant >= t) {
             self.discover(swarm);
         }
-        if self.next_register.is_some_and(|t| now >= t) {
+        if self.next_register.is_some_and(|t| instant >= t) {
             self.register(swarm);
         }
-        let fallback: Vec<PeerId> =
-            self.relayed_since.iter().filter(|(_, t)| now >= **t + FALLBACK_AFTER).map(|(p, _)| *p).collect();
-        for peer in fallback {
-            self.relayed_since.remove(&peer);
-            if self.state.read(|s| s.needs_direct(&peer)) {
-                tracing::info!(%peer, "no direct path; transfers go through the relay (end-to-end encrypted)");
-                self.transfers.peer_usable(peer);
+        if self.relay.backoff.handle_timeout(now) {
+            if !swarm.is_connected(&self.settings.relay_peer) {
+                self.dial_relay(swarm);
+            } else if self.relay.circuit_listener.is_none() {
+                // Connected, but the reservation was refused or ended: ask again.
+                self.listen_circuit(swarm);
             }
         }
-        let due: Vec<PeerId> = self.retries.iter().filter(|(_, t)| now >= **t).map(|(p, _)| *p).collect();
-        for peer in due {
-            self.retries.remove(&peer);
-            if peer == self.settings.relay_peer {
-                self.dial_relay(swarm);
-            } else if self.state.read(|s| s.needs_direct(&peer)) {
-                self.dial_webrtc(swarm, peer);
+        let mut due = Vec::new();
+        self.direct_retries.retain(|peer, backoff| {
+            if !self.state.read(|s| s.needs_direct(peer)) {
+                return false; // direct now, or gone
             }
+            if backoff.handle_timeout(now) {
+                due.push(*peer);
+            }
+            true
+        });
+        for peer in due {
+            self.dial_webrtc(swarm, peer);
         }
     }
 
@@ -257,31 +345,77 @@ impl Loop {
 
     fn register(&mut self, swarm: &mut Swarm<Behaviour>) {
         let ns = self.settings.namespace.clone();
-        match swarm.behaviour_mut().rendezvous.register(ns, self.settings.relay_peer, Some(REGISTRATION_TTL)) {
-            Ok(()) => self.next_register = Some(Instant::now() + Duration::from_secs(REGISTRATION_TTL / 2)),
+        match swarm.behaviour_mut().rendezvous.register(
+            ns,
+            self.settings.relay_peer,
+            Some(REGISTRATION_TTL),
+        ) {
+            Ok(()) => {
+                self.next_register =
+                    Some(Instant::now() + Duration::from_secs(REGISTRATION_TTL / 2))
+            }
             Err(e) => {
                 tracing::warn!("rendezvous registration failed: {e}");
-                self.next_register = Some(Instant::now() + RELAY_RETRY);
+                self.next_register = Some(Instant::now() + REGISTER_RETRY);
             }
         }
     }
 
+    fn on_relay_connected(&mut self, swarm: &mut Swarm<Behaviour>, connection_id: ConnectionId) {
+        tracing::info!("connected to the relay");
+        if self.relay.dial == Some(connection_id) {
+            self.relay.dial = None;
+        }
+        self.state.update(|s| s.relay_connected());
+        // Discovery needs only this connection: find the others while our
+        // own reservation is still being made.
+        self.discover(swarm);
+        // A reservation lives on one relay connection: a new connection
+        // needs a new listener (the old one closed with its connection).
+        self.listen_circuit(swarm);
+    }
+
+    fn listen_circuit(&mut self, swarm: &mut Swarm<Behaviour>) {
+        if let Some(old) = self.relay.circuit_listener.take() {
+            swarm.remove_listener(old);
+        }
+        let addr = self.circuit_addr();
+        match swarm.listen_on(addr.clone()) {
+            Ok(id) => self.relay.circuit_listener = Some(id),
+            Err(e) => tracing::warn!(%addr, "cannot listen: {e}"),
+        }
+    }
+
+    fn on_relay_lost(&mut self, swarm: &mut Swarm<Behaviour>, cause: Option<String>) {
+        tracing::warn!("lost the relay ({cause:?}); reconnecting");
+        if let Some(old) = self.relay.circuit_listener.take() {
+            swarm.remove_listener(old);
+        }
+        self.next_discover = None;
+        self.next_register = None;
+        // The relay may have restarted: a cookie from before means nothing to it.
+        self.cookie = None;
+        self.state.update(|s| s.relay_lost(cause));
+        let at = self.relay.backoff.failed(self.now(), random());
+        tracing::info!("next relay dial in {:?}", at.saturating_sub(self.now()));
+    }
+
     fn on_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if peer_id == self.settings.relay_peer {
-                    tracing::info!("connected to the relay");
-                    self.state.update(|s| s.relay_connected());
-                    // Discovery needs only this connection: find the others
-                    // while our own reservation is still being made.
-                    self.discover(swarm);
-                    if !self.listening {
-                        self.listening = true;
-                        for addr in [self.circuit_addr(), self.circuit_addr().with(Protocol::WebRTC)] {
-                            if let Err(e) = swarm.listen_on(addr.clone()) {
-                                tracing::warn!(%addr, "cannot listen: {e}");
-                            }
-                        }
+                    if self.relay.dial == Some(connection_id) {
+                        self.relay.dial = None;
+                    }
+                    // A second connection (two dials raced) changes nothing.
+                    if num_established.get() == 1 {
+                        self.on_relay_connected(swarm, connection_id);
                     }
                     return;
                 }
@@ -289,10 +423,15 @@ impl Loop {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
                 };
-                let path = if is_direct(&addr) { Path::Direct } else { Path::Relayed };
+                let path = if is_direct(&addr) {
+                    Path::Direct
+                } else {
+                    Path::Relayed
+                };
                 self.webrtc_dials.remove(&connection_id);
                 tracing::info!(peer = %peer_id, ?path, "connection established");
-                self.state.update(|s| s.connection_opened(peer_id, connection_id, path));
+                self.state
+                    .update(|s| s.connection_opened(peer_id, connection_id, path));
                 if path == Path::Direct {
                     // File bytes never cross the relay when a direct path
                     // exists: drop the relayed connections to this peer. Only
@@ -304,81 +443,152 @@ impl Loop {
                             swarm.close_connection(id);
                         }
                     }
-                    self.relayed_since.remove(&peer_id);
-                    self.transfers.peer_usable(peer_id);
-                } else if !self.state.read(|s| s.has_direct(&peer_id)) {
-                    self.relayed_since.entry(peer_id).or_insert_with(Instant::now);
+                    self.direct_retries.remove(&peer_id);
                 }
-                if path == Path::Relayed && self.should_initiate(swarm, &peer_id) && self.state.read(|s| s.needs_direct(&peer_id)) {
+                if path == Path::Relayed
+                    && self.should_initiate(swarm, &peer_id)
+                    && !self.state.read(|s| s.needs_direct(&peer_id))
+                {
+                    // A late relayed connection (both sides redialed through
+                    // the relay when a direct path died) to a peer that is
+                    // direct again: the WebRTC dialer's side drops it, as above.
+                    swarm.close_connection(connection_id);
+                    return;
+                }
+                // Transfers start at once on whatever path exists and move
+                // when it changes.
+                self.transfers.peer_usable(peer_id);
+                if path == Path::Relayed
+                    && self.should_initiate(swarm, &peer_id)
+                    && self.state.read(|s| s.needs_direct(&peer_id))
+                {
                     self.dial_webrtc(swarm, peer_id);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
                 if peer_id == self.settings.relay_peer {
                     if num_established == 0 {
-                        tracing::warn!("lost the relay ({cause:?}); reconnecting");
-                        self.listening = false;
-                        self.next_discover = None;
-                        self.next_register = None;
-                        self.state.update(|s| s.relay_lost(cause.map(|c| c.to_string())));
-                        self.retry_relay_later();
+                        self.on_relay_lost(swarm, cause.map(|c| c.to_string()));
                     }
                     return;
                 }
                 tracing::info!(peer = %peer_id, "connection closed ({cause:?})");
-                self.state.update(|s| s.connection_closed(&peer_id, connection_id));
+                self.state
+                    .update(|s| s.connection_closed(&peer_id, connection_id));
                 if num_established == 0 {
                     self.transfers.peer_gone(&peer_id);
-                    self.relayed_since.remove(&peer_id);
-                    // It may only have lost its direct path: try the relay
-                    // once (fails at once if the peer has left).
-                    let addr = self.circuit_addr().with(Protocol::P2p(peer_id));
-                    let _ = swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
-                }
-                if self.should_initiate(swarm, &peer_id) && self.state.read(|s| s.needs_direct(&peer_id)) {
-                    self.retries.insert(peer_id, Instant::now() + WEBRTC_RETRY);
+                    self.direct_retries.remove(&peer_id);
+                    // If it is still around, the next discovery lists it again.
+                    self.cookie = None;
+                    if swarm.is_connected(&self.settings.relay_peer) {
+                        // It may only have lost its direct path: try the relay
+                        // (fails at once if the peer has left).
+                        let addr = self.circuit_addr().with(Protocol::P2p(peer_id));
+                        let _ =
+                            swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
+                    }
+                } else {
+                    // Another connection carries on: sessions that ended with
+                    // this one reopen there.
+                    self.transfers.peer_usable(peer_id);
+                    if self.should_initiate(swarm, &peer_id)
+                        && self.state.read(|s| s.needs_direct(&peer_id))
+                    {
+                        // The direct path died and the relayed one carries on: try again soon.
+                        let now = self.now();
+                        let backoff = self
+                            .direct_retries
+                            .entry(peer_id)
+                            .or_insert_with(|| Backoff::new(Policy::DIRECT));
+                        if backoff.poll_timeout().is_none() {
+                            backoff.failed(now, random());
+                        }
+                    }
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
                 if let Some(peer) = self.webrtc_dials.remove(&connection_id) {
-                    let attempts = self.state.update(|s| s.webrtc_failed(&peer, error.to_string()));
-                    tracing::warn!(%peer, attempts, "direct WebRTC connection failed: {error}; staying relayed");
-                    if attempts < WEBRTC_ATTEMPTS {
-                        self.retries.insert(peer, Instant::now() + WEBRTC_RETRY * attempts);
-                    }
-                } else if peer_id == Some(self.settings.relay_peer) {
+                    let attempts = self
+                        .state
+                        .update(|s| s.webrtc_failed(&peer, error.to_string()));
+                    let now = self.now();
+                    let backoff = self
+                        .direct_retries
+                        .entry(peer)
+                        .or_insert_with(|| Backoff::new(Policy::DIRECT));
+                    let at = backoff.failed(now, random());
+                    tracing::warn!(
+                        %peer,
+                        attempts,
+                        "direct WebRTC connection failed: {error}; staying relayed, next try in {:?}",
+                        at.saturating_sub(now)
+                    );
+                } else if self.relay.dial == Some(connection_id) {
                     tracing::warn!("cannot reach the relay: {error}");
-                    self.state.update(|s| s.relay_failed(error.to_string()));
-                    self.retry_relay_later();
+                    self.relay_dial_failed(error.to_string());
+                } else if peer_id == Some(self.settings.relay_peer) {
+                    tracing::debug!("a dial to the relay failed: {error}");
                 } else {
                     tracing::debug!(?peer_id, "dial failed: {error}");
                 }
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
                 tracing::warn!(%send_back_addr, "inbound connection failed: {error}");
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if self.relay.circuit_listener == Some(listener_id) => {
+                self.relay.circuit_listener = None;
+                tracing::warn!("relay reservation ended: {reason:?}");
+                if swarm.is_connected(&self.settings.relay_peer) {
+                    let at = self.relay.backoff.failed(self.now(), random());
+                    tracing::info!(
+                        "asking for a reservation again in {:?}",
+                        at.saturating_sub(self.now())
+                    );
+                }
             }
             SwarmEvent::Behaviour(ev) => self.on_behaviour(swarm, ev),
             _ => {}
         }
     }
 
-    fn retry_relay_later(&mut self) {
-        // Reuse the retry clock: a due entry for the relay redials it.
-        self.retries.insert(self.settings.relay_peer, Instant::now() + RELAY_RETRY);
-    }
-
     fn on_behaviour(&mut self, swarm: &mut Swarm<Behaviour>, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted { renewal: false, .. }) => {
+            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted {
+                renewal: false,
+                ..
+            }) => {
                 tracing::info!("relay reservation accepted");
+                self.relay.backoff.reset();
                 swarm.add_external_address(self.circuit_addr());
                 self.state.update(|s| s.relay_reserved());
                 self.register(swarm);
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::Discovered { registrations, cookie, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::Discovered {
+                registrations,
+                cookie,
+                ..
+            }) => {
                 self.cookie = Some(cookie);
                 let me = *swarm.local_peer_id();
                 for reg in registrations {
@@ -399,20 +609,30 @@ impl Loop {
                     }
                 }
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::DiscoverFailed { error, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::DiscoverFailed {
+                error, ..
+            }) => {
                 tracing::warn!("discovery failed: {error:?}");
                 self.cookie = None;
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::Registered { namespace, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::Registered {
+                namespace, ..
+            }) => {
                 tracing::info!(%namespace, "registered in the swarm");
                 // Whoever registered just before us is found now; whoever
                 // registers after us finds us. No one waits for a round.
                 self.discover(swarm);
             }
-            BehaviourEvent::Rendezvous(rendezvous::client::Event::RegisterFailed { error, .. }) => {
+            BehaviourEvent::Rendezvous(rendezvous::client::Event::RegisterFailed {
+                error, ..
+            }) => {
                 tracing::warn!("registration refused: {error:?}");
             }
-            BehaviourEvent::Ping(ping::Event { peer, connection, result: Ok(rtt) }) => {
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Ok(rtt),
+            }) => {
                 self.state.update(|s| s.rtt(&peer, connection, rtt));
             }
             _ => {}

@@ -21,7 +21,11 @@ pub enum Path {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RelayState {
+    /// First connection, not up yet.
     Connecting,
+    /// The connection was lost (or a reconnect attempt failed): retrying with
+    /// backoff. Direct connections to peers keep working meanwhile.
+    Reconnecting,
     Connected,
     Reserved,
     Failed,
@@ -64,7 +68,11 @@ impl Peer {
         } else {
             return None;
         };
-        let rtt = self.connections.values().filter(|(p, _)| *p == path).find_map(|(_, r)| *r);
+        let rtt = self
+            .connections
+            .values()
+            .filter(|(p, _)| *p == path)
+            .find_map(|(_, r)| *r);
         Some((path, rtt))
     }
 }
@@ -75,11 +83,6 @@ pub struct State {
 }
 
 impl State {
-    pub fn relay_connecting(&mut self) {
-        if self.relay.state != RelayState::Failed {
-            self.relay.state = RelayState::Connecting;
-        }
-    }
     pub fn relay_connected(&mut self) {
         self.relay.state = RelayState::Connected;
         self.relay.error = None;
@@ -87,12 +90,18 @@ impl State {
     pub fn relay_reserved(&mut self) {
         self.relay.state = RelayState::Reserved;
     }
-    pub fn relay_failed(&mut self, error: String) {
-        self.relay.state = RelayState::Failed;
+    /// A dial to the relay failed: `failed` before the first connection,
+    /// `reconnecting` (with the error) after one was lost.
+    pub fn relay_dial_failed(&mut self, error: String) {
+        if self.relay.state == RelayState::Connecting || self.relay.state == RelayState::Failed {
+            self.relay.state = RelayState::Failed;
+        } else {
+            self.relay.state = RelayState::Reconnecting;
+        }
         self.relay.error = Some(error);
     }
     pub fn relay_lost(&mut self, error: Option<String>) {
-        self.relay.state = RelayState::Connecting;
+        self.relay.state = RelayState::Reconnecting;
         self.relay.error = error;
     }
     pub fn set_stopped(&mut self) {
@@ -116,7 +125,11 @@ impl State {
         }
     }
     pub fn rtt(&mut self, peer: &PeerId, id: ConnectionId, rtt: Duration) {
-        if let Some(conn) = self.peers.get_mut(peer).and_then(|p| p.connections.get_mut(&id)) {
+        if let Some(conn) = self
+            .peers
+            .get_mut(peer)
+            .and_then(|p| p.connections.get_mut(&id))
+        {
             conn.1 = Some(rtt);
         }
     }
@@ -134,10 +147,16 @@ impl State {
     }
     /// Connected through the relay only.
     pub fn needs_direct(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).and_then(Peer::best).is_some_and(|(path, _)| path == Path::Relayed)
+        self.peers
+            .get(peer)
+            .and_then(Peer::best)
+            .is_some_and(|(path, _)| path == Path::Relayed)
     }
     pub fn peer_count(&self) -> usize {
-        self.peers.values().filter(|p| !p.connections.is_empty()).count()
+        self.peers
+            .values()
+            .filter(|p| !p.connections.is_empty())
+            .count()
     }
 
     /// Each connected peer's best path, by PeerId text.
@@ -152,12 +171,14 @@ impl State {
     pub fn relayed_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
         self.peers
             .get(peer)
-            .map(|p| p.connections.iter().filter(|(_, (path, _))| *path == Path::Relayed).map(|(id, _)| *id).collect())
+            .map(|p| {
+                p.connections
+                    .iter()
+                    .filter(|(_, (path, _))| *path == Path::Relayed)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
             .unwrap_or_default()
-    }
-
-    pub fn has_direct(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.connections.values().any(|(path, _)| *path == Path::Direct))
     }
 
     pub fn relay(&self) -> RelayView {
@@ -175,7 +196,11 @@ impl State {
                         Path::Relayed => "relayed",
                     },
                     rtt_ms: rtt.map(|d| d.as_secs_f64() * 1000.0),
-                    error: if path == Path::Relayed { p.webrtc_error.clone() } else { None },
+                    error: if path == Path::Relayed {
+                        p.webrtc_error.clone()
+                    } else {
+                        None
+                    },
                 })
             })
             .collect()
@@ -193,7 +218,11 @@ impl SharedState {
     pub fn new(relay_peer: &PeerId) -> Self {
         Self {
             inner: Rc::new(RefCell::new(State {
-                relay: RelayView { state: RelayState::Connecting, peer_id: Some(relay_peer.to_base58()), error: None },
+                relay: RelayView {
+                    state: RelayState::Connecting,
+                    peer_id: Some(relay_peer.to_base58()),
+                    error: None,
+                },
                 peers: BTreeMap::new(),
             })),
             listeners: Rc::default(),

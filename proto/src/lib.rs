@@ -9,12 +9,15 @@
 //! - `pb`: the two-field protobuf messages both wire formats use.
 //! - [`frame`]: data-channel framing of the libp2p WebRTC spec and the
 //!   per-stream state machine (FIN / FIN_ACK / STOP_SENDING / RESET).
+//! - [`backoff`]: retry schedules (exponential backoff with jitter) for
+//!   reconnecting to the relay and retrying direct paths.
 //!
 //! Nothing here does I/O or reads a clock: drivers feed bytes and a `now`, and
 //! act on what the state machines return. All of it is tested natively.
 
-pub mod info;
-pub mod varint;
-pub mod signaling;
+pub mod backoff;
 pub mod frame;
+pub mod info;
 mod pb;
+pub mod signaling;
+pub mod varint;

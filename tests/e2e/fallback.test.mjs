@@ -1,6 +1,6 @@
 // NAT fallback: when no direct path can be made, the relayed connection stays
-// up, the peer is reported as "relayed", and files still arrive — end-to-end
-// encrypted through the relay's circuit.
+// up, the peer is reported as "relayed", and files arrive — end-to-end
+// encrypted through the relay's circuit — from the start, not after a wait.
 //
 // One browser runs with `--webrtc-ip-handling-policy=disable_non_proxied_udp`:
 // it gathers no ICE candidates, so every WebRTC attempt to it fails (ICE stays
@@ -39,6 +39,37 @@ describe('without a direct path, peers stay connected through the relay', () => 
     await relay?.stop();
     await h.closeAll();
   });
+
+  // First, while the first WebRTC attempt is still running (it can only end
+  // by our timeout, ICE stays `new`): chunks must already flow through the
+  // relay. No fixed wait before the fallback, and no timing threshold here:
+  // the order of events is the assertion. An error, once recorded on a
+  // relayed peer, stays; so a sample taken after chunks were seen that shows
+  // no error on either side means none had been recorded when they arrived.
+  test('transfers start over the relay at once, before WebRTC has given up', TEST, h.withLogs(async () => {
+    const listed = (ps, id) => ps.some((p) => p.peerId === id && p.path === 'relayed');
+    await h.waitFor('A and B to list each other as relayed', async () => [await a.peers(), await b.peers()],
+      ([pa, pb]) => listed(pa, b.peerId) && listed(pb, a.peerId));
+    const size = 8 * 1024 * 1024;
+    const link = await a.page.evaluate(async (size) => {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+      return window.shoal.share(new Blob([bytes]), 'early.bin');
+    }, size);
+    await b.page.evaluate((link) => {
+      window.__early = window.shoal.download(link).then((f) => f.size, (e) => `error: ${e.message}`);
+    }, link);
+    const sample = async () => {
+      const entry = await b.page.evaluate(() => window.shoal.downloads().find((d) => d.name === 'early.bin') ?? null);
+      return { entry, pa: await a.peers(), pb: await b.peers() };
+    };
+    const first = await h.waitFor('B to receive a first chunk', sample, (v) => v.entry?.chunksDone > 0, { interval: 50 });
+    const errors = [...first.pa, ...first.pb].filter((p) => p.error);
+    assert.deepEqual(errors, [], `a WebRTC attempt had already failed when the first chunks arrived: ${JSON.stringify(first)}`);
+    assert.ok(listed(first.pa, b.peerId) && listed(first.pb, a.peerId), `not relayed: ${JSON.stringify(first)}`);
+    assert.deepEqual(first.entry.sources.map((s) => [s.peerId, s.path]), [[a.peerId, 'relayed']]);
+    assert.equal(await b.page.evaluate(() => window.__early), size);
+  }, () => [a, b]));
 
   test('a failed WebRTC dial leaves the peer listed as relayed, with the reason', TEST, h.withLogs(async () => {
     // Whichever side dials, the attempt fails and its error is recorded on the

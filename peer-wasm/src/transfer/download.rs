@@ -21,7 +21,12 @@ const MAX_WRITES: usize = 8;
 /// Progress reaches the page at most this often.
 const NOTIFY_EVERY: Duration = Duration::from_millis(100);
 
-pub async fn run(t: Transfers, share: Rc<Share>, mut rx: mpsc::Receiver<DlEvent>, done: oneshot::Sender<Result<File, TransferError>>) {
+pub async fn run(
+    t: Transfers,
+    share: Rc<Share>,
+    mut rx: mpsc::Receiver<DlEvent>,
+    done: oneshot::Sender<Result<File, TransferError>>,
+) {
     let result = download(&t, &share, &mut rx).await;
     *share.download.borrow_mut() = None;
     {
@@ -45,7 +50,11 @@ pub async fn run(t: Transfers, share: Rc<Share>, mut rx: mpsc::Receiver<DlEvent>
     let _ = done.send(result);
 }
 
-async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEvent>) -> Result<File, TransferError> {
+async fn download(
+    t: &Transfers,
+    share: &Rc<Share>,
+    rx: &mut mpsc::Receiver<DlEvent>,
+) -> Result<File, TransferError> {
     let (manifest, bitfields) = fetch_manifest(share, rx).await?;
     let store = Rc::new(Store::opfs(&share.id).await?);
     let count = manifest.chunk_count();
@@ -95,7 +104,10 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
                     }
                     let store = store.clone();
                     let offset = manifest.chunk_range(index).map_or(0, |r| r.start);
-                    writes.push(async move { store.write(offset, &bytes).await.map(|()| index) }.boxed_local());
+                    writes.push(
+                        async move { store.write(offset, &bytes).await.map(|()| index) }
+                            .boxed_local(),
+                    );
                 }
                 // Announced when its write completes (see `stored`).
                 Action::Announce { .. } => {}
@@ -122,7 +134,10 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
             update_view(share, &sched);
             t.notify();
         }
-        let wait = sched.poll_timeout().map(|d| d.saturating_sub(epoch.elapsed())).unwrap_or(Duration::from_secs(1));
+        let wait = sched
+            .poll_timeout()
+            .map(|d| d.saturating_sub(epoch.elapsed()))
+            .unwrap_or(Duration::from_secs(1));
         let ev = futures::select! {
             done = writes.select_next_some() => {
                 stored(share, done?);
@@ -147,7 +162,9 @@ async fn download(t: &Transfers, share: &Rc<Share>, rx: &mut mpsc::Receiver<DlEv
                 let _ = sched.peer_has(&sid, index);
             }
             DlEvent::Chunk { sid, index, data } => {
-                if let Verdict::Rejected { error, banned } = sched.chunk_received(&sid, index, data, epoch.elapsed()) {
+                if let Verdict::Rejected { error, banned } =
+                    sched.chunk_received(&sid, index, data, epoch.elapsed())
+                {
                     tracing::warn!(sid, index, banned, "chunk failed verification: {error}");
                 }
             }
@@ -202,17 +219,22 @@ async fn fetch_manifest(
                     asked = None;
                 }
             }
-            DlEvent::Manifest { sid, bytes } => match Manifest::decode_verified(&bytes, &share.id) {
-                Ok(m) => return Ok((m, holders)),
-                Err(e) => {
-                    tracing::warn!(sid, "a peer sent a manifest that does not match the link: {e}");
-                    refused.push(sid);
-                    share.close_session(sid);
-                    if asked == Some(sid) {
-                        asked = None;
+            DlEvent::Manifest { sid, bytes } => {
+                match Manifest::decode_verified(&bytes, &share.id) {
+                    Ok(m) => return Ok((m, holders)),
+                    Err(e) => {
+                        tracing::warn!(
+                            sid,
+                            "a peer sent a manifest that does not match the link: {e}"
+                        );
+                        refused.push(sid);
+                        share.close_session(sid);
+                        if asked == Some(sid) {
+                            asked = None;
+                        }
                     }
                 }
-            },
+            }
             _ => {}
         }
     }

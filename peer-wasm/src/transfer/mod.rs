@@ -10,10 +10,17 @@
 //!   `shoal_share::Scheduler` (rarest first, verification, bans).
 //! - [`store`]: the sharer's `File`, or the downloader's OPFS chunk files.
 //!
-//! Sessions are opened by downloaders, to every peer they can reach
-//! directly (or through the relay once WebRTC has had its chance); the peer
-//! answers with its bitfield and both sides announce new chunks as they get
-//! them, so every downloader serves what it has at once.
+//! Sessions are opened by downloaders, to every connected peer, over
+//! whichever path exists (direct, or relayed until a direct one is made);
+//! the peer answers with its bitfield and both sides announce new chunks as
+//! they get them, so every downloader serves what it has at once.
+//!
+//! Path changes: when the relayed connection is closed because a direct one
+//! is up, or a direct one dies and the relay carries on, the sessions on the
+//! old connection end, the download re-queues their requests (chunks already
+//! stored stay), and new sessions open on the path that exists now. A path
+//! change does not count against a peer: [`MAX_REOPENS`] bounds the sessions
+//! re-opened *between* two path changes.
 
 mod download;
 mod outbox;
@@ -37,7 +44,8 @@ pub use store::Store;
 
 /// Sessions a download may have waiting on a slow download task.
 const EVENT_QUEUE: usize = 256;
-/// Sessions re-opened to one peer during one download, at most.
+/// Sessions re-opened to one peer while its connections stay the same, at
+/// most (a peer whose sessions keep failing on a stable path is given up).
 const MAX_REOPENS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +65,34 @@ pub enum TransferError {
 #[derive(Debug)]
 pub enum DlEvent {
     /// The remote holds the share; its chunks (empty until it has the manifest).
-    Joined { sid: u64, have: Bitfield },
+    Joined {
+        sid: u64,
+        have: Bitfield,
+    },
     /// The remote cannot provide the manifest (or the share).
-    Unknown { sid: u64 },
-    Manifest { sid: u64, bytes: Vec<u8> },
-    Have { sid: u64, index: u32 },
-    Chunk { sid: u64, index: u32, data: Vec<u8> },
-    Reject { sid: u64, index: u32 },
-    Left { sid: u64 },
+    Unknown {
+        sid: u64,
+    },
+    Manifest {
+        sid: u64,
+        bytes: Vec<u8>,
+    },
+    Have {
+        sid: u64,
+        index: u32,
+    },
+    Chunk {
+        sid: u64,
+        index: u32,
+        data: Vec<u8>,
+    },
+    Reject {
+        sid: u64,
+        index: u32,
+    },
+    Left {
+        sid: u64,
+    },
 }
 
 struct SessionHandle {
@@ -88,7 +116,7 @@ pub struct Share {
     view: RefCell<DownloadView>,
     /// The finished file, once there is one.
     file: RefCell<Option<File>>,
-    /// Sessions re-opened per peer during this download.
+    /// Sessions re-opened per peer since its connections last changed.
     reopens: RefCell<HashMap<PeerId, u32>>,
 }
 
@@ -126,7 +154,10 @@ impl Share {
 
     /// Queues a control message for one session; false if it is gone.
     fn send_to(&self, sid: u64, msg: shoal_share::Message) -> bool {
-        self.sessions.borrow().get(&sid).is_some_and(|s| s.outbox.send(msg))
+        self.sessions
+            .borrow()
+            .get(&sid)
+            .is_some_and(|s| s.outbox.send(msg))
     }
 
     fn close_session(&self, sid: u64) {
@@ -216,7 +247,7 @@ pub struct Stats {
 struct Inner {
     control: RefCell<libp2p_stream::Control>,
     shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
-    /// Peers sessions may be opened to: direct, or relayed as the fallback.
+    /// Connected peers (direct or relayed): sessions may be opened to them.
     usable: RefCell<HashSet<PeerId>>,
     next_session: Cell<u64>,
     uploaded: Cell<u64>,
@@ -237,7 +268,12 @@ pub fn protocol() -> StreamProtocol {
 }
 
 impl Transfers {
-    pub fn new(control: libp2p_stream::Control, state: SharedState, origin: String, swarm: String) -> Self {
+    pub fn new(
+        control: libp2p_stream::Control,
+        state: SharedState,
+        origin: String,
+        swarm: String,
+    ) -> Self {
         Self(Rc::new(Inner {
             control: RefCell::new(control),
             shares: RefCell::default(),
@@ -288,14 +324,23 @@ impl Transfers {
     pub async fn share(&self, blob: Blob, name: String) -> Result<String, TransferError> {
         let size = blob.size() as u64;
         let chunk_size = shoal_share::chunk_size_for(size);
-        let media_type: String = blob.type_().chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        let media_type: String = blob
+            .type_()
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(255)
+            .collect();
         let mut builder = ManifestBuilder::new(&name, &media_type, chunk_size)?;
         let store = Store::Blob(blob);
         let count = shoal_share::chunk_count(size, chunk_size);
         for index in 0..count {
             let range = shoal_share::chunk_range(size, chunk_size, index).unwrap_or(0..0);
-            let bytes = store.read(range.start, (range.end - range.start) as u32).await?;
-            builder.push_chunk(&bytes).map_err(|e| TransferError::Storage(e.to_string()))?;
+            let bytes = store
+                .read(range.start, (range.end - range.start) as u32)
+                .await?;
+            builder
+                .push_chunk(&bytes)
+                .map_err(|e| TransferError::Storage(e.to_string()))?;
         }
         let manifest = builder.finish()?;
         let id = manifest.share_id();
@@ -327,7 +372,9 @@ impl Transfers {
                 return Ok(file);
             }
             if share.download.borrow().is_some() {
-                return Err(TransferError::Stopped("this download is already running".into()));
+                return Err(TransferError::Stopped(
+                    "this download is already running".into(),
+                ));
             }
             let store = share.store.borrow().clone();
             let complete = share.have.borrow().is_full();
@@ -365,17 +412,29 @@ impl Transfers {
         wasm_bindgen_futures::spawn_local(async move {
             match control.open_stream(peer, protocol()).await {
                 Ok(stream) => session::open(this, sid, peer, share, stream).await,
-                Err(e) => tracing::debug!(%peer, "cannot open a transfer session: {e}"),
+                Err(e) => {
+                    // E.g. picked a connection that was dying: try again
+                    // (within the re-open budget) on what is left.
+                    tracing::debug!(%peer, "cannot open a transfer session: {e}");
+                    this.session_ended(&share, peer);
+                }
             }
         });
     }
 
-    /// `peer` can be used for transfers now: open sessions for every running
-    /// download.
+    /// `peer` can be used for transfers now (a connection to it, of either
+    /// path, was just made): open sessions for every running download.
     pub fn peer_usable(&self, peer: PeerId) {
         self.0.usable.borrow_mut().insert(peer);
-        let downloading: Vec<Rc<Share>> =
-            self.0.shares.borrow().values().filter(|s| s.download.borrow().is_some()).cloned().collect();
+        self.paths_changed(&peer);
+        let downloading: Vec<Rc<Share>> = self
+            .0
+            .shares
+            .borrow()
+            .values()
+            .filter(|s| s.download.borrow().is_some())
+            .cloned()
+            .collect();
         for share in downloading {
             self.open_session(&share, peer);
         }
@@ -409,6 +468,15 @@ impl Transfers {
 
     pub fn peer_gone(&self, peer: &PeerId) {
         self.0.usable.borrow_mut().remove(peer);
+        self.paths_changed(peer);
+    }
+
+    /// A connection to `peer` opened or closed: sessions that end now ended
+    /// because of the path, not the peer, so its re-open budget starts over.
+    fn paths_changed(&self, peer: &PeerId) {
+        for share in self.0.shares.borrow().values() {
+            share.reopens.borrow_mut().remove(peer);
+        }
     }
 
     fn is_usable(&self, peer: &PeerId) -> bool {
@@ -421,7 +489,11 @@ impl Transfers {
             .shares
             .borrow()
             .values()
-            .filter(|s| s.file.borrow().is_some() || s.download.borrow().is_some() || s.view.borrow().state == "failed")
+            .filter(|s| {
+                s.file.borrow().is_some()
+                    || s.download.borrow().is_some()
+                    || s.view.borrow().state == "failed"
+            })
             .map(|s| {
                 let mut v = s.view.borrow().clone();
                 for src in &mut v.sources {
@@ -452,7 +524,10 @@ impl Transfers {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats { uploaded: self.0.uploaded.get(), downloaded: self.0.downloaded.get() }
+        Stats {
+            uploaded: self.0.uploaded.get(),
+            downloaded: self.0.downloaded.get(),
+        }
     }
 }
 

@@ -52,17 +52,21 @@ impl Outbox {
 
     /// Queues a control message; false if the session is closed or flooded.
     pub fn send(&self, msg: Message) -> bool {
-        self.push(|i| i.control.len() < MAX_CONTROL && {
-            i.control.push_back(msg);
-            true
+        self.push(|i| {
+            i.control.len() < MAX_CONTROL && {
+                i.control.push_back(msg);
+                true
+            }
         })
     }
 
     /// Queues chunk `index` to be served; false if too many are queued.
     pub fn serve(&self, index: u32) -> bool {
-        self.push(|i| i.serve.len() < MAX_SERVE && {
-            i.serve.push_back(index);
-            true
+        self.push(|i| {
+            i.serve.len() < MAX_SERVE && {
+                i.serve.push_back(index);
+                true
+            }
         })
     }
 

@@ -50,7 +50,10 @@ pub async fn accept(t: Transfers, sid: u64, peer: PeerId, mut stream: Stream) {
         return;
     };
     let have = share.have.borrow().clone();
-    if write_msg(&mut stream, &Message::Bitfield(have)).await.is_err() {
+    if write_msg(&mut stream, &Message::Bitfield(have))
+        .await
+        .is_err()
+    {
         return;
     }
     run(t, sid, peer, share, stream, reader, Some(remote_have)).await;
@@ -59,13 +62,26 @@ pub async fn accept(t: Transfers, sid: u64, peer: PeerId, mut stream: Stream) {
 /// Opens a session for `share` on a fresh stream to `peer`.
 pub async fn open(t: Transfers, sid: u64, peer: PeerId, share: Rc<Share>, mut stream: Stream) {
     let have = share.have.borrow().clone();
-    if write_msg(&mut stream, &Message::Hello { share: share.id, have }).await.is_err() {
+    if write_msg(
+        &mut stream,
+        &Message::Hello {
+            share: share.id,
+            have,
+        },
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     run(t, sid, peer, share, stream, MessageReader::new(), None).await;
 }
 
-async fn next_message(stream: &mut Stream, reader: &mut MessageReader, buf: &mut [u8]) -> Result<Option<Message>, String> {
+async fn next_message(
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+    buf: &mut [u8],
+) -> Result<Option<Message>, String> {
     loop {
         if let Some(m) = reader.next_message().map_err(|e| e.to_string())? {
             return Ok(Some(m));
@@ -78,7 +94,10 @@ async fn next_message(stream: &mut Stream, reader: &mut MessageReader, buf: &mut
     }
 }
 
-async fn write_msg<W: futures::AsyncWrite + Unpin>(w: &mut W, msg: &Message) -> std::io::Result<()> {
+async fn write_msg<W: futures::AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &Message,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     msg.encode(&mut buf);
     w.write_all(&buf).await?;
@@ -96,7 +115,13 @@ async fn run(
 ) {
     let (r, w) = stream.split();
     let outbox = Rc::new(Outbox::default());
-    share.sessions.borrow_mut().insert(sid, SessionHandle { peer, outbox: outbox.clone() });
+    share.sessions.borrow_mut().insert(
+        sid,
+        SessionHandle {
+            peer,
+            outbox: outbox.clone(),
+        },
+    );
     share.session_peers.borrow_mut().insert(sid, peer);
     tracing::debug!(%peer, sid, share = %share.id, "session up");
     wasm_bindgen_futures::spawn_local(writer(t.clone(), share.clone(), w, outbox.clone()));
@@ -217,5 +242,7 @@ async fn serve(_t: &Transfers, share: &Share, index: u32) -> Result<Vec<u8>, sup
     let manifest = share.manifest().ok_or_else(missing)?;
     let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
     let store = share.store.borrow().clone().ok_or_else(missing)?;
-    store.read(range.start, (range.end - range.start) as u32).await
+    store
+        .read(range.start, (range.end - range.start) as u32)
+        .await
 }

@@ -50,8 +50,13 @@ impl Store {
     /// A new, empty OPFS file for a download of `share`.
     pub async fn opfs(share: &ShareId) -> Result<Self, TransferError> {
         // Unique per download: two tabs may fetch the same share.
-        let name = format!("shoal-{share}-{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
-        JsFuture::from(opfs_open(&name)).await.map_err(js_err("opening OPFS storage"))?;
+        let name = format!(
+            "shoal-{share}-{:08x}",
+            (js_sys::Math::random() * f64::from(u32::MAX)) as u32
+        );
+        JsFuture::from(opfs_open(&name))
+            .await
+            .map_err(js_err("opening OPFS storage"))?;
         Ok(Store::Opfs(name))
     }
 
@@ -62,7 +67,9 @@ impl Store {
                 let part = blob
                     .slice_with_f64_and_f64(offset as f64, (offset + u64::from(len)) as f64)
                     .map_err(js_err("slicing the file"))?;
-                let buf = JsFuture::from(part.array_buffer()).await.map_err(js_err("reading the file"))?;
+                let buf = JsFuture::from(part.array_buffer())
+                    .await
+                    .map_err(js_err("reading the file"))?;
                 Uint8Array::new(&buf).to_vec()
             }
             Store::Opfs(name) => {
@@ -76,7 +83,10 @@ impl Store {
             }
         };
         if bytes.len() != len as usize {
-            return Err(TransferError::Storage(format!("read {} bytes at {offset}, expected {len}", bytes.len())));
+            return Err(TransferError::Storage(format!(
+                "read {} bytes at {offset}, expected {len}",
+                bytes.len()
+            )));
         }
         Ok(bytes)
     }
@@ -84,9 +94,13 @@ impl Store {
     /// Writes a verified chunk at `offset` (downloads only).
     pub async fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), TransferError> {
         let Store::Opfs(name) = self else {
-            return Err(TransferError::Storage("a complete file is read-only".into()));
+            return Err(TransferError::Storage(
+                "a complete file is read-only".into(),
+            ));
         };
-        JsFuture::from(opfs_write(name, offset as f64, bytes)).await.map_err(js_err("writing a chunk"))?;
+        JsFuture::from(opfs_write(name, offset as f64, bytes))
+            .await
+            .map_err(js_err("writing a chunk"))?;
         Ok(())
     }
 
@@ -103,6 +117,7 @@ impl Store {
         let props = FilePropertyBag::new();
         props.set_type(manifest.media_type());
         let parts = Array::of1(&whole);
-        File::new_with_blob_sequence_and_options(&parts, manifest.name(), &props).map_err(js_err("assembling the file"))
+        File::new_with_blob_sequence_and_options(&parts, manifest.name(), &props)
+            .map_err(js_err("assembling the file"))
     }
 }

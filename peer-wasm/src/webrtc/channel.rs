@@ -9,15 +9,15 @@ use std::{
     cell::RefCell,
     io,
     pin::Pin,
-    rc::Rc,
+    rc::{Rc, Weak},
     task::{Context, Poll, Waker},
     time::Duration,
 };
 
 use futures::{AsyncRead, AsyncWrite, FutureExt as _};
 use futures_timer::Delay;
-use send_wrapper::SendWrapper;
 use js_sys::{ArrayBuffer, Uint8Array};
+use send_wrapper::SendWrapper;
 use shoal_proto::frame::{ReadOutcome, StreamState};
 use wasm_bindgen::{prelude::Closure, JsCast as _};
 use web_sys::{Event, MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
@@ -46,7 +46,8 @@ struct Shared {
 
 impl Shared {
     fn stream(&mut self) -> &mut StreamState {
-        self.state.get_or_insert_with(|| StreamState::new(MAX_READ_BUFFER))
+        self.state
+            .get_or_insert_with(|| StreamState::new(MAX_READ_BUFFER))
     }
 
     fn wake_all(&mut self) {
@@ -66,6 +67,27 @@ struct Callbacks {
     _message: Closure<dyn FnMut(MessageEvent)>,
     _close: Closure<dyn FnMut(Event)>,
     _low: Closure<dyn FnMut(Event)>,
+}
+
+/// Marks a channel closed from outside. When we close an
+/// `RTCPeerConnection`, the browser fires no `close` event on its channels
+/// (they just turn `closed`), so a stream waiting to read would wait forever;
+/// the peer connection closes them through these handles instead.
+pub struct CloseHandle(Weak<RefCell<Shared>>);
+
+impl CloseHandle {
+    pub fn close(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            let mut s = shared.borrow_mut();
+            s.closed = true;
+            s.wake_all();
+        }
+    }
+
+    /// The channel was dropped: nothing left to close.
+    pub fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 /// A data channel carrying one libp2p stream.
@@ -172,6 +194,10 @@ impl Channel {
         Poll::Pending
     }
 
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle(Rc::downgrade(&self.shared))
+    }
+
     /// Closes the underlying channel without the stream handshake (for `init`).
     pub fn close_channel(&self) {
         self.dc.close();
@@ -217,7 +243,11 @@ fn flush(dc: &RtcDataChannel, state: &mut StreamState) {
 }
 
 impl AsyncRead for Channel {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let mut s = this.shared.borrow_mut();
         let closed = s.closed;
@@ -225,7 +255,9 @@ impl AsyncRead for Channel {
             ReadOutcome::Data(n) => Poll::Ready(Ok(n)),
             ReadOutcome::Eof => Poll::Ready(Ok(0)),
             ReadOutcome::Reset => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
-            ReadOutcome::Pending if closed => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
+            ReadOutcome::Pending if closed => {
+                Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()))
+            }
             ReadOutcome::Pending => {
                 s.read_waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -235,7 +267,11 @@ impl AsyncRead for Channel {
 }
 
 impl AsyncWrite for Channel {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let mut s = this.shared.borrow_mut();
         if s.closed {
@@ -251,7 +287,9 @@ impl AsyncWrite for Channel {
             match s.stream().write(&buf[written..]) {
                 Ok(0) => break,
                 Ok(n) => written += n,
-                Err(e) if written == 0 => return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e))),
+                Err(e) if written == 0 => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e)))
+                }
                 Err(_) => break,
             }
         }
@@ -285,7 +323,9 @@ impl AsyncWrite for Channel {
             }
             s.write_waker = Some(cx.waker().clone());
         }
-        let timer = this.close_timer.get_or_insert_with(|| Delay::new(FIN_ACK_TIMEOUT));
+        let timer = this
+            .close_timer
+            .get_or_insert_with(|| Delay::new(FIN_ACK_TIMEOUT));
         if timer.poll_unpin(cx).is_ready() {
             tracing::debug!("no FIN_ACK within {FIN_ACK_TIMEOUT:?}; closing anyway");
             return Poll::Ready(Ok(()));
@@ -322,13 +362,21 @@ impl Substream {
 }
 
 impl AsyncRead for Substream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Substream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -40,7 +40,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { ice_servers: Vec::new(), timeout: Duration::from_secs(10) }
+        Self {
+            ice_servers: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 

@@ -19,10 +19,14 @@ use wasm_bindgen::{prelude::Closure, JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, RtcConfiguration, RtcDataChannelEvent, RtcDataChannelInit, RtcIceCandidateInit,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit,
 };
 
-use super::{channel::Channel, Error};
+use super::{
+    channel::{Channel, CloseHandle},
+    Error,
+};
 
 /// Label of the channel the dialer opens before its offer so that the SDP has
 /// a data m-line. Never a stream.
@@ -47,6 +51,15 @@ struct Shared {
     inbound: VecDeque<Channel>,
     inbound_waker: Option<Waker>,
     state_waker: Option<Waker>,
+    /// Every channel of this connection, to close when we close it.
+    channels: Vec<CloseHandle>,
+}
+
+impl Shared {
+    fn track(&mut self, channel: &Channel) {
+        self.channels.retain(|c| !c.is_gone());
+        self.channels.push(channel.close_handle());
+    }
 }
 
 struct Callbacks {
@@ -55,10 +68,16 @@ struct Callbacks {
     _channel: Closure<dyn FnMut(RtcDataChannelEvent)>,
 }
 
+/// The `RTCSctpTransport` and the `statechange` handler set on it.
+type SctpWatch = (JsValue, Closure<dyn FnMut(Event)>);
+
 pub struct PeerConnection {
     pc: RtcPeerConnection,
     shared: Rc<RefCell<Shared>>,
     callbacks: Option<Callbacks>,
+    /// The `RTCSctpTransport` and its `statechange` handler, once connected
+    /// (see [`PeerConnection::watch_sctp`]).
+    sctp: Option<SctpWatch>,
 }
 
 pub fn map_state(state: RtcPeerConnectionState) -> PcState {
@@ -86,13 +105,15 @@ impl PeerConnection {
 
         let on_candidate = {
             let shared = shared.clone();
-            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |ev: RtcPeerConnectionIceEvent| {
-                let json = ev
-                    .candidate()
-                    .and_then(|c| JSON::stringify(&c.to_json()).ok())
-                    .and_then(|s| s.as_string());
-                push_event(&shared, PcEvent::Candidate(json));
-            })
+            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
+                move |ev: RtcPeerConnectionIceEvent| {
+                    let json = ev
+                        .candidate()
+                        .and_then(|c| JSON::stringify(&c.to_json()).ok())
+                        .and_then(|s| s.as_string());
+                    push_event(&shared, PcEvent::Candidate(json));
+                },
+            )
         };
         let on_state = {
             let shared = shared.clone();
@@ -119,7 +140,9 @@ impl PeerConnection {
                     return;
                 }
                 // Wrap at once so that its first messages are kept.
-                s.inbound.push_back(Channel::new(dc));
+                let channel = Channel::new(dc);
+                s.track(&channel);
+                s.inbound.push_back(channel);
                 if let Some(w) = s.inbound_waker.take() {
                     w.wake();
                 }
@@ -131,7 +154,12 @@ impl PeerConnection {
         Ok(Self {
             pc,
             shared,
-            callbacks: Some(Callbacks { _candidate: on_candidate, _state: on_state, _channel: on_channel }),
+            sctp: None,
+            callbacks: Some(Callbacks {
+                _candidate: on_candidate,
+                _state: on_state,
+                _channel: on_channel,
+            }),
         })
     }
 
@@ -143,7 +171,12 @@ impl PeerConnection {
     pub fn open_channel(&self, label: &str) -> Channel {
         let init = RtcDataChannelInit::new();
         init.set_ordered(true);
-        Channel::new(self.pc.create_data_channel_with_data_channel_dict(label, &init))
+        let channel = Channel::new(
+            self.pc
+                .create_data_channel_with_data_channel_dict(label, &init),
+        );
+        self.shared.borrow_mut().track(&channel);
+        channel
     }
 
     pub fn poll_event(&self, cx: &mut Context<'_>) -> Poll<PcEvent> {
@@ -176,38 +209,71 @@ impl PeerConnection {
         }
     }
 
-    /// Ready with the state once the connection is `failed` or `closed`.
-    pub fn poll_terminal(&self, cx: &mut Context<'_>) -> Poll<PcState> {
-        match self.state() {
-            s @ (PcState::Failed | PcState::Closed) => Poll::Ready(s),
-            _ => {
-                self.shared.borrow_mut().state_waker = Some(cx.waker().clone());
-                Poll::Pending
+    /// Also wake the state waker when the SCTP association changes state.
+    /// It closes as soon as the remote closes its `RTCPeerConnection` (a tab
+    /// closed, a peer that hung up), while ICE only notices seconds later.
+    /// web-sys has no `RTCSctpTransport` binding, hence `Reflect`.
+    pub fn watch_sctp(&mut self) {
+        let Ok(sctp) = Reflect::get(&self.pc, &"sctp".into()) else {
+            return;
+        };
+        if !sctp.is_object() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let on_change = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            if let Some(w) = shared.borrow_mut().state_waker.take() {
+                w.wake();
             }
+        });
+        if Reflect::set(&sctp, &"onstatechange".into(), on_change.as_ref()).is_ok() {
+            self.sctp = Some((sctp, on_change));
         }
     }
 
+    /// The SCTP association (every data channel) is gone.
+    pub fn sctp_closed(&self) -> bool {
+        self.sctp
+            .as_ref()
+            .and_then(|(sctp, _)| Reflect::get(sctp, &"state".into()).ok())
+            .and_then(|v| v.as_string())
+            .is_some_and(|state| state == "closed")
+    }
+
+    /// Wakes `cx` at the next connection state change.
+    pub fn register_state_waker(&self, cx: &Context<'_>) {
+        self.shared.borrow_mut().state_waker = Some(cx.waker().clone());
+    }
+
     pub async fn create_offer(&self) -> Result<String, Error> {
-        let offer = JsFuture::from(self.pc.create_offer()).await.map_err(Error::js)?;
+        let offer = JsFuture::from(self.pc.create_offer())
+            .await
+            .map_err(Error::js)?;
         sdp_of(&offer)
     }
 
     pub async fn create_answer(&self) -> Result<String, Error> {
-        let answer = JsFuture::from(self.pc.create_answer()).await.map_err(Error::js)?;
+        let answer = JsFuture::from(self.pc.create_answer())
+            .await
+            .map_err(Error::js)?;
         sdp_of(&answer)
     }
 
     pub async fn set_local(&self, kind: RtcSdpType, sdp: &str) -> Result<(), Error> {
         let desc = RtcSessionDescriptionInit::new(kind);
         desc.set_sdp(sdp);
-        JsFuture::from(self.pc.set_local_description(&desc)).await.map_err(Error::js)?;
+        JsFuture::from(self.pc.set_local_description(&desc))
+            .await
+            .map_err(Error::js)?;
         Ok(())
     }
 
     pub async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), Error> {
         let desc = RtcSessionDescriptionInit::new(kind);
         desc.set_sdp(sdp);
-        JsFuture::from(self.pc.set_remote_description(&desc)).await.map_err(Error::js)?;
+        JsFuture::from(self.pc.set_remote_description(&desc))
+            .await
+            .map_err(Error::js)?;
         Ok(())
     }
 
@@ -218,14 +284,26 @@ impl PeerConnection {
             return Err(Error::Protocol("ICE candidate is not a JSON object".into()));
         }
         let init: RtcIceCandidateInit = value.unchecked_into();
-        JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)))
-            .await
-            .map_err(Error::js)?;
+        JsFuture::from(
+            self.pc
+                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+        )
+        .await
+        .map_err(Error::js)?;
         Ok(())
     }
 
     pub fn close(&self) {
         self.pc.close();
+        self.close_channels();
+    }
+
+    /// `close()` fires no event on the channels: tell their streams.
+    fn close_channels(&self) {
+        let channels = std::mem::take(&mut self.shared.borrow_mut().channels);
+        for channel in channels {
+            channel.close();
+        }
     }
 }
 
@@ -251,11 +329,14 @@ fn sdp_of(desc: &JsValue) -> Result<String, Error> {
 impl Drop for PeerConnection {
     fn drop(&mut self) {
         // Never leak the connection: whoever drops it is done with it.
-        self.pc.close();
+        self.close();
         if self.callbacks.take().is_some() {
             self.pc.set_onicecandidate(None);
             self.pc.set_onconnectionstatechange(None);
             self.pc.set_ondatachannel(None);
+        }
+        if let Some((sctp, _on_change)) = self.sctp.take() {
+            let _ = Reflect::set(&sctp, &"onstatechange".into(), &JsValue::NULL);
         }
     }
 }

@@ -22,7 +22,12 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs signaling until the peer connection is `connected`, the remote fails
 /// it, or `timeout` passes. On error the caller drops (and so closes) `pc`.
-pub async fn run(role: Role, mut stream: Stream, pc: &PeerConnection, timeout: std::time::Duration) -> Result<(), Error> {
+pub async fn run(
+    role: Role,
+    mut stream: Stream,
+    pc: &PeerConnection,
+    timeout: std::time::Duration,
+) -> Result<(), Error> {
     let epoch = Instant::now();
     let mut sig = Signaling::new(role, epoch.elapsed(), timeout);
     // A local description is applied only after the state machine's messages
@@ -49,7 +54,9 @@ pub async fn run(role: Role, mut stream: Stream, pc: &PeerConnection, timeout: s
                 Output::Send(_) if broken => {}
                 Output::Send(bytes) => {
                     if let Err(e) = write(&mut stream, &bytes).await {
-                        tracing::debug!("signaling stream broke after the SDP ({e}); waiting for ICE");
+                        tracing::debug!(
+                            "signaling stream broke after the SDP ({e}); waiting for ICE"
+                        );
                         broken = true;
                     }
                 }
@@ -89,7 +96,9 @@ pub async fn run(role: Role, mut stream: Stream, pc: &PeerConnection, timeout: s
             continue;
         }
 
-        let deadline = sig.poll_timeout().map(|t| t.saturating_sub(epoch.elapsed()));
+        let deadline = sig
+            .poll_timeout()
+            .map(|t| t.saturating_sub(epoch.elapsed()));
         let mut timer = Delay::new(deadline.unwrap_or(timeout)).fuse();
         let mut read = if eof {
             futures::future::pending().boxed_local()
@@ -126,4 +135,3 @@ async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Error> {
     stream.write_all(bytes).await.map_err(Error::Io)?;
     stream.flush().await.map_err(Error::Io)
 }
-

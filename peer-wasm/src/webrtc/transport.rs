@@ -46,16 +46,28 @@ pub struct Transport {
 impl Transport {
     /// `control` comes from the `libp2p_stream::Behaviour` in the same Swarm.
     /// Fails if another transport already accepts signaling on `control`.
-    pub fn new(config: Config, mut control: libp2p_stream::Control) -> Result<Self, libp2p_stream::AlreadyRegistered> {
+    pub fn new(
+        config: Config,
+        mut control: libp2p_stream::Control,
+    ) -> Result<Self, libp2p_stream::AlreadyRegistered> {
         let incoming = control.accept(StreamProtocol::new(PROTOCOL))?;
-        Ok(Self { config, control, incoming, listeners: Vec::new(), events: VecDeque::new() })
+        Ok(Self {
+            config,
+            control,
+            incoming,
+            listeners: Vec::new(),
+            events: VecDeque::new(),
+        })
     }
 }
 
 /// `…/p2p-circuit/webrtc`: where a peer listens.
 fn is_listen_addr(addr: &Multiaddr) -> bool {
     let protos: Vec<_> = addr.iter().collect();
-    matches!(protos.as_slice(), [.., Protocol::P2pCircuit, Protocol::WebRTC])
+    matches!(
+        protos.as_slice(),
+        [.., Protocol::P2pCircuit, Protocol::WebRTC]
+    )
 }
 
 /// `…/p2p-circuit/webrtc/p2p/<peer>`: what a peer dials.
@@ -68,7 +80,10 @@ fn dial_target(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 /// Bounds a connection attempt: Chromium's ICE can stay `new` forever.
-fn bounded(timeout: Duration, fut: impl std::future::Future<Output = Result<Output, Error>> + 'static) -> Upgrade {
+fn bounded(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<Output, Error>> + 'static,
+) -> Upgrade {
     let fut = async move {
         futures::select! {
             r = fut.fuse() => r,
@@ -79,7 +94,11 @@ fn bounded(timeout: Duration, fut: impl std::future::Future<Output = Result<Outp
     SendWrapper::new(fut.boxed_local()).boxed()
 }
 
-async fn dial(config: Config, mut control: libp2p_stream::Control, peer: PeerId) -> Result<Output, Error> {
+async fn dial(
+    config: Config,
+    mut control: libp2p_stream::Control,
+    peer: PeerId,
+) -> Result<Output, Error> {
     let stream = control
         .open_stream(peer, StreamProtocol::new(PROTOCOL))
         .await
@@ -128,7 +147,10 @@ impl libp2p::core::Transport for Transport {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
         self.listeners.push((id, addr.clone()));
-        self.events.push_back(TransportEvent::NewAddress { listener_id: id, listen_addr: addr });
+        self.events.push_back(TransportEvent::NewAddress {
+            listener_id: id,
+            listen_addr: addr,
+        });
         Ok(())
     }
 
@@ -138,7 +160,10 @@ impl libp2p::core::Transport for Transport {
         if self.listeners.len() == before {
             return false;
         }
-        self.events.push_back(TransportEvent::ListenerClosed { listener_id: id, reason: Ok(()) });
+        self.events.push_back(TransportEvent::ListenerClosed {
+            listener_id: id,
+            reason: Ok(()),
+        });
         true
     }
 
@@ -155,7 +180,10 @@ impl libp2p::core::Transport for Transport {
         Ok(bounded(timeout, dial(config, self.control.clone(), peer)))
     }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TransportEvent<Upgrade, Error>> {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<TransportEvent<Upgrade, Error>> {
         if let Some(ev) = self.events.pop_front() {
             return Poll::Ready(ev);
         }
@@ -190,10 +218,18 @@ mod tests {
     fn address_shapes() {
         let peer = PeerId::random();
         let relay = PeerId::random();
-        let base: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{relay}/p2p-circuit/webrtc").parse().unwrap();
+        let base: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{relay}/p2p-circuit/webrtc")
+            .parse()
+            .unwrap();
         assert!(is_listen_addr(&base));
-        assert_eq!(dial_target(&base.clone().with(Protocol::P2p(peer))), Some(peer));
-        let circuit: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{relay}/p2p-circuit/p2p/{peer}").parse().unwrap();
+        assert_eq!(
+            dial_target(&base.clone().with(Protocol::P2p(peer))),
+            Some(peer)
+        );
+        let circuit: Multiaddr =
+            format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{relay}/p2p-circuit/p2p/{peer}")
+                .parse()
+                .unwrap();
         assert_eq!(dial_target(&circuit), None);
         assert!(!is_listen_addr(&circuit));
     }

@@ -8,8 +8,8 @@
 //! rather than `SDP_OFFER` (the proto2 default), because we cannot know what
 //! the sender meant. js-libp2p always sends the field.
 
-use crate::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
 use super::SignalingError;
+use crate::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
 
 /// Largest message body accepted. An SDP is a few KB; js-libp2p has no cap,
 /// so this only guards against a hostile peer.

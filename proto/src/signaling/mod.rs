@@ -6,14 +6,17 @@
 //! - `machine`: [`Signaling`], the sans-IO state machine one attempt runs,
 //!   for either role. The driver owns the stream, the `RTCPeerConnection` and
 //!   the timer; it feeds their events in and carries out each [`Output`].
+//! - `liveness`: [`Liveness`], when a connected `RTCPeerConnection` that left
+//!   `connected` is given up (Chromium may never report `failed`).
 //!
 //! Interop notes (js-libp2p 6.x) are in `shared/WEBRTC.md` §1.
 
 mod codec;
+mod liveness;
 mod machine;
 
-
 pub use codec::{Message, MessageReader, MessageType, MAX_MESSAGE_LEN};
+pub use liveness::Liveness;
 pub use machine::{Output, PcState, Role, Signaling};
 
 /// The protocol id js-libp2p uses (the spec text says `/webrtc-signaling`).
