@@ -24,6 +24,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WASM_TARGET := wasm32-unknown-unknown
 WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
+WWW_TEST    := target/www-test
 
 .PHONY: run build test bench bench-transfer e2e lab wasm relay relay-debug setup-build setup-test clean
 
@@ -32,7 +33,7 @@ run: setup-build wasm relay
 
 build: setup-build wasm relay
 
-test: setup-test wasm relay-debug
+test: setup-test wasm-test relay-debug
 	cargo test --workspace
 	$(MAKE) --no-print-directory e2e
 
@@ -50,11 +51,11 @@ lab:
 	cd tests && node --test --test-concurrency=1 lab/*.test.mjs
 
 bench: setup-test wasm relay
-	SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
-	SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
 
 bench-transfer: setup-test wasm relay
-	SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
 
 setup-build:
 	bash scripts/setup.sh build
@@ -66,6 +67,14 @@ setup-test:
 wasm:
 	cargo build -p peer-wasm --target $(WASM_TARGET) --release
 	wasm-bindgen --target web --out-dir www/pkg $(WASM_OUT)
+
+# The page with a wasm that has the test switches (feature test-hooks), in
+# $(WWW_TEST): what the end-to-end tests serve. Release builds never have them.
+wasm-test:
+	cargo build -p peer-wasm --target $(WASM_TARGET) --release --features test-hooks
+	rm -rf $(WWW_TEST) && mkdir -p $(WWW_TEST)
+	cp -r www/. $(WWW_TEST)/ && rm -rf $(WWW_TEST)/pkg
+	wasm-bindgen --target web --out-dir $(WWW_TEST)/pkg $(WASM_OUT)
 
 relay:
 	cargo build -p shoal-relay --release

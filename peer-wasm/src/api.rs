@@ -54,7 +54,11 @@ enum IceServerOption {
 impl From<IceServerOption> for IceServer {
     fn from(o: IceServerOption) -> Self {
         match o {
-            IceServerOption::Url(url) => IceServer { urls: vec![url], username: None, credential: None },
+            IceServerOption::Url(url) => IceServer {
+                urls: vec![url],
+                username: None,
+                credential: None,
+            },
             IceServerOption::Server(server) => server,
         }
     }
@@ -89,14 +93,20 @@ impl Node {
             .map_err(|e| JsError::new(&format!("invalid options: {e}")))?;
         let swarm_name = opts.swarm.trim();
         if swarm_name.is_empty() || swarm_name.len() > MAX_SWARM_NAME {
-            return Err(JsError::new(&format!("swarm name must be 1 to {MAX_SWARM_NAME} bytes")));
+            return Err(JsError::new(&format!(
+                "swarm name must be 1 to {MAX_SWARM_NAME} bytes"
+            )));
         }
         let namespace = Namespace::new(format!("shoal/{swarm_name}"))
             .map_err(|e| JsError::new(&format!("invalid swarm name: {e}")))?;
         let relay_url = web_sys::Url::new(&opts.relay)
             .map_err(|_| JsError::new(&format!("relay is not a URL: {}", opts.relay)))?;
-        let origin = Origin::new(&relay_url.protocol(), &relay_url.hostname(), &relay_url.port())
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let origin = Origin::new(
+            &relay_url.protocol(),
+            &relay_url.hostname(),
+            &relay_url.port(),
+        )
+        .map_err(|e| JsError::new(&e.to_string()))?;
         let info = fetch_info(&opts.relay).await?;
         let relay_peer: PeerId = info
             .peer_id
@@ -112,7 +122,10 @@ impl Node {
         };
         tracing::info!(relay = %relay_addr, ice_servers = ice_servers.len(), "relay found");
 
-        let mut webrtc_config = webrtc::Config { ice_servers, ..Default::default() };
+        let mut webrtc_config = webrtc::Config {
+            ice_servers,
+            ..Default::default()
+        };
         if let Some(ms) = opts.webrtc_timeout_ms {
             webrtc_config.timeout = std::time::Duration::from_millis(u64::from(ms));
         }
@@ -120,13 +133,36 @@ impl Node {
         let peer_id = keypair.public().to_peer_id();
         let (swarm, control) = node::build(keypair, webrtc_config).map_err(|e| JsError::new(&e))?;
         let state = SharedState::new(&relay_peer);
-        let transfers = Transfers::new(control, state.clone(), relay_url.origin(), swarm_name.to_owned());
-        transfers.start_accepting().map_err(|e| JsError::new(&e.to_string()))?;
+        let transfers = Transfers::new(
+            control,
+            state.clone(),
+            relay_url.origin(),
+            swarm_name.to_owned(),
+        );
+        transfers
+            .start_accepting()
+            .map_err(|e| JsError::new(&e.to_string()))?;
         let (commands, rx) = mpsc::channel(4);
-        let settings = Settings { relay_addr, relay_peer, namespace, max_peers: opts.max_peers };
+        let settings = Settings {
+            relay_addr,
+            relay_peer,
+            namespace,
+            max_peers: opts.max_peers,
+        };
         tracing::info!(%peer_id, swarm = swarm_name, "starting");
-        wasm_bindgen_futures::spawn_local(node::run(swarm, settings, state.clone(), transfers.clone(), rx));
-        Ok(Node { peer_id, state, transfers, commands })
+        wasm_bindgen_futures::spawn_local(node::run(
+            swarm,
+            settings,
+            state.clone(),
+            transfers.clone(),
+            rx,
+        ));
+        Ok(Node {
+            peer_id,
+            state,
+            transfers,
+            commands,
+        })
     }
 
     /// This node's PeerId.
@@ -153,18 +189,28 @@ impl Node {
 
     /// Shares a `File` or `Blob` (read in chunks, never whole) and resolves
     /// to its link. `name` defaults to the file's own name.
-    pub async fn share(&self, file: web_sys::Blob, name: Option<String>) -> Result<String, JsError> {
+    pub async fn share(
+        &self,
+        file: web_sys::Blob,
+        name: Option<String>,
+    ) -> Result<String, JsError> {
         let name = name
             .or_else(|| file.dyn_ref::<web_sys::File>().map(|f| f.name()))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "shared-file".to_owned());
-        self.transfers.share(file, name).await.map_err(|e| JsError::new(&e.to_string()))
+        self.transfers
+            .share(file, name)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// Downloads the file behind a share link from every peer that has it;
     /// resolves to a `File` backed by the browser's private storage.
     pub async fn download(&self, link: String) -> Result<web_sys::File, JsError> {
-        self.transfers.download(&link).await.map_err(|e| JsError::new(&e.to_string()))
+        self.transfers
+            .download(&link)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// `[{ shareId, name, size, mediaType, state, chunksDone, chunksTotal,
@@ -184,15 +230,21 @@ impl Node {
         to_js(&self.transfers.stats())
     }
 
-    /// Test-only: serve corrupted chunks, to show that others reject them.
-    #[wasm_bindgen(js_name = setTestCorruption)]
-    pub fn set_test_corruption(&self, on: bool) {
-        self.transfers.set_corrupt(on);
-    }
-
     /// Leaves the swarm and closes every connection.
     pub fn stop(&self) {
         let _ = self.commands.clone().try_send(Command::Stop);
+    }
+}
+
+/// Switches for the end-to-end tests, only in builds with the `test-hooks`
+/// feature (`make test` builds one; `make build`/`make run` do not).
+#[cfg(feature = "test-hooks")]
+#[wasm_bindgen]
+impl Node {
+    /// Serve corrupted chunks, to show that others reject them.
+    #[wasm_bindgen(js_name = setTestCorruption)]
+    pub fn set_test_corruption(&self, on: bool) {
+        self.transfers.set_corrupt(on);
     }
 }
 
@@ -214,6 +266,9 @@ async fn fetch_info(relay: &str) -> Result<RelayInfo, JsError> {
     if !resp.ok() {
         return Err(JsError::new(&format!("{url} answered {}", resp.status())));
     }
-    let json = JsFuture::from(resp.json().map_err(unreachable)?).await.map_err(unreachable)?;
-    serde_wasm_bindgen::from_value(json).map_err(|e| JsError::new(&format!("{url} sent unexpected JSON: {e}")))
+    let json = JsFuture::from(resp.json().map_err(unreachable)?)
+        .await
+        .map_err(unreachable)?;
+    serde_wasm_bindgen::from_value(json)
+        .map_err(|e| JsError::new(&format!("{url} sent unexpected JSON: {e}")))
 }

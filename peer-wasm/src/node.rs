@@ -55,8 +55,8 @@ const REGISTER_RETRY: Duration = Duration::from_secs(5);
 /// may stay pending forever (the Swarm refuses new dials to a peer it is
 /// still dialing).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
-/// Rendezvous registrations live this long (the relay's minimum); renewed at half.
-const REGISTRATION_TTL: u64 = 2 * 60 * 60;
+/// Rendezvous registrations live this long; renewed at half.
+const REGISTRATION_TTL: u64 = shoal_proto::info::REGISTRATION_TTL_SECS;
 /// How often the loop looks at its timers.
 const TICK: Duration = Duration::from_millis(250);
 

@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 /// The path of the libp2p WebSocket on the relay's HTTP listener.
 pub const P2P_PATH: &str = "/p2p";
 
+/// How long a page's rendezvous registration lives, in seconds; the page
+/// renews it at half. Short, so that a page that left without unregistering
+/// (a closed laptop) leaves the swarm's listing within minutes. The relay
+/// accepts TTLs up to twice this.
+pub const REGISTRATION_TTL_SECS: u64 = 5 * 60;
+
 /// Served by the relay at `/api/info`, read by the page at start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -90,3 +90,16 @@ pub const CIRCUITS_PER_IP: RateLimit = RateLimit {
     burst: 2_000,
     every: Duration::from_millis(50),
 };
+
+/// Rendezvous registration lifetimes accepted, in seconds. Pages register
+/// for [`shoal_proto::info::REGISTRATION_TTL_SECS`] and renew at half; a
+/// registration of a page that vanished is gone within minutes, not the
+/// 2 to 72 hours of libp2p's defaults.
+pub const RENDEZVOUS_MIN_TTL: u64 = 60;
+pub const RENDEZVOUS_MAX_TTL: u64 = 2 * shoal_proto::info::REGISTRATION_TTL_SECS;
+
+/// Registrations one peer may hold: a page registers in one swarm.
+pub const RENDEZVOUS_PER_PEER: usize = 4;
+
+/// Registrations in total: one per connected page.
+pub const RENDEZVOUS_TOTAL: usize = MAX_CONNECTIONS as usize;

@@ -79,6 +79,18 @@ pub fn relay_config(limits: &Limits) -> relay::Config {
     .circuit_src_per_ip(burst(&CIRCUITS_PER_IP), CIRCUITS_PER_IP.every)
 }
 
+/// Short-lived registrations, a few per peer (see [`crate::limits`]).
+fn rendezvous_config() -> rendezvous::server::Config {
+    use crate::limits::{
+        RENDEZVOUS_MAX_TTL, RENDEZVOUS_MIN_TTL, RENDEZVOUS_PER_PEER, RENDEZVOUS_TOTAL,
+    };
+    rendezvous::server::Config::default()
+        .with_min_ttl(RENDEZVOUS_MIN_TTL)
+        .with_max_ttl(RENDEZVOUS_MAX_TTL)
+        .with_max_registration_per_peer(RENDEZVOUS_PER_PEER)
+        .with_max_registration_total(RENDEZVOUS_TOTAL)
+}
+
 /// Connection counts the swarm enforces (per IP is enforced before the
 /// WebSocket upgrade, in [`crate::admission`]).
 fn connection_limits() -> connection_limits::ConnectionLimits {
@@ -122,9 +134,7 @@ pub fn build_swarm(
                         .with_agent_version(format!("shoal-relay/{}", env!("CARGO_PKG_VERSION"))),
                 ),
                 ping: ping::Behaviour::default(),
-                rendezvous: rendezvous::server::Behaviour::new(
-                    rendezvous::server::Config::default(),
-                ),
+                rendezvous: rendezvous::server::Behaviour::new(rendezvous_config()),
             }
         })
         .map_err(|e| P2pError::Transport(e.to_string()))?

@@ -95,9 +95,29 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     );
     a.add_external_address(circuit_addr.clone());
     let ns = rendezvous::Namespace::from_static(NAMESPACE);
+    // libp2p's default TTL (2 h) is far beyond what the relay keeps.
     a.behaviour_mut()
         .rendezvous
         .register(ns.clone(), relay_id, None)
+        .expect("register");
+    let refused = until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ..
+        })) => Some(false),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
+            rendezvous::client::Event::RegisterFailed { .. },
+        )) => Some(true),
+        _ => None,
+    })
+    .await;
+    assert!(refused, "a 2-hour registration must be refused");
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            ns.clone(),
+            relay_id,
+            Some(shoal_proto::info::REGISTRATION_TTL_SECS),
+        )
         .expect("register");
     until(&mut a, |e| match e {
         SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {

@@ -19,7 +19,11 @@ pub enum LinkError {
 /// Builds the link for `share` on the relay at `origin` (no trailing slash
 /// needed) in swarm `swarm`.
 pub fn make_link(origin: &str, swarm: &str, share: &ShareId) -> String {
-    format!("{}/?swarm={}#share={share}", origin.trim_end_matches('/'), encode_component(swarm))
+    format!(
+        "{}/?swarm={}#share={share}",
+        origin.trim_end_matches('/'),
+        encode_component(swarm)
+    )
 }
 
 /// Finds the share id in a link, or in a bare fragment (`#share=…` or
@@ -64,7 +68,10 @@ mod tests {
     #[test]
     fn round_trip() {
         let link = make_link("http://127.0.0.1:8080/", "my swarm", &id());
-        assert!(link.starts_with("http://127.0.0.1:8080/?swarm=my%20swarm#share="), "{link}");
+        assert!(
+            link.starts_with("http://127.0.0.1:8080/?swarm=my%20swarm#share="),
+            "{link}"
+        );
         assert_eq!(parse_link(&link), Ok(id()));
         assert_eq!(parse_link(&format!("#share={}", id())), Ok(id()));
         assert_eq!(parse_link(&id().to_string()), Ok(id()));
@@ -72,9 +79,18 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(parse_link("http://x/?swarm=a"), Err(LinkError::MissingShare));
-        assert_eq!(parse_link("http://x/#other=1"), Err(LinkError::MissingShare));
-        assert!(matches!(parse_link("http://x/#share=abc"), Err(LinkError::BadShareId(_))));
+        assert_eq!(
+            parse_link("http://x/?swarm=a"),
+            Err(LinkError::MissingShare)
+        );
+        assert_eq!(
+            parse_link("http://x/#other=1"),
+            Err(LinkError::MissingShare)
+        );
+        assert!(matches!(
+            parse_link("http://x/#share=abc"),
+            Err(LinkError::BadShareId(_))
+        ));
     }
 
     proptest! {

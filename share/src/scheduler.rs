@@ -568,9 +568,14 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             .filter(|(_, (peer, slots))| *slots > 0 && askers.is_none_or(|a| !a.contains(peer)))
             .filter_map(|(k, (peer, slots))| {
                 let conn = self.peers.get(peer)?.conn.as_ref()?;
-                conn.has
-                    .get(index)
-                    .then(|| (conn.failed.contains(&index), conn.held, std::cmp::Reverse(*slots), k))
+                conn.has.get(index).then(|| {
+                    (
+                        conn.failed.contains(&index),
+                        conn.held,
+                        std::cmp::Reverse(*slots),
+                        k,
+                    )
+                })
             })
             .min()
             .map(|(_, _, _, k)| k)

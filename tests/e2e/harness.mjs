@@ -1,7 +1,7 @@
 // Test harness: a real relay process and one headless Chromium process per peer.
 //
 // - startRelay(): runs `target/debug/relay` (or $SHOAL_RELAY_BIN) on a free
-//   port with a temporary identity and `--www <repo>/www`, waits for /healthz.
+//   port with a temporary identity and `--www target/www-test` (the test page), waits for /healthz.
 //   Options let tests/lab/ run it elsewhere (a fixed address and identity,
 //   inside a network namespace, with its own health probe).
 // - launchPeer(): one Chromium *process* per peer (separate network stacks, as
@@ -24,6 +24,11 @@ import { chromium } from 'playwright-core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
+/**
+ * The page the relay serves: by default the test build `make test` made (its wasm has the
+ * test switches, feature test-hooks); benchmarks set SHOAL_WWW=www, the release page.
+ */
+export const WWW = process.env.SHOAL_WWW ? path.resolve(process.env.SHOAL_WWW) : path.join(REPO, 'target', 'www-test');
 /** The bound for every wait: long enough for a slow CI machine, short enough not to hang. */
 export const WAIT_MS = Number(process.env.SHOAL_WAIT_MS ?? 30_000);
 const ARTIFACTS = path.join(REPO, 'tests', '.artifacts');
@@ -156,9 +161,9 @@ export async function startRelay({
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
-  const www = path.join(REPO, 'www');
+  const www = WWW;
   if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
-    log('harness', `warning: ${www}/pkg/peer_wasm.js is missing; build the wasm first (make build)`);
+    throw new Error(`${www}/pkg/peer_wasm.js is missing: \`make test\` builds the test page there (or set SHOAL_WWW)`);
   }
   const dir = identity ? null : mkdtempSync(path.join(tmpdir(), 'shoal-relay-'));
   const key = identity ?? path.join(dir, 'identity.key');

@@ -253,6 +253,7 @@ struct Inner {
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
     /// Test-only: serve corrupted chunks.
+    #[cfg(feature = "test-hooks")]
     corrupt: Cell<bool>,
     state: SharedState,
     origin: String,
@@ -281,6 +282,7 @@ impl Transfers {
             next_session: Cell::new(0),
             uploaded: Cell::new(0),
             downloaded: Cell::new(0),
+            #[cfg(feature = "test-hooks")]
             corrupt: Cell::new(false),
             state,
             origin,
@@ -312,6 +314,7 @@ impl Transfers {
         self.0.shares.borrow().get(id).cloned()
     }
 
+    #[cfg(feature = "test-hooks")]
     pub fn set_corrupt(&self, on: bool) {
         self.0.corrupt.set(on);
     }

@@ -203,9 +203,11 @@ async fn writer(t: Transfers, share: Rc<Share>, mut w: WriteHalf<Stream>, outbox
         let result = match out {
             Out::Msg(msg) => write_msg(&mut w, &msg).await,
             Out::Serve(index) => match serve(&t, &share, index).await {
+                #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
                 Ok(mut data) => {
+                    // Test-only switch (not in release builds): a peer that lies about its data.
+                    #[cfg(feature = "test-hooks")]
                     if t.0.corrupt.get() {
-                        // Test-only switch: a peer that lies about its data.
                         if let Some(b) = data.first_mut() {
                             *b ^= 0xff;
                         }
