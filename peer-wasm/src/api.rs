@@ -176,7 +176,8 @@ impl Node {
         to_js(&self.state.read(|s| s.peers()))
     }
 
-    /// `{ state: "connecting" | "connected" | "reserved" | "failed" | "stopped", peerId, error }`.
+    /// `{ state: "connecting" | "connected" | "reserved" | "reconnecting" | "failed" | "stopped",
+    /// peerId, error }`; `error` says why the relay is unreachable or refused a reservation.
     pub fn relay(&self) -> Result<JsValue, JsError> {
         to_js(&self.state.read(|s| s.relay()))
     }

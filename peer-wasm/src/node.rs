@@ -559,6 +559,14 @@ impl Loop {
             } if self.relay.circuit_listener == Some(listener_id) => {
                 self.relay.circuit_listener = None;
                 tracing::warn!("relay reservation ended: {reason:?}");
+                // Say why on the page: a refusal (the relay's limits) is not
+                // a network failure, and other pages cannot reach this one
+                // meanwhile.
+                if let Err(e) = &reason {
+                    self.state.update(|s| {
+                        s.relay_reservation_refused(format!("the relay refused a reservation: {e}"))
+                    });
+                }
                 if swarm.is_connected(&self.settings.relay_peer) {
                     let at = self.relay.backoff.failed(self.now(), random());
                     tracing::info!(

@@ -89,6 +89,7 @@ impl State {
     }
     pub fn relay_reserved(&mut self) {
         self.relay.state = RelayState::Reserved;
+        self.relay.error = None;
     }
     /// A dial to the relay failed: `failed` before the first connection,
     /// `reconnecting` (with the error) after one was lost.
@@ -97,6 +98,14 @@ impl State {
             self.relay.state = RelayState::Failed;
         } else {
             self.relay.state = RelayState::Reconnecting;
+        }
+        self.relay.error = Some(error);
+    }
+    /// Connected, but without a relayed address (the reservation was refused
+    /// or ended): others cannot reach this node until it gets one again.
+    pub fn relay_reservation_refused(&mut self, error: String) {
+        if self.relay.state == RelayState::Reserved {
+            self.relay.state = RelayState::Connected;
         }
         self.relay.error = Some(error);
     }

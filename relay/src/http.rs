@@ -18,7 +18,7 @@ use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::limits::MAX_WS_MESSAGE;
 use crate::metrics::Metrics;
@@ -82,7 +82,7 @@ async fn p2p(
         Ok(permit) => permit,
         Err(refused) => {
             Metrics::count(&state.metrics().websockets, "refused");
-            debug!(%client, "libp2p WebSocket refused: {refused}");
+            info!(%client, "libp2p WebSocket refused: {refused}");
             return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
         }
     };
