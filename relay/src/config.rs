@@ -192,6 +192,27 @@ impl Config {
         )
     }
 
+    /// The addresses announced to clients besides the listen address:
+    /// `--external-addr`, and for each `--acme-domain` its stock libp2p
+    /// address `/dns/<domain>/tcp/<port>/tls/ws` (a name with a certificate
+    /// is what clients on the internet can use).
+    pub fn announced_addrs(&self, port: u16) -> Vec<Multiaddr> {
+        let acme = self.tls.acme_domains.iter().map(|domain| {
+            Multiaddr::empty()
+                .with(Protocol::Dns(domain.clone().into()))
+                .with(Protocol::Tcp(port))
+                .with(Protocol::Tls)
+                .with(Protocol::Ws("/".into()))
+        });
+        let mut addrs = self.external_addrs.clone();
+        for addr in acme {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        addrs
+    }
+
     /// The directory the page is served from (see `--www`).
     pub fn www_dir(&self) -> PathBuf {
         if let Some(dir) = &self.www {
@@ -327,6 +348,29 @@ mod tests {
         assert_eq!(c.tls.acme_domains, vec!["a.example".to_string()]);
         assert_eq!(c.tls.acme_directory, LETS_ENCRYPT);
         assert!(Config::try_parse_from(["relay", "--acme-contact", "mailto:x@a.example"]).is_err());
+    }
+
+    #[test]
+    fn acme_domains_are_announced() {
+        let c = parse(&[
+            "--acme-domain",
+            "shoal.example",
+            "--external-addr",
+            "/ip4/192.0.2.1/tcp/443/tls/ws",
+        ]);
+        let addrs: Vec<String> = c
+            .announced_addrs(443)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            addrs,
+            vec![
+                "/ip4/192.0.2.1/tcp/443/tls/ws",
+                "/dns/shoal.example/tcp/443/tls/ws"
+            ]
+        );
+        assert!(parse(&[]).announced_addrs(443).is_empty());
     }
 
     #[test]

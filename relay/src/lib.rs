@@ -146,9 +146,9 @@ impl Relay {
         let mut swarm = p2p::build_swarm(keypair, &config.limits, transport)?;
         let listen_addr = config::ws_multiaddr(http_addr, tls.is_on());
         p2p::listen(&mut swarm, &state, listen_addr, LISTEN_TIMEOUT).await?;
-        for addr in &config.external_addrs {
+        for addr in config.announced_addrs(http_addr.port()) {
             info!("announcing external address {addr}");
-            swarm.add_external_address(addr.clone());
+            p2p::announce(&mut swarm, &state, addr);
         }
         Ok(Self {
             state,

@@ -227,18 +227,25 @@ fn with_peer_id(addr: Multiaddr, peer_id: PeerId) -> Multiaddr {
     addr.with_p2p(peer_id).unwrap_or_else(|addr| addr)
 }
 
-fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, state: &AppState, address: Multiaddr) {
-    let full = with_peer_id(address.clone(), *swarm.local_peer_id());
-    info!("p2p listening on {full}");
-    // Relay reservations hand out the relay's external addresses; with none,
-    // browsers get a reservation they cannot build a circuit address from.
-    swarm.add_external_address(address);
+/// Announces `addr` to clients: in relay reservations and in `/api/info`.
+pub fn announce(swarm: &mut Swarm<Behaviour>, state: &AppState, addr: Multiaddr) {
+    let full = with_peer_id(addr.clone(), *swarm.local_peer_id()).to_string();
+    swarm.add_external_address(addr);
     state.update_info(|info| {
-        let full = full.to_string();
         if !info.listen_addrs.contains(&full) {
             info.listen_addrs.push(full);
         }
     });
+}
+
+fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, state: &AppState, address: Multiaddr) {
+    info!(
+        "p2p listening on {}",
+        with_peer_id(address.clone(), *swarm.local_peer_id())
+    );
+    // Relay reservations hand out the relay's external addresses; with none,
+    // browsers get a reservation they cannot build a circuit address from.
+    announce(swarm, state, address);
 }
 
 fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<BehaviourEvent>) {
