@@ -57,6 +57,8 @@ const REGISTER_RETRY: Duration = Duration::from_secs(5);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Rendezvous registrations live this long; renewed at half.
 const REGISTRATION_TTL: u64 = shoal_proto::info::REGISTRATION_TTL_SECS;
+/// A connection whose ping goes unanswered this long is closed as dead.
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the loop looks at its timers.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -114,7 +116,11 @@ pub fn build(
             identify::Config::new("/ipfs/id/1.0.0".into(), keypair.public())
                 .with_agent_version(format!("shoal-peer/{}", env!("CARGO_PKG_VERSION"))),
         ),
-        ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+        ping: ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(Duration::from_secs(5))
+                .with_timeout(PING_TIMEOUT),
+        ),
         stream,
     };
     let config = libp2p::swarm::Config::with_wasm_executor()
@@ -642,6 +648,18 @@ impl Loop {
                 result: Ok(rtt),
             }) => {
                 self.state.update(|s| s.rtt(&peer, connection, rtt));
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            }) => {
+                // A connection that does not answer pings is dead even if no
+                // one closed it (a relayed circuit whose far end vanished, a
+                // direct path whose packets are dropped). Closing it ends the
+                // sessions on it, and transfers move to what is left.
+                tracing::warn!(%peer, "ping failed ({error}); closing that connection");
+                swarm.close_connection(connection);
             }
             _ => {}
         }
