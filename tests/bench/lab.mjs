@@ -63,6 +63,8 @@ const TURN_PORT = 3479;
 const TURN_USER = 'u';
 const TURN_PASS = 'p';
 const TURN_URL = `turn:${L.RELAY_IP}:${TURN_PORT}?transport=udp`;
+/** The lab's NAT'd subnets (scripts/nat-lab.sh), unreachable from `pub`. */
+const TURN_DENIED = '10.200.1.0-10.200.2.255';
 const TURN_RELAY_ARGS = ['--ice-server', TURN_URL, '--ice-username', TURN_USER, '--ice-credential', TURN_PASS];
 
 // ---- formatting ------------------------------------------------------------------
@@ -158,6 +160,11 @@ async function startCoturn(dir) {
     '--min-port', '49152', '--max-port', '49999',
     '--lt-cred-mech', '--user', `${TURN_USER}:${TURN_PASS}`, '--realm', 'shoal',
     '--fingerprint', '--no-software-attribute',
+    // `pub` has no route to the NAT'd subnets: a send to a peer's host candidate fails with
+    // ENETUNREACH (on the Internet it would be dropped silently), and with that coturn 4.6.1
+    // stopped relaying for the allocation about a second after ICE connected (measured here).
+    // Denying those peers keeps the pages from asking coturn to send there.
+    `--denied-peer-ip=${TURN_DENIED}`,
     '--log-file', 'stdout', '--simple-log', '--pidfile', path.join(dir, 'turnserver.pid'),
   ];
   h.log('harness', `starting ip ${args.join(' ')}`);
@@ -402,11 +409,11 @@ function section(r) {
     '',
     `Selected ICE pairs (local→remote): direct: ${pairsOf(t.direct)}; relayed: ${pairsOf(t.relayed)} (no connected RTCPeerConnection); TURN: ${pairsOf(t.turn)}.`,
     '',
-    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint\` in \`pub\`, the relay restarted with \`${TURN_RELAY_ARGS.join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`.`,
+    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${TURN_RELAY_ARGS.join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`.`,
     '',
     'Caveats: 2-CPU machine; both browsers, the relay and coturn share it, so the absolute MB/s are CPU-bound and noisy; the ratios, measured side by side in one run, are the figures to compare. The lab\'s links are veth pairs (no latency or loss added).',
   );
-  if (r.errors.length) lines.push('', 'Errors in this run:', '', ...r.errors.map((e) => `- ${e}`));
+  if (r.errors.length) lines.push('', 'Errors in this run:', '', ...r.errors.map((e) => `- ${e.length > 300 ? `${e.slice(0, 300)}…` : e}`));
   lines.push(SECTION_END);
   return lines.join('\n');
 }
@@ -496,7 +503,7 @@ async function main() {
         await lab.startRelay();
         return transfer(lab, browsers, 'turn', { file, sha256, want: 'direct', server: coturn, checkPairs: turnPairs });
       });
-      if (!r.transfers.turn) r.turnSkipped = `failed: ${r.errors.find((e) => e.startsWith('turn'))?.slice(15) ?? '?'}`;
+      if (!r.transfers.turn) r.turnSkipped = 'failed (see the errors below)';
     }
   } finally {
     await coturn?.stop().catch(() => {});
