@@ -3,12 +3,14 @@
 // `pub` at 10.200.0.10 serving HTTPS and its own STUN, one Chromium process per namespace).
 // Needs root. Prints figures and rewrites its own section of BENCHMARKS.md; no thresholds.
 //
-//   node tests/bench/lab.mjs [--runs N] [--size-mib N] [--no-turn] [--no-write]   (make bench-lab)
+//   node tests/bench/lab.mjs [--runs N] [--size-mib N] [--rounds N] [--no-turn] [--no-write]
+//                                                                               (make bench-lab)
 //
 // 1. Cone NATs: page load → first direct peer. Per run (≥ 5), a page in lab-a joins a fresh
 //    swarm and gets its relay reservation; then a page in lab-b is opened (fresh context,
 //    cold cache) and measures in the page, from its navigation start, until shoal.peers()
 //    lists A as `direct` (the init script of connect.mjs, lib/shoal.mjs recordMilestones).
+//    One warm-up run first, not counted.
 //    The selected ICE pair must be srflx/prflx (through the NATs).
 // 2. The same --size-mib (default 256) file A → B, in this one run:
 //    - cone NATs: direct (WebRTC through both NATs);
@@ -17,6 +19,7 @@
 //    - symmetric NATs with coturn (TURN over UDP) in `pub` on port 3479, given to the pages
 //      by the relay (--ice-server turn:…): WebRTC through TURN (the selected pair has a
 //      `relay` candidate), sampling turnserver the same way. --no-turn skips it.
+//    --rounds N repeats the three (cone lab → direct, symmetric lab → relayed, TURN) N times.
 //    Timed in the downloading page: download() call → resolve. The file is random bytes
 //    written by node, given to A through <input type=file>; B's File is checked with
 //    SHA-256 against the file on disk (after the timed part).
@@ -42,6 +45,7 @@ const SIZE_MIB = Number(option('--size-mib', '256'));
 if (!(SIZE_MIB > 0)) throw new Error('--size-mib must be a positive number');
 const SIZE = Math.round(SIZE_MIB * MiB);
 const TURN = !flag('--no-turn');
+const ROUNDS = Math.max(1, Number.parseInt(option('--rounds', '1'), 10) || 1);
 const WRITE = !flag('--no-write');
 
 const SECTION_START = '<!-- bench:lab -->';
@@ -264,8 +268,13 @@ async function transfer(lab, browsers, label, { file, sha256, want, server = nul
       await sleep(Math.max(0, 16_000 - (Date.now() - since)));
       say(`${label}: WebRTC attempts over ${quiet ? '' : '(NOT: still one open after 60 s) '}${((Date.now() - since) / 1000).toFixed(1)} s after the peers were relayed`);
     }
-    const pairs = { a: await L.connectedPairs(a), b: await L.connectedPairs(b) };
-    if (checkPairs) checkPairs(pairs);
+    // A selected pair may show `in-progress` for a moment (a consent check): poll.
+    const pairs = await h.waitFor(
+      `${label}: ${checkPairs?.what ?? 'selected pairs'}`,
+      async () => ({ a: await L.connectedPairs(a), b: await L.connectedPairs(b) }),
+      (p) => !checkPairs || checkPairs(p),
+      { timeout: 15_000 },
+    );
     say(`${label}: A ${JSON.stringify(pa)}; B ${JSON.stringify(pb)}; selected pairs A ${JSON.stringify(pairs.a)}, B ${JSON.stringify(pairs.b)}`);
 
     const tabA = { page: a.page, peerId: a.peerId, label: a.name };
@@ -341,24 +350,53 @@ async function settleWebrtc(peers, timeout = 60_000) {
   return false;
 }
 
-const natPairs = ({ a, b }) => {
-  if (!a.some(L.natPair) || !b.some(L.natPair)) throw new Error(`no srflx/prflx selected pair: ${JSON.stringify({ a, b })}`);
-};
-const turnPairs = ({ a, b }) => {
-  const viaTurn = (s) => s.pairState === 'succeeded' && (s.localType === 'relay' || s.remoteType === 'relay');
-  if (!a.some(viaTurn) || !b.some(viaTurn)) throw new Error(`no selected pair with a relay (TURN) candidate: ${JSON.stringify({ a, b })}`);
-};
+/** Both pages have a connected RTCPeerConnection whose selected pair goes through the NATs (srflx/prflx). */
+const natPairs = Object.assign(({ a, b }) => a.some(L.natPair) && b.some(L.natPair), {
+  what: 'a succeeded srflx/prflx selected pair in both pages',
+});
+/** Both pages have a connected RTCPeerConnection whose selected pair has a relay (TURN) candidate. */
+const viaTurn = (s) => s.pairState === 'succeeded' && (s.localType === 'relay' || s.remoteType === 'relay');
+const turnPairs = Object.assign(({ a, b }) => a.some(viaTurn) && b.some(viaTurn), {
+  what: 'a succeeded selected pair with a relay (TURN) candidate in both pages',
+});
 
 // ---- report ------------------------------------------------------------------------
+
+/** Runs of one path combined: total bytes ÷ total seconds, summed CPU, peak RSS. */
+function combine(xs) {
+  if (!xs?.length) return null;
+  const sum = (f) => xs.reduce((acc, x) => acc + (f(x) ?? 0), 0);
+  return {
+    seconds: sum((x) => x.seconds) / xs.length,
+    n: xs.length,
+    serverCpu: xs.every((x) => x.server) ? sum((x) => x.server.cpu) / xs.length : null,
+  };
+}
 
 function section(r) {
   const stat = (xs) => (xs.length ? `${ms(median(xs))} | ${ms(Math.min(...xs))} | ${ms(Math.max(...xs))} | ${xs.length}` : '— | — | — | 0');
   const t = r.transfers;
-  const row = (name, x, via) => x
-    ? `| ${name} | ${via} | ${f2(x.seconds)} | **${f1(mbps(x))}** | ${f1(x.cpu.a)} / ${f1(x.cpu.b)} | ${x.server ? `${f2(x.server.cpu)}` : '—'} | ${x.server ? `${mibOf(x.server.rssPeak)} (VmHWM ${mibOf(x.server.hwm)})` : '—'} | ${f2(x.otherCores)} |`
-    : `| ${name} | ${via} | — | — | — | — | — | — |`;
-  const ratio = (x, y) => (x && y ? mbps(x) / mbps(y) : null);
-  const pairsOf = (x) => x ? `A ${[...new Set(x.pairs.a.map(pairText))].join(', ') || '—'}; B ${[...new Set(x.pairs.b.map(pairText))].join(', ') || '—'}` : '—';
+  const many = ROUNDS > 1;
+  const row = (name, x, via) =>
+    `| ${name} | ${via} | ${f2(x.seconds)} | **${f1(mbps(x))}** | ${f1(x.cpu.a)} / ${f1(x.cpu.b)} | ${x.server ? f2(x.server.cpu) : '—'} | ${x.server ? `${mibOf(x.server.rssPeak)} (VmHWM ${mibOf(x.server.hwm)})` : '—'} | ${f2(x.otherCores)} |`;
+  const rows = (name, xs, via) => {
+    if (!xs.length) return [`| ${name} | ${via} | — | — | — | — | — | — |`];
+    const out = xs.map((x, i) => row(many ? `${name}, run ${i + 1}` : name, x, via));
+    if (many) {
+      const c = combine(xs);
+      out.push(`| ${name}, mean of ${c.n} | | ${f2(c.seconds)} | **${f1(mbps(c))}** | | ${c.serverCpu === null ? '—' : f2(c.serverCpu)} | | |`);
+    }
+    return out;
+  };
+  const ratio = (x, y) => (combine(x) && combine(y) ? mbps(combine(x)) / mbps(combine(y)) : null);
+  const pairsOf = (xs) => {
+    const kinds = (side) => [...new Set(xs.flatMap((x) => x.pairs[side].map(pairText)))].join(', ') || '—';
+    return xs.length ? `A ${kinds('a')}; B ${kinds('b')}` : '—';
+  };
+  const serverLine = (xs, what) => xs.map((x, i) => {
+    const s = x.server;
+    return `${what}${many ? ` (run ${i + 1})` : ''}: ${f2(s.cpu)} CPU-s (${f2(s.cpu / (SIZE / 2 ** 30))} per GiB), VmRSS ${mibOf(s.rssBefore)} MiB before, peak ${mibOf(s.rssPeak)} MiB (${s.samples} samples), ${mibOf(s.rssAfter)} MiB after; VmHWM ${mibOf(s.hwm)} MiB.`;
+  });
   const relayedRatio = ratio(t.relayed, t.direct);
   const lines = [
     SECTION_START,
@@ -372,7 +410,7 @@ function section(r) {
     '',
     '### Cone NATs: page load → first direct peer',
     '',
-    `A page in lab-a joins a fresh swarm and holds its relay reservation; then a page in lab-b is opened. Milliseconds from B's navigation start (${RUNS} runs, ${r.connectFailures} failed):`,
+    `A page in lab-a joins a fresh swarm and holds its relay reservation; then a page in lab-b is opened. Milliseconds from B's navigation start (${RUNS} runs after one unmeasured warm-up run, ${r.connectFailures} failed):`,
     '',
     '| milestone (page in lab-b) | median | min | max | n |',
     '| --- | ---: | ---: | ---: | ---: |',
@@ -384,41 +422,53 @@ function section(r) {
     '',
     `### ${SIZE_MIB} MiB A → B: direct, relayed through our relay, through coturn (TURN/UDP)`,
     '',
-    'MB = 10^6 bytes. Timed in B: `download()` call → resolve, peers already connected. CPU-s = user+system time during the timed part: browsers = every process in namespace a / b; server = the relay process (relayed) or turnserver (TURN), from /proc/<pid>/stat; RSS from /proc/<pid>/status (VmRSS sampled every 250 ms; VmHWM = peak over the process\'s life). Other load = machine CPU busy minus the lab\'s processes and this node process, in cores of 2.',
+    `MB = 10^6 bytes. Timed in B: \`download()\` call → resolve, peers already connected. ${many ? `${ROUNDS} rounds, each: cone lab → direct, then symmetric lab → relayed, TURN; a mean is total bytes ÷ total seconds. ` : ''}CPU-s = user+system time during the timed part: browsers = every process in namespace a / b; server = the relay process (relayed) or turnserver (TURN), from /proc/<pid>/stat; RSS from /proc/<pid>/status (VmRSS sampled every 250 ms; VmHWM = peak over the process's life). Other load = machine CPU busy minus the lab's processes and this node process, in cores of 2.`,
     '',
     '| path | through | s | MB/s | CPU-s browser A / B | server CPU-s | server peak VmRSS, MiB | other load |',
     '| --- | --- | ---: | ---: | --- | ---: | --- | ---: |',
-    row('direct (cone NATs)', t.direct, 'WebRTC, srflx/prflx pair'),
-    row('**relayed** (symmetric NATs)', t.relayed, 'our relay: WSS → circuit → WSS'),
-    r.turnSkipped ? `| TURN (symmetric NATs) | coturn | skipped: ${r.turnSkipped} | | | | | |` : row('TURN (symmetric NATs)', t.turn, `WebRTC via coturn ${r.coturnVersion ?? ''} (udp)`),
+    ...rows('direct (cone NATs)', t.direct, 'WebRTC, srflx/prflx pair'),
+    ...rows('**relayed** (symmetric NATs)', t.relayed, 'our relay: WSS → circuit → WSS'),
+    ...(r.turnSkipped ? [`| TURN (symmetric NATs) | coturn | skipped: ${r.turnSkipped} | | | | | |`] : rows('TURN (symmetric NATs)', t.turn, `WebRTC via coturn ${r.coturnVersion ?? ''} (udp)`)),
     '',
     `Ratios: **relayed ÷ direct = ${f2(relayedRatio)}** (goal ≥ 0.5: ${relayedRatio === null ? 'not measured' : relayedRatio >= 0.5 ? 'met' : 'NOT met'})` +
-      (t.turn ? `; TURN ÷ direct = ${f2(ratio(t.turn, t.direct))}; our relay ÷ TURN = ${f2(ratio(t.relayed, t.turn))}.` : '.'),
+      (t.turn.length ? `; TURN ÷ direct = ${f2(ratio(t.turn, t.direct))}; our relay ÷ TURN = ${f2(ratio(t.relayed, t.turn))}.` : '.'),
     '',
-  ];
-  if (t.relayed?.server) {
-    const s = t.relayed.server;
-    lines.push(`Our relay during the relayed transfer: ${f2(s.cpu)} CPU-s (${f2(s.cpu / (SIZE / 2 ** 30))} per GiB relayed), VmRSS ${mibOf(s.rssBefore)} MiB before, peak ${mibOf(s.rssPeak)} MiB (${s.samples} samples), ${mibOf(s.rssAfter)} MiB after; VmHWM ${mibOf(s.hwm)} MiB (the relay was started for the symmetric lab, so this is about the transfer).`);
-  }
-  if (t.turn?.server) {
-    const s = t.turn.server;
-    lines.push(`turnserver during the TURN transfer: ${f2(s.cpu)} CPU-s (${f2(s.cpu / (SIZE / 2 ** 30))} per GiB), VmRSS ${mibOf(s.rssBefore)} MiB before, peak ${mibOf(s.rssPeak)} MiB, VmHWM ${mibOf(s.hwm)} MiB. Our relay meanwhile: ${f2(t.turn.relayDuring?.cpu)} CPU-s.`);
-  }
-  if (t.direct?.relayDuring) lines.push(`Our relay during the direct transfer: ${f2(t.direct.relayDuring.cpu)} CPU-s.`);
-  lines.push(
+    ...serverLine(t.relayed.filter((x) => x.server), 'Our relay during the relayed transfer'),
+    ...serverLine(t.turn.filter((x) => x.server), 'turnserver during the TURN transfer'),
+    `Our relay during the direct transfer: ${t.direct.map((x) => f2(x.relayDuring?.cpu)).join(', ') || '—'} CPU-s; during the TURN transfer: ${t.turn.map((x) => f2(x.relayDuring?.cpu)).join(', ') || '—'} CPU-s. The relay is started fresh with each lab, so its VmHWM is about the transfer.`,
     '',
-    `Selected ICE pairs (local→remote): direct: ${pairsOf(t.direct)}; relayed: ${pairsOf(t.relayed)} (no connected RTCPeerConnection); TURN: ${pairsOf(t.turn)}.`,
+    `Selected ICE pairs (local→remote, from each page's RTCPeerConnection stats): direct: ${pairsOf(t.direct)}; relayed: none connected (WebRTC failed: ${t.relayed.length ? 'yes' : '—'}); TURN: ${pairsOf(t.turn)}.`,
     '',
-    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${TURN_RELAY_ARGS.join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`.`,
+    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${TURN_RELAY_ARGS.join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`. Browsers are launched once the namespaces' IPv6 addresses left "tentative" (otherwise Chromium may fail the first page load with ERR_NETWORK_CHANGED).`,
     '',
     'Caveats: 2-CPU machine; both browsers, the relay and coturn share it, so the absolute MB/s are CPU-bound and noisy; the ratios, measured side by side in one run, are the figures to compare. The lab\'s links are veth pairs (no latency or loss added).',
-  );
+  ];
   if (r.errors.length) lines.push('', 'Errors in this run:', '', ...r.errors.map((e) => `- ${e.length > 300 ? `${e.slice(0, 300)}…` : e}`));
   lines.push(SECTION_END);
   return lines.join('\n');
 }
 
 // ---- main ---------------------------------------------------------------------------
+
+/**
+ * Wait until no address in namespaces a and b is IPv6-tentative (DAD takes ≈1.5 s after
+ * the lab is up): a Chromium started before that sees the address change and fails a page
+ * load with ERR_NETWORK_CHANGED.
+ */
+async function settleAddresses() {
+  await h.waitFor('the lab hosts\' IPv6 addresses to leave "tentative"', async () =>
+    ['a', 'b'].every((host) => !execFileSync('ip', ['-n', L.NS[host], '-6', 'addr', 'show', 'tentative'], { encoding: 'utf8' }).trim()),
+  Boolean, { timeout: 10_000, interval: 100 });
+  await sleep(500);
+}
+
+async function labWithBrowsers(mode) {
+  say(`${mode} lab: up`);
+  const lab = await L.startLab(mode);
+  await settleAddresses();
+  const browsers = { a: await lab.launchBrowser('a'), b: await lab.launchBrowser('b') };
+  return { lab, browsers };
+}
 
 async function main() {
   const unavailable = await L.labUnavailable();
@@ -444,67 +494,76 @@ async function main() {
     firstDirect: [],
     pairs: [],
     connectFailures: 0,
-    transfers: {},
+    transfers: { direct: [], relayed: [], turn: [] },
     errors: [],
     turnSkipped: TURN ? null : '--no-turn',
   };
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-lab-'));
   let lab = null;
   let coturn = null;
+  const attempt = async (key, round, fn) => {
+    try {
+      r.transfers[key].push(await fn());
+    } catch (e) {
+      r.errors.push(`${key} transfer${ROUNDS > 1 ? `, round ${round}` : ''}: ${e.message.split('\n')[0]}`);
+      console.error(`${key} transfer failed: ${e.stack ?? e.message}`);
+      h.dumpLogs(`logs up to the failed ${key} transfer`);
+    }
+  };
   try {
     const file = path.join(tmp, 'lab-bench.bin');
     say(`writing ${SIZE_MIB} MiB of random bytes to ${file}`);
     writeRandomFile(file, SIZE);
     const sha256 = sha256File(file);
 
-    // Cone NATs: connect runs, then the direct transfer.
-    say('cone lab: up');
-    lab = await L.startLab('cone');
-    let browsers = { a: await lab.launchBrowser('a'), b: await lab.launchBrowser('b') };
-    r.browser = `Chromium ${browsers.a.version()}`;
-    for (let i = 0; i < RUNS; i++) {
-      try {
-        const m = await connectRun(lab, browsers, i);
-        for (const key of ['started', 'reserved', 'firstDirect']) if (m[key] !== undefined) r[key].push(m[key]);
-        r.pairs.push(m.pair);
-        say(`connect run ${i + 1}/${RUNS}: started ${ms(m.started)}, reserved ${ms(m.reserved)}, direct ${ms(m.firstDirect)} ms (${m.pair})`);
-      } catch (e) {
-        r.connectFailures++;
-        r.errors.push(`connect run ${i + 1}: ${e.message.split('\n')[0]}`);
-        console.error(`connect run ${i + 1}/${RUNS} failed: ${e.message}`);
-        h.dumpLogs(`logs up to failed connect run ${i + 1}`);
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Cone NATs: (first round) connect runs, then the direct transfer.
+      let browsers;
+      ({ lab, browsers } = await labWithBrowsers('cone'));
+      r.browser = `Chromium ${browsers.a.version()}`;
+      if (round === 1) {
+        for (let i = 0; i <= RUNS; i++) {
+          try {
+            const m = await connectRun(lab, browsers, i);
+            if (i === 0) {
+              say(`connect warm-up run: direct ${ms(m.firstDirect)} ms (not counted)`);
+              continue;
+            }
+            for (const key of ['started', 'reserved', 'firstDirect']) if (m[key] !== undefined) r[key].push(m[key]);
+            r.pairs.push(m.pair);
+            say(`connect run ${i}/${RUNS}: started ${ms(m.started)}, reserved ${ms(m.reserved)}, direct ${ms(m.firstDirect)} ms (${m.pair})`);
+          } catch (e) {
+            if (i > 0) {
+              r.connectFailures++;
+              r.errors.push(`connect run ${i}: ${e.message.split('\n')[0]}`);
+            }
+            console.error(`connect run ${i}/${RUNS} failed: ${e.message}`);
+            h.dumpLogs(`logs up to failed connect run ${i}`);
+          }
+        }
       }
-    }
-    const attempt = async (key, fn) => {
-      try {
-        r.transfers[key] = await fn();
-      } catch (e) {
-        r.errors.push(`${key} transfer: ${e.message.split('\n')[0]}`);
-        console.error(`${key} transfer failed: ${e.stack ?? e.message}`);
-        h.dumpLogs(`logs up to the failed ${key} transfer`);
+      await attempt('direct', round, () => transfer(lab, browsers, 'direct', { file, sha256, want: 'direct', checkPairs: natPairs }));
+      await lab.down();
+
+      // Symmetric NATs: relayed through our relay, then through coturn.
+      ({ lab, browsers } = await labWithBrowsers('symmetric'));
+      await attempt('relayed', round, () => transfer(lab, browsers, 'relayed', { file, sha256, want: 'relayed', server: lab.relay }));
+      if (TURN) {
+        await attempt('turn', round, async () => {
+          coturn = await startCoturn(tmp);
+          r.coturnVersion = coturn.version;
+          await lab.stopRelay({ signal: 'SIGTERM' });
+          lab.extraRelayArgs = TURN_RELAY_ARGS;
+          await lab.startRelay();
+          return transfer(lab, browsers, 'turn', { file, sha256, want: 'direct', server: coturn, checkPairs: turnPairs });
+        });
+        await coturn?.stop();
+        coturn = null;
       }
-    };
-    await attempt('direct', () => transfer(lab, browsers, 'direct', { file, sha256, want: 'direct', checkPairs: natPairs }));
-    await lab.down();
-
-    // Symmetric NATs: relayed through our relay.
-    say('symmetric lab: up');
-    lab = await L.startLab('symmetric');
-    browsers = { a: await lab.launchBrowser('a'), b: await lab.launchBrowser('b') };
-    await attempt('relayed', () => transfer(lab, browsers, 'relayed', { file, sha256, want: 'relayed', server: lab.relay }));
-
-    // Symmetric NATs with coturn: WebRTC through TURN.
-    if (TURN) {
-      await attempt('turn', async () => {
-        coturn = await startCoturn(tmp);
-        r.coturnVersion = coturn.version;
-        await lab.stopRelay({ signal: 'SIGTERM' });
-        lab.extraRelayArgs = TURN_RELAY_ARGS;
-        await lab.startRelay();
-        return transfer(lab, browsers, 'turn', { file, sha256, want: 'direct', server: coturn, checkPairs: turnPairs });
-      });
-      if (!r.transfers.turn) r.turnSkipped = 'failed (see the errors below)';
+      await lab.down();
+      lab = null;
     }
+    if (TURN && !r.transfers.turn.length) r.turnSkipped = 'failed (see the errors below)';
   } finally {
     await coturn?.stop().catch(() => {});
     await lab?.down();
