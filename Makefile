@@ -9,6 +9,9 @@
 #                (BENCH_ARGS="--runs 10" for more runs)
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
 #                (TRANSFER_ARGS="--size-mib 32 --only raw,shoal" for a quick one; ≈10 min at the defaults)
+#   make bench-lab  in the NAT lab (root): page load → first direct peer through cone NATs, and
+#                direct vs relayed (symmetric NATs) vs coturn TURN throughput → BENCHMARKS.md
+#                (LAB_BENCH_ARGS="--size-mib 64 --runs 7 --no-turn")
 #
 # Variables: LISTEN (HTTP address of `make run`), IDENTITY (relay key file),
 # RELAY_ARGS (more relay flags, e.g. RELAY_ARGS="--p2p-listen 0.0.0.0:8081").
@@ -26,7 +29,7 @@ WASM_TARGET := wasm32-unknown-unknown
 WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
 WWW_TEST    := target/www-test
 
-.PHONY: run build test bench bench-transfer e2e lab wasm relay relay-debug setup-build setup-test clean
+.PHONY: run build test bench bench-transfer bench-lab e2e lab wasm relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -56,6 +59,10 @@ bench: setup-test wasm relay
 
 bench-transfer: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+
+# Needs root (network namespaces); the release relay, like the other benchmarks.
+bench-lab: setup-test wasm relay
+	SHOAL_RELAY_BIN=target/release/relay node tests/bench/lab.mjs $(LAB_BENCH_ARGS)
 
 setup-build:
 	bash scripts/setup.sh build

@@ -5,6 +5,7 @@
 #                            (enough for `make run` / `make build`).
 #   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules,
 #                            + iproute2, nftables, curl for the NAT lab (tests/lab/),
+#                            coturn for its benchmark (tests/bench/lab.mjs),
 #                            nginx, openssl, pebble for the HTTPS tests.
 #
 # Idempotent: every step checks first, so a second run takes about a second.
@@ -81,6 +82,8 @@ setup_test() {
   # (iproute2), NAT (nftables), health checks inside the namespaces (curl).
   # The lab runs only as root; these are installed anyway so a root run finds them.
   apt_need ip iproute2 nft nftables curl curl
+  # coturn (turnserver): the TURN anchor of the lab benchmark (tests/bench/lab.mjs).
+  apt_need turnserver coturn
 
   npm_install tests
   npm_install tests/interop

@@ -20,6 +20,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as h from '../e2e/harness.mjs';
 import { cliArgs, machine, writeSection } from './lib/report.mjs';
+import { recordMilestones } from './lib/shoal.mjs';
+import { median } from './lib/util.mjs';
 
 const { argv, flag, option } = cliArgs();
 const RUNS = Math.max(5, Number.parseInt(option('--runs', '5'), 10) || 5);
@@ -39,35 +41,6 @@ if (!process.env.SHOAL_RELAY_BIN) {
   if (existsSync(release)) process.env.SHOAL_RELAY_BIN = release;
 }
 
-// Runs in the page before its scripts: timestamps relative to navigation start.
-function recordMilestones() {
-  let node;
-  const marks = (window.__bench = {});
-  const check = () => {
-    if (marks.reserved === undefined && node.relay().state === 'reserved') marks.reserved = performance.now();
-    if (marks.firstDirect === undefined && node.peers().some((p) => p.path === 'direct')) {
-      marks.firstDirect = performance.now();
-    }
-  };
-  // The page assigns window.shoal once Node.start resolved: hook in right there.
-  Object.defineProperty(window, 'shoal', {
-    configurable: true,
-    enumerable: true,
-    get: () => node,
-    set(value) {
-      node = value;
-      marks.started = performance.now();
-      node.onChange(check);
-      check();
-    },
-  });
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const ms = (x) => (x === undefined || x === null ? '—' : `${Math.round(x)}`);
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 

@@ -152,9 +152,11 @@ function pipeLogs(proc, source) {
 
 /**
  * Bring the lab up in `mode` ('cone' | 'symmetric'): namespaces and NATs, STUN, the relay.
- * Returns the lab; call `lab.down()` in `after` (it is safe to call twice).
+ * `extraRelayArgs`: more relay flags (kept in `lab.extraRelayArgs`, which a later
+ * `lab.startRelay()` reads again). Returns the lab; call `lab.down()` in `after` (it is safe
+ * to call twice).
  */
-export async function startLab(mode) {
+export async function startLab(mode, { extraRelayArgs = [] } = {}) {
   hookExit();
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-lab-'));
   labDirs.add(dir);
@@ -167,6 +169,7 @@ export async function startLab(mode) {
     identity: path.join(dir, 'relay.key'),
     wrappers: {},
     cert: selfSignedCert('shoal-lab', [RELAY_IP]),
+    extraRelayArgs,
   };
   try {
     await labScript('up', mode);
@@ -193,20 +196,27 @@ export async function startLab(mode) {
     await lab.relay?.stop({ signal });
     lab.relay = null;
   };
+  /** Launch options for Chromium in namespace `host`, trusting the relay's certificate. */
+  const browserOptions = (host) => ({ executablePath: lab.wrappers[host], args: trustArgs(lab.cert.spki) });
   /**
    * A Chromium process of its own in namespace `host` ('a' | 'b') with a page from the relay.
    * Resolves once the node started (window.shoal).
    */
-  lab.launch = async (name, host, { swarm }) => {
+  lab.launch = async (name, host, { swarm, initScripts = [] }) => {
     const peer = await h.launchPeer(RELAY_URL, {
       name,
       swarm,
-      launch: { executablePath: lab.wrappers[host], args: trustArgs(lab.cert.spki) },
-      initScripts: [recordConnectionStates],
+      launch: browserOptions(host),
+      initScripts: [recordConnectionStates, ...initScripts],
     });
     await peer.started();
     return peer;
   };
+  /** A Chromium process in namespace `host` without a page (for several pages over time: lab.openPage). */
+  lab.launchBrowser = (host) => h.launchBrowser(browserOptions(host));
+  /** A page from the relay in a fresh context of `browser` (from lab.launchBrowser); call `peer.started()`. */
+  lab.openPage = (browser, name, { swarm, initScripts = [] }) =>
+    h.openPage(browser, RELAY_URL, { name, swarm, initScripts: [recordConnectionStates, ...initScripts] });
   /** Drop every UDP packet forwarded through router 'rtr-a' | 'rtr-b' (both directions). */
   /**
    * Bytes through the relay's libp2p WebSockets so far, both directions (its /metrics:
@@ -230,7 +240,7 @@ function startLabRelay(lab) {
     wrap: ['ip', 'netns', 'exec', NS.pub],
     healthz: (url) => healthzInPub(url, lab.cert.cert),
     tls: lab.cert,
-    extraArgs: relayArgs(),
+    extraArgs: [...relayArgs(), ...lab.extraRelayArgs],
   });
 }
 

@@ -90,3 +90,32 @@ export async function verify(tab, filePath, size) {
 }
 
 export const stats = (tab) => tab.page.evaluate(() => window.shoal.stats());
+
+/**
+ * An init script (runs in the page before its scripts): `window.__bench` gets
+ * performance.now() — ms since navigation start — when the node started (`window.shoal`
+ * set), when the relay reservation was accepted, and at the first change where
+ * shoal.peers() holds a direct peer. Used by connect.mjs and lab.mjs.
+ */
+export function recordMilestones() {
+  let node;
+  const marks = (window.__bench = {});
+  const check = () => {
+    if (marks.reserved === undefined && node.relay().state === 'reserved') marks.reserved = performance.now();
+    if (marks.firstDirect === undefined && node.peers().some((p) => p.path === 'direct')) {
+      marks.firstDirect = performance.now();
+    }
+  };
+  // The page assigns window.shoal once Node.start resolved: hook in right there.
+  Object.defineProperty(window, 'shoal', {
+    configurable: true,
+    enumerable: true,
+    get: () => node,
+    set(value) {
+      node = value;
+      marks.started = performance.now();
+      node.onChange(check);
+      check();
+    },
+  });
+}

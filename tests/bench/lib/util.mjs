@@ -31,3 +31,9 @@ export function throttle(fn, everyMs = 5_000) {
 
 /** Generous bound for moving `bytes`: 60 s plus 1 s per MB (a working transfer here does 5–20 MB/s). */
 export const transferTimeout = (bytes) => 60_000 + bytes / 1e3;
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
