@@ -29,7 +29,7 @@ WASM_TARGET := wasm32-unknown-unknown
 WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
 WWW_TEST    := target/www-test
 
-.PHONY: run build test bench bench-transfer bench-lab e2e lab wasm relay relay-debug setup-build setup-test clean
+.PHONY: run build test bench bench-transfer bench-lab e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
