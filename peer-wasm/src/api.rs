@@ -139,9 +139,7 @@ impl Node {
             relay_url.origin(),
             swarm_name.to_owned(),
         );
-        transfers
-            .start_accepting()
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        transfers.start_accepting();
         let (commands, rx) = mpsc::channel(4);
         let settings = Settings {
             relay_addr,
@@ -215,7 +213,7 @@ impl Node {
 
     /// `[{ shareId, name, size, mediaType, state, chunksDone, chunksTotal,
     /// bytesDone, bytesTotal, sources: [{ peerId, path, chunks, bytes,
-    /// badChunks, banned }], error }]`.
+    /// badChunks, banned, requested }], error }]`.
     pub fn downloads(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.downloads())
     }
@@ -225,7 +223,9 @@ impl Node {
         to_js(&self.transfers.shares())
     }
 
-    /// `{ uploaded, downloaded }`: chunk bytes sent and received since start.
+    /// `{ uploaded, downloaded, peers: [{ peerId, direct: { up, down },
+    /// relayed: { up, down } }] }`: chunk bytes sent and received since
+    /// start, in all and per peer by the path of the connection that carried them.
     pub fn stats(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.stats())
     }
@@ -245,6 +245,12 @@ impl Node {
     #[wasm_bindgen(js_name = setTestCorruption)]
     pub fn set_test_corruption(&self, on: bool) {
         self.transfers.set_corrupt(on);
+    }
+
+    /// Chunk requests this node has received from other peers since start.
+    #[wasm_bindgen(js_name = testRequestsReceived)]
+    pub fn test_requests_received(&self) -> f64 {
+        self.transfers.requests_received() as f64
     }
 }
 
