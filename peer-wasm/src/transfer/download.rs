@@ -56,6 +56,7 @@ async fn download(
     rx: &mut mpsc::Receiver<DlEvent>,
 ) -> Result<File, TransferError> {
     let (manifest, bitfields) = fetch_manifest(share, rx).await?;
+    share.view.borrow_mut().error = None;
     let store = Rc::new(Store::opfs(&share.id).await?);
     let count = manifest.chunk_count();
     fill_view_header(&mut share.view.borrow_mut(), &manifest);
@@ -108,6 +109,12 @@ async fn download(
                     }
                     let store = store.clone();
                     let offset = manifest.chunk_range(index).map_or(0, |r| r.start);
+                    #[cfg(feature = "test-hooks")]
+                    if t.write_must_fail() {
+                        return Err(TransferError::Storage(format!(
+                            "test switch: writing chunk {index} failed"
+                        )));
+                    }
                     writes.push(
                         async move { store.write(offset, &bytes).await.map(|()| index) }
                             .boxed_local(),
@@ -256,6 +263,10 @@ async fn fetch_manifest(
                             sid,
                             "a peer sent a manifest that does not match the link: {e}"
                         );
+                        // Shown while looking on; cleared once a good one comes.
+                        share.view.borrow_mut().error = Some(format!(
+                            "a peer sent a manifest that does not match the link: {e}"
+                        ));
                         refused.push(sid);
                         share.close_session(sid);
                         if asked == Some(sid) {

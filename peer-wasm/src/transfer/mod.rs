@@ -293,6 +293,12 @@ struct Inner {
     /// Test-only: chunk requests received from other peers.
     #[cfg(feature = "test-hooks")]
     requests_received: Cell<u64>,
+    /// Test-only: answer `GetManifest` with another share's manifest.
+    #[cfg(feature = "test-hooks")]
+    wrong_manifest: Cell<bool>,
+    /// Test-only: chunk writes that succeed before every later one fails.
+    #[cfg(feature = "test-hooks")]
+    writes_left: Cell<Option<u32>>,
     state: SharedState,
     origin: String,
     swarm: String,
@@ -325,6 +331,10 @@ impl Transfers {
             corrupt: Cell::new(false),
             #[cfg(feature = "test-hooks")]
             requests_received: Cell::new(0),
+            #[cfg(feature = "test-hooks")]
+            wrong_manifest: Cell::new(false),
+            #[cfg(feature = "test-hooks")]
+            writes_left: Cell::new(None),
             state,
             origin,
             swarm,
@@ -382,6 +392,48 @@ impl Transfers {
     #[cfg(feature = "test-hooks")]
     pub fn requests_received(&self) -> u64 {
         self.0.requests_received.get()
+    }
+
+    #[cfg(feature = "test-hooks")]
+    pub fn set_wrong_manifest(&self, on: bool) {
+        self.0.wrong_manifest.set(on);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    pub fn set_fail_writes_after(&self, writes: Option<u32>) {
+        self.0.writes_left.set(writes);
+    }
+
+    /// Test-only: whether the next chunk write must fail (and counts it).
+    #[cfg(feature = "test-hooks")]
+    fn write_must_fail(&self) -> bool {
+        match self.0.writes_left.get() {
+            Some(0) => true,
+            Some(n) => {
+                self.0.writes_left.set(Some(n - 1));
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The manifest to answer `GetManifest` about `share` with: its own, or
+    /// (test-only switch) another share's, which cannot match the link.
+    fn manifest_answer(&self, share: &Share) -> Option<KnownManifest> {
+        #[cfg(feature = "test-hooks")]
+        if self.0.wrong_manifest.get() {
+            let other = self
+                .0
+                .shares
+                .borrow()
+                .values()
+                .filter(|s| s.id != share.id)
+                .find_map(|s| s.manifest());
+            if other.is_some() {
+                return other;
+            }
+        }
+        share.manifest()
     }
 
     fn notify(&self) {

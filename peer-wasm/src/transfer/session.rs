@@ -189,7 +189,7 @@ async fn read_loop(
                 Message::Bitfield(have) => Some(DlEvent::Joined { sid, have }),
                 Message::Unknown => Some(DlEvent::Unknown { sid }),
                 Message::GetManifest => {
-                    let reply = match share.manifest() {
+                    let reply = match t.manifest_answer(share) {
                         Some(m) => Message::Manifest(m.1.clone()),
                         None => Message::Unknown,
                     };
