@@ -15,6 +15,7 @@
 use std::{
     collections::HashMap,
     convert::Infallible,
+    future::Future,
     io,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
@@ -23,7 +24,8 @@ use std::{
 
 use futures::{
     channel::{mpsc, oneshot},
-    SinkExt as _, StreamExt as _,
+    future::Shared,
+    FutureExt as _, SinkExt as _, StreamExt as _,
 };
 use libp2p::{
     core::{transport::PortUse, upgrade::ReadyUpgrade, Endpoint},
@@ -66,23 +68,45 @@ struct Conn {
     peer: PeerId,
     path: Path,
     sender: mpsc::Sender<NewStream>,
+    /// Dropped with the connection: completes every [`ConnectionGone`].
+    _alive: oneshot::Sender<()>,
+    gone: ConnectionGone,
+}
+
+/// Completes once the connection a stream runs on has closed. A stream of
+/// a connection the swarm closed itself is not always told (a relayed
+/// stream's read may stay pending): sessions wait on this as well.
+#[derive(Clone)]
+pub struct ConnectionGone(Shared<oneshot::Receiver<()>>);
+
+impl Future for ConnectionGone {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_unpin(cx).map(|_| ())
+    }
+}
+
+/// A stream with the path and the fate of its connection.
+pub struct PathStream {
+    pub path: Path,
+    pub gone: ConnectionGone,
+    pub stream: Stream,
 }
 
 #[derive(Default)]
-struct Shared {
+struct Table {
     connections: HashMap<ConnectionId, Conn>,
     incoming: Option<mpsc::Sender<Incoming>>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock(shared: &Mutex<Table>) -> MutexGuard<'_, Table> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A stream a remote opened.
 pub struct Incoming {
     pub peer: PeerId,
-    pub path: Path,
-    pub stream: Stream,
+    pub stream: PathStream,
 }
 
 /// `…/webrtc…` is a direct connection; everything else (the relay's circuit)
@@ -101,7 +125,7 @@ pub fn path_of(addr: &Multiaddr) -> Path {
 pub struct Behaviour {
     protocol: StreamProtocol,
     // A `Mutex` only because handlers must be `Send`; wasm is single-threaded.
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<Table>>,
 }
 
 impl Behaviour {
@@ -121,13 +145,23 @@ impl Behaviour {
     fn handler(&self, id: ConnectionId, peer: PeerId, addr: &Multiaddr) -> Handler {
         let (sender, receiver) = mpsc::channel(0);
         let path = path_of(addr);
-        lock(&self.shared)
-            .connections
-            .insert(id, Conn { peer, path, sender });
+        let (alive, gone) = oneshot::channel();
+        let gone = ConnectionGone(gone.shared());
+        lock(&self.shared).connections.insert(
+            id,
+            Conn {
+                peer,
+                path,
+                sender,
+                _alive: alive,
+                gone: gone.clone(),
+            },
+        );
         Handler {
             protocol: self.protocol.clone(),
             peer,
             path,
+            gone,
             shared: self.shared.clone(),
             receiver,
             pending: None,
@@ -138,14 +172,14 @@ impl Behaviour {
 /// Opens streams and takes the inbound ones; cheap to clone.
 #[derive(Clone)]
 pub struct Control {
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<Table>>,
 }
 
 impl Control {
     /// Opens a stream to `peer` on a direct connection if there is one, else
     /// on a relayed one; returns it with its connection's path.
-    pub async fn open_stream(&self, peer: PeerId) -> Result<(Path, Stream), OpenStreamError> {
-        let (path, mut sender) = {
+    pub async fn open_stream(&self, peer: PeerId) -> Result<PathStream, OpenStreamError> {
+        let (path, gone, mut sender) = {
             let shared = lock(&self.shared);
             let mut conns: Vec<_> = shared
                 .connections
@@ -154,7 +188,7 @@ impl Control {
                 .collect();
             conns.sort_by_key(|c| c.path != Path::Direct);
             let conn = conns.first().ok_or(OpenStreamError::NotConnected(peer))?;
-            (conn.path, conn.sender.clone())
+            (conn.path, conn.gone.clone(), conn.sender.clone())
         };
         let (tx, rx) = oneshot::channel();
         sender
@@ -162,7 +196,7 @@ impl Control {
             .await
             .map_err(|_| OpenStreamError::Closed)?;
         let stream = rx.await.map_err(|_| OpenStreamError::Closed)??;
-        Ok((path, stream))
+        Ok(PathStream { path, gone, stream })
     }
 
     /// Inbound streams from now on; a second call replaces the first.
@@ -232,7 +266,8 @@ pub struct Handler {
     protocol: StreamProtocol,
     peer: PeerId,
     path: Path,
-    shared: Arc<Mutex<Shared>>,
+    gone: ConnectionGone,
+    shared: Arc<Mutex<Table>>,
     receiver: mpsc::Receiver<NewStream>,
     /// The stream being opened (one at a time).
     pending: Option<oneshot::Sender<Result<Stream, OpenStreamError>>>,
@@ -288,8 +323,11 @@ impl ConnectionHandler for Handler {
                 };
                 let stream = Incoming {
                     peer: self.peer,
-                    path: self.path,
-                    stream,
+                    stream: PathStream {
+                        path: self.path,
+                        gone: self.gone.clone(),
+                        stream,
+                    },
                 };
                 if let Err(e) = incoming.try_send(stream) {
                     // Dropping the stream resets it; the opener retries.

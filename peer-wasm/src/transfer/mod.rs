@@ -17,7 +17,8 @@
 //!
 //! Path changes: when the relayed connection is closed because a direct one
 //! is up, or a direct one dies and the relay carries on, the sessions on the
-//! old connection end, the download re-queues their requests (chunks already
+//! old connection end (told by `streams::ConnectionGone`: a relayed stream
+//! whose connection this node closed is not always told by its reads), the download re-queues their requests (chunks already
 //! stored stay), and new sessions open on the path that exists now. A path
 //! change does not count against a peer: [`MAX_REOPENS`] bounds the sessions
 //! re-opened *between* two path changes.
@@ -353,7 +354,6 @@ impl Transfers {
                     this.clone(),
                     sid,
                     inc.peer,
-                    inc.path,
                     inc.stream,
                 ));
             }
@@ -531,7 +531,7 @@ impl Transfers {
         let share = share.clone();
         wasm_bindgen_futures::spawn_local(async move {
             match control.open_stream(peer).await {
-                Ok((path, stream)) => session::open(this, sid, peer, path, share, stream).await,
+                Ok(stream) => session::open(this, sid, peer, share, stream).await,
                 Err(e) => {
                     // E.g. picked a connection that was dying: try again
                     // (within the re-open budget) on what is left.

@@ -16,7 +16,7 @@ use futures_timer::Delay;
 use libp2p::{PeerId, Stream};
 use shoal_share::{encode_chunk_header, Bitfield, Message, MessageReader};
 
-use crate::state::Path;
+use crate::{state::Path, streams::PathStream};
 
 use super::{
     outbox::{Out, Outbox},
@@ -27,7 +27,12 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 64 * 1024;
 
 /// Answers a session another peer opened.
-pub async fn accept(t: Transfers, sid: u64, peer: PeerId, path: Path, mut stream: Stream) {
+pub async fn accept(t: Transfers, sid: u64, peer: PeerId, stream: PathStream) {
+    let PathStream {
+        path,
+        gone,
+        mut stream,
+    } = stream;
     let mut reader = MessageReader::new();
     let mut buf = vec![0u8; READ_BUF];
     let first = futures::select! {
@@ -58,21 +63,15 @@ pub async fn accept(t: Transfers, sid: u64, peer: PeerId, path: Path, mut stream
     {
         return;
     }
-    run(t, sid, peer, path, share, stream, reader, Some(remote_have)).await;
+    let stream = PathStream { path, gone, stream };
+    run(t, sid, peer, share, stream, reader, Some(remote_have)).await;
 }
 
 /// Opens a session for `share` on a fresh stream to `peer`.
-pub async fn open(
-    t: Transfers,
-    sid: u64,
-    peer: PeerId,
-    path: Path,
-    share: Rc<Share>,
-    mut stream: Stream,
-) {
+pub async fn open(t: Transfers, sid: u64, peer: PeerId, share: Rc<Share>, mut stream: PathStream) {
     let have = share.have.borrow().clone();
     if write_msg(
-        &mut stream,
+        &mut stream.stream,
         &Message::Hello {
             share: share.id,
             have,
@@ -83,17 +82,7 @@ pub async fn open(
     {
         return;
     }
-    run(
-        t,
-        sid,
-        peer,
-        path,
-        share,
-        stream,
-        MessageReader::new(),
-        None,
-    )
-    .await;
+    run(t, sid, peer, share, stream, MessageReader::new(), None).await;
 }
 
 async fn next_message(
@@ -123,19 +112,18 @@ async fn write_msg<W: futures::AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// `path` is that of the connection the stream runs on: its bytes are
-/// counted there.
-#[allow(clippy::too_many_arguments)]
+/// The stream's bytes are counted on the path of its connection; the
+/// session ends when that connection closes.
 async fn run(
     t: Transfers,
     sid: u64,
     peer: PeerId,
-    path: Path,
     share: Rc<Share>,
-    stream: Stream,
+    stream: PathStream,
     mut reader: MessageReader,
     remote_have: Option<Bitfield>,
 ) {
+    let PathStream { path, gone, stream } = stream;
     let (r, w) = stream.split();
     let outbox = Rc::new(Outbox::default());
     share.sessions.borrow_mut().insert(
@@ -152,7 +140,10 @@ async fn run(
     if let Some(have) = remote_have {
         share.dl_event(DlEvent::Joined { sid, have }).await;
     }
-    let why = read_loop(&t, link, sid, &share, r, &mut reader, &outbox).await;
+    let why = futures::select! {
+        why = read_loop(&t, link, sid, &share, r, &mut reader, &outbox).fuse() => why,
+        () = gone.fuse() => "its connection closed".to_owned(),
+    };
     tracing::debug!(%peer, sid, "session over: {why}");
     share.close_session(sid);
     outbox.close();
