@@ -64,6 +64,34 @@ impl From<IceServerOption> for IceServer {
     }
 }
 
+/// The fields of [`StartOptions`] as the page spells them.
+const OPTION_NAMES: [&str; 5] = [
+    "relay",
+    "swarm",
+    "maxPeers",
+    "iceServers",
+    "webrtcTimeoutMs",
+];
+
+/// serde-wasm-bindgen reads only the fields it knows from a JS object, so
+/// `deny_unknown_fields` never fires: a misspelt option would be ignored
+/// silently. Look at the object's own keys instead.
+fn check_option_names(options: &JsValue) -> Result<(), JsError> {
+    let Some(object) = options.dyn_ref::<js_sys::Object>() else {
+        return Ok(()); // not an object: serde says what is wrong with it
+    };
+    for key in js_sys::Object::keys(object).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !OPTION_NAMES.contains(&key.as_str()) {
+            return Err(JsError::new(&format!(
+                "invalid options: unknown field `{key}`, expected one of {}",
+                OPTION_NAMES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn default_swarm() -> String {
     "default".into()
 }
@@ -89,8 +117,12 @@ impl Node {
     /// Rejects with a readable message when the options or the relay are bad.
     pub async fn start(options: JsValue) -> Result<Node, JsError> {
         crate::init_logging();
-        let opts: StartOptions = serde_wasm_bindgen::from_value(options)
-            .map_err(|e| JsError::new(&format!("invalid options: {e}")))?;
+        check_option_names(&options)?;
+        let opts: StartOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
+            let e = e.to_string();
+            let e = e.strip_prefix("Error: ").unwrap_or(&e);
+            JsError::new(&format!("invalid options: {e}"))
+        })?;
         let swarm_name = opts.swarm.trim();
         if swarm_name.is_empty() || swarm_name.len() > MAX_SWARM_NAME {
             return Err(JsError::new(&format!(
@@ -139,9 +171,7 @@ impl Node {
             relay_url.origin(),
             swarm_name.to_owned(),
         );
-        transfers
-            .start_accepting()
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        transfers.start_accepting();
         let (commands, rx) = mpsc::channel(4);
         let settings = Settings {
             relay_addr,
@@ -216,7 +246,7 @@ impl Node {
 
     /// `[{ shareId, name, size, mediaType, state, chunksDone, chunksTotal,
     /// bytesDone, bytesTotal, sources: [{ peerId, path, chunks, bytes,
-    /// badChunks, banned }], error }]`.
+    /// badChunks, banned, requested }], error }]`.
     pub fn downloads(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.downloads())
     }
@@ -226,7 +256,9 @@ impl Node {
         to_js(&self.transfers.shares())
     }
 
-    /// `{ uploaded, downloaded }`: chunk bytes sent and received since start.
+    /// `{ uploaded, downloaded, peers: [{ peerId, direct: { up, down },
+    /// relayed: { up, down } }] }`: chunk bytes sent and received since
+    /// start, in all and per peer by the path of the connection that carried them.
     pub fn stats(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.stats())
     }
@@ -246,6 +278,26 @@ impl Node {
     #[wasm_bindgen(js_name = setTestCorruption)]
     pub fn set_test_corruption(&self, on: bool) {
         self.transfers.set_corrupt(on);
+    }
+
+    /// Chunk requests this node has received from other peers since start.
+    #[wasm_bindgen(js_name = testRequestsReceived)]
+    pub fn test_requests_received(&self) -> f64 {
+        self.transfers.requests_received() as f64
+    }
+
+    /// Answer requests for a share's manifest with another share's manifest
+    /// (a peer lying about what a link names).
+    #[wasm_bindgen(js_name = setTestWrongManifest)]
+    pub fn set_test_wrong_manifest(&self, on: bool) {
+        self.transfers.set_wrong_manifest(on);
+    }
+
+    /// Let `writes` more chunk writes succeed, then fail every one (a full
+    /// or broken disk); `null` turns it off.
+    #[wasm_bindgen(js_name = setTestFailWritesAfter)]
+    pub fn set_test_fail_writes_after(&self, writes: Option<u32>) {
+        self.transfers.set_fail_writes_after(writes);
     }
 }
 

@@ -12,6 +12,8 @@
 //! - `log`: `tracing` to the browser console.
 //! - `ws`: the WebSocket transport to the relay (why our own: see there).
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
+//! - `streams`: the transfer protocol's streams, each tied to its
+//!   connection and path (direct preferred).
 //! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
 //!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.
 //!
@@ -23,6 +25,7 @@ pub mod api;
 mod log;
 mod node;
 mod state;
+mod streams;
 mod transfer;
 mod webrtc;
 mod ws;

@@ -42,6 +42,7 @@ use web_time::Instant;
 
 use crate::{
     state::{Path, SharedState},
+    streams,
     transfer::Transfers,
     webrtc, ws,
 };
@@ -69,6 +70,7 @@ pub struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     stream: libp2p_stream::Behaviour,
+    blocks: streams::Behaviour,
 }
 
 /// What the page asked for.
@@ -88,11 +90,12 @@ pub enum Command {
 pub fn build(
     keypair: identity::Keypair,
     webrtc_config: webrtc::Config,
-) -> Result<(Swarm<Behaviour>, libp2p_stream::Control), String> {
+) -> Result<(Swarm<Behaviour>, streams::Control), String> {
     let local_peer = keypair.public().to_peer_id();
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
     let stream = libp2p_stream::Behaviour::new();
-    let app_control = stream.new_control();
+    let blocks = streams::Behaviour::new(crate::transfer::protocol());
+    let app_control = blocks.new_control();
     let webrtc =
         webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
     let noise = noise::Config::new(&keypair).map_err(|e| e.to_string())?;
@@ -122,6 +125,7 @@ pub fn build(
                 .with_timeout(PING_TIMEOUT),
         ),
         stream,
+        blocks,
     };
     let config = libp2p::swarm::Config::with_wasm_executor()
         // Relayed and direct connections stay up while the page is open.
@@ -222,7 +226,7 @@ struct Loop {
 }
 
 fn is_direct(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| matches!(p, Protocol::WebRTC))
+    streams::path_of(addr) == Path::Direct
 }
 
 /// Uniform in `[0, 1)`, for jitter.

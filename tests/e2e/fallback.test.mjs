@@ -97,7 +97,12 @@ describe('without a direct path, peers stay connected through the relay', () => 
     const got = await b.page.evaluate(async (link) => {
       const file = await window.shoal.download(link);
       const hex = (buf) => [...new Uint8Array(buf)].map((x) => x.toString(16).padStart(2, '0')).join('');
-      return { sha: hex(await crypto.subtle.digest('SHA-256', await file.arrayBuffer())), size: file.size, downloads: window.shoal.downloads() };
+      return {
+        sha: hex(await crypto.subtle.digest('SHA-256', await file.arrayBuffer())),
+        size: file.size,
+        downloads: window.shoal.downloads(),
+        stats: window.shoal.stats(),
+      };
     }, link);
     assert.equal(got.sha, sha);
     assert.equal(got.size, 3 * 1024 * 1024 + 12345);
@@ -106,5 +111,17 @@ describe('without a direct path, peers stay connected through the relay', () => 
     assert.ok(relayed >= 2 * got.size, `only ${relayed} bytes crossed the relay for a ${got.size}-byte file`);
     const sources = got.downloads[0].sources;
     assert.deepEqual(sources.map((s) => [s.peerId, s.path]), [[a.peerId, 'relayed']]);
+    // By B's own per-path count (this and the first test's file): every chunk byte it received
+    // came over a relayed connection, none over a direct one; A sent them all that way.
+    const statsA = await a.page.evaluate(() => window.shoal.stats());
+    const perPath = (st, peer) => st.peers.find((p) => p.peerId === peer.peerId);
+    const bFromA = perPath(got.stats, a);
+    assert.ok(bFromA, `B's stats list no bytes from A: ${JSON.stringify(got.stats)}`);
+    assert.equal(bFromA.direct.down, 0, `B received chunk bytes over a direct path: ${JSON.stringify(got.stats)}`);
+    assert.equal(bFromA.relayed.down, got.stats.downloaded, `B's relayed bytes from A are not all it downloaded: ${JSON.stringify(got.stats)}`);
+    assert.ok(bFromA.relayed.down >= got.size, JSON.stringify(got.stats));
+    const aToB = perPath(statsA, b);
+    assert.equal(aToB?.direct.up, 0, `A sent chunk bytes over a direct path: ${JSON.stringify(statsA)}`);
+    assert.ok(aToB.relayed.up >= got.size, `A's relayed bytes to B: ${JSON.stringify(statsA)}`);
   }, () => [a, b]));
 });

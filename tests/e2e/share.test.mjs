@@ -179,6 +179,17 @@ describe('sharing a file between browsers', () => {
     assert.ok(settled.up >= entryB.bytesDone + entryC.bytesDone, `uploaded < verified bytes: ${JSON.stringify(settled)}`);
     assert.equal(settled.up, settled.down);
     t.diagnostic(`C's sources: ${JSON.stringify(entryC.sources)}; stats: ${JSON.stringify(settled)}`);
+
+    // Which connection carried the bytes, by each node's own per-path count (the path of the
+    // connection each session ran on): all of it direct, none through the relay.
+    for (const [name, st] of Object.entries({ A: settled.a, B: settled.b, C: settled.c })) {
+      const sum = (path, dir) => st.peers.reduce((n, p) => n + p[path][dir], 0);
+      assert.equal(sum('relayed', 'down') + sum('relayed', 'up'), 0, `${name} moved chunk bytes over a relayed connection: ${JSON.stringify(st)}`);
+      assert.equal(sum('direct', 'down'), st.downloaded, `${name}'s per-peer direct bytes received do not add up to downloaded: ${JSON.stringify(st)}`);
+      assert.equal(sum('direct', 'up'), st.uploaded, `${name}'s per-peer direct bytes sent do not add up to uploaded: ${JSON.stringify(st)}`);
+    }
+    const peerStat = (st, peer) => st.peers.find((p) => p.peerId === peer.peerId);
+    assert.ok(peerStat(settled.c, a)?.direct.down > 0 && peerStat(settled.c, b)?.direct.down > 0, `C's per-peer stats: ${JSON.stringify(settled.c)}`);
   });
 
   it('2. a source leaves mid-download: the download completes from the remaining seeder', async (t) => {
@@ -198,10 +209,17 @@ describe('sharing a file between browsers', () => {
       { timeout: DOWNLOAD_MS, interval: 50 },
     );
     await a.close();
+    // Sampled after A is gone: still downloading now means the download was incomplete when A
+    // left (the earlier sample alone would also pass if B finished in between).
+    const [gone, statsGone] = await Promise.all([entryOf(b, shareId), statsOf(b)]);
     assert.ok(
-      half.bytesDone < half.bytesTotal && half.state === 'downloading',
-      `B was already done when A left, so this run did not test leaving: ${JSON.stringify(brief(half))}`,
+      gone && gone.bytesDone < gone.bytesTotal && gone.state === 'downloading',
+      `B was already done when A left, so this run did not test leaving: ${JSON.stringify(brief(gone))}`,
     );
+    const fromPeer = (st, peer) => {
+      const p = st.peers.find((x) => x.peerId === peer.peerId);
+      return p ? p.direct.down + p.relayed.down : 0;
+    };
 
     const gotB = await pendingB;
     assert.equal(gotB.sha256, orig.sha256, "B's file differs from A's");
@@ -209,11 +227,17 @@ describe('sharing a file between browsers', () => {
     const entryB = await entryOf(b, shareId);
     assert.equal(entryB?.state, 'done', `B's entry: ${JSON.stringify(brief(entryB))}`);
     const fromC = sourceOf(entryB, c);
-    t.diagnostic(`B when A left: ${JSON.stringify(brief(half))}; B at the end: ${JSON.stringify(entryB.sources)}`);
+    t.diagnostic(`B at half: ${JSON.stringify(brief(half))}; after A left: ${JSON.stringify(brief(gone))}; B at the end: ${JSON.stringify(entryB.sources)}`);
     assert.ok(fromC && fromC.chunks > 0, `B's sources should include C (${c.peerId}) with chunks > 0: ${JSON.stringify(entryB.sources)}`);
+    // The rest came from C after A left: B's chunk bytes from C grew after the close.
+    const statsEnd = await statsOf(b);
+    assert.ok(
+      fromPeer(statsEnd, c) > fromPeer(statsGone, c),
+      `B received nothing from C after A left: ${JSON.stringify({ whenAGone: statsGone, end: statsEnd })}`,
+    );
   });
 
-  it('3. a peer serving corrupted chunks is caught: the file is still intact and that peer is marked', async (t) => {
+  it('3. a peer serving corrupted chunks is banned and asked for nothing more: the file is still intact', async (t) => {
     const [a, e, f] = await launchSwarm('A', 'E', 'F');
     const orig = await shareRandom(a, BIG);
     const shareId = shareIdOf(orig.link);
@@ -222,8 +246,17 @@ describe('sharing a file between browsers', () => {
     assert.equal(gotE.sha256, orig.sha256, "E's file differs from A's");
     await e.page.evaluate(() => window.shoal.setTestCorruption(true));
     const statsBefore = await statsOf(e);
+    const requestsBefore = await e.page.evaluate(() => window.shoal.testRequestsReceived());
 
-    const gotF = await startDownload(f, orig.link);
+    const pendingF = startDownload(f, orig.link);
+    // The moment F's view first shows E banned, with the requests F had sent E by then.
+    const atBan = await h.waitFor(
+      `F to mark E (${e.peerId}) banned`,
+      () => entryOf(f, shareId),
+      (x) => sourceOf(x, e)?.banned === true || x?.state === 'done' || x?.state === 'failed',
+      { timeout: DOWNLOAD_MS, interval: 50 },
+    );
+    const gotF = await pendingF;
     assert.equal(gotF.sha256, orig.sha256, "F's file differs from A's: a corrupted chunk got through");
     const entryF = await entryOf(f, shareId);
     assert.equal(entryF?.state, 'done', `F's entry: ${JSON.stringify(brief(entryF))}`);
@@ -243,10 +276,20 @@ describe('sharing a file between browsers', () => {
     );
     const fromE = sourceOf(entryF, e);
     assert.ok(
-      fromE && (fromE.badChunks > 0 || fromE.banned === true),
-      `F's source entry for E (${e.peerId}) should show badChunks > 0 or banned: ${JSON.stringify(entryF.sources)}`,
+      fromE && fromE.banned === true && fromE.badChunks > 0,
+      `F's source entry for E (${e.peerId}) should show E banned: ${JSON.stringify(entryF.sources)}`,
     );
-    t.diagnostic(`E's stats before/after F: ${JSON.stringify([statsBefore, afterStats])}; F's sources: ${JSON.stringify(entryF.sources)}`);
+    const banSeen = sourceOf(atBan, e);
+    assert.ok(banSeen?.banned === true, `F finished before its view showed E banned: ${JSON.stringify(brief(atBan))}`);
+    // After the ban F asks E for nothing more: F's own count of requests to E is what it was
+    // when the ban showed, and E — counting what it received — saw no more than that.
+    assert.equal(fromE.requested, banSeen.requested, `F kept requesting from E after banning it: at the ban ${JSON.stringify(banSeen)}, at the end ${JSON.stringify(fromE)}`);
+    const requestsAfter = await e.page.evaluate(() => window.shoal.testRequestsReceived());
+    assert.ok(
+      requestsAfter - requestsBefore <= banSeen.requested,
+      `E received ${requestsAfter - requestsBefore} requests, F had sent ${banSeen.requested} when it banned E`,
+    );
+    t.diagnostic(`E's stats before/after F: ${JSON.stringify([statsBefore, afterStats])}; requests E received: ${requestsAfter - requestsBefore}; F's sources at the ban: ${JSON.stringify(atBan.sources)}, at the end: ${JSON.stringify(entryF.sources)}`);
     const fromA = sourceOf(entryF, a);
     assert.ok(fromA && fromA.chunks > 0, `F's sources should include A with chunks > 0: ${JSON.stringify(entryF.sources)}`);
   });

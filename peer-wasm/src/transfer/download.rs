@@ -56,6 +56,7 @@ async fn download(
     rx: &mut mpsc::Receiver<DlEvent>,
 ) -> Result<File, TransferError> {
     let (manifest, bitfields) = fetch_manifest(share, rx).await?;
+    share.view.borrow_mut().error = None;
     let store = Rc::new(Store::opfs(&share.id).await?);
     let count = manifest.chunk_count();
     fill_view_header(&mut share.view.borrow_mut(), &manifest);
@@ -87,7 +88,11 @@ async fn download(
             match action {
                 Action::Request { peer, index } => {
                     let sent = share.send_to(peer, Message::Request(index));
-                    if !sent {
+                    if sent {
+                        if let Some(who) = share.session_peers.borrow().get(&peer) {
+                            *share.requested.borrow_mut().entry(*who).or_default() += 1;
+                        }
+                    } else {
                         sched.request_failed(&peer, index);
                     }
                 }
@@ -104,6 +109,12 @@ async fn download(
                     }
                     let store = store.clone();
                     let offset = manifest.chunk_range(index).map_or(0, |r| r.start);
+                    #[cfg(feature = "test-hooks")]
+                    if t.write_must_fail() {
+                        return Err(TransferError::Storage(format!(
+                            "test switch: writing chunk {index} failed"
+                        )));
+                    }
                     writes.push(
                         async move { store.write(offset, &bytes).await.map(|()| index) }
                             .boxed_local(),
@@ -115,6 +126,22 @@ async fn download(
                     let who = share.session_peers.borrow().get(&peer).copied();
                     tracing::warn!(peer = ?who, "peer sent a chunk that failed verification; banned");
                     share.close_session(peer);
+                    // The ban is on the peer, not on this one session: its
+                    // other sessions close, and no new one joins (see `Joined`).
+                    if let Some(who) = who {
+                        share.banned.borrow_mut().insert(who);
+                        let others: Vec<u64> = share
+                            .sessions
+                            .borrow()
+                            .iter()
+                            .filter(|(_, s)| s.peer == who)
+                            .map(|(sid, _)| *sid)
+                            .collect();
+                        for sid in others {
+                            share.close_session(sid);
+                            sched.peer_left(&sid);
+                        }
+                    }
                 }
                 Action::Done => {
                     while let Some(done) = writes.next().await {
@@ -154,6 +181,15 @@ async fn download(
         };
         match ev {
             DlEvent::Joined { sid, have } => {
+                let banned = share
+                    .session_peers
+                    .borrow()
+                    .get(&sid)
+                    .is_some_and(|p| share.is_banned(p));
+                if banned {
+                    share.close_session(sid);
+                    continue;
+                }
                 if let Err(e) = sched.peer_joined(sid, have) {
                     tracing::debug!(sid, "bitfield ignored: {e}");
                 }
@@ -227,6 +263,10 @@ async fn fetch_manifest(
                             sid,
                             "a peer sent a manifest that does not match the link: {e}"
                         );
+                        // Shown while looking on; cleared once a good one comes.
+                        share.view.borrow_mut().error = Some(format!(
+                            "a peer sent a manifest that does not match the link: {e}"
+                        ));
                         refused.push(sid);
                         share.close_session(sid);
                         if asked == Some(sid) {
@@ -254,6 +294,7 @@ fn update_view(share: &Share, sched: &Scheduler<u64>) {
             bytes: 0,
             bad_chunks: 0,
             banned: false,
+            requested: 0,
         });
         entry.chunks += stats.chunks_received;
         entry.bytes += stats.bytes_received;
@@ -265,6 +306,11 @@ fn update_view(share: &Share, sched: &Scheduler<u64>) {
     view.chunks_total = progress.chunks_total;
     view.bytes_done = progress.bytes_done;
     view.bytes_total = progress.bytes_total;
+    for (peer, n) in share.requested.borrow().iter() {
+        if let Some(src) = by_peer.get_mut(&peer.to_base58()) {
+            src.requested = *n;
+        }
+    }
     let mut sources: Vec<SourceView> = by_peer.into_values().collect();
     sources.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
     view.sources = sources;

@@ -17,7 +17,8 @@
 //!
 //! Path changes: when the relayed connection is closed because a direct one
 //! is up, or a direct one dies and the relay carries on, the sessions on the
-//! old connection end, the download re-queues their requests (chunks already
+//! old connection end (told by `streams::ConnectionGone`: a relayed stream
+//! whose connection this node closed is not always told by its reads), the download re-queues their requests (chunks already
 //! stored stay), and new sessions open on the path that exists now. A path
 //! change does not count against a peer: [`MAX_REOPENS`] bounds the sessions
 //! re-opened *between* two path changes.
@@ -39,7 +40,10 @@ use serde::Serialize;
 use shoal_share::{Bitfield, Manifest, ManifestBuilder, ShareId};
 use web_sys::{Blob, File};
 
-use crate::state::SharedState;
+use crate::{
+    state::{Path, SharedState},
+    streams,
+};
 pub use store::Store;
 
 /// Sessions a download may have waiting on a slow download task.
@@ -118,6 +122,11 @@ pub struct Share {
     file: RefCell<Option<File>>,
     /// Sessions re-opened per peer since its connections last changed.
     reopens: RefCell<HashMap<PeerId, u32>>,
+    /// Peers that sent a bad chunk of this share: no session is opened to
+    /// them again, and their sessions never join the download.
+    banned: RefCell<HashSet<PeerId>>,
+    /// Chunk requests sent per peer (all its sessions).
+    requested: RefCell<HashMap<PeerId, u32>>,
 }
 
 impl Share {
@@ -133,7 +142,13 @@ impl Share {
             view: RefCell::new(DownloadView::new(&id)),
             file: RefCell::default(),
             reopens: RefCell::default(),
+            banned: RefCell::default(),
+            requested: RefCell::default(),
         }
+    }
+
+    fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned.borrow().contains(peer)
     }
 
     fn manifest(&self) -> Option<KnownManifest> {
@@ -222,6 +237,8 @@ pub struct SourceView {
     pub bytes: u64,
     pub bad_chunks: u32,
     pub banned: bool,
+    /// Chunk requests sent to this peer.
+    pub requested: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -236,25 +253,53 @@ pub struct ShareView {
     pub complete: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     /// Chunk bytes sent to other peers since start.
     pub uploaded: u64,
     /// Chunk bytes received from other peers since start (verified or not).
     pub downloaded: u64,
+    /// The same per peer, split by the path of the connection each session ran on.
+    pub peers: Vec<PeerStats>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStats {
+    pub peer_id: String,
+    pub direct: PathBytes,
+    pub relayed: PathBytes,
+}
+
+/// Chunk bytes over one path: `up` sent, `down` received.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PathBytes {
+    pub up: u64,
+    pub down: u64,
 }
 
 struct Inner {
-    control: RefCell<libp2p_stream::Control>,
+    control: streams::Control,
     shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
     /// Connected peers (direct or relayed): sessions may be opened to them.
     usable: RefCell<HashSet<PeerId>>,
     next_session: Cell<u64>,
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
+    /// Chunk bytes per peer, by the path of the session's connection.
+    by_peer: RefCell<BTreeMap<PeerId, (PathBytes, PathBytes)>>,
     /// Test-only: serve corrupted chunks.
     #[cfg(feature = "test-hooks")]
     corrupt: Cell<bool>,
+    /// Test-only: chunk requests received from other peers.
+    #[cfg(feature = "test-hooks")]
+    requests_received: Cell<u64>,
+    /// Test-only: answer `GetManifest` with another share's manifest.
+    #[cfg(feature = "test-hooks")]
+    wrong_manifest: Cell<bool>,
+    /// Test-only: chunk writes that succeed before every later one fails.
+    #[cfg(feature = "test-hooks")]
+    writes_left: Cell<Option<u32>>,
     state: SharedState,
     origin: String,
     swarm: String,
@@ -270,20 +315,27 @@ pub fn protocol() -> StreamProtocol {
 
 impl Transfers {
     pub fn new(
-        control: libp2p_stream::Control,
+        control: streams::Control,
         state: SharedState,
         origin: String,
         swarm: String,
     ) -> Self {
         Self(Rc::new(Inner {
-            control: RefCell::new(control),
+            control,
             shares: RefCell::default(),
             usable: RefCell::default(),
             next_session: Cell::new(0),
             uploaded: Cell::new(0),
             downloaded: Cell::new(0),
+            by_peer: RefCell::default(),
             #[cfg(feature = "test-hooks")]
             corrupt: Cell::new(false),
+            #[cfg(feature = "test-hooks")]
+            requests_received: Cell::new(0),
+            #[cfg(feature = "test-hooks")]
+            wrong_manifest: Cell::new(false),
+            #[cfg(feature = "test-hooks")]
+            writes_left: Cell::new(None),
             state,
             origin,
             swarm,
@@ -291,17 +343,35 @@ impl Transfers {
     }
 
     /// Accepts sessions from other peers until the node stops.
-    pub fn start_accepting(&self) -> Result<(), libp2p_stream::AlreadyRegistered> {
-        let mut incoming = self.0.control.borrow_mut().accept(protocol())?;
+    pub fn start_accepting(&self) {
+        let mut incoming = self.0.control.accept();
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             use futures::StreamExt as _;
-            while let Some((peer, stream)) = incoming.next().await {
+            while let Some(inc) = incoming.next().await {
                 let sid = this.next_sid();
-                wasm_bindgen_futures::spawn_local(session::accept(this.clone(), sid, peer, stream));
+                wasm_bindgen_futures::spawn_local(session::accept(
+                    this.clone(),
+                    sid,
+                    inc.peer,
+                    inc.stream,
+                ));
             }
         });
-        Ok(())
+    }
+
+    /// Counts chunk bytes moved with `peer` over `path`.
+    fn count(&self, peer: PeerId, path: Path, up: u64, down: u64) {
+        self.0.uploaded.set(self.0.uploaded.get() + up);
+        self.0.downloaded.set(self.0.downloaded.get() + down);
+        let mut by_peer = self.0.by_peer.borrow_mut();
+        let (direct, relayed) = by_peer.entry(peer).or_default();
+        let bytes = match path {
+            Path::Direct => direct,
+            Path::Relayed => relayed,
+        };
+        bytes.up += up;
+        bytes.down += down;
     }
 
     fn next_sid(&self) -> u64 {
@@ -317,6 +387,53 @@ impl Transfers {
     #[cfg(feature = "test-hooks")]
     pub fn set_corrupt(&self, on: bool) {
         self.0.corrupt.set(on);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    pub fn requests_received(&self) -> u64 {
+        self.0.requests_received.get()
+    }
+
+    #[cfg(feature = "test-hooks")]
+    pub fn set_wrong_manifest(&self, on: bool) {
+        self.0.wrong_manifest.set(on);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    pub fn set_fail_writes_after(&self, writes: Option<u32>) {
+        self.0.writes_left.set(writes);
+    }
+
+    /// Test-only: whether the next chunk write must fail (and counts it).
+    #[cfg(feature = "test-hooks")]
+    fn write_must_fail(&self) -> bool {
+        match self.0.writes_left.get() {
+            Some(0) => true,
+            Some(n) => {
+                self.0.writes_left.set(Some(n - 1));
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The manifest to answer `GetManifest` about `share` with: its own, or
+    /// (test-only switch) another share's, which cannot match the link.
+    fn manifest_answer(&self, share: &Share) -> Option<KnownManifest> {
+        #[cfg(feature = "test-hooks")]
+        if self.0.wrong_manifest.get() {
+            let other = self
+                .0
+                .shares
+                .borrow()
+                .values()
+                .filter(|s| s.id != share.id)
+                .find_map(|s| s.manifest());
+            if other.is_some() {
+                return other;
+            }
+        }
+        share.manifest()
     }
 
     fn notify(&self) {
@@ -405,15 +522,15 @@ impl Transfers {
     }
 
     fn open_session(&self, share: &Rc<Share>, peer: PeerId) {
-        if share.sessions.borrow().values().any(|s| s.peer == peer) {
+        if share.is_banned(&peer) || share.sessions.borrow().values().any(|s| s.peer == peer) {
             return;
         }
         let sid = self.next_sid();
-        let mut control = self.0.control.borrow().clone();
+        let control = self.0.control.clone();
         let this = self.clone();
         let share = share.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            match control.open_stream(peer, protocol()).await {
+            match control.open_stream(peer).await {
                 Ok(stream) => session::open(this, sid, peer, share, stream).await,
                 Err(e) => {
                     // E.g. picked a connection that was dying: try again
@@ -530,6 +647,17 @@ impl Transfers {
         Stats {
             uploaded: self.0.uploaded.get(),
             downloaded: self.0.downloaded.get(),
+            peers: self
+                .0
+                .by_peer
+                .borrow()
+                .iter()
+                .map(|(peer, (direct, relayed))| PeerStats {
+                    peer_id: peer.to_base58(),
+                    direct: *direct,
+                    relayed: *relayed,
+                })
+                .collect(),
         }
     }
 }

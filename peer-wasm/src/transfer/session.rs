@@ -16,6 +16,8 @@ use futures_timer::Delay;
 use libp2p::{PeerId, Stream};
 use shoal_share::{encode_chunk_header, Bitfield, Message, MessageReader};
 
+use crate::{state::Path, streams::PathStream};
+
 use super::{
     outbox::{Out, Outbox},
     DlEvent, SessionHandle, Share, Transfers,
@@ -25,7 +27,12 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 64 * 1024;
 
 /// Answers a session another peer opened.
-pub async fn accept(t: Transfers, sid: u64, peer: PeerId, mut stream: Stream) {
+pub async fn accept(t: Transfers, sid: u64, peer: PeerId, stream: PathStream) {
+    let PathStream {
+        path,
+        gone,
+        mut stream,
+    } = stream;
     let mut reader = MessageReader::new();
     let mut buf = vec![0u8; READ_BUF];
     let first = futures::select! {
@@ -56,14 +63,15 @@ pub async fn accept(t: Transfers, sid: u64, peer: PeerId, mut stream: Stream) {
     {
         return;
     }
+    let stream = PathStream { path, gone, stream };
     run(t, sid, peer, share, stream, reader, Some(remote_have)).await;
 }
 
 /// Opens a session for `share` on a fresh stream to `peer`.
-pub async fn open(t: Transfers, sid: u64, peer: PeerId, share: Rc<Share>, mut stream: Stream) {
+pub async fn open(t: Transfers, sid: u64, peer: PeerId, share: Rc<Share>, mut stream: PathStream) {
     let have = share.have.borrow().clone();
     if write_msg(
-        &mut stream,
+        &mut stream.stream,
         &Message::Hello {
             share: share.id,
             have,
@@ -104,15 +112,18 @@ async fn write_msg<W: futures::AsyncWrite + Unpin>(
     w.flush().await
 }
 
+/// The stream's bytes are counted on the path of its connection; the
+/// session ends when that connection closes.
 async fn run(
     t: Transfers,
     sid: u64,
     peer: PeerId,
     share: Rc<Share>,
-    stream: Stream,
+    stream: PathStream,
     mut reader: MessageReader,
     remote_have: Option<Bitfield>,
 ) {
+    let PathStream { path, gone, stream } = stream;
     let (r, w) = stream.split();
     let outbox = Rc::new(Outbox::default());
     share.sessions.borrow_mut().insert(
@@ -123,12 +134,16 @@ async fn run(
         },
     );
     share.session_peers.borrow_mut().insert(sid, peer);
-    tracing::debug!(%peer, sid, share = %share.id, "session up");
-    wasm_bindgen_futures::spawn_local(writer(t.clone(), share.clone(), w, outbox.clone()));
+    tracing::debug!(%peer, sid, ?path, share = %share.id, "session up");
+    let link = Link { peer, path };
+    wasm_bindgen_futures::spawn_local(writer(t.clone(), link, share.clone(), w, outbox.clone()));
     if let Some(have) = remote_have {
         share.dl_event(DlEvent::Joined { sid, have }).await;
     }
-    let why = read_loop(&t, sid, &share, r, &mut reader, &outbox).await;
+    let why = futures::select! {
+        why = read_loop(&t, link, sid, &share, r, &mut reader, &outbox).fuse() => why,
+        () = gone.fuse() => "its connection closed".to_owned(),
+    };
     tracing::debug!(%peer, sid, "session over: {why}");
     share.close_session(sid);
     outbox.close();
@@ -136,8 +151,16 @@ async fn run(
     t.session_ended(&share, peer);
 }
 
+/// Who a session talks to, and over which path.
+#[derive(Clone, Copy)]
+struct Link {
+    peer: PeerId,
+    path: Path,
+}
+
 async fn read_loop(
     t: &Transfers,
+    link: Link,
     sid: u64,
     share: &Rc<Share>,
     mut r: ReadHalf<Stream>,
@@ -157,7 +180,7 @@ async fn read_loop(
                 Message::Bitfield(have) => Some(DlEvent::Joined { sid, have }),
                 Message::Unknown => Some(DlEvent::Unknown { sid }),
                 Message::GetManifest => {
-                    let reply = match share.manifest() {
+                    let reply = match t.manifest_answer(share) {
                         Some(m) => Message::Manifest(m.1.clone()),
                         None => Message::Unknown,
                     };
@@ -169,6 +192,8 @@ async fn read_loop(
                 Message::Manifest(bytes) => Some(DlEvent::Manifest { sid, bytes }),
                 Message::Have(index) => Some(DlEvent::Have { sid, index }),
                 Message::Request(index) => {
+                    #[cfg(feature = "test-hooks")]
+                    t.0.requests_received.set(t.0.requests_received.get() + 1);
                     // Flooding us with requests gets rejections, not memory.
                     let queued = share.has_chunk(index) && outbox.serve(index);
                     if !queued && !outbox.send(Message::Reject(index)) {
@@ -177,7 +202,7 @@ async fn read_loop(
                     None
                 }
                 Message::Chunk { index, data } => {
-                    t.0.downloaded.set(t.0.downloaded.get() + data.len() as u64);
+                    t.count(link.peer, link.path, 0, data.len() as u64);
                     Some(DlEvent::Chunk { sid, index, data })
                 }
                 Message::Reject(index) => Some(DlEvent::Reject { sid, index }),
@@ -197,7 +222,13 @@ async fn read_loop(
     }
 }
 
-async fn writer(t: Transfers, share: Rc<Share>, mut w: WriteHalf<Stream>, outbox: Rc<Outbox>) {
+async fn writer(
+    t: Transfers,
+    link: Link,
+    share: Rc<Share>,
+    mut w: WriteHalf<Stream>,
+    outbox: Rc<Outbox>,
+) {
     let mut header = Vec::with_capacity(16);
     while let Some(out) = std::future::poll_fn(|cx| outbox.poll_next(cx)).await {
         let result = match out {
@@ -221,7 +252,7 @@ async fn writer(t: Transfers, share: Rc<Share>, mut w: WriteHalf<Stream>, outbox
                     }
                     .await;
                     if r.is_ok() {
-                        t.0.uploaded.set(t.0.uploaded.get() + data.len() as u64);
+                        t.count(link.peer, link.path, data.len() as u64, 0);
                     }
                     r
                 }
