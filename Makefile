@@ -62,7 +62,7 @@ bench-transfer: setup-test wasm relay
 
 # Needs root (network namespaces); the release relay, like the other benchmarks.
 bench-lab: setup-test wasm relay
-	SHOAL_RELAY_BIN=target/release/relay node tests/bench/lab.mjs $(LAB_BENCH_ARGS)
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/lab.mjs $(LAB_BENCH_ARGS)
 
 setup-build:
 	bash scripts/setup.sh build

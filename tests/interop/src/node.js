@@ -191,7 +191,8 @@ window.jsnode = {
     return node.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(10_000) });
   },
   /** Register at the relay's rendezvous server (rust-libp2p rendezvous server, /rendezvous/1.0.0). */
-  async register(relayAddr, namespace, ttl = 7200) {
+  // 5 minutes: what pages use (the relay accepts 1 to 10 minutes).
+  async register(relayAddr, namespace, ttl = 300) {
     const record = new PeerRecord({ peerId: node.peerId, multiaddrs: node.getMultiaddrs().map((m) => multiaddr(m.toString())), seqNumber: BigInt(Date.now()) });
     // rust-libp2p's rendezvous (libp2p-core 0.44 PeerRecord::from_signed_envelope) accepts only the
     // *legacy* envelope: domain "libp2p-routing-state", payload type "/libp2p/routing-state-record".
