@@ -19,7 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as h from '../e2e/harness.mjs';
-import { cliArgs, machine, writeSection } from './lib/report.mjs';
+import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
 import { recordMilestones } from './lib/shoal.mjs';
 import { median } from './lib/util.mjs';
 
@@ -30,16 +30,7 @@ const WRITE = !flag('--no-write');
 const SECTION_START = '<!-- bench:connect -->';
 const SECTION_END = '<!-- /bench:connect -->';
 
-const COMMAND = [
-  process.env.SHOAL_RELAY_BIN ? `SHOAL_RELAY_BIN=${process.env.SHOAL_RELAY_BIN}` : '',
-  'node tests/bench/connect.mjs',
-  ...argv,
-].filter(Boolean).join(' ');
-
-if (!process.env.SHOAL_RELAY_BIN) {
-  const release = path.join(h.REPO, 'target', 'release', 'relay');
-  if (existsSync(release)) process.env.SHOAL_RELAY_BIN = release;
-}
+const COMMAND = benchCommand('tests/bench/connect.mjs', argv);
 
 const ms = (x) => (x === undefined || x === null ? '—' : `${Math.round(x)}`);
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;

@@ -28,14 +28,14 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
 import * as L from '../lab/lab.mjs';
 import { cpuSeconds, machineTicks, memStatus } from './lib/browsers.mjs';
 import { MiB, writeRandomFile } from './lib/files.mjs';
-import { cliArgs, machine, writeSection } from './lib/report.mjs';
+import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
 import { downloadAll, recordMilestones, share } from './lib/shoal.mjs';
 import { median, sleep, transferTimeout } from './lib/util.mjs';
 
@@ -51,16 +51,7 @@ const WRITE = !flag('--no-write');
 const SECTION_START = '<!-- bench:lab -->';
 const SECTION_END = '<!-- /bench:lab -->';
 
-const COMMAND = [
-  process.env.SHOAL_RELAY_BIN ? `SHOAL_RELAY_BIN=${process.env.SHOAL_RELAY_BIN}` : '',
-  'node tests/bench/lab.mjs',
-  ...argv,
-].filter(Boolean).join(' ');
-
-if (!process.env.SHOAL_RELAY_BIN) {
-  const release = path.join(h.REPO, 'target', 'release', 'relay');
-  if (existsSync(release)) process.env.SHOAL_RELAY_BIN = release;
-}
+const COMMAND = benchCommand('tests/bench/lab.mjs', argv);
 
 // coturn in `pub`, beside the relay (whose own STUN keeps 3478).
 const TURN_PORT = 3479;
@@ -179,18 +170,7 @@ async function startCoturn(dir) {
     h.log('turnserver', `exited (code ${code}, signal ${signal})`);
     resolve();
   }));
-  for (const stream of [proc.stdout, proc.stderr]) {
-    stream.setEncoding('utf8');
-    let buf = '';
-    stream.on('data', (chunk) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        h.log('turnserver', buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
-  }
+  h.pipeLines(proc, 'turnserver');
   // Ready once it listens on UDP TURN_PORT inside pub.
   await h.waitFor(`turnserver to listen on udp ${L.RELAY_IP}:${TURN_PORT} in ${L.NS.pub}`, async () => {
     if (exited) throw new Error(`turnserver exited: ${JSON.stringify(exited)}`);

@@ -31,7 +31,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
-import { cliArgs, machine, writeSection } from './lib/report.mjs';
+import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
 import * as B from './lib/browsers.mjs';
 import { MiB, writeRandomFile } from './lib/files.mjs';
 import { opfsPlacementCheck, startSampler, diskBytes } from './lib/memory.mjs';
@@ -65,7 +65,7 @@ if (!process.env.SHOAL_RELAY_BIN) {
   const release = path.join(h.REPO, 'target', 'release', 'relay');
   if (existsSync(release)) process.env.SHOAL_RELAY_BIN = release;
 }
-const COMMAND = ['node tests/bench/transfer.mjs', ...argv].join(' ');
+const COMMAND = benchCommand('tests/bench/transfer.mjs', argv);
 
 // ---- formatting ----------------------------------------------------------------
 

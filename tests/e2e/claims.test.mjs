@@ -10,18 +10,10 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { MiB, shareRandomInPage } from './files.mjs';
 import * as h from './harness.mjs';
 
 const TEST = { timeout: 8 * h.WAIT_MS };
-const MiB = 1024 * 1024;
-
-/** Make a random file of `size` bytes in the page and share it as `name`; return { link, sha256 }. */
-async function shareRandomInPage({ size, name }) {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
-  const hex = (buf) => [...new Uint8Array(buf)].map((x) => x.toString(16).padStart(2, '0')).join('');
-  return { link: await window.shoal.share(new Blob([bytes]), name), sha256: hex(await crypto.subtle.digest('SHA-256', bytes)) };
-}
 
 /** Start downloading `link` in the page; the outcome lands in window.__dl[link]. */
 function startDownloadInPage(link) {

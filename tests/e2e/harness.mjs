@@ -28,7 +28,9 @@ export const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
  * The page the relay serves: by default the test build `make test` made (its wasm has the
  * test switches, feature test-hooks); benchmarks set SHOAL_WWW=www, the release page.
  */
-export const WWW = process.env.SHOAL_WWW ? path.resolve(process.env.SHOAL_WWW) : path.join(REPO, 'target', 'www-test');
+export function wwwDir() {
+  return process.env.SHOAL_WWW ? path.resolve(process.env.SHOAL_WWW) : path.join(REPO, 'target', 'www-test');
+}
 /** The bound for every wait: long enough for a slow CI machine, short enough not to hang. */
 export const WAIT_MS = Number(process.env.SHOAL_WAIT_MS ?? 30_000);
 const ARTIFACTS = path.join(REPO, 'tests', '.artifacts');
@@ -67,6 +69,22 @@ export function log(source, line) {
 export function logLines(source) {
   const tag = ` [${source}] `;
   return logs.filter((l) => l.includes(tag)).map((l) => l.slice(l.indexOf(tag) + tag.length));
+}
+
+/** Keep every line a child process prints (stdout and stderr) in the logs, as `source`. */
+export function pipeLines(proc, source) {
+  for (const stream of [proc.stdout, proc.stderr]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        log(source, buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+  }
 }
 
 /** Print everything the relay and the pages logged so far (call when a test fails). */
@@ -161,7 +179,7 @@ export async function startRelay({
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
-  const www = WWW;
+  const www = wwwDir();
   if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
     throw new Error(`${www}/pkg/peer_wasm.js is missing: \`make test\` builds the test page there (or set SHOAL_WWW)`);
   }
@@ -201,18 +219,7 @@ export async function startRelay({
       resolve();
     });
   });
-  for (const stream of [proc.stdout, proc.stderr]) {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        log('relay', buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
-  }
+  pipeLines(proc, 'relay');
 
   const stop = async ({ signal = 'SIGTERM' } = {}) => {
     if (!exited) {
@@ -487,6 +494,20 @@ export async function within(what, promise, ms = WAIT_MS, explain = null) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Start peers at once — each of `starters` is an async function that launches one, hands it
+ * to the caller's cleanup list and resolves to it once started — report every failure
+ * together, and wait until they all list each other as direct.
+ */
+export async function launchMesh(starters) {
+  const launched = await Promise.allSettled(starters.map((start) => start()));
+  const failed = launched.filter((r) => r.status === 'rejected');
+  if (failed.length) throw new Error(failed.map((r) => r.reason.message).join('; '));
+  const peers = launched.map((r) => r.value);
+  await waitMeshDirect(peers);
+  return peers;
 }
 
 /** Wait until every peer in `peers` lists every other one with path "direct" in shoal.peers(). */

@@ -9,32 +9,13 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import * as F from './files.mjs';
 import * as h from './harness.mjs';
 
 const SIZE = 64 * 1024 * 1024;
-const DOWNLOAD_MS = Number(process.env.SHOAL_DOWNLOAD_MS ?? 6 * h.WAIT_MS);
+const { DOWNLOAD_MS } = F;
 const TEST = { timeout: 8 * h.WAIT_MS + DOWNLOAD_MS };
 
-async function shareRandomInPage(size) {
-  const SLICE = 64 * 1024;
-  let parts = [];
-  for (let off = 0; off < size; off += SLICE) {
-    const part = new Uint8Array(Math.min(SLICE, size - off));
-    crypto.getRandomValues(part);
-    parts.push(part);
-  }
-  const blob = new Blob(parts);
-  parts = null;
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
-  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  return { link: await window.shoal.share(blob, 'paths.bin'), sha256 };
-}
-
-async function downloadInPage(link) {
-  const file = await window.shoal.download(link);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
-  return { size: file.size, sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
-}
 
 describe('a direct path dies mid-transfer', () => {
   let relay;
@@ -56,12 +37,10 @@ describe('a direct path dies mid-transfer', () => {
     await Promise.all([a.started(), b.started()]);
     await h.waitMeshDirect([a, b]);
 
-    const orig = await h.within('A to make and share 64 MiB', a.page.evaluate(shareRandomInPage, SIZE), 4 * h.WAIT_MS);
-    const shareId = /share=([^&]+)/.exec(new URL(orig.link).hash)[1];
-    const entryOfB = () => b.page.evaluate((id) => window.shoal.downloads().find((d) => d.shareId === id) ?? null, shareId);
-    const pending = h.within('B to download the file', b.page.evaluate(downloadInPage, orig.link), DOWNLOAD_MS, async () =>
-      JSON.stringify(await entryOfB()),
-    );
+    const orig = await F.shareRandom(a, SIZE, 'paths.bin');
+    const shareId = F.shareIdOf(orig.link);
+    const entryOfB = () => F.entryOf(b, shareId);
+    const pending = F.startDownload(b, orig.link);
 
     const before = await h.waitFor('B to have a quarter of the file', entryOfB, (e) => e?.bytesDone >= SIZE / 4, {
       timeout: DOWNLOAD_MS,

@@ -15,11 +15,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as F from './files.mjs';
 import * as h from './harness.mjs';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
-const DOWNLOAD_MS = Number(process.env.SHOAL_DOWNLOAD_MS ?? 6 * h.WAIT_MS);
+const { DOWNLOAD_MS } = F;
 const TEST = { timeout: 10 * h.WAIT_MS + DOWNLOAD_MS };
 
 /**
@@ -41,26 +42,6 @@ function recordRelayStates() {
   });
 }
 
-async function shareRandomInPage(size) {
-  const SLICE = 64 * 1024;
-  let parts = [];
-  for (let off = 0; off < size; off += SLICE) {
-    const part = new Uint8Array(Math.min(SLICE, size - off));
-    crypto.getRandomValues(part);
-    parts.push(part);
-  }
-  const blob = new Blob(parts);
-  parts = null;
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
-  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  return { link: await window.shoal.share(blob, 'restart.bin'), sha256 };
-}
-
-async function downloadInPage(link) {
-  const file = await window.shoal.download(link);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
-  return { size: file.size, sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
-}
 
 // ---- the test ----
 
@@ -93,12 +74,10 @@ describe('the relay restarts', () => {
       await p.page.evaluate(recordRelayStates);
     }
 
-    const orig = await h.within('A to make and share 64 MiB', a.page.evaluate(shareRandomInPage, SIZE), 4 * h.WAIT_MS);
-    const shareId = /share=([^&]+)/.exec(new URL(orig.link).hash)[1];
-    const entryOfB = () => b.page.evaluate((id) => window.shoal.downloads().find((d) => d.shareId === id) ?? null, shareId);
-    const pending = h.within('B to download the file', b.page.evaluate(downloadInPage, orig.link), DOWNLOAD_MS, async () =>
-      JSON.stringify(await entryOfB()),
-    );
+    const orig = await F.shareRandom(a, SIZE, 'restart.bin');
+    const shareId = F.shareIdOf(orig.link);
+    const entryOfB = () => F.entryOf(b, shareId);
+    const pending = F.startDownload(b, orig.link);
 
     // Kill the relay once B is on its way, well before the end.
     const atKill = await h.waitFor('B to have some of the file', entryOfB, (e) => e?.bytesDone > 0, {

@@ -8,76 +8,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { DOWNLOAD_MS, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
 const MiB = 1024 * 1024;
 const BIG = 64 * MiB;
-/** Bound for one whole download: generous, the machine has 2 cores shared with other browsers. */
-const DOWNLOAD_MS = Number(process.env.SHOAL_DOWNLOAD_MS ?? 6 * h.WAIT_MS);
 const TEST = { timeout: 12 * h.WAIT_MS + 4 * DOWNLOAD_MS };
 
-// ---- functions evaluated in pages (self-contained: Playwright serialises them) ----
-
-/** Make a random file of `size` bytes, hash it, share it; return { link, sha256, size }. */
-async function shareRandomInPage({ size, name }) {
-  const SLICE = 64 * 1024; // crypto.getRandomValues fills at most 65536 bytes per call
-  let parts = [];
-  for (let off = 0; off < size; off += SLICE) {
-    const part = new Uint8Array(Math.min(SLICE, size - off));
-    crypto.getRandomValues(part);
-    parts.push(part);
-  }
-  const blob = new Blob(parts);
-  parts = null;
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
-  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  const link = name === undefined ? await window.shoal.share(blob) : await window.shoal.share(blob, name);
-  return { link, sha256, size: blob.size };
-}
-
-/** Download `link`, hash the File; return { name, size, sha256 }. */
-async function downloadInPage(link) {
-  const file = await window.shoal.download(link);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
-  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  return { name: file.name, size: file.size, isFile: file instanceof File, sha256 };
-}
-
-// ---- helpers ----
-
-function shareIdOf(link) {
-  const m = /[#&]share=([^&]+)/.exec(new URL(link).hash);
-  assert.ok(m, `no #share= in link ${link}`);
-  return m[1];
-}
-
-const entryOf = (peer, shareId) =>
-  peer.page.evaluate((id) => window.shoal.downloads().find((d) => d.shareId === id) ?? null, shareId);
 const statsOf = (peer) => peer.page.evaluate(() => window.shoal.stats());
 const sourceOf = (entry, peer) => entry?.sources?.find((s) => s.peerId === peer.peerId) ?? null;
-const brief = (e) =>
-  e && {
-    state: e.state,
-    chunks: `${e.chunksDone}/${e.chunksTotal}`,
-    bytes: `${e.bytesDone}/${e.bytesTotal}`,
-    sources: e.sources,
-    error: e.error,
-  };
-
-/**
- * Start `peer` downloading `link` (bounded by DOWNLOAD_MS). On timeout the error says how far
- * the download got. Returns the promise so callers can start several before awaiting.
- */
-function startDownload(peer, link) {
-  const shareId = shareIdOf(link);
-  return h.within(`${peer.name} to download ${link}`, peer.page.evaluate(downloadInPage, link), DOWNLOAD_MS, async () =>
-    `${peer.name}'s download entry: ${JSON.stringify(brief(await entryOf(peer, shareId)))}`,
-  );
-}
-
-async function shareRandom(peer, size, name) {
-  return h.within(`${peer.name} to make and share a ${size}-byte file`, peer.page.evaluate(shareRandomInPage, { size, name }), 4 * h.WAIT_MS);
-}
 
 describe('sharing a file between browsers', () => {
   let relay;
@@ -101,19 +40,14 @@ describe('sharing a file between browsers', () => {
   /** Launch one browser per name in a fresh swarm; wait until all list each other as direct. */
   async function launchSwarm(...names) {
     const swarm = `share-${++swarmCount}-${Date.now().toString(36)}`;
-    const launched = await Promise.allSettled(
-      names.map(async (name) => {
+    return h.launchMesh(
+      names.map((name) => async () => {
         const peer = await h.launchPeer(relay.url, { name, swarm });
         open.push(peer);
         await peer.started();
         return peer;
       }),
     );
-    const failed = launched.filter((r) => r.status === 'rejected');
-    if (failed.length) throw new Error(failed.map((r) => r.reason.message).join('; '));
-    const peers = launched.map((r) => r.value);
-    await h.waitMeshDirect(peers);
-    return peers;
   }
 
   const it = (name, fn) =>

@@ -58,19 +58,14 @@ describe('NAT lab: cone NATs', () => {
   /** A in namespace a, B in namespace b, in a fresh swarm; resolves once both list each other as direct. */
   async function pair() {
     const swarm = `cone-${++swarms}-${Date.now().toString(36)}`;
-    const launched = await Promise.allSettled(
-      [['A', 'a'], ['B', 'b']].map(async ([name, host]) => {
+    return h.launchMesh(
+      [['A', 'a'], ['B', 'b']].map(([name, host]) => async () => {
         const peer = await lab.launch(name, host, { swarm });
         open.push(peer);
         await peer.page.evaluate(recordRelayStates);
         return peer;
       }),
     );
-    const failed = launched.filter((r) => r.status === 'rejected');
-    if (failed.length) throw new Error(failed.map((r) => r.reason.message).join('; '));
-    const peers = launched.map((r) => r.value);
-    await h.waitMeshDirect(peers);
-    return peers;
   }
 
   const it = (name, fn) =>

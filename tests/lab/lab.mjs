@@ -23,6 +23,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import * as F from '../e2e/files.mjs';
 import * as h from '../e2e/harness.mjs';
 import { selfSignedCert, trustArgs } from '../e2e/tls.mjs';
 
@@ -131,22 +132,6 @@ async function getInPub(url, cacert) {
     return { status: Number(stdout.slice(i + 1)), body: stdout.slice(0, i) };
   } catch (e) {
     throw new Error((e.stderr || e.message).trim());
-  }
-}
-
-/** Keep a child's output lines in the harness logs. */
-function pipeLogs(proc, source) {
-  for (const stream of [proc.stdout, proc.stderr]) {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        h.log(source, buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
   }
 }
 
@@ -260,59 +245,13 @@ async function stopLab(lab) {
 
 // ---- files: made, shared and downloaded inside the pages ----
 
-export const MiB = 1024 * 1024;
-
-/** Evaluated in a page: make a random file of `size` bytes, share it; return { link, sha256, size }. */
-async function shareRandomInPage({ size, name }) {
-  const SLICE = 64 * 1024; // crypto.getRandomValues fills at most 65536 bytes per call
-  let parts = [];
-  for (let off = 0; off < size; off += SLICE) {
-    const part = new Uint8Array(Math.min(SLICE, size - off));
-    crypto.getRandomValues(part);
-    parts.push(part);
-  }
-  const blob = new Blob(parts);
-  parts = null;
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
-  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  return { link: await window.shoal.share(blob, name), sha256, size: blob.size };
-}
-
-/** Evaluated in a page: download `link`, hash the File; return { name, size, sha256 }. */
-async function downloadInPage(link) {
-  const file = await window.shoal.download(link);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
-  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  return { name: file.name, size: file.size, sha256 };
-}
+export { MiB, brief, entryOf, shareIdOf, shareRandom } from '../e2e/files.mjs';
 
 /** Bound for one whole 32 MiB download (relayed through a debug-build relay on 2 busy cores). */
 export const DOWNLOAD_MS = Number(process.env.SHOAL_DOWNLOAD_MS ?? 8 * h.WAIT_MS);
 
-export function shareIdOf(link) {
-  const m = /[#&]share=([^&]+)/.exec(new URL(link).hash);
-  if (!m) throw new Error(`no #share= in link ${link}`);
-  return m[1];
-}
-
-export const entryOf = (peer, shareId) =>
-  peer.page.evaluate((id) => window.shoal.downloads().find((d) => d.shareId === id) ?? null, shareId);
-
-export const brief = (e) =>
-  e && { state: e.state, chunks: `${e.chunksDone}/${e.chunksTotal}`, bytes: `${e.bytesDone}/${e.bytesTotal}`, sources: e.sources, error: e.error };
-
-/** `peer` makes a random file of `size` bytes and shares it: { link, sha256, size }. */
-export function shareRandom(peer, size, name = 'lab.bin') {
-  return h.within(`${peer.name} to make and share a ${size}-byte file`, peer.page.evaluate(shareRandomInPage, { size, name }), 4 * h.WAIT_MS);
-}
-
 /** Start `peer` downloading `link`; the promise (bounded by DOWNLOAD_MS) gives { name, size, sha256 }. */
-export function startDownload(peer, link) {
-  const shareId = shareIdOf(link);
-  return h.within(`${peer.name} to download ${link}`, peer.page.evaluate(downloadInPage, link), DOWNLOAD_MS, async () =>
-    `${peer.name}'s download entry: ${JSON.stringify(brief(await entryOf(peer, shareId)))}; peers: ${JSON.stringify(await peer.peers())}`,
-  );
-}
+export const startDownload = (peer, link) => F.startDownload(peer, link, { timeout: DOWNLOAD_MS });
 
 /**
  * Wait until `peer`'s download of `shareId` has `bytes` done (polling often), and return the
@@ -321,12 +260,12 @@ export function startDownload(peer, link) {
 export async function waitProgress(peer, shareId, bytes) {
   const entry = await h.waitFor(
     `${peer.name}'s download of ${shareId} to reach ${bytes} bytes`,
-    () => entryOf(peer, shareId),
+    () => F.entryOf(peer, shareId),
     (e) => e && (e.bytesDone >= bytes || e.state === 'done' || e.state === 'failed'),
     { timeout: DOWNLOAD_MS, interval: 25 },
   );
   if (entry.state !== 'downloading') {
-    throw new Error(`${peer.name}'s download was not in progress at ${bytes} bytes: ${JSON.stringify(brief(entry))}`);
+    throw new Error(`${peer.name}'s download was not in progress at ${bytes} bytes: ${JSON.stringify(F.brief(entry))}`);
   }
   return entry;
 }

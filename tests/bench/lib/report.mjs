@@ -16,6 +16,23 @@ export function cliArgs(argv = process.argv.slice(2)) {
   return { argv, flag, option };
 }
 
+/**
+ * What every benchmark runs against, unless told otherwise: the release relay and the
+ * release page (`www/`, no test switches). Returns the command line to print and record.
+ */
+export function benchCommand(script, argv) {
+  if (!process.env.SHOAL_RELAY_BIN) {
+    const release = path.join(REPO, 'target', 'release', 'relay');
+    if (existsSync(release)) process.env.SHOAL_RELAY_BIN = release;
+  }
+  process.env.SHOAL_WWW ??= path.join(REPO, 'www');
+  return [
+    process.env.SHOAL_RELAY_BIN ? `SHOAL_RELAY_BIN=${path.relative(REPO, process.env.SHOAL_RELAY_BIN)}` : '',
+    `node ${script}`,
+    ...argv,
+  ].filter(Boolean).join(' ');
+}
+
 /** Architecture, core count, CPU model, memory. */
 export function machine() {
   let cpu = 'unknown';
