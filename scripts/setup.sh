@@ -83,7 +83,15 @@ setup_test() {
   # The lab runs only as root; these are installed anyway so a root run finds them.
   apt_need ip iproute2 nft nftables curl curl
   # coturn (turnserver): the TURN anchor of the lab benchmark (tests/bench/lab.mjs).
-  apt_need turnserver coturn
+  # Debian starts it as a service where systemd runs, on the STUN port the relay
+  # wants; the benchmark runs its own inside a namespace, so a coturn installed
+  # here is stopped and disabled (one that was already there is left alone).
+  if ! command -v turnserver >/dev/null 2>&1; then
+    apt_need turnserver coturn
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      as_root systemctl disable --now coturn >/dev/null 2>&1 || true
+    fi
+  fi
 
   npm_install tests
   npm_install tests/interop
