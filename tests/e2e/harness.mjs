@@ -294,12 +294,18 @@ function recordPeerConnections() {
  * network namespace); `args` are added to CHROMIUM_ARGS.
  */
 export async function launchBrowser({ executablePath = CHROMIUM, args = [] } = {}) {
-  const browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [...CHROMIUM_ARGS, ...args],
-    timeout: WAIT_MS,
-  });
+  const options = { executablePath, headless: true, args: [...CHROMIUM_ARGS, ...args], timeout: WAIT_MS };
+  let browser;
+  try {
+    browser = await chromium.launch(options);
+  } catch (e) {
+    // A browser process that dies while starting up, before any page exists, is the
+    // machine's fault, not shoal's (seen once in CI: "Target page, context or browser has
+    // been closed" 0.2 s after launch). Try once more, say so, and fail if it happens again.
+    log('harness', `browser launch failed, trying once more: ${e.message.split('\n')[0]}`);
+    console.error(`[harness] browser launch failed, retrying once: ${e.message.split('\n')[0]}`);
+    browser = await chromium.launch(options);
+  }
   browsers.add(browser);
   browser.on('disconnected', () => browsers.delete(browser));
   return browser;
