@@ -427,14 +427,18 @@ export async function waitFor(what, probe, check = Boolean, { timeout = WAIT_MS,
   throw new Error(`timed out after ${timeout} ms waiting for ${what}; ${seen}`);
 }
 
-/** Evaluated in a page: the selected ICE candidate pair of every RTCPeerConnection. */
+/**
+ * Evaluated in a page: the selected ICE candidate pair of every RTCPeerConnection, and the
+ * types of the local candidates it gathered (`gathered`: host, srflx, relay).
+ */
 export function selectedPairsInPage() {
   return Promise.all(
     (window.__pcs ?? []).map(async (pc, index) => {
-      const entry = { index, connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState, selected: [] };
+      const entry = { index, connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState, selected: [], gathered: [] };
       if (pc.connectionState === 'closed') return entry;
       const stats = await pc.getStats();
       for (const report of stats.values()) {
+        if (report.type === 'local-candidate' && !entry.gathered.includes(report.candidateType)) entry.gathered.push(report.candidateType);
         if (report.type !== 'transport' || !report.selectedCandidatePairId) continue;
         const pair = stats.get(report.selectedCandidatePairId);
         const local = pair && stats.get(pair.localCandidateId);
