@@ -330,7 +330,8 @@ function startNodeInPage(options) {
 /**
  * Open `${relayUrl}/?swarm=...` in a fresh context (empty cache and storage) of `browser`.
  * Does not wait for the node: call `peer.started()` for that.
- * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder.
+ * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder;
+ * each is a function or [function, argument].
  * With `startOptions` (extra `Node.start` options, e.g. `{ iceServers }`), the page is
  * `${relayUrl}/healthz` instead (app.js does not run) and the node is started from the test
  * with those options; `window.shoal` is set the same way.
@@ -340,7 +341,7 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
   try {
     await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
     await context.addInitScript(recordPeerConnections);
-    for (const script of initScripts) await context.addInitScript(script);
+    for (const script of initScripts) await (Array.isArray(script) ? context.addInitScript(...script) : context.addInitScript(script));
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
