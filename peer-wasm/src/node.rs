@@ -562,7 +562,7 @@ impl Loop {
                 error,
                 ..
             } => {
-                tracing::warn!(%send_back_addr, "inbound connection failed: {error}");
+                tracing::warn!(%send_back_addr, "inbound connection failed: {}", crate::log::chain(&error));
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
