@@ -29,7 +29,7 @@ WASM_TARGET := wasm32-unknown-unknown
 WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
 WWW_TEST    := target/www-test
 
-.PHONY: run build test bench bench-transfer bench-lab e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -63,6 +63,12 @@ bench-transfer: setup-test wasm relay
 # Needs root (network namespaces); the release relay, like the other benchmarks.
 bench-lab: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/lab.mjs $(LAB_BENCH_ARGS)
+
+# The relay under load (relay/examples/load): idle browser-like peers ramped up in
+# steps, from many loopback addresses. The file-descriptor limit is raised as far as
+# the hard limit allows (each peer is one socket on each side).
+bench-load: relay
+	ulimit -n $$(ulimit -Hn) && cargo run --release -p shoal-relay --example load -- --write $(LOAD_ARGS)
 
 setup-build:
 	bash scripts/setup.sh build

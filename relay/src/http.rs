@@ -20,7 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::{debug, info, warn};
 
-use crate::limits::MAX_WS_MESSAGE;
+use crate::limits::{MAX_WS_MESSAGE, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -95,6 +95,8 @@ async fn p2p(
     let remote = crate::config::ws_multiaddr(client, state.tls());
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .on_failed_upgrade(move |e| debug!(%client, "WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket: WebSocket| async move {
             if let Err(e) = state.bridge().hand_over(socket, remote, permit) {

@@ -13,6 +13,18 @@ use std::time::Duration;
 /// 256 MiB).
 pub const MAX_WS_MESSAGE: usize = 256 * 1024;
 
+/// Read buffer of each WebSocket, allocated when it opens. tungstenite's
+/// default (128 KiB) was most of the relay's memory per idle peer: the load
+/// benchmark (`make bench-load`, 1,000 peers) measured 180 KiB per peer with
+/// it, 66 KiB at 16 KiB and 53 KiB at 4 KiB. A socket reads again as soon as
+/// the swarm took what it read, so a small buffer costs relayed throughput
+/// only more, smaller reads.
+pub const WS_READ_BUFFER: usize = 8 * 1024;
+
+/// Bytes a WebSocket gathers before it writes them out (tungstenite's
+/// default is 128 KiB); writes are flushed by the swarm anyway.
+pub const WS_WRITE_BUFFER: usize = 8 * 1024;
+
 /// Accepted WebSockets waiting for the swarm to take them. The swarm takes
 /// them as fast as it polls; a full queue means it is far behind, and a new
 /// client is better refused at once (it retries with backoff) than queued.
