@@ -25,8 +25,6 @@ RELAY_ARGS ?=
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-WASM_TARGET := wasm32-unknown-unknown
-WASM_OUT    := target/$(WASM_TARGET)/release/peer_wasm.wasm
 WWW_TEST    := target/www-test
 
 .PHONY: run build test bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
@@ -76,20 +74,23 @@ setup-build:
 setup-test:
 	bash scripts/setup.sh test
 
-# The same output as wasm-pack --target web, without wasm-pack; then .br/.gz
-# copies of the page's assets, which the relay serves to browsers that take them.
+# The peer as an npm package (www/pkg: package.json, JS, TypeScript types, wasm)
+# built by wasm-pack with the wasm-bindgen CLI setup installed (--mode no-install:
+# nothing is downloaded); then .br/.gz copies of the page's assets, which the
+# relay serves to browsers that take them.
+WASM_PACK := wasm-pack build peer-wasm --target web --release --mode no-install --scope shoal
+
 wasm:
-	cargo build -p peer-wasm --target $(WASM_TARGET) --release
-	wasm-bindgen --target web --out-dir www/pkg $(WASM_OUT)
+	$(WASM_PACK) --out-dir $(CURDIR)/www/pkg
 	node scripts/compress.mjs www
 
 # The page with a wasm that has the test switches (feature test-hooks), in
 # $(WWW_TEST): what the end-to-end tests serve. Release builds never have them.
 wasm-test:
-	cargo build -p peer-wasm --target $(WASM_TARGET) --release --features test-hooks
 	rm -rf $(WWW_TEST) && mkdir -p $(WWW_TEST)
 	cp -r www/. $(WWW_TEST)/ && rm -rf $(WWW_TEST)/pkg
-	wasm-bindgen --target web --out-dir $(WWW_TEST)/pkg $(WASM_OUT)
+	find $(WWW_TEST) \( -name '*.br' -o -name '*.gz' \) -delete
+	$(WASM_PACK) --out-dir $(CURDIR)/$(WWW_TEST)/pkg --features test-hooks
 	node scripts/compress.mjs $(WWW_TEST)
 
 relay:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing shoal need, and nothing that is already there.
 #
-#   scripts/setup.sh build   Rust wasm32 target + wasm-bindgen CLI matching Cargo.lock
+#   scripts/setup.sh build   Rust wasm32 target + wasm-bindgen CLI matching Cargo.lock + wasm-pack
 #                            (enough for `make run` / `make build`).
 #   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules,
 #                            + iproute2, nftables, curl for the NAT lab (tests/lab/),
@@ -56,6 +56,12 @@ setup_build() {
   if [ "$have" != "$want" ]; then
     say "installing wasm-bindgen-cli $want (found: ${have:-none}); this takes a few minutes"
     cargo install wasm-bindgen-cli --version "$want" --locked
+  fi
+  # wasm-pack drives the build; with --mode no-install it uses the wasm-bindgen
+  # above and never downloads anything (wasm-opt is off in peer-wasm/Cargo.toml).
+  if ! wasm-pack --version >/dev/null 2>&1; then
+    say "installing wasm-pack; this takes a few minutes"
+    cargo install wasm-pack --version 0.15.1 --locked
   fi
 }
 
