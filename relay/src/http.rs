@@ -121,9 +121,17 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn info(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    // The ws port changes with every restart on port 0: never cache it.
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        [
+            // The ws port changes with every restart on port 0: never cache it.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            // Pages on other origins embed the peer (the npm package) and
+            // name this relay: they must be able to read what it offers.
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
+        ],
         Json(state.info()),
     )
 }
@@ -208,6 +216,7 @@ mod tests {
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(header(&res, header::CACHE_CONTROL), "no-store");
         assert_eq!(header(&res, header::CONTENT_TYPE), "application/json");
+        assert_eq!(header(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
         let json: serde_json::Value = serde_json::from_slice(&body(res).await).expect("json");
         assert_eq!(
             json,

@@ -339,12 +339,13 @@ function startNodeInPage(options) {
  * each is a function or [function, argument].
  * With `startOptions` (extra `Node.start` options, e.g. `{ iceServers }`), the page is
  * `${relayUrl}/healthz` instead (app.js does not run) and the node is started from the test
- * with those options; `window.shoal` is set the same way.
+ * with those options; `window.shoal` is set the same way. With `url`, that page instead (one
+ * that starts a node itself, e.g. on another origin).
  */
-export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
+export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null, url = null } = {}) {
   const context = await browser.newContext();
   try {
-    await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
+    await context.grantPermissions(['camera', 'microphone'], { origin: new URL(url ?? relayUrl).origin });
     await context.addInitScript(recordPeerConnections);
     for (const script of initScripts) await (Array.isArray(script) ? context.addInitScript(...script) : context.addInitScript(script));
     const page = await context.newPage();
@@ -353,7 +354,12 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
     page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
     page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
     page.on('crash', () => log(name, 'page crashed'));
-    await gotoShoal(page, relayUrl, { name, swarm, startOptions });
+    if (url) {
+      log(name, `goto ${url}`);
+      await page.goto(url);
+    } else {
+      await gotoShoal(page, relayUrl, { name, swarm, startOptions });
+    }
     return pagePeer({ name, swarm, browser, context, page, close: () => context.close().catch(() => {}) });
   } catch (e) {
     await context.close().catch(() => {});
