@@ -160,12 +160,16 @@ pub struct Limits {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub max_circuit_bytes: u64,
 
-    /// Most peers holding a reservation (a relayed address) at once.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    /// Most peers holding a reservation (a relayed address) at once. Every
+    /// open page holds one, so this matches the connection limit (the load
+    /// benchmark stopped at 1,024 pages with the old default of 1,024).
+    #[arg(long, value_name = "N", default_value_t = crate::limits::MAX_CONNECTIONS as usize)]
     pub max_reservations: usize,
 
-    /// Most relayed connections open at once.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    /// Most relayed connections open at once. Signaling opens one per pair
+    /// of pages that meet and closes it once they are direct; those left
+    /// open are the NAT fallback, bounded in bytes and time each.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_circuits: usize,
 
     /// Most relayed connections one peer may have open at once.
