@@ -14,6 +14,7 @@
 //! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
 //!   rendezvous server — and its event loop.
+//! - [`rendezvous`]: shoal's rendezvous server: registry, wire format, driver.
 //! - [`state`]: [`AppState`], what `/api/info` reports, shared by both sides.
 //! - [`stun`]: a STUN Binding server on UDP, so browsers learn their NAT address.
 //!
@@ -37,6 +38,7 @@ pub mod limits;
 pub mod metrics;
 pub mod p2p;
 pub mod proxy;
+pub mod rendezvous;
 pub mod state;
 pub mod stun;
 pub mod tls;

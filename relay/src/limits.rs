@@ -101,5 +101,46 @@ pub const RENDEZVOUS_MAX_TTL: u64 = 2 * shoal_proto::info::REGISTRATION_TTL_SECS
 /// Registrations one peer may hold: a page registers in one swarm.
 pub const RENDEZVOUS_PER_PEER: usize = 4;
 
-/// Registrations in total: one per connected page.
+/// Registrations in total: one per connected page. With
+/// [`RENDEZVOUS_MAX_RECORD`] this bounds the registry to about 50 MiB even
+/// when every record is as fat as allowed (a page's is under 1 KiB).
 pub const RENDEZVOUS_TOTAL: usize = MAX_CONNECTIONS as usize;
+
+/// Registrations from one address (IPv6: one /64): one per page that
+/// address may connect, so a flood of throwaway PeerIds from one host fills
+/// its own share, not the registry.
+pub const RENDEZVOUS_PER_IP: usize = MAX_CONNECTIONS_PER_IP;
+
+/// Registrations in one swarm (namespace). A page connects to at most a few
+/// dozen peers; a swarm larger than this is paged through by discovery
+/// anyway, and one swarm cannot take the whole registry.
+pub const RENDEZVOUS_PER_NAMESPACE: usize = 2_000;
+
+/// The only namespaces accepted: pages register as `shoal/<swarm>`
+/// (`peer-wasm/src/api.rs`). Anything else is not a shoal swarm.
+pub const RENDEZVOUS_NAMESPACE_PREFIX: &str = "shoal/";
+
+/// Longest namespace, the rendezvous spec's limit (255 bytes).
+pub const RENDEZVOUS_MAX_NAMESPACE: usize = 255;
+
+/// Largest signed peer record (the envelope's protobuf bytes). A page's
+/// record holds a few relayed and `/webrtc` addresses of about 100 bytes
+/// each plus a 36-byte key and a 64-byte signature: under 1 KiB.
+pub const RENDEZVOUS_MAX_RECORD: usize = 2 * 1024;
+
+/// Addresses in one record: a page announces one or two per relay address.
+pub const RENDEZVOUS_MAX_ADDRS: usize = 16;
+
+/// Largest rendezvous request read from a stream: a REGISTER with the largest
+/// record and namespace fits with room to spare. Larger ones are refused
+/// before being read (libp2p's own limit is 1 MiB).
+pub const RENDEZVOUS_MAX_REQUEST: usize = 4 * 1024;
+
+/// Registrations in one discovery answer, at most and by default; the rest
+/// come page by page with the cookie. 64 records under 1 KiB each keep an
+/// answer well below the 1 MiB a libp2p client reads.
+pub const RENDEZVOUS_DISCOVER_LIMIT: u64 = 64;
+
+/// How often expired registrations are swept out (they are never served
+/// once expired; this only returns their memory).
+pub const RENDEZVOUS_SWEEP_EVERY: Duration = Duration::from_secs(30);

@@ -21,6 +21,11 @@ pub struct Outcome {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Direction {
     pub direction: &'static str,
 }
@@ -44,6 +49,12 @@ pub struct Metrics {
     pub circuits_ended: Family<Outcome, Counter>,
     /// Rendezvous registrations `accepted` or `refused`, discoveries `served`.
     pub rendezvous: Family<Outcome, Counter>,
+    /// Rendezvous requests refused, by reason (`foreign_namespace`,
+    /// `peer_full`, … see [`crate::rendezvous::Refusal::reason`]; `bad_stream`:
+    /// a stream that carried no readable request).
+    pub rendezvous_refused: Family<Reason, Counter>,
+    /// Rendezvous registrations held now.
+    pub rendezvous_registrations: Gauge,
     /// STUN datagrams `answered`, `refused`.
     pub stun: Family<Outcome, Counter>,
 }
@@ -59,6 +70,8 @@ impl Default for Metrics {
         let circuits_ended = Family::default();
         let rendezvous = Family::default();
         let stun = Family::default();
+        let rendezvous_refused = Family::default();
+        let rendezvous_registrations = Gauge::default();
         registry.register(
             "websockets",
             "libp2p WebSockets by outcome",
@@ -90,6 +103,16 @@ impl Default for Metrics {
             "Rendezvous requests by outcome",
             rendezvous.clone(),
         );
+        registry.register(
+            "rendezvous_refused",
+            "Rendezvous requests refused, by reason",
+            rendezvous_refused.clone(),
+        );
+        registry.register(
+            "rendezvous_registrations",
+            "Rendezvous registrations held",
+            rendezvous_registrations.clone(),
+        );
         registry.register("stun", "STUN datagrams by outcome", stun.clone());
         // Zeros from the start, so that a scraper sees every series.
         for (family, outcomes) in [
@@ -103,6 +126,12 @@ impl Default for Metrics {
                 let _ = family.get_or_create(&Outcome { outcome });
             }
         }
+        for &reason in crate::rendezvous::Refusal::REASONS
+            .iter()
+            .chain(&["bad_stream"])
+        {
+            let _ = rendezvous_refused.get_or_create(&Reason { reason });
+        }
         for direction in ["in", "out"] {
             let _ = websocket_bytes.get_or_create(&Direction { direction });
         }
@@ -115,6 +144,8 @@ impl Default for Metrics {
             circuits,
             circuits_ended,
             rendezvous,
+            rendezvous_refused,
+            rendezvous_registrations,
             stun,
         }
     }
@@ -123,6 +154,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn count(family: &Family<Outcome, Counter>, outcome: &'static str) {
         family.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    pub fn refuse(family: &Family<Reason, Counter>, reason: &'static str) {
+        family.get_or_create(&Reason { reason }).inc();
     }
 
     /// A counter of WebSocket bytes in one direction, to hold and add to.

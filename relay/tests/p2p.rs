@@ -14,7 +14,7 @@ use libp2p::{
 
 mod common;
 
-const NAMESPACE: &str = "shoal-test";
+const NAMESPACE: &str = "shoal/test";
 
 #[derive(NetworkBehaviour)]
 struct Client {
@@ -95,34 +95,37 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     );
     a.add_external_address(circuit_addr.clone());
     let ns = rendezvous::Namespace::from_static(NAMESPACE);
-    // libp2p's default TTL (2 h) is far beyond what the relay keeps.
+    // A foreign namespace is refused with the protocol's status code.
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            rendezvous::Namespace::from_static("not-shoal"),
+            relay_id,
+            None,
+        )
+        .expect("register");
+    let error = until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
+            rendezvous::client::Event::RegisterFailed { error, .. },
+        )) => Some(error),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ..
+        })) => panic!("a foreign namespace must be refused"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error, rendezvous::ErrorCode::InvalidNamespace);
+    // libp2p's default TTL (2 h) is far beyond what the relay keeps: the
+    // relay grants its longest instead.
     a.behaviour_mut()
         .rendezvous
         .register(ns.clone(), relay_id, None)
         .expect("register");
-    let refused = until(&mut a, |e| match e {
+    let ttl = until(&mut a, |e| match e {
         SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ttl,
             ..
-        })) => Some(false),
-        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
-            rendezvous::client::Event::RegisterFailed { .. },
-        )) => Some(true),
-        _ => None,
-    })
-    .await;
-    assert!(refused, "a 2-hour registration must be refused");
-    a.behaviour_mut()
-        .rendezvous
-        .register(
-            ns.clone(),
-            relay_id,
-            Some(shoal_proto::info::REGISTRATION_TTL_SECS),
-        )
-        .expect("register");
-    until(&mut a, |e| match e {
-        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
-            ..
-        })) => Some(()),
+        })) => Some(ttl),
         SwarmEvent::Behaviour(ClientEvent::Rendezvous(
             rendezvous::client::Event::RegisterFailed { error, .. },
         )) => {
@@ -131,6 +134,30 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
         _ => None,
     })
     .await;
+    assert_eq!(ttl, shoal_relay::limits::RENDEZVOUS_MAX_TTL);
+    // The page's own TTL is granted as asked.
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            ns.clone(),
+            relay_id,
+            Some(shoal_proto::info::REGISTRATION_TTL_SECS),
+        )
+        .expect("register");
+    let ttl = until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ttl,
+            ..
+        })) => Some(ttl),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
+            rendezvous::client::Event::RegisterFailed { error, .. },
+        )) => {
+            panic!("register failed: {error:?}")
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(ttl, shoal_proto::info::REGISTRATION_TTL_SECS);
 
     // B: discover A and dial it through the circuit while A keeps running.
     // B comes in at /p2p, the path pages use; A came in at `/`.
