@@ -171,6 +171,19 @@ pub struct Limits {
     /// Most relayed connections one peer may have open at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_circuits_per_peer: usize,
+
+    /// Most libp2p connections (pages) at once, in all; more are refused
+    /// with WebSocket close code 1013 "the relay is full".
+    #[arg(long, value_name = "N", default_value_t = crate::limits::MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most libp2p connections from one address (IPv6: one /64) at once;
+    /// more are refused with close code 1013 "too many connections from
+    /// your address". Behind a proxy, set --trusted-proxy too.
+    #[arg(long, value_name = "N", default_value_t = crate::limits::MAX_CONNECTIONS_PER_IP,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_ip: usize,
 }
 
 impl Limits {

@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,8 +17,9 @@ use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use crate::admission::{Refused, CLOSE_TRY_AGAIN_LATER};
 use crate::limits::MAX_WS_MESSAGE;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -82,8 +82,9 @@ async fn p2p(
         Ok(permit) => permit,
         Err(refused) => {
             Metrics::count(&state.metrics().websockets, "refused");
-            info!(%client, "libp2p WebSocket refused: {refused}");
-            return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
+            Metrics::refuse(&state.metrics().websockets_refused, refused.reason());
+            debug!(%client, "libp2p WebSocket refused: {refused}");
+            return refuse(ws, refused);
         }
     };
     // How the swarm names the client: its address and the transport.
@@ -95,6 +96,22 @@ async fn p2p(
             if let Err(e) = state.bridge().hand_over(socket, remote, permit) {
                 warn!(%client, "libp2p WebSocket refused: {e}");
             }
+        })
+}
+
+/// Completes the upgrade only to close at once with
+/// [`CLOSE_TRY_AGAIN_LATER`] and the reason: what a browser can read (an
+/// HTTP status of a failed upgrade never reaches the page). Nothing is read
+/// from the client; the socket is gone after one frame.
+fn refuse(ws: WebSocketUpgrade, refused: Refused) -> Response {
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |mut socket: WebSocket| async move {
+            let frame = CloseFrame {
+                code: CLOSE_TRY_AGAIN_LATER,
+                reason: refused.close_reason().into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
         })
 }
 
@@ -125,7 +142,7 @@ async fn info(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Response;
+    use axum::http::{Response, StatusCode};
     use http_body_util::BodyExt;
     use shoal_proto::info::RelayInfo;
 

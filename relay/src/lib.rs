@@ -129,21 +129,27 @@ impl Relay {
 
         let metrics = Arc::new(metrics::Metrics::default());
         let (bridge, transport) = bridge::bridge(metrics.clone());
-        let state = Arc::new(AppState::new(
-            RelayInfo {
-                peer_id: peer_id.to_string(),
-                p2p_path: P2P_PATH.to_string(),
-                stun_port,
-                ice_servers: config.ice.servers(),
-                listen_addrs: Vec::new(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            },
-            www,
-            bridge,
-            proxy::TrustedProxies::new(config.trusted_proxies.clone()),
-            tls.is_on(),
-            metrics.clone(),
-        ));
+        let state = Arc::new(
+            AppState::new(
+                RelayInfo {
+                    peer_id: peer_id.to_string(),
+                    p2p_path: P2P_PATH.to_string(),
+                    stun_port,
+                    ice_servers: config.ice.servers(),
+                    listen_addrs: Vec::new(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                },
+                www,
+                bridge,
+                proxy::TrustedProxies::new(config.trusted_proxies.clone()),
+                tls.is_on(),
+                metrics.clone(),
+            )
+            .with_admission(admission::Admission::new(
+                config.limits.max_connections_per_ip,
+                config.limits.max_connections as usize,
+            )),
+        );
 
         let mut swarm = p2p::build_swarm(keypair, &config.limits, transport)?;
         let listen_addr = config::ws_multiaddr(http_addr, tls.is_on());

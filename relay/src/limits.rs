@@ -33,12 +33,14 @@ pub const MAX_STUN_DATAGRAM: usize = 548;
 /// chain longer than this is a client stuffing the header.
 pub const MAX_FORWARDED_HOPS: usize = 16;
 
-/// Peers connected at once, in total. A browser holds one connection to the
+/// Peers connected at once, in total (default of `--max-connections`). A
+/// browser holds one connection to the
 /// relay; sized for the 20,000 open tabs one small server should carry, with
 /// room for reconnects that overlap the old connection's end.
 pub const MAX_CONNECTIONS: u32 = 25_000;
 
-/// libp2p connections from one address at once (IPv6: one /64, what one
+/// libp2p connections from one address at once (default of
+/// `--max-connections-per-ip`; IPv6: one /64, what one
 /// household or office gets). An office behind one NAT may have hundreds of
 /// tabs open; a single host opening thousands is not a browser.
 pub const MAX_CONNECTIONS_PER_IP: usize = 512;

@@ -36,6 +36,9 @@ pub struct Metrics {
     registry: Registry,
     /// libp2p WebSockets: `accepted` by the swarm, `refused` (busy, shutting down).
     pub websockets: Family<Outcome, Counter>,
+    /// libp2p WebSockets refused at admission, by reason (`address_full`,
+    /// `relay_full`).
+    pub websockets_refused: Family<Reason, Counter>,
     /// Bytes over those WebSockets, `in` (from peers) and `out`.
     pub websocket_bytes: Family<Direction, Counter>,
     /// Peers connected to the relay now.
@@ -64,6 +67,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("shoal_relay");
         let websockets = Family::default();
         let websocket_bytes = Family::default();
+        let websockets_refused = Family::default();
         let peers = Gauge::default();
         let reservations = Family::default();
         let circuits = Family::default();
@@ -76,6 +80,11 @@ impl Default for Metrics {
             "websockets",
             "libp2p WebSockets by outcome",
             websockets.clone(),
+        );
+        registry.register(
+            "websockets_refused",
+            "libp2p WebSockets refused at admission, by reason",
+            websockets_refused.clone(),
         );
         registry.register(
             "websocket_bytes",
@@ -132,6 +141,9 @@ impl Default for Metrics {
         {
             let _ = rendezvous_refused.get_or_create(&Reason { reason });
         }
+        for reason in ["address_full", "relay_full"] {
+            let _ = websockets_refused.get_or_create(&Reason { reason });
+        }
         for direction in ["in", "out"] {
             let _ = websocket_bytes.get_or_create(&Direction { direction });
         }
@@ -139,6 +151,7 @@ impl Default for Metrics {
             registry,
             websockets,
             websocket_bytes,
+            websockets_refused,
             peers,
             reservations,
             circuits,

@@ -79,10 +79,10 @@ pub fn relay_config(limits: &Limits) -> relay::Config {
 
 /// Connection counts the swarm enforces (per IP is enforced before the
 /// WebSocket upgrade, in [`crate::admission`]).
-fn connection_limits() -> connection_limits::ConnectionLimits {
-    use crate::limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_PENDING_CONNECTIONS};
+fn connection_limits(limits: &Limits) -> connection_limits::ConnectionLimits {
+    use crate::limits::{MAX_CONNECTIONS_PER_PEER, MAX_PENDING_CONNECTIONS};
     connection_limits::ConnectionLimits::default()
-        .with_max_established_incoming(Some(MAX_CONNECTIONS))
+        .with_max_established_incoming(Some(limits.max_connections))
         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
         .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
 }
@@ -113,7 +113,7 @@ pub fn build_swarm(
             // LAN or behind a proxy none may ever be confirmed.
             relay.set_status(Some(relay::Status::Enable));
             Behaviour {
-                limits: connection_limits::Behaviour::new(connection_limits()),
+                limits: connection_limits::Behaviour::new(connection_limits(limits)),
                 relay,
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
