@@ -172,6 +172,12 @@ pub struct Limits {
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_circuits_per_peer: usize,
 
+    /// Total cap on bytes per second that peers send through the relay (all
+    /// relayed circuits together, plus the little signaling and control
+    /// traffic); connections over it are slowed, not dropped. 0: no cap.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::limits::MAX_RELAY_BYTES_PER_SEC)]
+    pub max_relay_bytes_per_sec: u64,
+
     /// Most libp2p connections (pages) at once, in all; more are refused
     /// with WebSocket close code 1013 "the relay is full".
     #[arg(long, value_name = "N", default_value_t = crate::limits::MAX_CONNECTIONS,
@@ -296,6 +302,17 @@ mod tests {
         assert_eq!(c.limits.max_circuit_bytes, 1 << 30);
         assert!(c.limits.max_reservations >= 128);
         assert!(c.limits.max_circuits >= 16);
+        assert_eq!(
+            c.limits.max_relay_bytes_per_sec,
+            crate::limits::MAX_RELAY_BYTES_PER_SEC
+        );
+        assert_eq!(c.limits.max_connections, crate::limits::MAX_CONNECTIONS);
+        assert_eq!(
+            c.limits.max_connections_per_ip,
+            crate::limits::MAX_CONNECTIONS_PER_IP
+        );
+        assert!(Config::try_parse_from(["relay", "--max-connections-per-ip", "0"]).is_err());
+        assert!(Config::try_parse_from(["relay", "--max-connections", "0"]).is_err());
     }
 
     #[test]

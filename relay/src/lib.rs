@@ -11,6 +11,7 @@
 //! - [`http`]: `router()` — `/healthz`, `/api/info`, `/metrics`, `/p2p`, the page.
 //! - [`proxy`]: the client's address behind trusted reverse proxies.
 //! - [`admission`]: how many libp2p WebSockets one address may hold.
+//! - [`bandwidth`]: the total bandwidth cap, a token bucket all connections share.
 //! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
 //!   rendezvous server — and its event loop.
@@ -30,6 +31,7 @@
 //! directly; only when that fails does their data flow through the relay.
 
 pub mod admission;
+pub mod bandwidth;
 pub mod bridge;
 pub mod config;
 pub mod http;
@@ -129,6 +131,12 @@ impl Relay {
 
         let metrics = Arc::new(metrics::Metrics::default());
         let (bridge, transport) = bridge::bridge(metrics.clone());
+        let bridge = bridge.with_bandwidth(bandwidth::Bandwidth::new(
+            config.limits.max_relay_bytes_per_sec,
+        ));
+        metrics
+            .bandwidth_limit
+            .set(i64::try_from(config.limits.max_relay_bytes_per_sec).unwrap_or(i64::MAX));
         let state = Arc::new(
             AppState::new(
                 RelayInfo {

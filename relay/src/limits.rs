@@ -61,6 +61,13 @@ pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
 /// the reservation it held.
 pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Default total bandwidth cap (`--max-relay-bytes-per-sec`): 32 MiB/s, about
+/// 270 Mbit/s, what a small VPS's port carries with room for the page and
+/// the handshakes. Relaying is the fallback when browsers cannot connect
+/// directly; one relayed transfer runs at a few MB/s, so a handful of them
+/// run at full speed before the cap shares the rest.
+pub const MAX_RELAY_BYTES_PER_SEC: u64 = 32 << 20;
+
 /// Rate limits on reservations and circuits, as token buckets: `burst`
 /// requests at once, then one more every `every`. libp2p's defaults (per IP a
 /// burst of 60, then one a minute) refuse an office of a dozen tabs that

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub websockets_refused: Family<Reason, Counter>,
     /// Bytes over those WebSockets, `in` (from peers) and `out`.
     pub websocket_bytes: Family<Direction, Counter>,
+    /// Times a connection waited for the total bandwidth cap
+    /// (`--max-relay-bytes-per-sec`).
+    pub bandwidth_waits: Counter,
+    /// The total bandwidth cap in bytes per second (0: none).
+    pub bandwidth_limit: Gauge,
     /// Peers connected to the relay now.
     pub peers: Gauge,
     /// Reservation requests: `accepted`, `renewed`, `denied`.
@@ -68,6 +73,8 @@ impl Default for Metrics {
         let websockets = Family::default();
         let websocket_bytes = Family::default();
         let websockets_refused = Family::default();
+        let bandwidth_waits = Counter::default();
+        let bandwidth_limit = Gauge::default();
         let peers = Gauge::default();
         let reservations = Family::default();
         let circuits = Family::default();
@@ -90,6 +97,16 @@ impl Default for Metrics {
             "websocket_bytes",
             "Bytes over the peers' libp2p WebSockets (relayed circuits, signaling, control)",
             websocket_bytes.clone(),
+        );
+        registry.register(
+            "bandwidth_waits",
+            "Times a libp2p WebSocket waited for the total bandwidth cap",
+            bandwidth_waits.clone(),
+        );
+        registry.register(
+            "bandwidth_limit_bytes_per_second",
+            "The total bandwidth cap on bytes from peers (0: none)",
+            bandwidth_limit.clone(),
         );
         registry.register("peers", "Peers connected to the relay", peers.clone());
         registry.register(
@@ -152,6 +169,8 @@ impl Default for Metrics {
             websockets,
             websocket_bytes,
             websockets_refused,
+            bandwidth_waits,
+            bandwidth_limit,
             peers,
             reservations,
             circuits,

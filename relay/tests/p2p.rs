@@ -225,3 +225,69 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
 
     relay.stop().await;
 }
+
+/// `GET path` over a plain TCP socket; the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test]
+async fn total_bandwidth_cap_slows_but_serves() {
+    // 512 B/s: less than a client's handshake, identify, reservation and
+    // registration take (about 1.3 KiB).
+    let relay = common::start(&["--max-relay-bytes-per-sec", "512"]).await;
+    let relay_id: PeerId = relay.info.peer_id.parse().expect("peer id");
+    let relay_addr: Multiaddr = relay.info.listen_addrs[0].parse().expect("multiaddr");
+    let text = http_get(relay.addr, "/metrics").await;
+    assert_eq!(
+        metric(&text, "shoal_relay_bandwidth_limit_bytes_per_second "),
+        512
+    );
+    let mut a = client();
+    a.listen_on(relay_addr.with(Protocol::P2pCircuit))
+        .expect("listen via relay");
+    // The reservation still comes, only later.
+    until(&mut a, |e| match e {
+        SwarmEvent::NewListenAddr { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            rendezvous::Namespace::from_static(NAMESPACE),
+            relay_id,
+            None,
+        )
+        .expect("register");
+    until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ..
+        })) => Some(()),
+        _ => None,
+    })
+    .await;
+    let text = http_get(relay.addr, "/metrics").await;
+    let bytes_in = metric(
+        &text,
+        "shoal_relay_websocket_bytes_total{direction=\"in\"} ",
+    );
+    let waits = metric(&text, "shoal_relay_bandwidth_waits_total ");
+    assert!(bytes_in > 512, "more than the burst went in: {bytes_in}");
+    assert!(waits > 0, "the cap made reads wait: {text}");
+    relay.stop().await;
+}
