@@ -105,6 +105,8 @@ impl Relay {
         };
         info!("{verb} identity key {}", config.identity.display());
         info!("peer id {peer_id}");
+        info!("limits: {}", config.limits);
+        info!("fixed limits: {}", limits::summary());
 
         let www = config.www_dir();
         if !www.join("index.html").is_file() {

@@ -68,6 +68,27 @@ pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// run at full speed before the cap shares the rest.
 pub const MAX_RELAY_BYTES_PER_SEC: u64 = 32 << 20;
 
+/// One line for the start-up log: every fixed limit as `name=value`.
+pub fn summary() -> String {
+    let rate = |r: &RateLimit| format!("{}+1/{:?}", r.burst, r.every);
+    format!(
+        "ws-message={MAX_WS_MESSAGE}B ws-idle={WS_IDLE_TIMEOUT:?} upgrade-timeout={UPGRADE_TIMEOUT:?} \
+         tls-handshake={TLS_HANDSHAKE_TIMEOUT:?} pending-connections={MAX_PENDING_CONNECTIONS} \
+         connections-per-peer={MAX_CONNECTIONS_PER_PEER} ws-handover-queue={WS_HANDOVER_QUEUE} \
+         reservations-per-peer={} reservations-per-ip={} circuits-per-peer={} circuits-per-ip={} \
+         rendezvous-ttl={RENDEZVOUS_MIN_TTL}..{RENDEZVOUS_MAX_TTL}s rendezvous-per-peer={RENDEZVOUS_PER_PEER} \
+         rendezvous-per-ip={RENDEZVOUS_PER_IP} rendezvous-per-swarm={RENDEZVOUS_PER_NAMESPACE} \
+         rendezvous-total={RENDEZVOUS_TOTAL} rendezvous-record={RENDEZVOUS_MAX_RECORD}B \
+         rendezvous-addrs={RENDEZVOUS_MAX_ADDRS} rendezvous-request={RENDEZVOUS_MAX_REQUEST}B \
+         rendezvous-page={RENDEZVOUS_DISCOVER_LIMIT} stun-datagram={MAX_STUN_DATAGRAM}B \
+         forwarded-hops={MAX_FORWARDED_HOPS}",
+        rate(&RESERVATIONS_PER_PEER),
+        rate(&RESERVATIONS_PER_IP),
+        rate(&CIRCUITS_PER_PEER),
+        rate(&CIRCUITS_PER_IP),
+    )
+}
+
 /// Rate limits on reservations and circuits, as token buckets: `burst`
 /// requests at once, then one more every `every`. libp2p's defaults (per IP a
 /// burst of 60, then one a minute) refuse an office of a dozen tabs that
