@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{debug, warn};
 
 use crate::admission::{Refused, CLOSE_TRY_AGAIN_LATER};
-use crate::limits::MAX_WS_MESSAGE;
+use crate::limits::{MAX_WS_MESSAGE, WS_MAX_WRITE_BUFFER, WS_READ_BUFFER};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -91,6 +91,11 @@ async fn p2p(
     let remote = crate::config::ws_multiaddr(client, state.tls());
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
+        .read_buffer_size(WS_READ_BUFFER)
+        // Each message goes out at once (libp2p flushes after every write
+        // anyway); no buffer builds up per idle socket.
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_failed_upgrade(move |e| debug!(%client, "WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket: WebSocket| async move {
             if let Err(e) = state.bridge().hand_over(socket, remote, permit) {
@@ -106,6 +111,11 @@ async fn p2p(
 fn refuse(ws: WebSocketUpgrade, refused: Refused) -> Response {
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
+        .read_buffer_size(WS_READ_BUFFER)
+        // Each message goes out at once (libp2p flushes after every write
+        // anyway); no buffer builds up per idle socket.
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_upgrade(move |mut socket: WebSocket| async move {
             let frame = CloseFrame {
                 code: CLOSE_TRY_AGAIN_LATER,

@@ -10,6 +10,7 @@
 //! - [`tls`]: HTTPS from certificate files or ACME (rustls).
 //! - [`http`]: `router()` — `/healthz`, `/api/info`, `/metrics`, `/p2p`, the page.
 //! - [`proxy`]: the client's address behind trusted reverse proxies.
+//! - [`accept`]: plain-HTTP sockets must send within a bound before HTTP sees them.
 //! - [`admission`]: how many libp2p WebSockets one address may hold.
 //! - [`bandwidth`]: the total bandwidth cap, a token bucket all connections share.
 //! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
@@ -30,6 +31,7 @@
 //! it there. Browsers then signal WebRTC over a relayed connection and talk
 //! directly; only when that fails does their data flow through the relay.
 
+pub mod accept;
 pub mod admission;
 pub mod bandwidth;
 pub mod bridge;
@@ -212,12 +214,21 @@ impl Relay {
             tokio::spawn(stun::serve(socket, stun_stats, stop_rx.clone()));
         }
         let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp(http)
+        let mut server = axum_server::from_tcp(http)
             .map_err(Error::Http)?
             .handle(handle.clone());
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits::HTTP_HEADER_TIMEOUT);
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut http_task = match tls {
-            tls::Tls::Off => tokio::spawn(server.serve(app)),
+            tls::Tls::Off => tokio::spawn(
+                server
+                    .acceptor(accept::FirstByte::new(limits::HTTP_HEADER_TIMEOUT))
+                    .serve(app),
+            ),
             tls::Tls::Files(config) => tokio::spawn(
                 server
                     .acceptor(

@@ -13,10 +13,27 @@ use std::time::Duration;
 /// 256 MiB).
 pub const MAX_WS_MESSAGE: usize = 256 * 1024;
 
+/// Read buffer of each WebSocket. The WebSocket layer allocates it per
+/// socket up front (128 KiB by default: 2.5 GB for 20,000 idle pages); a
+/// peer's traffic is Noise frames of at most 64 KiB that it reads in chunks
+/// of this size anyway.
+pub const WS_READ_BUFFER: usize = 8 * 1024;
+
+/// Bytes of a WebSocket's unsent frames held before writes wait (the layer's
+/// default is unlimited). Two of the largest messages: what one flush of a
+/// yamux connection may queue.
+pub const WS_MAX_WRITE_BUFFER: usize = 2 * MAX_WS_MESSAGE;
+
 /// Accepted WebSockets waiting for the swarm to take them. The swarm takes
 /// them as fast as it polls; a full queue means it is far behind, and a new
 /// client is better refused at once (it retries with backoff) than queued.
 pub const WS_HANDOVER_QUEUE: usize = 64;
+
+/// An HTTP request's head (request line and headers) must arrive within
+/// this. A browser sends it at once; a socket that trickles it, or sends
+/// nothing (slow loris), would otherwise hold a connection and its buffers
+/// for as long as it likes.
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS handshake must finish within this, or the connection is dropped: a
 /// client that opens TCP and sends nothing holds no resources for long.
@@ -72,8 +89,8 @@ pub const MAX_RELAY_BYTES_PER_SEC: u64 = 32 << 20;
 pub fn summary() -> String {
     let rate = |r: &RateLimit| format!("{}+1/{:?}", r.burst, r.every);
     format!(
-        "ws-message={MAX_WS_MESSAGE}B ws-idle={WS_IDLE_TIMEOUT:?} upgrade-timeout={UPGRADE_TIMEOUT:?} \
-         tls-handshake={TLS_HANDSHAKE_TIMEOUT:?} pending-connections={MAX_PENDING_CONNECTIONS} \
+        "ws-message={MAX_WS_MESSAGE}B ws-read-buffer={WS_READ_BUFFER}B ws-idle={WS_IDLE_TIMEOUT:?} upgrade-timeout={UPGRADE_TIMEOUT:?} \
+         tls-handshake={TLS_HANDSHAKE_TIMEOUT:?} http-header={HTTP_HEADER_TIMEOUT:?} pending-connections={MAX_PENDING_CONNECTIONS} \
          connections-per-peer={MAX_CONNECTIONS_PER_PEER} ws-handover-queue={WS_HANDOVER_QUEUE} \
          reservations-per-peer={} reservations-per-ip={} circuits-per-peer={} circuits-per-ip={} \
          rendezvous-ttl={RENDEZVOUS_MIN_TTL}..{RENDEZVOUS_MAX_TTL}s rendezvous-per-peer={RENDEZVOUS_PER_PEER} \

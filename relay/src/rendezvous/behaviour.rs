@@ -33,7 +33,9 @@ use crate::limits;
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/rendezvous/1.0.0");
 
 /// Reads one length-prefixed `Message`, writes one. Requests over
-/// [`limits::RENDEZVOUS_MAX_REQUEST`] fail at their length prefix.
+/// [`limits::RENDEZVOUS_MAX_REQUEST`] fail at their length prefix. A request
+/// that cannot be read is handed on as `Err` (request-response drops read
+/// failures silently; the server counts them).
 #[derive(Debug, Clone, Default)]
 pub struct Codec;
 
@@ -43,18 +45,18 @@ fn framing() -> prost_codec::Codec<proto::Message, proto::Message> {
 
 impl request_response::Codec for Codec {
     type Protocol = StreamProtocol;
-    type Request = proto::Message;
+    type Request = io::Result<proto::Message>;
     type Response = Option<proto::Message>;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
     where
         T: AsyncRead + Unpin + Send,
     {
-        FramedRead::new(io, framing())
-            .next()
-            .await
-            .ok_or(io::ErrorKind::UnexpectedEof)?
-            .map_err(io::Error::from)
+        let read = FramedRead::new(io, framing()).next().await;
+        Ok(match read {
+            Some(msg) => msg.map_err(io::Error::from),
+            None => Err(io::ErrorKind::UnexpectedEof.into()),
+        })
     }
 
     async fn read_response<T>(
@@ -75,7 +77,7 @@ impl request_response::Codec for Codec {
         &mut self,
         _: &StreamProtocol,
         _: &mut T,
-        _: proto::Message,
+        _: Self::Request,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -361,7 +363,16 @@ impl NetworkBehaviour for Behaviour {
                             request, channel, ..
                         },
                 } => {
-                    let answer = self.on_request(peer, connection_id, request);
+                    let answer = match request {
+                        Ok(msg) => self.on_request(peer, connection_id, msg),
+                        Err(e) => {
+                            self.events.push_back(Event::BadStream {
+                                peer,
+                                error: e.to_string(),
+                            });
+                            None
+                        }
+                    };
                     // The peer may be gone already; nothing to do then.
                     let _ = self.inner.send_response(channel, answer);
                 }
