@@ -1,7 +1,13 @@
-//! Command-line configuration (clap).
+//! Configuration: command line, an optional config file, environment (clap).
+//!
+//! Precedence: a flag on the command line, then the config file
+//! (`--config`), then the flag's `SHOAL_*` environment variable, then the
+//! default. The file holds one `flag = value` per line (the flag's name
+//! without `--`; `#` starts a comment; a list flag may repeat); it is read as
+//! if its flags came first on the command line.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -27,6 +33,7 @@ const REPO_WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
 #[command(
     name = "relay",
     version,
+    args_override_self = true,
     after_long_help = "Fixed limits on what clients send (WebSocket message size, handshake \
                        timeouts, rendezvous record size, ...) are not flags; they are \
                        logged at start-up and listed with their reasons in relay/src/limits.rs \
@@ -35,6 +42,12 @@ const REPO_WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
                        and PeerIds are logged at debug only."
 )]
 pub struct Config {
+    /// Config file: `flag = value` lines, e.g. `max-connections = 5000`
+    /// (see the README). Flags on the command line win over it, and it wins
+    /// over environment variables.
+    #[arg(long, value_name = "FILE", env = "SHOAL_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// The one listen address: the page, /api/info, /healthz and the peers'
     /// libp2p WebSocket (at /p2p). Port 0 picks a free port.
     #[arg(
@@ -366,6 +379,100 @@ pub fn ws_multiaddr(addr: SocketAddr, tls: bool) -> Multiaddr {
     base.with(Protocol::Ws("/".into()))
 }
 
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: expected `flag = value`, got {text:?}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{path}:{line}: `config` cannot be set in a config file")]
+    Nested { path: PathBuf, line: usize },
+}
+
+/// The command-line arguments a config file stands for (sans-IO).
+pub fn config_file_args(path: &Path, text: &str) -> Result<Vec<String>, ConfigFileError> {
+    let mut args = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let syntax = || ConfigFileError::Syntax {
+            path: path.to_owned(),
+            line: i + 1,
+            text: raw.chars().take(80).collect(),
+        };
+        let (flag, value) = line.split_once('=').ok_or_else(syntax)?;
+        let (flag, value) = (flag.trim(), value.trim().trim_matches('"'));
+        let name_ok = flag.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !name_ok {
+            return Err(syntax());
+        }
+        if flag == "config" {
+            return Err(ConfigFileError::Nested {
+                path: path.to_owned(),
+                line: i + 1,
+            });
+        }
+        match value {
+            // Switches such as `no-stun = true`.
+            "true" => args.push(format!("--{flag}")),
+            "false" => {}
+            _ => args.push(format!("--{flag}={value}")),
+        }
+    }
+    Ok(args)
+}
+
+impl Config {
+    /// The command line (`std::env::args_os`) with the config file it or
+    /// `SHOAL_CONFIG` names. Clap errors (and `--help`) exit the process.
+    pub fn load() -> Result<Self, ConfigFileError> {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let path =
+            config_path(&args).or_else(|| std::env::var_os("SHOAL_CONFIG").map(PathBuf::from));
+        let Some(path) = path else {
+            return Ok(Self::parse_from(args));
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let from_file = config_file_args(&path, &text)?;
+        let mut all: Vec<std::ffi::OsString> = args.iter().take(1).cloned().collect();
+        all.extend(from_file.into_iter().map(Into::into));
+        all.extend(args.into_iter().skip(1));
+        Ok(Self::parse_from(all))
+    }
+}
+
+/// `--config PATH` or `--config=PATH` among raw arguments.
+fn config_path(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        let Some(arg) = arg.to_str() else {
+            continue;
+        };
+        if arg == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    None
+}
+
 fn parse_net(s: &str) -> Result<IpNet, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
@@ -575,6 +682,52 @@ mod tests {
         let too_long = (u64::from(u32::MAX) + 1).to_string();
         assert!(
             Config::try_parse_from(["relay", "--max-circuit-duration-secs", &too_long]).is_err()
+        );
+    }
+
+    #[test]
+    fn config_file_lines_become_flags() {
+        let path = Path::new("relay.conf");
+        let text = "# a relay\nmax-connections = 5000\n\nno-stun = true\nexternal-addr = \"/dns4/a.example/tcp/443/wss\"\nexternal-addr=/dns4/b.example/tcp/443/wss # second\nmax-circuits = 10\n";
+        let args = config_file_args(path, text).expect("valid file");
+        assert_eq!(
+            args,
+            vec![
+                "--max-connections=5000",
+                "--no-stun",
+                "--external-addr=/dns4/a.example/tcp/443/wss",
+                "--external-addr=/dns4/b.example/tcp/443/wss",
+                "--max-circuits=10",
+            ]
+        );
+        // The file's flags come first; the command line wins.
+        let mut all = vec!["relay".to_string()];
+        all.extend(args);
+        all.extend(["--max-circuits".into(), "20".into()]);
+        let c = Config::try_parse_from(all).expect("parse");
+        assert_eq!(c.limits.max_connections, 5000);
+        assert_eq!(c.limits.max_circuits, 20);
+        assert_eq!(c.external_addrs.len(), 2);
+        assert_eq!(c.stun_addr(), None);
+        for bad in [
+            "max-connections 5000",
+            "= 3",
+            "--x = 1",
+            "config = other.conf",
+        ] {
+            assert!(config_file_args(path, bad).is_err(), "{bad}");
+        }
+        let unknown = config_file_args(path, "no-such-flag = 1").expect("syntax is fine");
+        assert!(
+            Config::try_parse_from(std::iter::once("relay".to_string()).chain(unknown)).is_err()
+        );
+        assert_eq!(
+            config_path(&["relay".into(), "--config".into(), "a.conf".into()]),
+            Some(PathBuf::from("a.conf"))
+        );
+        assert_eq!(
+            config_path(&["relay".into(), "--config=b.conf".into()]),
+            Some(PathBuf::from("b.conf"))
         );
     }
 

@@ -193,3 +193,46 @@ fn help_names_every_flag_with_its_environment_variable() {
     // The credential's value is never printed.
     assert!(help.contains("[env: SHOAL_ICE_CREDENTIAL]"), "{help}");
 }
+
+#[test]
+fn config_file_sits_between_command_line_and_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    let conf = dir.path().join("relay.conf");
+    std::fs::write(
+        &conf,
+        "# test\nmax-circuits = 9\nmax-reservations = 99\nlisten = 127.0.0.1:0\nstun-listen = 127.0.0.1:0\n",
+    )
+    .expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--identity")
+        .arg(dir.path().join("relay.key"))
+        .arg("--www")
+        .arg(&www)
+        .args(["--max-reservations", "7"])
+        .env("SHOAL_CONFIG", &conf)
+        .env("SHOAL_MAX_CIRCUITS", "5")
+        .env("SHOAL_MAX_CIRCUITS_PER_PEER", "3")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn relay");
+    let mut relay = Relay(child);
+    let stdout = relay.0.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let limits = wait_for_line(&lines, "limits: ", &mut seen);
+    // Command line over file, file over environment, environment over default.
+    assert!(limits.contains("max-reservations=7 "), "{limits}");
+    assert!(limits.contains("max-circuits=9 "), "{limits}");
+    assert!(limits.contains("max-circuits-per-peer=3 "), "{limits}");
+}
