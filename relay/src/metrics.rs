@@ -63,6 +63,10 @@ pub struct Metrics {
     pub rendezvous_refused: Family<Reason, Counter>,
     /// Rendezvous registrations held now.
     pub rendezvous_registrations: Gauge,
+    /// Swarms (rendezvous namespaces) with at least one registration.
+    pub rendezvous_swarms: Gauge,
+    /// The relay process's resident memory, read at each scrape.
+    pub resident_memory: Gauge,
     /// STUN datagrams `answered`, `refused`.
     pub stun: Family<Outcome, Counter>,
 }
@@ -83,6 +87,8 @@ impl Default for Metrics {
         let stun = Family::default();
         let rendezvous_refused = Family::default();
         let rendezvous_registrations = Gauge::default();
+        let rendezvous_swarms = Gauge::default();
+        let resident_memory = Gauge::default();
         registry.register(
             "websockets",
             "libp2p WebSockets by outcome",
@@ -139,6 +145,16 @@ impl Default for Metrics {
             "Rendezvous registrations held",
             rendezvous_registrations.clone(),
         );
+        registry.register(
+            "rendezvous_swarms",
+            "Swarms (rendezvous namespaces) with registrations",
+            rendezvous_swarms.clone(),
+        );
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the relay process (VmRSS)",
+            resident_memory.clone(),
+        );
         registry.register("stun", "STUN datagrams by outcome", stun.clone());
         // Zeros from the start, so that a scraper sees every series.
         for (family, outcomes) in [
@@ -178,6 +194,8 @@ impl Default for Metrics {
             rendezvous,
             rendezvous_refused,
             rendezvous_registrations,
+            rendezvous_swarms,
+            resident_memory,
             stun,
         }
     }
@@ -201,11 +219,28 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Some(rss) = resident_bytes() {
+            self.resident_memory.set(rss);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// VmRSS from `/proc/self/status` (Linux); `None` elsewhere.
+fn resident_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: i64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]
@@ -229,6 +264,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("shoal_relay_peers 3"), "{text}");
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("shoal_relay_resident_memory_bytes "))
+            .and_then(|v| v.parse::<i64>().ok());
+        assert!(rss.is_some_and(|b| b > 1 << 20), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

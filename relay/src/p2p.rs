@@ -238,11 +238,13 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<Be
     match event {
         SwarmEvent::Behaviour(event) => {
             on_behaviour_event(state.metrics(), event);
-            let held = swarm.behaviour().rendezvous.registrations();
-            state
-                .metrics()
+            let rendezvous = &swarm.behaviour().rendezvous;
+            let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let metrics = state.metrics();
+            metrics
                 .rendezvous_registrations
-                .set(i64::try_from(held).unwrap_or(i64::MAX));
+                .set(gauge(rendezvous.registrations()));
+            metrics.rendezvous_swarms.set(gauge(rendezvous.swarms()));
         }
         SwarmEvent::NewListenAddr { address, .. } => on_new_listen_addr(swarm, state, address),
         SwarmEvent::ExpiredListenAddr { address, .. } => {

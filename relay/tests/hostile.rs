@@ -188,6 +188,13 @@ async fn rendezvous_flood_leaves_the_good_clients_served() {
     }
     let held = metric(&text, "shoal_relay_rendezvous_registrations");
     assert!(held as usize >= FLOOD, "{held} registrations held");
+    // good, flood, and the greedy peer's four.
+    let swarms = metric(&text, "shoal_relay_rendezvous_swarms");
+    assert_eq!(
+        swarms as usize,
+        2 + shoal_relay::limits::RENDEZVOUS_PER_PEER
+    );
+    assert!(metric(&text, "shoal_relay_resident_memory_bytes") > 0);
 
     // Registrations leave with their peers.
     for task in flooders {

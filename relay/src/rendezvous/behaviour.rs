@@ -177,6 +177,11 @@ impl Behaviour {
         self.registry.len()
     }
 
+    /// Swarms (namespaces) with registrations now.
+    pub fn swarms(&self) -> usize {
+        self.registry.namespaces()
+    }
+
     fn on_request(
         &mut self,
         peer: PeerId,

@@ -279,6 +279,11 @@ impl Registry {
         self.entries.is_empty()
     }
 
+    /// Namespaces with at least one registration.
+    pub fn namespaces(&self) -> usize {
+        self.by_namespace.len()
+    }
+
     fn check_namespace(&self, namespace: &str) -> Result<(), Refusal> {
         let swarm = namespace.strip_prefix(self.policy.prefix);
         if swarm.is_none_or(str::is_empty) || namespace.len() > self.policy.max_namespace {
