@@ -189,6 +189,8 @@ impl Behaviour {
         msg: proto::Message,
     ) -> Option<proto::Message> {
         let now = Instant::now();
+        // Every connection's address is recorded when it opens; a connection
+        // without an IP address (none reach the relay today) shares one slot.
         let ip = self
             .addresses
             .get(&connection)
