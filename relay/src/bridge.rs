@@ -56,6 +56,24 @@ pub enum HandOverError {
     Closed,
 }
 
+impl HandOverError {
+    /// Label for `/metrics`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandOverError::Busy => "busy",
+            HandOverError::Closed => "shutting_down",
+        }
+    }
+
+    /// The reason sent in the close frame (code 1013).
+    pub fn close_reason(&self) -> &'static str {
+        match self {
+            HandOverError::Busy => "the relay is busy",
+            HandOverError::Closed => "the relay is shutting down",
+        }
+    }
+}
+
 /// The HTTP side's end: cheap to clone, one per router.
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -74,12 +92,25 @@ impl Bridge {
     /// Queues an accepted WebSocket for the swarm. Never waits: when the
     /// swarm is this far behind, one more socket would only wait longer.
     /// `permit` is the client address's slot, held until the connection ends.
+    /// A refused socket comes back with the reason, to be closed with it.
     pub fn hand_over(
         &self,
         socket: WebSocket,
         remote: Multiaddr,
         permit: Permit,
-    ) -> Result<(), HandOverError> {
+    ) -> Result<(), (HandOverError, Box<WebSocket>)> {
+        // Reserve the queue slot first, so that a refusal still has the socket.
+        let slot = match self.tx.try_reserve() {
+            Ok(slot) => slot,
+            Err(e) => {
+                Metrics::count(&self.metrics.websockets, "refused");
+                let error = match e {
+                    mpsc::error::TrySendError::Full(()) => HandOverError::Busy,
+                    mpsc::error::TrySendError::Closed(()) => HandOverError::Closed,
+                };
+                return Err((error, Box::new(socket)));
+            }
+        };
         let messages = Messages {
             socket,
             bytes_in: self.metrics.bytes("in"),
@@ -90,17 +121,12 @@ impl Bridge {
             throttled: self.metrics.bandwidth_waits.clone(),
             _permit: permit,
         };
-        let incoming = Incoming {
+        slot.send(Incoming {
             connection: RwStreamSink::new(messages),
             remote,
-        };
-        let res = self.tx.try_send(incoming).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => HandOverError::Busy,
-            mpsc::error::TrySendError::Closed(_) => HandOverError::Closed,
         });
-        let outcome = if res.is_ok() { "accepted" } else { "refused" };
-        Metrics::count(&self.metrics.websockets, outcome);
-        res
+        Metrics::count(&self.metrics.websockets, "accepted");
+        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::admission::{Refused, CLOSE_TRY_AGAIN_LATER};
 use crate::limits::{MAX_WS_MESSAGE, WS_MAX_WRITE_BUFFER, WS_READ_BUFFER};
@@ -98,10 +98,22 @@ async fn p2p(
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_failed_upgrade(move |e| debug!(%client, "WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket: WebSocket| async move {
-            if let Err(e) = state.bridge().hand_over(socket, remote, permit) {
-                warn!(%client, "libp2p WebSocket refused: {e}");
+            if let Err((e, socket)) = state.bridge().hand_over(socket, remote, permit) {
+                Metrics::refuse(&state.metrics().websockets_refused, e.reason());
+                debug!(%client, "libp2p WebSocket refused: {e}");
+                close_with(*socket, e.close_reason()).await;
             }
         })
+}
+
+/// Sends a close frame with [`CLOSE_TRY_AGAIN_LATER`] and `reason`; the
+/// socket is gone after it.
+async fn close_with(mut socket: WebSocket, reason: &'static str) {
+    let frame = CloseFrame {
+        code: CLOSE_TRY_AGAIN_LATER,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 /// Completes the upgrade only to close at once with
@@ -116,13 +128,7 @@ fn refuse(ws: WebSocketUpgrade, refused: Refused) -> Response {
         // anyway); no buffer builds up per idle socket.
         .write_buffer_size(0)
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
-        .on_upgrade(move |mut socket: WebSocket| async move {
-            let frame = CloseFrame {
-                code: CLOSE_TRY_AGAIN_LATER,
-                reason: refused.close_reason().into(),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
-        })
+        .on_upgrade(move |socket: WebSocket| close_with(socket, refused.close_reason()))
 }
 
 async fn healthz() -> &'static str {

@@ -36,8 +36,8 @@ pub struct Metrics {
     registry: Registry,
     /// libp2p WebSockets: `accepted` by the swarm, `refused` (busy, shutting down).
     pub websockets: Family<Outcome, Counter>,
-    /// libp2p WebSockets refused at admission, by reason (`address_full`,
-    /// `relay_full`).
+    /// libp2p WebSockets refused, by reason (`address_full`, `relay_full`;
+    /// `busy`: the swarm is behind; `shutting_down`).
     pub websockets_refused: Family<Reason, Counter>,
     /// Bytes over those WebSockets, `in` (from peers) and `out`.
     pub websocket_bytes: Family<Direction, Counter>,
@@ -174,7 +174,7 @@ impl Default for Metrics {
         {
             let _ = rendezvous_refused.get_or_create(&Reason { reason });
         }
-        for reason in ["address_full", "relay_full"] {
+        for reason in ["address_full", "relay_full", "busy", "shutting_down"] {
             let _ = websockets_refused.get_or_create(&Reason { reason });
         }
         for direction in ["in", "out"] {
