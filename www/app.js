@@ -120,7 +120,12 @@ function renderRelay(relay) {
   const err = $('relay-error');
   const message = relay.error ?? (relay.state === 'failed' ? 'No detail was given.' : null);
   err.hidden = message === null;
-  err.textContent = message === null ? '' : `Relay error: ${message}`;
+  // The relay says why it refused (WebSocket close 1013): "the relay is full",
+  // "too many connections from your address". Show that, not the error chain.
+  const refused = message === null ? null : /the relay refused this connection: ([^)\]]+)/.exec(message);
+  err.textContent = message === null ? ''
+    : refused ? `The relay refused this connection: ${refused[1].trim()}. It keeps trying by itself.`
+      : `Relay error: ${message}`;
 }
 
 function formatRtt(ms) {

@@ -44,6 +44,9 @@ const MAX_READ_BUFFER: usize = 8 * 1024 * 1024;
 const MAX_BUFFERED: u32 = 1024 * 1024;
 /// How often a waiting write looks at `bufferedAmount` (there is no event).
 const WRITE_POLL: Duration = Duration::from_millis(10);
+/// RFC 6455's "Try Again Later": the relay refused this connection for now
+/// (too many from this address, or full) and says why in the close reason.
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,6 +57,28 @@ pub enum Error {
     Refused { url: String, code: u16 },
     #[error("the WebSocket to {0} did not open within {OPEN_TIMEOUT:?}")]
     Timeout(String),
+    #[error(transparent)]
+    Closed(#[from] Closed),
+}
+
+/// The socket closed; with code [`CLOSE_TRY_AGAIN_LATER`] the relay refused
+/// the connection and `reason` says why (shown to the user as it is).
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.reason.is_empty()) {
+            (CLOSE_TRY_AGAIN_LATER, false) => {
+                write!(f, "the relay refused this connection: {}", self.reason)
+            }
+            (code, true) => write!(f, "websocket closed (code {code})"),
+            (code, false) => write!(f, "websocket closed (code {code}: {})", self.reason),
+        }
+    }
 }
 
 /// Dials `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>/(ws|tls/ws|wss)[/p2p/…]`.
@@ -139,6 +164,8 @@ enum SocketState {
 
 struct Shared {
     state: SocketState,
+    /// The close frame's reason, once closed.
+    close_reason: String,
     received: VecDeque<u8>,
     overflowed: bool,
     read_waker: Option<Waker>,
@@ -181,6 +208,7 @@ impl Connection {
         socket.set_binary_type(BinaryType::Arraybuffer);
         let shared = Rc::new(RefCell::new(Shared {
             state: SocketState::Opening,
+            close_reason: String::new(),
             received: VecDeque::new(),
             overflowed: false,
             read_waker: None,
@@ -236,6 +264,7 @@ impl Connection {
                     code: ev.code(),
                     errored,
                 };
+                s.close_reason = ev.reason();
                 s.wake_all();
             })
         };
@@ -261,6 +290,13 @@ impl Connection {
         let mut s = self.0.shared.borrow_mut();
         match s.state {
             SocketState::Open => Poll::Ready(Ok(())),
+            SocketState::Closed {
+                code: CLOSE_TRY_AGAIN_LATER,
+                ..
+            } => Poll::Ready(Err(Error::Closed(Closed {
+                code: CLOSE_TRY_AGAIN_LATER,
+                reason: s.close_reason.clone(),
+            }))),
             SocketState::Closed { code, .. } => Poll::Ready(Err(Error::Refused {
                 url: self.0.url.clone(),
                 code,
@@ -273,13 +309,14 @@ impl Connection {
     }
 }
 
-fn closed_error(code: u16, errored: bool) -> io::Error {
+fn closed_error(code: u16, errored: bool, reason: &str) -> io::Error {
     let kind = if errored {
         io::ErrorKind::ConnectionReset
     } else {
         io::ErrorKind::BrokenPipe
     };
-    io::Error::new(kind, format!("websocket closed (code {code})"))
+    let reason = reason.to_owned();
+    io::Error::new(kind, Closed { code, reason })
 }
 
 impl futures::AsyncRead for Connection {
@@ -300,11 +337,20 @@ impl futures::AsyncRead for Connection {
             return Poll::Ready(Ok(n));
         }
         match s.state {
+            // A refusal is an error to read, not an end of stream: the reason must reach the page.
+            SocketState::Closed {
+                code: CLOSE_TRY_AGAIN_LATER,
+                errored,
+            } => Poll::Ready(Err(closed_error(
+                CLOSE_TRY_AGAIN_LATER,
+                errored,
+                &s.close_reason,
+            ))),
             SocketState::Closed { errored: false, .. } => Poll::Ready(Ok(0)),
             SocketState::Closed {
                 code,
                 errored: true,
-            } => Poll::Ready(Err(closed_error(code, true))),
+            } => Poll::Ready(Err(closed_error(code, true, &s.close_reason))),
             SocketState::Opening | SocketState::Open => {
                 s.read_waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -324,7 +370,7 @@ impl futures::AsyncWrite for Connection {
             let mut s = inner.shared.borrow_mut();
             match s.state {
                 SocketState::Closed { code, errored } => {
-                    return Poll::Ready(Err(closed_error(code, errored)))
+                    return Poll::Ready(Err(closed_error(code, errored, &s.close_reason)))
                 }
                 SocketState::Opening => {
                     s.write_waker = Some(cx.waker().clone());

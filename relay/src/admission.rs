@@ -1,11 +1,15 @@
 //! Who may open a libp2p WebSocket: at most
 //! [`MAX_CONNECTIONS_PER_IP`](crate::limits::MAX_CONNECTIONS_PER_IP) at once
 //! per client address, IPv6 counted per /64 (one household or office gets a
-//! whole /64, so counting single v6 addresses would limit nothing).
+//! whole /64, so counting single v6 addresses would limit nothing), and
+//! [`MAX_CONNECTIONS`](crate::limits::MAX_CONNECTIONS) in all.
 //!
-//! Checked before the WebSocket upgrade, so a refused client costs one HTTP
-//! response. A [`Permit`] is held by the connection and returns its slot when
-//! dropped. The total is bounded separately, in the swarm
+//! Checked when the WebSocket upgrade arrives. A refused client gets the
+//! upgrade and at once a close frame with code [`CLOSE_TRY_AGAIN_LATER`] and
+//! a short reason, then nothing more: a browser cannot read an HTTP error
+//! status of a failed upgrade, but it can read a close frame. That costs one
+//! upgrade and no slot. A [`Permit`] is held by the connection and returns
+//! its slot when dropped. The swarm bounds the total again
 //! (`libp2p-connection-limits`).
 
 use std::collections::HashMap;
@@ -31,40 +35,84 @@ impl From<IpAddr> for AddrKey {
     }
 }
 
+/// Why a libp2p WebSocket was refused. The page reads
+/// [`Refused::close_reason`] in the WebSocket close frame (code
+/// [`CLOSE_TRY_AGAIN_LATER`]), so it can say why it cannot connect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{open} libp2p connections are already open from this address (the limit is {limit})")]
-pub struct TooMany {
-    pub open: usize,
-    pub limit: usize,
+#[non_exhaustive]
+pub enum Refused {
+    #[error("{open} libp2p connections are already open from this address (the limit is {limit})")]
+    AddressFull { open: usize, limit: usize },
+    #[error("the relay is full: {open} libp2p connections are open (the limit is {limit})")]
+    RelayFull { open: usize, limit: usize },
 }
 
-/// Open connections per address. Cheap to clone; all clones share the counts.
+/// RFC 6455's "Try Again Later" close code: the relay refused this
+/// connection for now (`peer-wasm/src/ws.rs` shows the reason).
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+impl Refused {
+    /// The reason sent in the close frame (at most 123 bytes by RFC 6455).
+    pub fn close_reason(&self) -> &'static str {
+        match self {
+            Refused::AddressFull { .. } => "too many connections from your address",
+            Refused::RelayFull { .. } => "the relay is full",
+        }
+    }
+
+    /// Label for `/metrics`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::AddressFull { .. } => "address_full",
+            Refused::RelayFull { .. } => "relay_full",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    per_address: HashMap<AddrKey, usize>,
+    total: usize,
+}
+
+/// Open connections per address and in total. Cheap to clone; all clones
+/// share the counts.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    limit: usize,
-    open: Arc<Mutex<HashMap<AddrKey, usize>>>,
+    per_address: usize,
+    total: usize,
+    open: Arc<Mutex<Counts>>,
 }
 
 impl Admission {
-    pub fn new(limit: usize) -> Self {
+    /// At most `per_address` connections per address unit, `total` in all.
+    pub fn new(per_address: usize, total: usize) -> Self {
         Self {
-            limit,
+            per_address,
+            total,
             open: Arc::default(),
         }
     }
 
     /// A slot for one more connection from `ip`, or why not.
-    pub fn admit(&self, ip: IpAddr) -> Result<Permit, TooMany> {
+    pub fn admit(&self, ip: IpAddr) -> Result<Permit, Refused> {
         let key = AddrKey::from(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(key).or_insert(0);
-        if *count >= self.limit {
-            return Err(TooMany {
-                open: *count,
-                limit: self.limit,
+        if open.total >= self.total {
+            return Err(Refused::RelayFull {
+                open: open.total,
+                limit: self.total,
             });
         }
-        *count += 1;
+        let count = open.per_address.get(&key).copied().unwrap_or(0);
+        if count >= self.per_address {
+            return Err(Refused::AddressFull {
+                open: count,
+                limit: self.per_address,
+            });
+        }
+        open.per_address.insert(key, count + 1);
+        open.total += 1;
         Ok(Permit {
             key,
             open: self.open.clone(),
@@ -74,7 +122,18 @@ impl Admission {
     /// Connections open from `ip`'s address unit now.
     pub fn open_from(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.get(&AddrKey::from(ip)).copied().unwrap_or(0)
+        open.per_address
+            .get(&AddrKey::from(ip))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Connections open now, in all.
+    pub fn open_total(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
     }
 }
 
@@ -82,17 +141,18 @@ impl Admission {
 #[derive(Debug)]
 pub struct Permit {
     key: AddrKey,
-    open: Arc<Mutex<HashMap<AddrKey, usize>>>,
+    open: Arc<Mutex<Counts>>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.key) {
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.per_address.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
                 // No entry per address ever seen: the map holds only live ones.
-                open.remove(&self.key);
+                open.per_address.remove(&self.key);
             }
         }
     }
@@ -108,12 +168,12 @@ mod tests {
 
     #[test]
     fn limit_per_address_and_release_on_drop() {
-        let a = Admission::new(2);
+        let a = Admission::new(2, 100);
         let p1 = a.admit(ip("192.0.2.1")).expect("first");
         let _p2 = a.admit(ip("192.0.2.1")).expect("second");
         assert_eq!(
             a.admit(ip("192.0.2.1")).err(),
-            Some(TooMany { open: 2, limit: 2 })
+            Some(Refused::AddressFull { open: 2, limit: 2 })
         );
         // Another address is not affected.
         let _other = a.admit(ip("192.0.2.2")).expect("other address");
@@ -124,7 +184,7 @@ mod tests {
 
     #[test]
     fn ipv6_counts_per_slash_64() {
-        let a = Admission::new(1);
+        let a = Admission::new(1, 100);
         let _p = a.admit(ip("2001:db8:1:2::1")).expect("first");
         assert!(a.admit(ip("2001:db8:1:2:ffff::9")).is_err(), "same /64");
         assert!(a.admit(ip("2001:db8:1:3::1")).is_ok(), "next /64");
@@ -135,10 +195,29 @@ mod tests {
 
     #[test]
     fn map_holds_only_live_addresses() {
-        let a = Admission::new(3);
+        let a = Admission::new(3, 1000);
         for i in 0..100u8 {
             drop(a.admit(IpAddr::from([10, 0, 0, i])).expect("admit"));
         }
-        assert!(a.open.lock().expect("lock").is_empty());
+        assert!(a.open.lock().expect("lock").per_address.is_empty());
+        assert_eq!(a.open_total(), 0);
+    }
+
+    #[test]
+    fn total_is_capped_across_addresses() {
+        let a = Admission::new(10, 2);
+        let p1 = a.admit(ip("192.0.2.1")).expect("first");
+        let _p2 = a.admit(ip("192.0.2.2")).expect("second");
+        let refused = a.admit(ip("192.0.2.3")).err();
+        assert_eq!(refused, Some(Refused::RelayFull { open: 2, limit: 2 }));
+        assert_eq!(refused.map(|r| r.close_reason()), Some("the relay is full"));
+        drop(p1);
+        assert!(a.admit(ip("192.0.2.3")).is_ok());
+        assert!(
+            Refused::AddressFull { open: 1, limit: 1 }
+                .close_reason()
+                .len()
+                <= 123
+        );
     }
 }

@@ -29,6 +29,7 @@ use rw_stream_sink::RwStreamSink;
 use tokio::sync::mpsc;
 
 use crate::admission::Permit;
+use crate::bandwidth::Bandwidth;
 use crate::limits;
 use crate::metrics::Metrics;
 
@@ -55,41 +56,77 @@ pub enum HandOverError {
     Closed,
 }
 
+impl HandOverError {
+    /// Label for `/metrics`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandOverError::Busy => "busy",
+            HandOverError::Closed => "shutting_down",
+        }
+    }
+
+    /// The reason sent in the close frame (code 1013).
+    pub fn close_reason(&self) -> &'static str {
+        match self {
+            HandOverError::Busy => "the relay is busy",
+            HandOverError::Closed => "the relay is shutting down",
+        }
+    }
+}
+
 /// The HTTP side's end: cheap to clone, one per router.
 #[derive(Debug, Clone)]
 pub struct Bridge {
     tx: mpsc::Sender<Incoming>,
     metrics: Arc<Metrics>,
+    bandwidth: Bandwidth,
 }
 
 impl Bridge {
+    /// Charges every byte peers send to `bandwidth`, the relay's total cap.
+    pub fn with_bandwidth(mut self, bandwidth: Bandwidth) -> Self {
+        self.bandwidth = bandwidth;
+        self
+    }
+
     /// Queues an accepted WebSocket for the swarm. Never waits: when the
     /// swarm is this far behind, one more socket would only wait longer.
     /// `permit` is the client address's slot, held until the connection ends.
+    /// A refused socket comes back with the reason, to be closed with it.
     pub fn hand_over(
         &self,
         socket: WebSocket,
         remote: Multiaddr,
         permit: Permit,
-    ) -> Result<(), HandOverError> {
+    ) -> Result<(), (HandOverError, Box<WebSocket>)> {
+        // Reserve the queue slot first, so that a refusal still has the socket.
+        let slot = match self.tx.try_reserve() {
+            Ok(slot) => slot,
+            Err(e) => {
+                Metrics::count(&self.metrics.websockets, "refused");
+                let error = match e {
+                    mpsc::error::TrySendError::Full(()) => HandOverError::Busy,
+                    mpsc::error::TrySendError::Closed(()) => HandOverError::Closed,
+                };
+                return Err((error, Box::new(socket)));
+            }
+        };
         let messages = Messages {
             socket,
             bytes_in: self.metrics.bytes("in"),
             bytes_out: self.metrics.bytes("out"),
             idle: Box::pin(tokio::time::sleep(limits::WS_IDLE_TIMEOUT)),
+            bandwidth: self.bandwidth.clone(),
+            throttle: None,
+            throttled: self.metrics.bandwidth_waits.clone(),
             _permit: permit,
         };
-        let incoming = Incoming {
+        slot.send(Incoming {
             connection: RwStreamSink::new(messages),
             remote,
-        };
-        let res = self.tx.try_send(incoming).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => HandOverError::Busy,
-            mpsc::error::TrySendError::Closed(_) => HandOverError::Closed,
         });
-        let outcome = if res.is_ok() { "accepted" } else { "refused" };
-        Metrics::count(&self.metrics.websockets, outcome);
-        res
+        Metrics::count(&self.metrics.websockets, "accepted");
+        Ok(())
     }
 }
 
@@ -110,7 +147,14 @@ pub fn bridge(metrics: Arc<Metrics>) -> (Bridge, BridgeTransport) {
         listener: None,
         events: VecDeque::new(),
     };
-    (Bridge { tx, metrics }, transport)
+    (
+        Bridge {
+            tx,
+            metrics,
+            bandwidth: Bandwidth::default(),
+        },
+        transport,
+    )
 }
 
 impl Transport for BridgeTransport {
@@ -194,12 +238,17 @@ impl Transport for BridgeTransport {
 /// An axum WebSocket seen as a stream of binary chunks and a sink of them,
 /// counting the bytes. Pings are answered by the WebSocket layer itself; text
 /// messages have no place in a libp2p byte stream and end it. A socket
-/// silent for [`limits::WS_IDLE_TIMEOUT`] is dead and ends too.
+/// silent for [`limits::WS_IDLE_TIMEOUT`] is dead and ends too. While the
+/// relay's total [`Bandwidth`] is in debt, nothing is read.
 pub struct Messages {
     socket: WebSocket,
     bytes_in: Counter,
     bytes_out: Counter,
     idle: Pin<Box<tokio::time::Sleep>>,
+    bandwidth: Bandwidth,
+    /// Armed while this connection waits for the bandwidth cap.
+    throttle: Option<Pin<Box<tokio::time::Sleep>>>,
+    throttled: Counter,
     _permit: Permit,
 }
 
@@ -208,6 +257,23 @@ impl Stream for Messages {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
+            if let Some(at) = self.bandwidth.ready_at() {
+                let at = tokio::time::Instant::from_std(at);
+                if self.throttle.is_none() {
+                    self.throttled.inc();
+                }
+                let sleep = self
+                    .throttle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                sleep.as_mut().reset(at);
+                futures::ready!(sleep.as_mut().poll(cx));
+                continue;
+            }
+            if self.throttle.take().is_some() {
+                // Waiting for the cap is not silence.
+                let deadline = tokio::time::Instant::now() + limits::WS_IDLE_TIMEOUT;
+                self.idle.as_mut().reset(deadline);
+            }
             let next = match Pin::new(&mut self.socket).poll_next(cx) {
                 Poll::Ready(next) => next,
                 Poll::Pending => {
@@ -228,6 +294,7 @@ impl Stream for Messages {
             match msg {
                 Message::Binary(data) => {
                     self.bytes_in.inc_by(data.len() as u64);
+                    self.bandwidth.charge(data.len() as u64);
                     return Poll::Ready(Some(Ok(data.into())));
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,

@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,9 +17,10 @@ use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::limits::{MAX_WS_MESSAGE, WS_READ_BUFFER, WS_WRITE_BUFFER};
+use crate::admission::{Refused, CLOSE_TRY_AGAIN_LATER};
+use crate::limits::{MAX_WS_MESSAGE, WS_MAX_WRITE_BUFFER, WS_READ_BUFFER};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -87,8 +87,9 @@ async fn p2p(
         Ok(permit) => permit,
         Err(refused) => {
             Metrics::count(&state.metrics().websockets, "refused");
-            info!(%client, "libp2p WebSocket refused: {refused}");
-            return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
+            Metrics::refuse(&state.metrics().websockets_refused, refused.reason());
+            debug!(%client, "libp2p WebSocket refused: {refused}");
+            return refuse(ws, refused);
         }
     };
     // How the swarm names the client: its address and the transport.
@@ -96,13 +97,43 @@ async fn p2p(
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
+        // Each message goes out at once (libp2p flushes after every write
+        // anyway); no buffer builds up per idle socket.
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_failed_upgrade(move |e| debug!(%client, "WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket: WebSocket| async move {
-            if let Err(e) = state.bridge().hand_over(socket, remote, permit) {
-                warn!(%client, "libp2p WebSocket refused: {e}");
+            if let Err((e, socket)) = state.bridge().hand_over(socket, remote, permit) {
+                Metrics::refuse(&state.metrics().websockets_refused, e.reason());
+                debug!(%client, "libp2p WebSocket refused: {e}");
+                close_with(*socket, e.close_reason()).await;
             }
         })
+}
+
+/// Sends a close frame with [`CLOSE_TRY_AGAIN_LATER`] and `reason`; the
+/// socket is gone after it.
+async fn close_with(mut socket: WebSocket, reason: &'static str) {
+    let frame = CloseFrame {
+        code: CLOSE_TRY_AGAIN_LATER,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Completes the upgrade only to close at once with
+/// [`CLOSE_TRY_AGAIN_LATER`] and the reason: what a browser can read (an
+/// HTTP status of a failed upgrade never reaches the page). Nothing is read
+/// from the client; the socket is gone after one frame.
+fn refuse(ws: WebSocketUpgrade, refused: Refused) -> Response {
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .read_buffer_size(WS_READ_BUFFER)
+        // Each message goes out at once (libp2p flushes after every write
+        // anyway); no buffer builds up per idle socket.
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket: WebSocket| close_with(socket, refused.close_reason()))
 }
 
 async fn healthz() -> &'static str {
@@ -140,7 +171,7 @@ async fn info(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Response;
+    use axum::http::{Response, StatusCode};
     use http_body_util::BodyExt;
     use shoal_proto::info::RelayInfo;
 

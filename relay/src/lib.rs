@@ -10,10 +10,13 @@
 //! - [`tls`]: HTTPS from certificate files or ACME (rustls).
 //! - [`http`]: `router()` — `/healthz`, `/api/info`, `/metrics`, `/p2p`, the page.
 //! - [`proxy`]: the client's address behind trusted reverse proxies.
+//! - [`accept`]: plain-HTTP sockets must send within a bound before HTTP sees them.
 //! - [`admission`]: how many libp2p WebSockets one address may hold.
+//! - [`bandwidth`]: the total bandwidth cap, a token bucket all connections share.
 //! - [`bridge`]: WebSockets accepted by the HTTP server, as a libp2p transport.
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
 //!   rendezvous server — and its event loop.
+//! - [`rendezvous`]: shoal's rendezvous server: registry, wire format, driver.
 //! - [`state`]: [`AppState`], what `/api/info` reports, shared by both sides.
 //! - [`stun`]: a STUN Binding server on UDP, so browsers learn their NAT address.
 //!
@@ -28,7 +31,9 @@
 //! it there. Browsers then signal WebRTC over a relayed connection and talk
 //! directly; only when that fails does their data flow through the relay.
 
+pub mod accept;
 pub mod admission;
+pub mod bandwidth;
 pub mod bridge;
 pub mod config;
 pub mod http;
@@ -37,6 +42,7 @@ pub mod limits;
 pub mod metrics;
 pub mod p2p;
 pub mod proxy;
+pub mod rendezvous;
 pub mod state;
 pub mod stun;
 pub mod tls;
@@ -101,6 +107,8 @@ impl Relay {
         };
         info!("{verb} identity key {}", config.identity.display());
         info!("peer id {peer_id}");
+        info!("limits: {}", config.limits);
+        info!("fixed limits: {}", limits::summary());
 
         let www = config.www_dir();
         if !www.join("index.html").is_file() {
@@ -127,21 +135,33 @@ impl Relay {
 
         let metrics = Arc::new(metrics::Metrics::default());
         let (bridge, transport) = bridge::bridge(metrics.clone());
-        let state = Arc::new(AppState::new(
-            RelayInfo {
-                peer_id: peer_id.to_string(),
-                p2p_path: P2P_PATH.to_string(),
-                stun_port,
-                ice_servers: config.ice.servers(),
-                listen_addrs: Vec::new(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            },
-            www,
-            bridge,
-            proxy::TrustedProxies::new(config.trusted_proxies.clone()),
-            tls.is_on(),
-            metrics.clone(),
+        let bridge = bridge.with_bandwidth(bandwidth::Bandwidth::new(
+            config.limits.max_relay_bytes_per_sec,
         ));
+        metrics
+            .bandwidth_limit
+            .set(i64::try_from(config.limits.max_relay_bytes_per_sec).unwrap_or(i64::MAX));
+        let state = Arc::new(
+            AppState::new(
+                RelayInfo {
+                    peer_id: peer_id.to_string(),
+                    p2p_path: P2P_PATH.to_string(),
+                    stun_port,
+                    ice_servers: config.ice.servers(),
+                    listen_addrs: Vec::new(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                },
+                www,
+                bridge,
+                proxy::TrustedProxies::new(config.trusted_proxies.clone()),
+                tls.is_on(),
+                metrics.clone(),
+            )
+            .with_admission(admission::Admission::new(
+                config.limits.max_connections_per_ip,
+                config.limits.max_connections as usize,
+            )),
+        );
 
         let mut swarm = p2p::build_swarm(keypair, &config.limits, transport)?;
         let listen_addr = config::ws_multiaddr(http_addr, tls.is_on());
@@ -194,12 +214,21 @@ impl Relay {
             tokio::spawn(stun::serve(socket, stun_stats, stop_rx.clone()));
         }
         let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp(http)
+        let mut server = axum_server::from_tcp(http)
             .map_err(Error::Http)?
             .handle(handle.clone());
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits::HTTP_HEADER_TIMEOUT);
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut http_task = match tls {
-            tls::Tls::Off => tokio::spawn(server.serve(app)),
+            tls::Tls::Off => tokio::spawn(
+                server
+                    .acceptor(accept::FirstByte::new(limits::HTTP_HEADER_TIMEOUT))
+                    .serve(app),
+            ),
             tls::Tls::Files(config) => tokio::spawn(
                 server
                     .acceptor(

@@ -1,5 +1,4 @@
 use anyhow::Context;
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -11,6 +10,6 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 
-    let config = shoal_relay::Config::parse();
+    let config = shoal_relay::Config::load().context("bad configuration")?;
     shoal_relay::run(config).await.context("relay failed")
 }

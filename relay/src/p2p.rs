@@ -16,9 +16,7 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Multiaddr;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    connection_limits, identify, noise, ping, relay, rendezvous, yamux, PeerId, Swarm, Transport,
-};
+use libp2p::{connection_limits, identify, noise, ping, relay, yamux, PeerId, Swarm, Transport};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -53,7 +51,7 @@ pub struct Behaviour {
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    rendezvous: rendezvous::server::Behaviour,
+    rendezvous: crate::rendezvous::Behaviour,
 }
 
 /// The relay-server configuration: the CLI limits and the rate limits of
@@ -79,24 +77,12 @@ pub fn relay_config(limits: &Limits) -> relay::Config {
     .circuit_src_per_ip(burst(&CIRCUITS_PER_IP), CIRCUITS_PER_IP.every)
 }
 
-/// Short-lived registrations, a few per peer (see [`crate::limits`]).
-fn rendezvous_config() -> rendezvous::server::Config {
-    use crate::limits::{
-        RENDEZVOUS_MAX_TTL, RENDEZVOUS_MIN_TTL, RENDEZVOUS_PER_PEER, RENDEZVOUS_TOTAL,
-    };
-    rendezvous::server::Config::default()
-        .with_min_ttl(RENDEZVOUS_MIN_TTL)
-        .with_max_ttl(RENDEZVOUS_MAX_TTL)
-        .with_max_registration_per_peer(RENDEZVOUS_PER_PEER)
-        .with_max_registration_total(RENDEZVOUS_TOTAL)
-}
-
 /// Connection counts the swarm enforces (per IP is enforced before the
 /// WebSocket upgrade, in [`crate::admission`]).
-fn connection_limits() -> connection_limits::ConnectionLimits {
-    use crate::limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_PENDING_CONNECTIONS};
+fn connection_limits(limits: &Limits) -> connection_limits::ConnectionLimits {
+    use crate::limits::{MAX_CONNECTIONS_PER_PEER, MAX_PENDING_CONNECTIONS};
     connection_limits::ConnectionLimits::default()
-        .with_max_established_incoming(Some(MAX_CONNECTIONS))
+        .with_max_established_incoming(Some(limits.max_connections))
         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
         .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
 }
@@ -127,14 +113,14 @@ pub fn build_swarm(
             // LAN or behind a proxy none may ever be confirmed.
             relay.set_status(Some(relay::Status::Enable));
             Behaviour {
-                limits: connection_limits::Behaviour::new(connection_limits()),
+                limits: connection_limits::Behaviour::new(connection_limits(limits)),
                 relay,
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
                         .with_agent_version(format!("shoal-relay/{}", env!("CARGO_PKG_VERSION"))),
                 ),
                 ping: ping::Behaviour::default(),
-                rendezvous: rendezvous::server::Behaviour::new(rendezvous_config()),
+                rendezvous: crate::rendezvous::Behaviour::new(crate::rendezvous::Policy::default()),
             }
         })
         .map_err(|e| P2pError::Transport(e.to_string()))?
@@ -250,7 +236,16 @@ fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, state: &AppState, address: M
 
 fn on_event(swarm: &mut Swarm<Behaviour>, state: &AppState, event: SwarmEvent<BehaviourEvent>) {
     match event {
-        SwarmEvent::Behaviour(event) => on_behaviour_event(state.metrics(), event),
+        SwarmEvent::Behaviour(event) => {
+            on_behaviour_event(state.metrics(), event);
+            let rendezvous = &swarm.behaviour().rendezvous;
+            let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let metrics = state.metrics();
+            metrics
+                .rendezvous_registrations
+                .set(gauge(rendezvous.registrations()));
+            metrics.rendezvous_swarms.set(gauge(rendezvous.swarms()));
+        }
         SwarmEvent::NewListenAddr { address, .. } => on_new_listen_addr(swarm, state, address),
         SwarmEvent::ExpiredListenAddr { address, .. } => {
             info!("p2p no longer listening on {address}");
@@ -369,50 +364,34 @@ fn on_relay_event(metrics: &Metrics, event: relay::Event) {
     }
 }
 
-fn on_rendezvous_event(metrics: &Metrics, event: rendezvous::server::Event) {
-    use rendezvous::server::Event as E;
-    let outcome = match &event {
-        E::PeerRegistered { .. } => Some("registered"),
-        E::PeerNotRegistered { .. } => Some("refused"),
-        E::DiscoverServed { .. } => Some("discover_served"),
-        E::DiscoverNotServed { .. } => Some("discover_refused"),
-        _ => None,
-    };
-    if let Some(outcome) = outcome {
-        Metrics::count(&metrics.rendezvous, outcome);
-    }
+fn on_rendezvous_event(metrics: &Metrics, event: crate::rendezvous::Event) {
+    use crate::rendezvous::Event as E;
     match event {
-        E::PeerRegistered { peer, registration } => {
-            debug!(
-                namespace = %registration.namespace, peer = %peer, ttl = registration.ttl,
-                addrs = ?registration.record.addresses(), "rendezvous registered"
-            );
-        }
-        E::PeerNotRegistered {
+        E::Registered {
             peer,
             namespace,
-            error,
+            ttl,
         } => {
-            info!(%namespace, peer = %peer, ?error, "rendezvous registration refused");
+            Metrics::count(&metrics.rendezvous, "registered");
+            debug!(%namespace, %peer, ttl, "rendezvous registered");
         }
-        E::PeerUnregistered { peer, namespace } => {
-            debug!(%namespace, peer = %peer, "rendezvous unregistered");
+        E::Unregistered { peer, namespace } => {
+            Metrics::count(&metrics.rendezvous, "unregistered");
+            debug!(%namespace, %peer, "rendezvous unregistered");
         }
-        E::RegistrationExpired(registration) => {
-            debug!(
-                namespace = %registration.namespace, peer = %registration.record.peer_id(),
-                "rendezvous registration expired"
-            );
+        E::Discovered { peer, found } => {
+            Metrics::count(&metrics.rendezvous, "discover_served");
+            debug!(%peer, found, "rendezvous discover served");
         }
-        E::DiscoverServed {
-            enquirer,
-            registrations,
-        } => {
-            debug!(peer = %enquirer, found = registrations.len(), "rendezvous discover served");
+        E::Refused { peer, refusal } => {
+            Metrics::refuse(&metrics.rendezvous_refused, refusal.reason());
+            debug!(%peer, reason = refusal.reason(), "rendezvous refused: {refusal}");
         }
-        E::DiscoverNotServed { enquirer, error } => {
-            debug!(peer = %enquirer, ?error, "rendezvous discover refused");
+        E::BadStream { peer, error } => {
+            Metrics::refuse(&metrics.rendezvous_refused, "bad_stream");
+            debug!(%peer, "rendezvous stream failed: {error}");
         }
+        E::Dropped { count } => debug!(count, "rendezvous registrations dropped"),
     }
 }
 

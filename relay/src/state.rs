@@ -44,8 +44,17 @@ impl AppState {
             proxies,
             tls,
             metrics,
-            admission: Admission::new(crate::limits::MAX_CONNECTIONS_PER_IP),
+            admission: Admission::new(
+                crate::limits::MAX_CONNECTIONS_PER_IP,
+                crate::limits::MAX_CONNECTIONS as usize,
+            ),
         }
+    }
+
+    /// Replaces the default admission limits (the CLI's).
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     pub fn admission(&self) -> &Admission {

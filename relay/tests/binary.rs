@@ -74,6 +74,8 @@ fn serves_http_and_stops_on_sigterm() {
         .arg("--www")
         .arg(&www)
         .env_remove("RUST_LOG")
+        // Flags also come from the environment.
+        .env("SHOAL_MAX_CONNECTIONS_PER_IP", "7")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -92,6 +94,12 @@ fn serves_http_and_stops_on_sigterm() {
     let mut seen = Vec::new();
     let peer_line = wait_for_line(&lines, "peer id ", &mut seen);
     let peer_id = peer_line.rsplit(' ').next().expect("peer id").to_string();
+    // Every limit is in the start-up log, the environment's included.
+    let limits = wait_for_line(&lines, "limits: ", &mut seen);
+    assert!(limits.contains("max-connections-per-ip=7 "), "{limits}");
+    assert!(limits.contains("max-relay-bytes-per-sec="), "{limits}");
+    let fixed = wait_for_line(&lines, "fixed limits: ", &mut seen);
+    assert!(fixed.contains("ws-message=262144B"), "{fixed}");
     let listening = wait_for_line(&lines, "listening on http://", &mut seen);
     let addr: SocketAddr = listening
         .rsplit("http://")
@@ -152,4 +160,79 @@ fn serves_http_and_stops_on_sigterm() {
 
     // The key was written where --identity said.
     assert!(key.is_file());
+}
+
+#[test]
+fn help_names_every_flag_with_its_environment_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--help")
+        .output()
+        .expect("run relay --help");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    let mut flags = 0;
+    let lines: Vec<&str> = help.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(flag) = line.trim_start().strip_prefix("--") else {
+            continue;
+        };
+        let flag = flag.split([' ', '<']).next().unwrap_or_default();
+        if flag == "help" || flag == "version" {
+            continue;
+        }
+        flags += 1;
+        let env = format!("SHOAL_{}", flag.to_uppercase().replace('-', "_"));
+        let block: Vec<&str> = lines[i..].iter().take(12).copied().collect();
+        assert!(
+            block.iter().any(|l| l.contains(&format!("[env: {env}"))),
+            "--{flag} has no [env: {env}] in\n{}",
+            block.join("\n")
+        );
+    }
+    assert!(flags >= 25, "{flags} flags in\n{help}");
+    // The credential's value is never printed.
+    assert!(help.contains("[env: SHOAL_ICE_CREDENTIAL]"), "{help}");
+}
+
+#[test]
+fn config_file_sits_between_command_line_and_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    let conf = dir.path().join("relay.conf");
+    std::fs::write(
+        &conf,
+        "# test\nmax-circuits = 9\nmax-reservations = 99\nlisten = 127.0.0.1:0\nstun-listen = 127.0.0.1:0\n",
+    )
+    .expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--identity")
+        .arg(dir.path().join("relay.key"))
+        .arg("--www")
+        .arg(&www)
+        .args(["--max-reservations", "7"])
+        .env("SHOAL_CONFIG", &conf)
+        .env("SHOAL_MAX_CIRCUITS", "5")
+        .env("SHOAL_MAX_CIRCUITS_PER_PEER", "3")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn relay");
+    let mut relay = Relay(child);
+    let stdout = relay.0.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let limits = wait_for_line(&lines, "limits: ", &mut seen);
+    // Command line over file, file over environment, environment over default.
+    assert!(limits.contains("max-reservations=7 "), "{limits}");
+    assert!(limits.contains("max-circuits=9 "), "{limits}");
+    assert!(limits.contains("max-circuits-per-peer=3 "), "{limits}");
 }

@@ -1,6 +1,7 @@
 //! Limits on what one client may hold, against the real server over TCP:
-//! libp2p WebSockets per address are refused (429) before the upgrade once
-//! the limit is reached, and a closed one frees its slot.
+//! libp2p WebSockets per address are refused once the limit is reached — the
+//! upgrade completes and a close frame with code 1013 and a reason follows at
+//! once, what a browser can read — and a closed one frees its slot.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -42,6 +43,20 @@ fn upgrade(addr: SocketAddr) -> (u16, TcpStream) {
     (status, s)
 }
 
+/// Reads the first frame; for a close frame, its code and reason.
+fn close_frame(mut s: TcpStream) -> Option<(u16, String)> {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).ok()?;
+    if head[0] != 0x88 {
+        return None;
+    }
+    // Server frames are unmasked; a close payload is at most 125 bytes.
+    let mut payload = vec![0u8; usize::from(head[1] & 0x7f)];
+    s.read_exact(&mut payload).ok()?;
+    let code = u16::from_be_bytes([*payload.first()?, *payload.get(1)?]);
+    Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_per_address_are_capped_and_slots_come_back() {
     let relay = common::start(&[]).await;
@@ -54,14 +69,16 @@ async fn websockets_per_address_are_capped_and_slots_come_back() {
             assert_eq!(status, 101, "below the limit the upgrade is accepted");
             open.push(socket);
         }
-        let (refused, _) = upgrade(addr);
-        (open, refused)
+        let (status, refused) = upgrade(addr);
+        assert_eq!(status, 101, "the refusal comes as a close frame");
+        (open, close_frame(refused))
     })
     .await
     .expect("join");
     assert_eq!(
-        refused, 429,
-        "one over the limit is refused before the upgrade"
+        refused,
+        Some((1013, "too many connections from your address".to_string())),
+        "one over the limit is closed at once with 1013 and the reason"
     );
 
     // Closing one socket frees its slot (once the relay has seen it close).

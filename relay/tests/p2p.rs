@@ -14,7 +14,7 @@ use libp2p::{
 
 mod common;
 
-const NAMESPACE: &str = "shoal-test";
+const NAMESPACE: &str = "shoal/test";
 
 #[derive(NetworkBehaviour)]
 struct Client {
@@ -95,34 +95,37 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     );
     a.add_external_address(circuit_addr.clone());
     let ns = rendezvous::Namespace::from_static(NAMESPACE);
-    // libp2p's default TTL (2 h) is far beyond what the relay keeps.
+    // A foreign namespace is refused with the protocol's status code.
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            rendezvous::Namespace::from_static("not-shoal"),
+            relay_id,
+            None,
+        )
+        .expect("register");
+    let error = until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
+            rendezvous::client::Event::RegisterFailed { error, .. },
+        )) => Some(error),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ..
+        })) => panic!("a foreign namespace must be refused"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error, rendezvous::ErrorCode::InvalidNamespace);
+    // libp2p's default TTL (2 h) is far beyond what the relay keeps: the
+    // relay grants its longest instead.
     a.behaviour_mut()
         .rendezvous
         .register(ns.clone(), relay_id, None)
         .expect("register");
-    let refused = until(&mut a, |e| match e {
+    let ttl = until(&mut a, |e| match e {
         SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ttl,
             ..
-        })) => Some(false),
-        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
-            rendezvous::client::Event::RegisterFailed { .. },
-        )) => Some(true),
-        _ => None,
-    })
-    .await;
-    assert!(refused, "a 2-hour registration must be refused");
-    a.behaviour_mut()
-        .rendezvous
-        .register(
-            ns.clone(),
-            relay_id,
-            Some(shoal_proto::info::REGISTRATION_TTL_SECS),
-        )
-        .expect("register");
-    until(&mut a, |e| match e {
-        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
-            ..
-        })) => Some(()),
+        })) => Some(ttl),
         SwarmEvent::Behaviour(ClientEvent::Rendezvous(
             rendezvous::client::Event::RegisterFailed { error, .. },
         )) => {
@@ -131,6 +134,30 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
         _ => None,
     })
     .await;
+    assert_eq!(ttl, shoal_relay::limits::RENDEZVOUS_MAX_TTL);
+    // The page's own TTL is granted as asked.
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            ns.clone(),
+            relay_id,
+            Some(shoal_proto::info::REGISTRATION_TTL_SECS),
+        )
+        .expect("register");
+    let ttl = until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ttl,
+            ..
+        })) => Some(ttl),
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(
+            rendezvous::client::Event::RegisterFailed { error, .. },
+        )) => {
+            panic!("register failed: {error:?}")
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(ttl, shoal_proto::info::REGISTRATION_TTL_SECS);
 
     // B: discover A and dial it through the circuit while A keeps running.
     // B comes in at /p2p, the path pages use; A came in at `/`.
@@ -196,5 +223,71 @@ async fn browsers_reserve_register_discover_and_connect_through_circuit() {
     assert!(relayed);
     assert!(a_task.await.expect("A task"));
 
+    relay.stop().await;
+}
+
+/// `GET path` over a plain TCP socket; the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test]
+async fn total_bandwidth_cap_slows_but_serves() {
+    // 512 B/s: less than a client's handshake, identify, reservation and
+    // registration take (about 1.3 KiB).
+    let relay = common::start(&["--max-relay-bytes-per-sec", "512"]).await;
+    let relay_id: PeerId = relay.info.peer_id.parse().expect("peer id");
+    let relay_addr: Multiaddr = relay.info.listen_addrs[0].parse().expect("multiaddr");
+    let text = http_get(relay.addr, "/metrics").await;
+    assert_eq!(
+        metric(&text, "shoal_relay_bandwidth_limit_bytes_per_second "),
+        512
+    );
+    let mut a = client();
+    a.listen_on(relay_addr.with(Protocol::P2pCircuit))
+        .expect("listen via relay");
+    // The reservation still comes, only later.
+    until(&mut a, |e| match e {
+        SwarmEvent::NewListenAddr { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    a.behaviour_mut()
+        .rendezvous
+        .register(
+            rendezvous::Namespace::from_static(NAMESPACE),
+            relay_id,
+            None,
+        )
+        .expect("register");
+    until(&mut a, |e| match e {
+        SwarmEvent::Behaviour(ClientEvent::Rendezvous(rendezvous::client::Event::Registered {
+            ..
+        })) => Some(()),
+        _ => None,
+    })
+    .await;
+    let text = http_get(relay.addr, "/metrics").await;
+    let bytes_in = metric(
+        &text,
+        "shoal_relay_websocket_bytes_total{direction=\"in\"} ",
+    );
+    let waits = metric(&text, "shoal_relay_bandwidth_waits_total ");
+    assert!(bytes_in > 512, "more than the burst went in: {bytes_in}");
+    assert!(waits > 0, "the cap made reads wait: {text}");
     relay.stop().await;
 }

@@ -5,9 +5,11 @@
 //     /webrtc-signaling/0.0.1 over it); the connection must be /webrtc and not limited, our
 //     page must list js as "direct", and a ping over that very connection must succeed.
 // (2) Rust dials JS: js reserves on the relay (listens on /p2p-circuit and /webrtc) and
-//     registers at the relay's rendezvous under shoal/<swarm> (hand-encoded REGISTER: there is
-//     no js rendezvous package); our node discovers it, dials the circuit, and, having the
-//     smaller PeerId, dials /webrtc. Then ping over the /webrtc connection from js.
+//     registers at the relay's rendezvous under shoal/<swarm> with a record sealed by the stock
+//     @libp2p/peer-record (no hand-signing): first the standard envelope, which js discovers
+//     back and certifies; then the same record sealed under rust-libp2p's legacy domain, the
+//     only form our page's rust-libp2p client reads. Our node discovers it, dials the circuit,
+//     and, having the smaller PeerId, dials /webrtc. Then ping over the /webrtc connection from js.
 // Both record how long js's stream.close() takes (FIN → our FIN_ACK; ≈10 s without it).
 //
 // Reuses tests/e2e/harness.mjs read-only (needs tests/node_modules: `cd tests && npm ci`).
@@ -144,10 +146,29 @@ test('Rust dials JS over /webrtc (js registered at the rendezvous), pings over i
     const jsId = await js.call('start', [{ other: rustId, order: 'greater', listenRelay: relayAddr }]);
     const addrs = await waitFor('js to hold a relay reservation (a /p2p-circuit listen address)', () => js.call('addrs', []), (a) => a.some((x) => x.includes('/p2p-circuit')));
     t.diagnostic(`js listens on ${JSON.stringify(addrs)}`);
-    const reg = await within('js rendezvous REGISTER', js.call('register', [relayAddr, `shoal/${swarm}`]), 15_000);
+    const ns = `shoal/${swarm}`;
+    // The relay's policy, seen by a stock client: foreign namespaces and listing every swarm are refused.
+    const foreign = await within('js REGISTER in a foreign namespace', js.call('register', [relayAddr, 'not-shoal']), 15_000);
+    assert.equal(foreign.status, 100, `E_INVALID_NAMESPACE (got ${JSON.stringify(foreign)})`);
+    const all = await within('js DISCOVER without a namespace', js.call('discover', [relayAddr, null]), 15_000);
+    assert.equal(all.status, 100, `E_INVALID_NAMESPACE (got ${JSON.stringify(all)})`);
+    // The standard envelope (what js-libp2p signs) registers and is discovered, certified.
+    const reg = await within('js rendezvous REGISTER (standard envelope)', js.call('register', [relayAddr, ns]), 15_000);
     t.diagnostic(`rendezvous REGISTER response: ${JSON.stringify(reg)}`);
     assert.equal(reg.type, 1, 'REGISTER_RESPONSE');
     assert.equal(reg.status, 0, `REGISTER status OK (got ${reg.status} ${reg.statusText})`);
+    assert.equal(reg.ttl, 300);
+    const found = await within('js rendezvous DISCOVER', js.call('discover', [relayAddr, ns]), 15_000);
+    t.diagnostic(`rendezvous DISCOVER response: ${JSON.stringify(found)}`);
+    assert.equal(found.type, 4, 'DISCOVER_RESPONSE');
+    assert.equal(found.status, 0);
+    const self = found.peers.find((p) => p.peerId === jsId);
+    assert.ok(self, 'js is discovered with its standard-envelope record');
+    assert.ok(self.addrs.some((a) => a.includes('/p2p-circuit')), `its circuit address is in the record: ${self.addrs}`);
+    assert.ok(found.peers.every((p) => p.peerId !== rustId), 'records js cannot read (legacy) are not served to it');
+    // Our page (rust-libp2p's client) reads only the legacy form: re-register in it, sealed by the same stock code.
+    const legacy = await within('js rendezvous REGISTER (legacy envelope)', js.call('register', [relayAddr, ns, { form: 'legacy' }]), 15_000);
+    assert.equal(legacy.status, 0, `REGISTER status OK (got ${legacy.status} ${legacy.statusText})`);
 
     const started = Date.now();
     await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));

@@ -12,6 +12,9 @@ use shoal_relay::{Config, Relay};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod client;
+pub mod process;
+
 pub struct Running {
     pub addr: SocketAddr,
     pub info: RelayInfo,

@@ -3,10 +3,10 @@
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
-import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
-import { PeerRecord } from '@libp2p/peer-record';
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record';
 import { ping } from '@libp2p/ping';
 import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
@@ -122,6 +122,19 @@ function pbFields(buf) {
   return out;
 }
 
+/** One rendezvous request on its own stream, one length-prefixed answer back, decoded to fields. */
+async function rendezvousRpc(relayAddr, msg) {
+  const stream = await node.dialProtocol(multiaddr(relayAddr), RENDEZVOUS, { signal: AbortSignal.timeout(10_000) });
+  const rd = reader(stream);
+  stream.send(cat(varint(msg.length), msg));
+  const buf = await rd.atLeast(2, 10_000);
+  if (buf.length === 0) throw new Error(`rendezvous: the relay closed the stream without a response (stream ${stream.status}, read ${stream.readStatus})`);
+  const [len, pos] = readVarint(buf, 0);
+  const full = buf.length >= pos + Number(len) ? buf : await rd.atLeast(pos + Number(len), 10_000);
+  await stream.close().catch(() => {});
+  return pbFields(full.subarray(pos, pos + Number(len)));
+}
+
 window.jsnode = {
   /**
    * Start a node. `order`/`other`: pick a key whose PeerId is 'less'/'greater' than `other`.
@@ -190,38 +203,55 @@ window.jsnode = {
   async pingService(peer) {
     return node.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(10_000) });
   },
-  /** Register at the relay's rendezvous server (rust-libp2p rendezvous server, /rendezvous/1.0.0). */
-  // 5 minutes: what pages use (the relay accepts 1 to 10 minutes).
-  async register(relayAddr, namespace, ttl = 300) {
+  /**
+   * Register at the relay's rendezvous server (shoal's own, /rendezvous/1.0.0). The record is
+   * signed by @libp2p/peer-record's stock `RecordEnvelope.seal`, no hand-signing:
+   * form 'standard' seals the stock PeerRecord (domain "libp2p-peer-record", payload type 0x0301,
+   * what js-libp2p and go-libp2p read); form 'legacy' seals the same record under rust-libp2p's
+   * domain "libp2p-routing-state" / "/libp2p/routing-state-record", the only form rust-libp2p's
+   * rendezvous *client* (our pages) can read. There is no rendezvous client package for js-libp2p
+   * 3 on npm, so the protobuf REGISTER message itself is encoded here.
+   * 5 minutes: what pages use (the relay grants 1 to 10 minutes).
+   */
+  async register(relayAddr, namespace, { ttl = 300, form = 'standard' } = {}) {
     const record = new PeerRecord({ peerId: node.peerId, multiaddrs: node.getMultiaddrs().map((m) => multiaddr(m.toString())), seqNumber: BigInt(Date.now()) });
-    // rust-libp2p's rendezvous (libp2p-core 0.44 PeerRecord::from_signed_envelope) accepts only the
-    // *legacy* envelope: domain "libp2p-routing-state", payload type "/libp2p/routing-state-record".
-    // js's RecordEnvelope.seal uses the standard "libp2p-peer-record" / 0x0301, which the relay
-    // rejects ("Failed to decode envelope as signed peer record"). So sign the legacy form by hand.
     const enc = new TextEncoder();
-    const domain = enc.encode('libp2p-routing-state');
-    const payloadType = enc.encode('/libp2p/routing-state-record');
-    const payload = record.marshal();
-    const toSign = cat(varint(domain.length), domain, varint(payloadType.length), payloadType, varint(payload.length), payload);
-    const signature = await privateKey.sign(toSign);
-    const envelope = cat(lenField(0x0a, publicKeyToProtobuf(privateKey.publicKey)), lenField(0x12, payloadType), lenField(0x1a, payload), lenField(0x2a, signature));
+    const sealed = form === 'standard'
+      ? record
+      : { domain: 'libp2p-routing-state', codec: enc.encode('/libp2p/routing-state-record'), marshal: () => record.marshal(), equals: () => false };
+    const envelope = (await RecordEnvelope.seal(sealed, privateKey)).marshal();
     const register = cat(lenField(0x0a, enc.encode(namespace)), lenField(0x12, envelope), Uint8Array.of(0x18), varint(ttl));
-    const msg = cat(Uint8Array.of(0x08, 0x00), lenField(0x12, register));
-    const stream = await node.dialProtocol(multiaddr(relayAddr), RENDEZVOUS, { signal: AbortSignal.timeout(10_000) });
-    const rd = reader(stream);
-    stream.send(cat(varint(msg.length), msg));
-    const buf = await rd.atLeast(2, 10_000);
-    if (buf.length === 0) throw new Error(`rendezvous: the relay closed the stream without a response (stream ${stream.status}, read ${stream.readStatus})`);
-    const [len, pos] = readVarint(buf, 0);
-    const full = buf.length >= pos + Number(len) ? buf : await rd.atLeast(pos + Number(len), 10_000);
-    const m = pbFields(full.subarray(pos, pos + Number(len)));
+    const m = await rendezvousRpc(relayAddr, cat(Uint8Array.of(0x08, 0x00), lenField(0x12, register)));
     const resp = m[3] ? pbFields(m[3][0]) : {};
-    await stream.close().catch(() => {});
     return {
       type: Number(m[1]?.[0] ?? -1),
       status: Number(resp[1]?.[0] ?? 0),
       statusText: resp[2] ? new TextDecoder().decode(resp[2][0]) : null,
       ttl: resp[3] ? Number(resp[3][0]) : null,
+    };
+  },
+  /**
+   * DISCOVER in `namespace` (null: none, which the relay refuses). Each record returned is opened
+   * with the stock `RecordEnvelope.openAndCertify` for the standard domain: it must verify.
+   */
+  async discover(relayAddr, namespace, { limit = null } = {}) {
+    const enc = new TextEncoder();
+    const body = cat(namespace == null ? new Uint8Array() : lenField(0x0a, enc.encode(namespace)), limit == null ? new Uint8Array() : cat(Uint8Array.of(0x10), varint(limit)));
+    const m = await rendezvousRpc(relayAddr, cat(Uint8Array.of(0x08, 0x03), lenField(0x2a, body)));
+    const resp = m[6] ? pbFields(m[6][0]) : {};
+    const peers = [];
+    for (const reg of resp[1] ?? []) {
+      const r = pbFields(reg);
+      const env = await RecordEnvelope.openAndCertify(r[2][0], PeerRecord.DOMAIN);
+      const rec = PeerRecord.createFromProtobuf(env.payload);
+      peers.push({ peerId: rec.peerId.toString(), addrs: rec.multiaddrs.map(String), ttl: r[3] ? Number(r[3][0]) : null, ns: new TextDecoder().decode(r[1][0]) });
+    }
+    return {
+      type: Number(m[1]?.[0] ?? -1),
+      status: Number(resp[3]?.[0] ?? 0),
+      statusText: resp[4] ? new TextDecoder().decode(resp[4][0]) : null,
+      cookie: resp[2] ? Array.from(resp[2][0]).length : 0,
+      peers,
     };
   },
   /**
