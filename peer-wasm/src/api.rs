@@ -167,6 +167,7 @@ impl Node {
         let state = SharedState::new(&relay_peer);
         let transfers = Transfers::new(
             control,
+            peer_id,
             state.clone(),
             relay_url.origin(),
             swarm_name.to_owned(),

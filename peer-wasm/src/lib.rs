@@ -6,7 +6,7 @@
 //! - `node`: the Swarm (WebSocket + relay client + `/webrtc` transports;
 //!   relay client, rendezvous, identify, ping, stream behaviours) and its event
 //!   loop.
-//! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/1.0.0`
+//! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/2.0.0`
 //!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
 //!   `shoal_share`).
 //! - `log`: `tracing` to the browser console.

@@ -62,6 +62,9 @@ const REGISTRATION_TTL: u64 = shoal_proto::info::REGISTRATION_TTL_SECS;
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the loop looks at its timers.
 const TICK: Duration = Duration::from_millis(250);
+/// Discovery asked for by transfers (a session from a peer not yet known as
+/// a member) runs at most this often.
+const DISCOVER_ON_DEMAND_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -159,6 +162,7 @@ pub async fn run(
         next_discover: None,
         next_register: None,
         cookie: None,
+        last_discover: None,
     };
     // `/webrtc` signaling arrives over any relayed connection; this listener
     // does not depend on the relay connection and lives as long as the node.
@@ -223,6 +227,8 @@ struct Loop {
     next_discover: Option<Instant>,
     next_register: Option<Instant>,
     cookie: Option<rendezvous::Cookie>,
+    /// When discovery last ran.
+    last_discover: Option<Instant>,
 }
 
 fn is_direct(addr: &Multiaddr) -> bool {
@@ -317,6 +323,17 @@ impl Loop {
         if self.next_discover.is_some_and(|t| instant >= t) {
             self.discover(swarm);
         }
+        if self.transfers.take_discover_request()
+            && swarm.is_connected(&self.settings.relay_peer)
+            && self
+                .last_discover
+                .is_none_or(|t| instant >= t + DISCOVER_ON_DEMAND_EVERY)
+        {
+            // A whole listing, not only what is new since the cookie: the
+            // peer asked about may have registered before it.
+            self.cookie = None;
+            self.discover(swarm);
+        }
         if self.next_register.is_some_and(|t| instant >= t) {
             self.register(swarm);
         }
@@ -351,6 +368,7 @@ impl Loop {
             self.settings.relay_peer,
         );
         self.next_discover = Some(Instant::now() + DISCOVER_EVERY);
+        self.last_discover = Some(Instant::now());
     }
 
     fn register(&mut self, swarm: &mut Swarm<Behaviour>) {
@@ -611,7 +629,13 @@ impl Loop {
                 let me = *swarm.local_peer_id();
                 for reg in registrations {
                     let peer = reg.record.peer_id();
-                    if peer == me || swarm.is_connected(&peer) {
+                    if peer == me {
+                        continue;
+                    }
+                    // Signed by the peer: it registered in this swarm.
+                    // Sessions are opened to and accepted from members only.
+                    self.transfers.member_seen(peer);
+                    if swarm.is_connected(&peer) {
                         continue;
                     }
                     if self.state.read(|s| s.peer_count()) >= self.settings.max_peers {

@@ -1,19 +1,32 @@
-//! File sharing over `/shoal/blocks/1.0.0`: shares, downloads and the
+//! File sharing over `/shoal/blocks/2.0.0`: shares, downloads and the
 //! sessions between peers.
 //!
 //! # Layout
 //! - this file: [`Transfers`], the registry of shares (files this node serves,
-//!   complete or not) and what the JS API calls.
-//! - [`session`]: one stream per (peer, share): serves requested chunks from
-//!   the share's store and forwards everything else to the download.
+//!   complete or not), swarm membership, session limits, and what the JS
+//!   API calls.
+//! - [`session`]: one stream per (peer, share), driving the sans-IO
+//!   `shoal_share::session::Session` (handshake, message rules): serves
+//!   requested chunks from the share's store and forwards everything else
+//!   to the download.
 //! - [`download`]: one task per download, driving the sans-IO
-//!   `shoal_share::Scheduler` (rarest first, verification, bans).
+//!   `shoal_share::fetch::ManifestFetch` and `shoal_share::Scheduler`
+//!   (rarest first, verification, bans), both keyed by PeerId.
 //! - [`store`]: the sharer's `File`, or the downloader's OPFS chunk files.
 //!
-//! Sessions are opened by downloaders, to every connected peer, over
-//! whichever path exists (direct, or relayed until a direct one is made);
-//! the peer answers with its bitfield and both sides announce new chunks as
-//! they get them, so every downloader serves what it has at once.
+//! Sessions are opened by downloaders, to every connected peer that is a
+//! member of the swarm (seen in its rendezvous namespace), over whichever
+//! path exists (direct, or relayed until a direct one is made); inbound
+//! sessions are read only from members too. The share id is never sent: the
+//! handshake proves it (`shoal_share::handshake`). Then both sides send
+//! their bitfields and announce new chunks as they get them, so every
+//! downloader serves what it has at once.
+//!
+//! Bans are per share and per PeerId, for the life of the download: a
+//! banned peer gets no new session either way, its sessions close and their
+//! streams are no longer read. Limits (sessions per peer, per share, per
+//! peer and share, handshakes pending, outbox bytes) are named in
+//! `shoal_share::limits`.
 //!
 //! Path changes: when the relayed connection is closed because a direct one
 //! is up, or a direct one dies and the relay carries on, the sessions on the
@@ -37,8 +50,16 @@ use std::{
 use futures::channel::{mpsc, oneshot};
 use libp2p::{PeerId, StreamProtocol};
 use serde::Serialize;
-use shoal_share::{Bitfield, Manifest, ManifestBuilder, ShareId};
+use shoal_share::{
+    handshake::ShareKey,
+    limits::{
+        DOWNLOAD_EVENT_QUEUE, MAX_PENDING_HANDSHAKES, MAX_SESSIONS_PER_PEER,
+        MAX_SESSIONS_PER_PEER_AND_SHARE, MAX_SESSIONS_PER_SHARE,
+    },
+    Bitfield, Manifest, ManifestBuilder, ShareId,
+};
 use web_sys::{Blob, File};
+use web_time::Instant;
 
 use crate::{
     state::{Path, SharedState},
@@ -46,8 +67,6 @@ use crate::{
 };
 pub use store::Store;
 
-/// Sessions a download may have waiting on a slow download task.
-const EVENT_QUEUE: usize = 256;
 /// Sessions re-opened to one peer while its connections stay the same, at
 /// most (a peer whose sessions keep failing on a stable path is given up).
 const MAX_REOPENS: u32 = 8;
@@ -65,57 +84,79 @@ pub enum TransferError {
     Stopped(String),
 }
 
-/// Sent by sessions to their share's download task.
+/// Sent by sessions to their share's download task. Keyed by PeerId: two
+/// sessions with one peer (one opened by each side) are one source.
 #[derive(Debug)]
 pub enum DlEvent {
-    /// The remote holds the share; its chunks (empty until it has the manifest).
+    /// The remote's bitfield (empty until it has the manifest); sent again
+    /// when it changes.
     Joined {
-        sid: u64,
+        peer: PeerId,
         have: Bitfield,
     },
-    /// The remote cannot provide the manifest (or the share).
+    /// The remote cannot provide the manifest (yet).
     Unknown {
-        sid: u64,
+        peer: PeerId,
     },
     Manifest {
-        sid: u64,
+        peer: PeerId,
         bytes: Vec<u8>,
     },
     Have {
-        sid: u64,
+        peer: PeerId,
         index: u32,
     },
     Chunk {
-        sid: u64,
+        peer: PeerId,
         index: u32,
         data: Vec<u8>,
     },
     Reject {
-        sid: u64,
+        peer: PeerId,
         index: u32,
     },
+    /// The last session with this peer about this share ended.
     Left {
-        sid: u64,
+        peer: PeerId,
     },
 }
 
 struct SessionHandle {
     peer: PeerId,
+    /// Whether this node opened it (at most one such per peer and share).
+    opened: bool,
     outbox: Rc<outbox::Outbox>,
+    /// Dropped to stop the session's reader at once (a ban, a refusal).
+    stop: RefCell<Option<oneshot::Sender<()>>>,
+    /// Chunk requests sent on this session and not yet answered: a chunk
+    /// that arrives when none is outstanding was not asked for, and is
+    /// dropped here instead of queued for the download.
+    outstanding: Cell<u32>,
 }
 
-/// A verified manifest and its encoding (what `GetManifest` is answered with).
-type KnownManifest = Rc<(Manifest, Vec<u8>)>;
+impl SessionHandle {
+    fn close(&self) {
+        self.outbox.close();
+        self.stop.borrow_mut().take();
+    }
+}
+
+/// A verified manifest and its one shared encoding (what `GetManifest` is
+/// answered with: the bytes are never copied per request).
+type KnownManifest = Rc<(Manifest, Rc<[u8]>)>;
 
 /// One shared file, complete (a share or finished download) or not.
 pub struct Share {
     id: ShareId,
+    /// The handshake key: what proofs are made with (the id never travels).
+    key: ShareKey,
     manifest: RefCell<Option<KnownManifest>>,
     have: RefCell<Bitfield>,
     store: RefCell<Option<Rc<Store>>>,
     sessions: RefCell<HashMap<u64, SessionHandle>>,
-    /// Every session's peer, kept after it ends, to attribute chunks.
-    session_peers: RefCell<HashMap<u64, PeerId>>,
+    /// Peers this node is opening a session to about this share (one at a
+    /// time per peer).
+    opening: RefCell<HashSet<PeerId>>,
     download: RefCell<Option<mpsc::Sender<DlEvent>>>,
     view: RefCell<DownloadView>,
     /// The finished file, once there is one.
@@ -123,7 +164,7 @@ pub struct Share {
     /// Sessions re-opened per peer since its connections last changed.
     reopens: RefCell<HashMap<PeerId, u32>>,
     /// Peers that sent a bad chunk of this share: no session is opened to
-    /// them again, and their sessions never join the download.
+    /// them again, none of theirs is accepted, and their sessions close.
     banned: RefCell<HashSet<PeerId>>,
     /// Chunk requests sent per peer (all its sessions).
     requested: RefCell<HashMap<PeerId, u32>>,
@@ -133,11 +174,12 @@ impl Share {
     fn new(id: ShareId) -> Self {
         Self {
             id,
+            key: ShareKey::new(&id),
             manifest: RefCell::default(),
             have: RefCell::new(Bitfield::new(0)),
             store: RefCell::default(),
             sessions: RefCell::default(),
-            session_peers: RefCell::default(),
+            opening: RefCell::default(),
             download: RefCell::default(),
             view: RefCell::new(DownloadView::new(&id)),
             file: RefCell::default(),
@@ -160,33 +202,93 @@ impl Share {
     }
 
     /// Announces to every session of this share.
-    fn broadcast(&self, msg: impl Fn() -> shoal_share::Message) {
+    fn broadcast(&self, msg: &shoal_share::Message) {
         for s in self.sessions.borrow().values() {
             // A flooded queue means a stalled peer; it misses this note only.
-            s.outbox.send(msg());
+            s.outbox.send(msg);
         }
     }
 
-    /// Queues a control message for one session; false if it is gone.
-    fn send_to(&self, sid: u64, msg: shoal_share::Message) -> bool {
-        self.sessions
-            .borrow()
-            .get(&sid)
-            .is_some_and(|s| s.outbox.send(msg))
+    /// Queues a message for `peer` on one of its sessions (the oldest);
+    /// false if it has none that takes it.
+    fn send_to_peer(&self, peer: &PeerId, msg: &shoal_share::Message) -> bool {
+        let sessions = self.sessions.borrow();
+        let mut mine: Vec<(&u64, &SessionHandle)> =
+            sessions.iter().filter(|(_, s)| s.peer == *peer).collect();
+        mine.sort_by_key(|(sid, _)| **sid);
+        mine.into_iter().any(|(_, s)| {
+            let sent = s.outbox.send(msg);
+            if sent && matches!(msg, shoal_share::Message::Request(_)) {
+                s.outstanding.set(s.outstanding.get() + 1);
+            }
+            sent
+        })
     }
 
     fn close_session(&self, sid: u64) {
         if let Some(s) = self.sessions.borrow_mut().remove(&sid) {
-            s.outbox.close();
+            s.close();
         }
     }
 
-    async fn dl_event(&self, ev: DlEvent) {
-        let tx = self.download.borrow().clone();
-        if let Some(mut tx) = tx {
-            use futures::SinkExt as _;
-            let _ = tx.send(ev).await;
+    /// Closes every session with `peer` about this share.
+    fn close_peer(&self, peer: &PeerId) {
+        self.sessions.borrow_mut().retain(|_, s| {
+            if s.peer == *peer {
+                s.close();
+            }
+            s.peer != *peer
+        });
+    }
+
+    /// Bans `peer` from this share for the life of the download.
+    fn ban(&self, peer: PeerId) {
+        self.banned.borrow_mut().insert(peer);
+        self.close_peer(&peer);
+    }
+
+    /// Sessions about this share: with `peer`, opened by us to it, in all.
+    fn session_counts(&self, peer: &PeerId) -> (usize, usize, usize) {
+        let sessions = self.sessions.borrow();
+        let with = sessions.values().filter(|s| s.peer == *peer);
+        let opened = with.clone().filter(|s| s.opened).count();
+        (with.count(), opened, sessions.len())
+    }
+
+    /// Whether a new session with `peer` about this share is allowed.
+    fn admits(&self, peer: &PeerId) -> bool {
+        let (with, _, all) = self.session_counts(peer);
+        !self.is_banned(peer)
+            && with < MAX_SESSIONS_PER_PEER_AND_SHARE
+            && all < MAX_SESSIONS_PER_SHARE
+    }
+}
+
+/// Counts one live session with a peer (pending or established) until dropped.
+struct PeerSlot {
+    t: Transfers,
+    peer: PeerId,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut live = self.t.0.live.borrow_mut();
+        if let Some(n) = live.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                live.remove(&self.peer);
+            }
         }
+    }
+}
+
+/// Counts one inbound session still in its handshake until dropped.
+struct HandshakeSlot(Transfers);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let pending = &self.0 .0.pending_handshakes;
+        pending.set(pending.get().saturating_sub(1));
     }
 }
 
@@ -280,9 +382,22 @@ pub struct PathBytes {
 
 struct Inner {
     control: streams::Control,
+    local: PeerId,
+    /// `now` for the sans-IO machines is the time since this instant.
+    epoch: Instant,
     shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
-    /// Connected peers (direct or relayed): sessions may be opened to them.
+    /// Connected peers (direct or relayed).
     usable: RefCell<HashSet<PeerId>>,
+    /// Peers seen registered in this swarm's rendezvous namespace: the only
+    /// ones sessions are opened to or accepted from.
+    members: RefCell<HashSet<PeerId>>,
+    /// An inbound session came from a peer not (yet) known as a member:
+    /// the node should ask the relay for the swarm's members now.
+    discover_wanted: Cell<bool>,
+    /// Live sessions per peer, all shares and both directions.
+    live: RefCell<HashMap<PeerId, usize>>,
+    /// Inbound sessions still in their handshake.
+    pending_handshakes: Cell<usize>,
     next_session: Cell<u64>,
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
@@ -316,14 +431,21 @@ pub fn protocol() -> StreamProtocol {
 impl Transfers {
     pub fn new(
         control: streams::Control,
+        local: PeerId,
         state: SharedState,
         origin: String,
         swarm: String,
     ) -> Self {
         Self(Rc::new(Inner {
             control,
+            local,
+            epoch: Instant::now(),
             shares: RefCell::default(),
             usable: RefCell::default(),
+            members: RefCell::default(),
+            discover_wanted: Cell::new(false),
+            live: RefCell::default(),
+            pending_handshakes: Cell::new(0),
             next_session: Cell::new(0),
             uploaded: Cell::new(0),
             downloaded: Cell::new(0),
@@ -349,15 +471,85 @@ impl Transfers {
         wasm_bindgen_futures::spawn_local(async move {
             use futures::StreamExt as _;
             while let Some(inc) = incoming.next().await {
+                // Over a limit the stream is dropped (reset) unread.
+                let Some(slot) = this.take_peer_slot(inc.peer) else {
+                    tracing::debug!(peer = %inc.peer, "too many sessions with this peer; refused");
+                    continue;
+                };
+                let pending = &this.0.pending_handshakes;
+                if pending.get() >= MAX_PENDING_HANDSHAKES {
+                    tracing::debug!(peer = %inc.peer, "too many handshakes pending; refused");
+                    continue;
+                }
+                pending.set(pending.get() + 1);
+                let handshake = HandshakeSlot(this.clone());
                 let sid = this.next_sid();
                 wasm_bindgen_futures::spawn_local(session::accept(
                     this.clone(),
                     sid,
                     inc.peer,
                     inc.stream,
+                    (slot, handshake),
                 ));
             }
         });
+    }
+
+    /// A session slot with `peer`, if it has fewer than
+    /// [`MAX_SESSIONS_PER_PEER`] sessions.
+    fn take_peer_slot(&self, peer: PeerId) -> Option<PeerSlot> {
+        let mut live = self.0.live.borrow_mut();
+        let n = live.entry(peer).or_insert(0);
+        if *n >= MAX_SESSIONS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            t: self.clone(),
+            peer,
+        })
+    }
+
+    /// Time since start, for the sans-IO machines.
+    fn now(&self) -> std::time::Duration {
+        self.0.epoch.elapsed()
+    }
+
+    fn local(&self) -> PeerId {
+        self.0.local
+    }
+
+    /// The handshake keys of the shares `peer` may open a session about
+    /// now: not banned from them, and under the session limits.
+    fn keys_for(&self, peer: &PeerId) -> Vec<ShareKey> {
+        self.0
+            .shares
+            .borrow()
+            .values()
+            .filter(|s| s.admits(peer))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+
+    /// `peer` was seen registered in this swarm: sessions with it are
+    /// allowed, and running downloads open one if it is connected.
+    pub fn member_seen(&self, peer: PeerId) {
+        if !self.0.members.borrow_mut().insert(peer) {
+            return;
+        }
+        if self.0.usable.borrow().contains(&peer) {
+            self.open_for_downloads(peer);
+        }
+    }
+
+    fn is_member(&self, peer: &PeerId) -> bool {
+        self.0.members.borrow().contains(peer)
+    }
+
+    /// Whether someone asked for the swarm's members to be looked up now
+    /// (and clears the request).
+    pub fn take_discover_request(&self) -> bool {
+        self.0.discover_wanted.replace(false)
     }
 
     /// Counts chunk bytes moved with `peer` over `path`.
@@ -471,7 +663,7 @@ impl Transfers {
             view.state = "done";
             fill_view_header(&mut view, &manifest);
         }
-        let bytes = manifest.encode();
+        let bytes: Rc<[u8]> = manifest.encode().into();
         *share.manifest.borrow_mut() = Some(Rc::new((manifest, bytes)));
         *share.store.borrow_mut() = Some(Rc::new(store));
         self.0.shares.borrow_mut().insert(id, share);
@@ -504,7 +696,9 @@ impl Transfers {
             // A download that failed earlier: start it again from scratch.
         }
         let share = Rc::new(Share::new(id));
-        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        // Each session clones the sender once: the queue holds at most
+        // this many events plus one per session (sessions are bounded).
+        let (tx, rx) = mpsc::channel(DOWNLOAD_EVENT_QUEUE);
         *share.download.borrow_mut() = Some(tx);
         self.0.shares.borrow_mut().insert(id, share.clone());
         tracing::info!(share = %id, "download started");
@@ -522,17 +716,30 @@ impl Transfers {
     }
 
     fn open_session(&self, share: &Rc<Share>, peer: PeerId) {
-        if share.is_banned(&peer) || share.sessions.borrow().values().any(|s| s.peer == peer) {
+        if !self.is_member(&peer) || !share.admits(&peer) || share.session_counts(&peer).1 > 0 {
             return;
         }
+        if share.opening.borrow().contains(&peer) {
+            return;
+        }
+        let Some(slot) = self.take_peer_slot(peer) else {
+            return;
+        };
+        share.opening.borrow_mut().insert(peer);
         let sid = self.next_sid();
         let control = self.0.control.clone();
         let this = self.clone();
         let share = share.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            match control.open_stream(peer).await {
-                Ok(stream) => session::open(this, sid, peer, share, stream).await,
+            let opened = control.open_stream(peer).await;
+            match opened {
+                Ok(stream) => {
+                    session::open(this.clone(), sid, peer, share.clone(), stream, slot).await;
+                    share.opening.borrow_mut().remove(&peer);
+                }
                 Err(e) => {
+                    drop(slot);
+                    share.opening.borrow_mut().remove(&peer);
                     // E.g. picked a connection that was dying: try again
                     // (within the re-open budget) on what is left.
                     tracing::debug!(%peer, "cannot open a transfer session: {e}");
@@ -547,6 +754,11 @@ impl Transfers {
     pub fn peer_usable(&self, peer: PeerId) {
         self.0.usable.borrow_mut().insert(peer);
         self.paths_changed(&peer);
+        self.open_for_downloads(peer);
+    }
+
+    /// Opens a session to `peer` for every running download (where allowed).
+    fn open_for_downloads(&self, peer: PeerId) {
         let downloading: Vec<Rc<Share>> = self
             .0
             .shares
@@ -600,7 +812,7 @@ impl Transfers {
     }
 
     fn is_usable(&self, peer: &PeerId) -> bool {
-        self.0.usable.borrow().contains(peer)
+        self.0.usable.borrow().contains(peer) && self.is_member(peer)
     }
 
     pub fn downloads(&self) -> Vec<DownloadView> {
