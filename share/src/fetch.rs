@@ -7,9 +7,12 @@
 //! `Unknown` (it has no manifest yet), sends a wrong manifest, leaves or
 //! stays silent frees its slot for the next holder at once: one silent peer
 //! can delay the fetch by one timeout at most, never stall it. A holder that
-//! said `Unknown` or timed out is asked again only after it sends a new
-//! bitfield (it may have the manifest now), and after holders not yet
-//! asked. A holder that sent a wrong manifest is never asked again.
+//! said `Unknown` or timed out is asked again once it sends a new bitfield
+//! (it may have the manifest now), or one ask timeout later, after holders
+//! not yet asked: a holder that was silent once may answer later, and a
+//! fetch whose every holder was silent must not give up. A holder that sent
+//! a wrong manifest is not asked again until it leaves (the driver ends its
+//! sessions) and comes back.
 //!
 //! Inputs and `now` in; [`FetchAction`]s out, like [`crate::Scheduler`].
 
@@ -45,8 +48,9 @@ enum Holder {
     Fresh,
     /// Asked; answer due by the deadline.
     Asked { deadline: Duration },
-    /// Said `Unknown` or timed out; asked again after a new bitfield.
-    Tried,
+    /// Said `Unknown` or timed out; asked again after a new bitfield, or
+    /// from `retry_at` on (when it is known).
+    Tried { retry_at: Option<Duration> },
     /// Sent a wrong manifest: never asked again.
     Refused,
 }
@@ -85,7 +89,7 @@ impl<P: Clone + Ord> ManifestFetch<P> {
     /// A peer proved it holds the share, or sent a new bitfield.
     pub fn holder_joined(&mut self, peer: P) {
         match self.holders.get(&peer) {
-            None | Some(Holder::Tried) => {
+            None | Some(Holder::Tried { .. }) => {
                 self.holders.insert(peer.clone(), Holder::Fresh);
                 self.queue.retain(|p| *p != peer);
                 self.queue.push_back(peer);
@@ -100,10 +104,11 @@ impl<P: Clone + Ord> ManifestFetch<P> {
         self.queue.retain(|p| p != peer);
     }
 
-    /// The peer answered `GetManifest` with `Unknown`.
-    pub fn unknown(&mut self, peer: &P) {
+    /// The peer answered `GetManifest` with `Unknown` (at `now`).
+    pub fn unknown(&mut self, peer: &P, now: Duration) {
+        let retry_at = Some(now.saturating_add(self.ask_timeout));
         if let Some(h @ Holder::Asked { .. }) = self.holders.get_mut(peer) {
-            *h = Holder::Tried;
+            *h = Holder::Tried { retry_at };
         }
     }
 
@@ -140,21 +145,31 @@ impl<P: Clone + Ord> ManifestFetch<P> {
             .count()
     }
 
-    /// Asks that got no answer in time free their slots.
+    /// Asks that got no answer in time free their slots; holders tried
+    /// long enough ago may be asked again.
     pub fn handle_timeout(&mut self, now: Duration) {
-        for h in self.holders.values_mut() {
-            if matches!(h, Holder::Asked { deadline } if *deadline <= now) {
-                *h = Holder::Tried;
+        let retry_at = Some(now.saturating_add(self.ask_timeout));
+        for (peer, h) in self.holders.iter_mut() {
+            match h {
+                Holder::Asked { deadline } if *deadline <= now => {
+                    *h = Holder::Tried { retry_at };
+                }
+                Holder::Tried { retry_at: Some(at) } if *at <= now => {
+                    *h = Holder::Fresh;
+                    self.queue.push_back(peer.clone());
+                }
+                _ => {}
             }
         }
     }
 
-    /// The earliest deadline of an ask.
+    /// The earliest deadline of an ask or retry.
     pub fn poll_timeout(&self) -> Option<Duration> {
         self.holders
             .values()
             .filter_map(|h| match h {
                 Holder::Asked { deadline } => Some(*deadline),
+                Holder::Tried { retry_at } => *retry_at,
                 _ => None,
             })
             .min()
@@ -229,17 +244,24 @@ mod tests {
         assert!(actions(&mut f, 8 * S).is_empty(), "not yet due");
         f.handle_timeout(9 * S);
         assert_eq!(actions(&mut f, 9 * S), [FetchAction::Ask(2)]);
-        assert_eq!(f.manifest_received(&2, &bytes), Ok(m));
+        assert_eq!(f.manifest_received(&2, &bytes), Ok(m.clone()));
         assert!(f.is_done());
         assert!(actions(&mut f, 10 * S).is_empty());
-        // The silent one is not asked again without a new bitfield.
-        let mut g = ManifestFetch::<u32>::with_limits(ShareId::from_bytes([0; 32]), 1, S);
+        // A silent holder is asked again after a new bitfield, or one
+        // timeout after its ask timed out: one that was silent at first
+        // and answers later still ends the fetch.
+        let mut g = ManifestFetch::<u32>::with_limits(m.share_id(), 1, S);
         g.holder_joined(1);
         assert_eq!(actions(&mut g, S), [FetchAction::Ask(1)]);
         g.handle_timeout(2 * S);
         assert!(actions(&mut g, 2 * S).is_empty());
         g.holder_joined(1);
         assert_eq!(actions(&mut g, 2 * S), [FetchAction::Ask(1)]);
+        g.handle_timeout(3 * S);
+        assert_eq!(g.poll_timeout(), Some(4 * S));
+        g.handle_timeout(4 * S);
+        assert_eq!(actions(&mut g, 4 * S), [FetchAction::Ask(1)]);
+        assert_eq!(g.manifest_received(&1, &bytes), Ok(m.clone()));
     }
 
     #[test]
@@ -280,11 +302,11 @@ mod tests {
             f.holder_joined(p);
         }
         assert_eq!(actions(&mut f, S), [FetchAction::Ask(1)]);
-        f.unknown(&1);
+        f.unknown(&1, S);
         assert_eq!(actions(&mut f, S), [FetchAction::Ask(2)]);
         f.holder_left(&2);
         assert_eq!(actions(&mut f, S), [FetchAction::Ask(3)]);
-        f.unknown(&3);
+        f.unknown(&3, S);
         assert!(actions(&mut f, S).is_empty());
         // Holder 1 got the manifest since: its new bitfield makes it askable.
         f.holder_joined(1);

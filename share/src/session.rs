@@ -326,6 +326,15 @@ impl Session {
         }
     }
 
+    /// Acceptor, between [`Event::Hello`] and [`answer`](Self::answer): what
+    /// the opener sent (for logs and tests; it reveals nothing).
+    pub fn hello(&self) -> Option<(Nonce, crate::handshake::Proof)> {
+        match self.state {
+            State::AwaitAnswer { nonce, proof } => Some((nonce, proof)),
+            _ => None,
+        }
+    }
+
     /// The driver queued the manifest in answer to `GetManifest`.
     pub fn manifest_sent(&mut self) {
         self.manifests_sent = self.manifests_sent.saturating_add(1);

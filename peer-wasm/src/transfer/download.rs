@@ -248,7 +248,7 @@ async fn fetch_manifest(
                 holders.insert(peer, have);
                 fetch.holder_joined(peer);
             }
-            DlEvent::Unknown { peer } => fetch.unknown(&peer),
+            DlEvent::Unknown { peer } => fetch.unknown(&peer, t.now()),
             DlEvent::Left { peer } => {
                 holders.remove(&peer);
                 fetch.holder_left(&peer);

@@ -37,6 +37,8 @@
 //! re-opened *between* two path changes.
 
 mod download;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod outbox;
 mod session;
 mod store;
@@ -415,6 +417,9 @@ struct Inner {
     /// Test-only: chunk writes that succeed before every later one fails.
     #[cfg(feature = "test-hooks")]
     writes_left: Cell<Option<u32>>,
+    /// Test-only: the hostile-peer switches.
+    #[cfg(feature = "test-hooks")]
+    hooks: hooks::Hooks,
     state: SharedState,
     origin: String,
     swarm: String,
@@ -458,6 +463,8 @@ impl Transfers {
             wrong_manifest: Cell::new(false),
             #[cfg(feature = "test-hooks")]
             writes_left: Cell::new(None),
+            #[cfg(feature = "test-hooks")]
+            hooks: hooks::Hooks::default(),
             state,
             origin,
             swarm,

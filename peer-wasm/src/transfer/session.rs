@@ -23,7 +23,7 @@ use shoal_share::{
     encode_chunk_header, encode_manifest_header,
     handshake::Nonce,
     limits::HANDSHAKE_TIMEOUT,
-    session::{Event, Session},
+    session::{CloseReason, Event, Session},
     Message, ShareId,
 };
 
@@ -43,7 +43,7 @@ const MEMBER_POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, thiserror::Error)]
 enum Ended {
     #[error("{0}")]
-    Rules(#[from] shoal_share::session::CloseReason),
+    Rules(#[from] CloseReason),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("closed by the remote")]
@@ -125,7 +125,11 @@ pub async fn open(
     if let Err(e) = handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).await {
         tracing::debug!(%peer, share = %share.id, "session not established: {e}");
         let _ = stream.close().await;
-        t.session_ended(&share, peer);
+        // A peer without the share is not asked again until its paths
+        // change; if it starts downloading the share, it opens a session.
+        if !matches!(e, Ended::Rules(CloseReason::UnknownShare)) {
+            t.session_ended(&share, peer);
+        }
         return;
     }
     let stream = PathStream { path, gone, stream };
@@ -161,6 +165,10 @@ async fn handshake_phase(
         }
         match machine.poll_event() {
             Some(Event::Hello) => {
+                #[cfg(feature = "test-hooks")]
+                if let Some(hello) = machine.hello() {
+                    t.record_hello(hello);
+                }
                 let keys = t.keys_for(peer);
                 machine.answer(&keys);
                 continue;
@@ -239,6 +247,15 @@ async fn run(
     let link = Link { peer, path };
     // Our bitfield first: the handshake is done, so the remote knows the share.
     outbox.send(&Message::Bitfield(share.have.borrow().clone()));
+    // Test-only switch: a peer that floods `GetManifest`.
+    #[cfg(feature = "test-hooks")]
+    if opened {
+        for _ in 0..t.manifest_flood() {
+            if !outbox.send(&Message::GetManifest) {
+                break;
+            }
+        }
+    }
     wasm_bindgen_futures::spawn_local(writer(t.clone(), link, share.clone(), w, outbox.clone()));
     // One sender per session, cloned once: the queue's bound holds.
     let events = share.download.borrow().clone();
@@ -327,6 +344,11 @@ impl Ctx<'_> {
             Message::Bitfield(have) => Some(DlEvent::Joined { peer, have }),
             Message::Unknown => Some(DlEvent::Unknown { peer }),
             Message::GetManifest => {
+                // Test-only switch: a holder that never answers.
+                #[cfg(feature = "test-hooks")]
+                if self.t.silent_manifest() {
+                    return Ok(());
+                }
                 let sent = match self.t.manifest_answer(self.share) {
                     Some(m) => {
                         machine.manifest_sent();
