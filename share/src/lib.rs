@@ -24,12 +24,15 @@
 //!   message may come when, the manifest answered once.
 //! - [`fetch`]: the sans-IO manifest fetch: several holders asked at once,
 //!   each with a timeout.
+//! - [`admission`]: who may have a session about which share: swarm
+//!   membership, bans by peer, session limits.
 //! - [`limits`]: every limit on what peers send, with its reason.
 //!
 //! Nothing here does I/O, spawns threads or reads a clock: the driver in the
 //! peer feeds bytes, events and a `now`, and carries out the actions it gets
 //! back. So all of it compiles for wasm32 and is tested natively.
 
+pub mod admission;
 pub mod bitfield;
 pub mod chunk;
 pub mod fetch;

@@ -81,7 +81,7 @@ async fn download(
     let mut sched = Scheduler::new(manifest.clone(), Bitfield::new(count), config)
         .map_err(|e| TransferError::Stopped(e.to_string()))?;
     for (peer, have) in bitfields {
-        if have.len() == count && !share.is_banned(&peer) {
+        if have.len() == count && !t.is_banned(&share.id, &peer) {
             let _ = sched.peer_bitfield(peer, have);
         }
     }
@@ -129,8 +129,8 @@ async fn download(
                     tracing::warn!(%peer, "peer sent a chunk that failed verification; banned");
                     // On the PeerId, for the life of the download: its
                     // sessions close, their streams are no longer read, and
-                    // no new one is opened or accepted (`Share::admits`).
-                    share.ban(peer);
+                    // no new one is opened or accepted (`Admission`).
+                    t.ban(share, peer);
                 }
                 Action::Done => {
                     while let Some(done) = writes.next().await {
@@ -170,7 +170,7 @@ async fn download(
         };
         match ev {
             DlEvent::Joined { peer, have } => {
-                if share.is_banned(&peer) {
+                if t.is_banned(&share.id, &peer) {
                     share.close_peer(&peer);
                     continue;
                 }
@@ -241,7 +241,7 @@ async fn fetch_manifest(
         };
         match ev {
             DlEvent::Joined { peer, have } => {
-                if share.is_banned(&peer) {
+                if t.is_banned(&share.id, &peer) {
                     continue;
                 }
                 // A holder that had no manifest before may have one now.

@@ -22,11 +22,13 @@
 //! their bitfields and announce new chunks as they get them, so every
 //! downloader serves what it has at once.
 //!
-//! Bans are per share and per PeerId, for the life of the download: a
-//! banned peer gets no new session either way, its sessions close and their
-//! streams are no longer read. Limits (sessions per peer, per share, per
-//! peer and share, handshakes pending, outbox bytes) are named in
-//! `shoal_share::limits`.
+//! Who may have a session is decided by the sans-IO
+//! `shoal_share::admission::Admission`, keyed by PeerId: swarm membership,
+//! bans (per share, for the life of the page: a banned peer gets no new
+//! session either way, its sessions close and their streams are no longer
+//! read) and session limits (per peer, per share, per peer and share,
+//! handshakes pending). Each admitted session holds a [`Ticket`] until it
+//! ends. Every limit is named in `shoal_share::limits`.
 //!
 //! Path changes: when the relayed connection is closed because a direct one
 //! is up, or a direct one dies and the relay carries on, the sessions on the
@@ -53,11 +55,9 @@ use futures::channel::{mpsc, oneshot};
 use libp2p::{PeerId, StreamProtocol};
 use serde::Serialize;
 use shoal_share::{
+    admission::{Admission, Refusal, SessionId},
     handshake::ShareKey,
-    limits::{
-        DOWNLOAD_EVENT_QUEUE, MAX_PENDING_HANDSHAKES, MAX_SESSIONS_PER_PEER,
-        MAX_SESSIONS_PER_PEER_AND_SHARE, MAX_SESSIONS_PER_SHARE,
-    },
+    limits::DOWNLOAD_EVENT_QUEUE,
     Bitfield, Manifest, ManifestBuilder, ShareId,
 };
 use web_sys::{Blob, File};
@@ -125,8 +125,6 @@ pub enum DlEvent {
 
 struct SessionHandle {
     peer: PeerId,
-    /// Whether this node opened it (at most one such per peer and share).
-    opened: bool,
     outbox: Rc<outbox::Outbox>,
     /// Dropped to stop the session's reader at once (a ban, a refusal).
     stop: RefCell<Option<oneshot::Sender<()>>>,
@@ -155,19 +153,14 @@ pub struct Share {
     manifest: RefCell<Option<KnownManifest>>,
     have: RefCell<Bitfield>,
     store: RefCell<Option<Rc<Store>>>,
-    sessions: RefCell<HashMap<u64, SessionHandle>>,
-    /// Peers this node is opening a session to about this share (one at a
-    /// time per peer).
-    opening: RefCell<HashSet<PeerId>>,
+    /// Established sessions, by their `Admission` id.
+    sessions: RefCell<HashMap<SessionId, SessionHandle>>,
     download: RefCell<Option<mpsc::Sender<DlEvent>>>,
     view: RefCell<DownloadView>,
     /// The finished file, once there is one.
     file: RefCell<Option<File>>,
     /// Sessions re-opened per peer since its connections last changed.
     reopens: RefCell<HashMap<PeerId, u32>>,
-    /// Peers that sent a bad chunk of this share: no session is opened to
-    /// them again, none of theirs is accepted, and their sessions close.
-    banned: RefCell<HashSet<PeerId>>,
     /// Chunk requests sent per peer (all its sessions).
     requested: RefCell<HashMap<PeerId, u32>>,
 }
@@ -181,18 +174,12 @@ impl Share {
             have: RefCell::new(Bitfield::new(0)),
             store: RefCell::default(),
             sessions: RefCell::default(),
-            opening: RefCell::default(),
             download: RefCell::default(),
             view: RefCell::new(DownloadView::new(&id)),
             file: RefCell::default(),
             reopens: RefCell::default(),
-            banned: RefCell::default(),
             requested: RefCell::default(),
         }
-    }
-
-    fn is_banned(&self, peer: &PeerId) -> bool {
-        self.banned.borrow().contains(peer)
     }
 
     fn manifest(&self) -> Option<KnownManifest> {
@@ -215,7 +202,7 @@ impl Share {
     /// false if it has none that takes it.
     fn send_to_peer(&self, peer: &PeerId, msg: &shoal_share::Message) -> bool {
         let sessions = self.sessions.borrow();
-        let mut mine: Vec<(&u64, &SessionHandle)> =
+        let mut mine: Vec<(&SessionId, &SessionHandle)> =
             sessions.iter().filter(|(_, s)| s.peer == *peer).collect();
         mine.sort_by_key(|(sid, _)| **sid);
         mine.into_iter().any(|(_, s)| {
@@ -227,7 +214,7 @@ impl Share {
         })
     }
 
-    fn close_session(&self, sid: u64) {
+    fn close_session(&self, sid: SessionId) {
         if let Some(s) = self.sessions.borrow_mut().remove(&sid) {
             s.close();
         }
@@ -242,55 +229,24 @@ impl Share {
             s.peer != *peer
         });
     }
-
-    /// Bans `peer` from this share for the life of the download.
-    fn ban(&self, peer: PeerId) {
-        self.banned.borrow_mut().insert(peer);
-        self.close_peer(&peer);
-    }
-
-    /// Sessions about this share: with `peer`, opened by us to it, in all.
-    fn session_counts(&self, peer: &PeerId) -> (usize, usize, usize) {
-        let sessions = self.sessions.borrow();
-        let with = sessions.values().filter(|s| s.peer == *peer);
-        let opened = with.clone().filter(|s| s.opened).count();
-        (with.count(), opened, sessions.len())
-    }
-
-    /// Whether a new session with `peer` about this share is allowed.
-    fn admits(&self, peer: &PeerId) -> bool {
-        let (with, _, all) = self.session_counts(peer);
-        !self.is_banned(peer)
-            && with < MAX_SESSIONS_PER_PEER_AND_SHARE
-            && all < MAX_SESSIONS_PER_SHARE
-    }
 }
 
-/// Counts one live session with a peer (pending or established) until dropped.
-struct PeerSlot {
+/// A session admitted by `Admission`, from the moment it is allowed until
+/// it ends: dropping it tells the admission the session is over.
+pub(super) struct Ticket {
     t: Transfers,
-    peer: PeerId,
+    id: SessionId,
 }
 
-impl Drop for PeerSlot {
-    fn drop(&mut self) {
-        let mut live = self.t.0.live.borrow_mut();
-        if let Some(n) = live.get_mut(&self.peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                live.remove(&self.peer);
-            }
-        }
+impl Ticket {
+    fn id(&self) -> SessionId {
+        self.id
     }
 }
 
-/// Counts one inbound session still in its handshake until dropped.
-struct HandshakeSlot(Transfers);
-
-impl Drop for HandshakeSlot {
+impl Drop for Ticket {
     fn drop(&mut self) {
-        let pending = &self.0 .0.pending_handshakes;
-        pending.set(pending.get().saturating_sub(1));
+        self.t.0.admission.borrow_mut().ended(self.id);
     }
 }
 
@@ -390,17 +346,13 @@ struct Inner {
     shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
     /// Connected peers (direct or relayed).
     usable: RefCell<HashSet<PeerId>>,
-    /// Peers seen registered in this swarm's rendezvous namespace: the only
-    /// ones sessions are opened to or accepted from.
-    members: RefCell<HashSet<PeerId>>,
+    /// Swarm membership (peers seen registered in this swarm's rendezvous
+    /// namespace: the only ones sessions are opened to or accepted from),
+    /// bans by PeerId and share, and session limits: sans-IO.
+    admission: RefCell<Admission<PeerId, ShareId>>,
     /// An inbound session came from a peer not (yet) known as a member:
     /// the node should ask the relay for the swarm's members now.
     discover_wanted: Cell<bool>,
-    /// Live sessions per peer, all shares and both directions.
-    live: RefCell<HashMap<PeerId, usize>>,
-    /// Inbound sessions still in their handshake.
-    pending_handshakes: Cell<usize>,
-    next_session: Cell<u64>,
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
     /// Chunk bytes per peer, by the path of the session's connection.
@@ -447,11 +399,8 @@ impl Transfers {
             epoch: Instant::now(),
             shares: RefCell::default(),
             usable: RefCell::default(),
-            members: RefCell::default(),
+            admission: RefCell::default(),
             discover_wanted: Cell::new(false),
-            live: RefCell::default(),
-            pending_handshakes: Cell::new(0),
-            next_session: Cell::new(0),
             uploaded: Cell::new(0),
             downloaded: Cell::new(0),
             by_peer: RefCell::default(),
@@ -479,42 +428,50 @@ impl Transfers {
             use futures::StreamExt as _;
             while let Some(inc) = incoming.next().await {
                 // Over a limit the stream is dropped (reset) unread.
-                let Some(slot) = this.take_peer_slot(inc.peer) else {
-                    tracing::debug!(peer = %inc.peer, "too many sessions with this peer; refused");
-                    continue;
-                };
-                let pending = &this.0.pending_handshakes;
-                if pending.get() >= MAX_PENDING_HANDSHAKES {
-                    tracing::debug!(peer = %inc.peer, "too many handshakes pending; refused");
-                    continue;
+                let admitted = this.0.admission.borrow_mut().accept(inc.peer);
+                match admitted {
+                    Ok(id) => {
+                        let ticket = this.ticket(id);
+                        wasm_bindgen_futures::spawn_local(session::accept(
+                            this.clone(),
+                            inc.peer,
+                            inc.stream,
+                            ticket,
+                        ));
+                    }
+                    Err(e) => tracing::debug!(peer = %inc.peer, "session refused: {e}"),
                 }
-                pending.set(pending.get() + 1);
-                let handshake = HandshakeSlot(this.clone());
-                let sid = this.next_sid();
-                wasm_bindgen_futures::spawn_local(session::accept(
-                    this.clone(),
-                    sid,
-                    inc.peer,
-                    inc.stream,
-                    (slot, handshake),
-                ));
             }
         });
     }
 
-    /// A session slot with `peer`, if it has fewer than
-    /// [`MAX_SESSIONS_PER_PEER`] sessions.
-    fn take_peer_slot(&self, peer: PeerId) -> Option<PeerSlot> {
-        let mut live = self.0.live.borrow_mut();
-        let n = live.entry(peer).or_insert(0);
-        if *n >= MAX_SESSIONS_PER_PEER {
-            return None;
-        }
-        *n += 1;
-        Some(PeerSlot {
+    fn ticket(&self, id: SessionId) -> Ticket {
+        Ticket {
             t: self.clone(),
-            peer,
-        })
+            id,
+        }
+    }
+
+    fn is_banned(&self, share: &ShareId, peer: &PeerId) -> bool {
+        self.0.admission.borrow().is_banned(share, peer)
+    }
+
+    /// Bans `peer` from `share` for the life of this node: its sessions
+    /// about it close (their readers stop) and none is admitted again.
+    fn ban(&self, share: &Share, peer: PeerId) {
+        let close = self.0.admission.borrow_mut().ban(share.id, peer);
+        for id in close {
+            share.close_session(id);
+        }
+        share.close_peer(&peer);
+    }
+
+    /// An accepted session's handshake named `share`: whether it may go on.
+    fn established(&self, ticket: &Ticket, share: ShareId) -> Result<(), Refusal> {
+        self.0
+            .admission
+            .borrow_mut()
+            .established(ticket.id(), share)
     }
 
     /// Time since start, for the sans-IO machines.
@@ -529,11 +486,12 @@ impl Transfers {
     /// The handshake keys of the shares `peer` may open a session about
     /// now: not banned from them, and under the session limits.
     fn keys_for(&self, peer: &PeerId) -> Vec<ShareKey> {
+        let admission = self.0.admission.borrow();
         self.0
             .shares
             .borrow()
             .values()
-            .filter(|s| s.admits(peer))
+            .filter(|s| admission.may_join(peer, &s.id))
             .map(|s| s.key.clone())
             .collect()
     }
@@ -541,7 +499,7 @@ impl Transfers {
     /// `peer` was seen registered in this swarm: sessions with it are
     /// allowed, and running downloads open one if it is connected.
     pub fn member_seen(&self, peer: PeerId) {
-        if !self.0.members.borrow_mut().insert(peer) {
+        if !self.0.admission.borrow_mut().member_seen(peer) {
             return;
         }
         if self.0.usable.borrow().contains(&peer) {
@@ -550,7 +508,7 @@ impl Transfers {
     }
 
     fn is_member(&self, peer: &PeerId) -> bool {
-        self.0.members.borrow().contains(peer)
+        self.0.admission.borrow().is_member(peer)
     }
 
     /// Whether someone asked for the swarm's members to be looked up now
@@ -571,12 +529,6 @@ impl Transfers {
         };
         bytes.up += up;
         bytes.down += down;
-    }
-
-    fn next_sid(&self) -> u64 {
-        let sid = self.0.next_session.get();
-        self.0.next_session.set(sid + 1);
-        sid
     }
 
     fn share_by_id(&self, id: &ShareId) -> Option<Rc<Share>> {
@@ -700,7 +652,15 @@ impl Transfers {
             if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
                 return store.finish(&m.0).await;
             }
-            // A download that failed earlier: start it again from scratch.
+            // A download that failed earlier: start it again from scratch,
+            // on new sessions (the old ones belong to the old attempt).
+            let old: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
+            for sid in old {
+                share.close_session(sid);
+                // At once, not when its task notices: the new attempt opens
+                // sessions to the same peers right away.
+                self.0.admission.borrow_mut().ended(sid);
+            }
         }
         let share = Rc::new(Share::new(id));
         // Each session clones the sender once: the queue holds at most
@@ -723,30 +683,23 @@ impl Transfers {
     }
 
     fn open_session(&self, share: &Rc<Share>, peer: PeerId) {
-        if !self.is_member(&peer) || !share.admits(&peer) || share.session_counts(&peer).1 > 0 {
-            return;
-        }
-        if share.opening.borrow().contains(&peer) {
-            return;
-        }
-        let Some(slot) = self.take_peer_slot(peer) else {
-            return;
+        let admitted = self.0.admission.borrow_mut().open(peer, share.id);
+        let ticket = match admitted {
+            Ok(id) => self.ticket(id),
+            Err(e) => {
+                tracing::trace!(%peer, "no session opened: {e}");
+                return;
+            }
         };
-        share.opening.borrow_mut().insert(peer);
-        let sid = self.next_sid();
         let control = self.0.control.clone();
         let this = self.clone();
         let share = share.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let opened = control.open_stream(peer).await;
             match opened {
-                Ok(stream) => {
-                    session::open(this.clone(), sid, peer, share.clone(), stream, slot).await;
-                    share.opening.borrow_mut().remove(&peer);
-                }
+                Ok(stream) => session::open(this, peer, share, stream, ticket).await,
                 Err(e) => {
-                    drop(slot);
-                    share.opening.borrow_mut().remove(&peer);
+                    drop(ticket);
                     // E.g. picked a connection that was dying: try again
                     // (within the re-open budget) on what is left.
                     tracing::debug!(%peer, "cannot open a transfer session: {e}");

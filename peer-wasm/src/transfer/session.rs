@@ -20,6 +20,7 @@ use futures::{
 use futures_timer::Delay;
 use libp2p::{PeerId, Stream};
 use shoal_share::{
+    admission::SessionId,
     encode_chunk_header, encode_manifest_header,
     handshake::Nonce,
     limits::HANDSHAKE_TIMEOUT,
@@ -31,7 +32,7 @@ use crate::{state::Path, streams::PathStream};
 
 use super::{
     outbox::{Out, Outbox},
-    DlEvent, HandshakeSlot, PeerSlot, SessionHandle, Share, Transfers,
+    DlEvent, SessionHandle, Share, Ticket, Transfers,
 };
 
 const READ_BUF: usize = 64 * 1024;
@@ -56,18 +57,14 @@ enum Ended {
     Flooded,
     #[error("banned")]
     Banned,
+    #[error("not admitted: {0}")]
+    Refused(#[from] shoal_share::admission::Refusal),
     #[error("a second manifest on one session")]
     SecondManifest,
 }
 
 /// Answers a session another peer opened.
-pub async fn accept(
-    t: Transfers,
-    sid: u64,
-    peer: PeerId,
-    stream: PathStream,
-    (slot, handshake): (PeerSlot, HandshakeSlot),
-) {
+pub async fn accept(t: Transfers, peer: PeerId, stream: PathStream, ticket: Ticket) {
     let PathStream {
         path,
         gone,
@@ -87,22 +84,26 @@ pub async fn accept(
             return;
         }
     };
-    drop(handshake);
+    // The limits may have filled while the handshake ran: checked again.
+    if let Err(e) = t.established(&ticket, share) {
+        tracing::debug!(%peer, "session refused: {}", Ended::Refused(e));
+        let _ = stream.close().await;
+        return;
+    }
     let Some(share) = t.share_by_id(&share) else {
         return;
     };
     let stream = PathStream { path, gone, stream };
-    run(t, sid, peer, share, stream, machine, false, slot).await;
+    run(t, peer, share, stream, machine, ticket).await;
 }
 
 /// Opens a session for `share` on a fresh stream to `peer`.
 pub async fn open(
     t: Transfers,
-    sid: u64,
     peer: PeerId,
     share: Rc<Share>,
     stream: PathStream,
-    slot: PeerSlot,
+    ticket: Ticket,
 ) {
     let PathStream {
         path,
@@ -133,7 +134,7 @@ pub async fn open(
         return;
     }
     let stream = PathStream { path, gone, stream };
-    run(t, sid, peer, share, stream, machine, true, slot).await;
+    run(t, peer, share, stream, machine, ticket).await;
 }
 
 /// Waits (at most the handshake timeout) until `peer` is known as a member
@@ -215,19 +216,17 @@ async fn write_msg<W: futures::AsyncWrite + Unpin>(
 /// The established session. The stream's bytes are counted on the path of
 /// its connection; the session ends when that connection closes, when the
 /// rules are broken, or when it is closed here (a ban).
-#[allow(clippy::too_many_arguments)]
 async fn run(
     t: Transfers,
-    sid: u64,
     peer: PeerId,
     share: Rc<Share>,
     stream: PathStream,
     mut machine: Session,
-    opened: bool,
-    _slot: PeerSlot,
+    ticket: Ticket,
 ) {
     let PathStream { path, gone, stream } = stream;
-    if share.is_banned(&peer) {
+    let sid = ticket.id();
+    if t.is_banned(&share.id, &peer) {
         return;
     }
     let (r, w) = stream.split();
@@ -237,7 +236,6 @@ async fn run(
         sid,
         SessionHandle {
             peer,
-            opened,
             outbox: outbox.clone(),
             stop: std::cell::RefCell::new(Some(stop_tx)),
             outstanding: std::cell::Cell::new(0),
@@ -249,7 +247,7 @@ async fn run(
     outbox.send(&Message::Bitfield(share.have.borrow().clone()));
     // Test-only switch: a peer that floods `GetManifest`.
     #[cfg(feature = "test-hooks")]
-    if opened {
+    if machine.role() == shoal_share::session::Role::Opener {
         for _ in 0..t.manifest_flood() {
             if !outbox.send(&Message::GetManifest) {
                 break;
@@ -276,10 +274,12 @@ async fn run(
     tracing::debug!(%peer, sid, "session over: {why}");
     share.close_session(sid);
     outbox.close();
+    // Left when no other established session carries this peer's traffic.
     let last = !share.sessions.borrow().values().any(|s| s.peer == peer);
     if last {
         ctx.event(DlEvent::Left { peer }).await;
     }
+    drop(ticket);
     t.session_ended(&share, peer);
 }
 
@@ -293,7 +293,7 @@ struct Link {
 struct Ctx<'a> {
     t: &'a Transfers,
     link: Link,
-    sid: u64,
+    sid: SessionId,
     share: &'a Rc<Share>,
     outbox: &'a Outbox,
     events: Option<mpsc::Sender<DlEvent>>,
@@ -326,7 +326,7 @@ impl Ctx<'_> {
                 }
             }
             // A banned peer's bytes are not read any further.
-            if self.share.is_banned(&self.link.peer) {
+            if self.t.is_banned(&self.share.id, &self.link.peer) {
                 return Ended::Banned.to_string();
             }
             match r.read(&mut buf).await {
