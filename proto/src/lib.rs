@@ -11,6 +11,9 @@
 //!   per-stream state machine (FIN / FIN_ACK / STOP_SENDING / RESET).
 //! - [`backoff`]: retry schedules (exponential backoff with jitter) for
 //!   reconnecting to the relay and retrying direct paths.
+//! - [`paths`]: the path policy towards each peer: relayed first, a direct
+//!   WebRTC dial by the smaller PeerId, the relay closed once direct,
+//!   retries, fallback.
 //!
 //! Nothing here does I/O or reads a clock: drivers feed bytes and a `now`, and
 //! act on what the state machines return. All of it is tested natively.
@@ -18,6 +21,7 @@
 pub mod backoff;
 pub mod frame;
 pub mod info;
+pub mod paths;
 mod pb;
 pub mod signaling;
 pub mod varint;
