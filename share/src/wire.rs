@@ -23,7 +23,7 @@
 //! | type   | message       | fields                                  | longest body |
 //! |--------|---------------|-----------------------------------------|--------------|
 //! | `0x00` | `Hello`       | nonce (16 bytes), proof (32 bytes)      | 49           |
-//! | `0x01` | `Bitfield`    | bitfield (rest)                         | 32,772       |
+//! | `0x01` | `Bitfield`    | bitfield (rest)                         | 32,771       |
 //! | `0x02` | `Unknown`     | —                                       | 1            |
 //! | `0x03` | `GetManifest` | —                                       | 1            |
 //! | `0x04` | `Manifest`    | encoded manifest (rest)                 | 8 MiB + 1    |
@@ -761,6 +761,27 @@ mod tests {
         let mut reader = MessageReader::new();
         reader.push(&[0x7f, 0x42, 0, 0, 0]);
         assert_eq!(reader.next_message(), Err(WireError::UnknownType(0x42)));
+    }
+
+    #[test]
+    fn the_table_of_longest_bodies_holds() {
+        let table = [
+            (HELLO, 49),
+            (BITFIELD, 32_771),
+            (UNKNOWN, 1),
+            (GET_MANIFEST, 1),
+            (MANIFEST, 8 * 1024 * 1024 + 1),
+            (HAVE, 6),
+            (REQUEST, 6),
+            (CHUNK, 16 * 1024 * 1024 + 64),
+            (REJECT, 6),
+            (CANCEL, 6),
+            (WELCOME, 33),
+        ];
+        for (ty, max) in table {
+            assert_eq!(max_body_len(ty), Some(max), "type {ty:#04x}");
+        }
+        assert_eq!(max_body_len(0x0b), None);
     }
 
     #[test]

@@ -92,15 +92,22 @@ describe('hostile peers', () => {
       (x) => sourceOf(x, e)?.banned === true || x?.state === 'done' || x?.state === 'failed', { timeout: DOWNLOAD_MS, interval: 50 });
     assert.equal(sourceOf(atBan, e)?.banned, true, `F finished before banning E: ${JSON.stringify(brief(atBan))}`);
 
-    // Cut E's direct connections: E and F meet again (through the relay, then directly).
+    // Cut E's direct connections: E meets A and F again (through the relay, then directly,
+    // over new RTCPeerConnections). F may notice the old connection's death only later.
     const requestsAtCut = await e.page.evaluate(() => window.shoal.testRequestsReceived());
-    await e.page.evaluate(() => {
-      for (const pc of window.__pcs) if (pc.connectionState === 'connected') pc.close();
+    const pcsAtCut = await e.page.evaluate(() => {
+      const live = window.__pcs.filter((pc) => pc.connectionState === 'connected');
+      for (const pc of live) pc.close();
+      return { total: window.__pcs.length, closed: live.length };
     });
-    const gone = await h.waitFor('F to lose E', () => f.peers(), (ps) => !ps.some((p) => p.peerId === e.peerId && p.path === 'direct'), { interval: 20 });
-    const back = await h.waitFor('F to list E again', async () => ({ peers: await f.peers(), entry: await entryOf(f, shareId) }),
-      (x) => x.peers.some((p) => p.peerId === e.peerId) || x.entry?.state === 'done', { interval: 20 });
-    const reconnectedWhileDownloading = back.entry?.state === 'downloading';
+    assert.ok(pcsAtCut.closed >= 2, `E had fewer than 2 connected RTCPeerConnections to close: ${JSON.stringify(pcsAtCut)}`);
+    const back = await h.waitFor('E to connect directly to A and F again',
+      async () => ({
+        fresh: await e.page.evaluate((n) => window.__pcs.slice(n).filter((pc) => pc.connectionState === 'connected').length, pcsAtCut.total),
+        entry: await entryOf(f, shareId),
+      }),
+      (x) => x.fresh >= 2 || x.entry?.state === 'done', { interval: 20 });
+    const reconnectedWhileDownloading = back.fresh >= 2 && back.entry?.state === 'downloading';
 
     const gotF = await pendingF;
     assert.equal(gotF.sha256, orig.sha256, "F's file differs from A's");
@@ -110,7 +117,7 @@ describe('hostile peers', () => {
     assert.equal(sourceOf(entryF, e)?.requested, sourceOf(atBan, e)?.requested, `F requested from E after the ban: ${JSON.stringify(entryF.sources)}`);
     assert.equal(sourceOf(entryF, e)?.banned, true);
     assert.ok(reconnectedWhileDownloading, `F finished before E reconnected, so the reconnect was not tested: ${JSON.stringify(brief(back.entry))}`);
-    t.diagnostic(`F's peers after the cut: ${JSON.stringify(gone)}; E's requests: ${requestsAtCut}`);
+    t.diagnostic(`E's peer connections at the cut: ${JSON.stringify(pcsAtCut)}; F at the reconnect: ${JSON.stringify(brief(back.entry))}; E's requests: ${requestsAtCut}`);
   });
 
   it('a GetManifest flood leaves the sharer\'s memory bounded and an honest download finishing', async (t) => {

@@ -20,7 +20,9 @@ use shoal_share::{
 use web_sys::File;
 use web_time::Instant;
 
-use super::{fill_view_header, DlEvent, Share, SourceView, Store, TransferError, Transfers};
+use super::{
+    fill_view_header, DlEvent, DownloadState, Share, SourceView, Store, TransferError, Transfers,
+};
 
 /// Chunk writes to OPFS in flight at once.
 const MAX_WRITES: usize = 8;
@@ -38,9 +40,9 @@ pub async fn run(
     {
         let mut view = share.view.borrow_mut();
         match &result {
-            Ok(_) => view.state = "done",
+            Ok(_) => view.state = DownloadState::Done,
             Err(e) => {
-                view.state = "failed";
+                view.state = DownloadState::Failed;
                 view.error = Some(e.to_string());
             }
         }
@@ -66,7 +68,7 @@ async fn download(
     let store = Rc::new(Store::opfs(&share.id).await?);
     let count = manifest.chunk_count();
     fill_view_header(&mut share.view.borrow_mut(), &manifest);
-    share.view.borrow_mut().state = "downloading";
+    share.view.borrow_mut().state = DownloadState::Downloading;
     *share.store.borrow_mut() = Some(store.clone());
     *share.have.borrow_mut() = Bitfield::new(count);
     let bytes: Rc<[u8]> = manifest.encode().into();

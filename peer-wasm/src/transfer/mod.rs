@@ -250,6 +250,17 @@ impl Drop for Ticket {
     }
 }
 
+/// Where a download is; serialized as `'looking'|'downloading'|'done'|'failed'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadState {
+    /// Looking for a peer with the manifest.
+    Looking,
+    Downloading,
+    Done,
+    Failed,
+}
+
 /// A download as the page sees it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -258,8 +269,7 @@ pub struct DownloadView {
     pub name: Option<String>,
     pub size: Option<u64>,
     pub media_type: Option<String>,
-    /// "looking" (for the manifest), "downloading", "done" or "failed".
-    pub state: &'static str,
+    pub state: DownloadState,
     pub chunks_done: u32,
     pub chunks_total: u32,
     pub bytes_done: u64,
@@ -275,7 +285,7 @@ impl DownloadView {
             name: None,
             size: None,
             media_type: None,
-            state: "looking",
+            state: DownloadState::Looking,
             chunks_done: 0,
             chunks_total: 0,
             bytes_done: 0,
@@ -619,7 +629,7 @@ impl Transfers {
         *share.have.borrow_mut() = Bitfield::full(manifest.chunk_count());
         {
             let mut view = share.view.borrow_mut();
-            view.state = "done";
+            view.state = DownloadState::Done;
             fill_view_header(&mut view, &manifest);
         }
         let bytes: Rc<[u8]> = manifest.encode().into();
@@ -713,6 +723,11 @@ impl Transfers {
     /// path, was just made): open sessions for every running download.
     pub fn peer_usable(&self, peer: PeerId) {
         self.0.usable.borrow_mut().insert(peer);
+        if !self.is_member(&peer) {
+            // Connected before this node saw it in the swarm (it dialed us
+            // after its own discovery): look the members up now.
+            self.0.discover_wanted.set(true);
+        }
         self.paths_changed(&peer);
         self.open_for_downloads(peer);
     }
@@ -784,7 +799,7 @@ impl Transfers {
             .filter(|s| {
                 s.file.borrow().is_some()
                     || s.download.borrow().is_some()
-                    || s.view.borrow().state == "failed"
+                    || s.view.borrow().state == DownloadState::Failed
             })
             .map(|s| {
                 let mut v = s.view.borrow().clone();
