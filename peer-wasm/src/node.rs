@@ -158,7 +158,6 @@ pub async fn run(
     transfers: Transfers,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let max_peers = settings.max_peers;
     let mut lp = Loop {
         settings,
         state,
@@ -169,8 +168,7 @@ pub async fn run(
             backoff: Backoff::new(Policy::RELAY),
             circuit_listener: None,
         },
-        // Inbound connections count too: a tab talks to at most this many peers.
-        paths: PathManager::new(max_peers),
+        paths: PathManager::new(),
         next_discover: None,
         next_register: None,
         cookie: None,

@@ -28,9 +28,9 @@
 //!   is not redialed in a loop. Otherwise the remaining connection carries
 //!   on ([`PathAction::Usable`] again, so transfers reopen on it).
 //!
-//! - **Bounded.** Connections to at most `max_peers` peers at once (the
-//!   page's `maxPeers`): a connection from one more peer, inbound or not, is
-//!   closed at once and never used.
+//!
+//! (How many peers a tab connects to at all is [`crate::peer_limit`]'s
+//! rule, applied before a connection reaches this.)
 //!
 //! Inputs, `now` and random numbers (for jitter) in; [`PathAction`]s out.
 
@@ -90,17 +90,20 @@ pub struct PathManager<P, C> {
     peers: BTreeMap<P, PeerPaths<C>>,
     /// Redials through the relay after a peer's last connection closed.
     redials: BTreeMap<P, Backoff>,
-    max_peers: usize,
     actions: VecDeque<PathAction<P, C>>,
 }
 
+impl<P: Clone + Ord, C: Clone + Ord> Default for PathManager<P, C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
-    /// Paths to at most `max_peers` peers at once.
-    pub fn new(max_peers: usize) -> Self {
+    pub fn new() -> Self {
         Self {
             peers: BTreeMap::new(),
             redials: BTreeMap::new(),
-            max_peers,
             actions: VecDeque::new(),
         }
     }
@@ -115,10 +118,6 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
         dialer: bool,
         initiator: bool,
     ) {
-        if !self.peers.contains_key(&peer) && self.peers.len() >= self.max_peers {
-            self.actions.push_back(PathAction::Close(conn));
-            return;
-        }
         let entry = self.peers.entry(peer.clone()).or_insert_with(|| PeerPaths {
             connections: BTreeMap::new(),
             initiator,
@@ -315,7 +314,7 @@ mod tests {
 
     #[test]
     fn relayed_first_then_direct_closes_the_relay() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(7, 1, Path::Relayed, true, true);
         assert_eq!(drain(&mut m), [Usable(7), DialDirect(7)]);
         m.direct_dial_started(&7, 2);
@@ -329,7 +328,7 @@ mod tests {
 
     #[test]
     fn the_answerer_neither_dials_nor_closes() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(3, 1, Path::Relayed, false, false);
         assert_eq!(drain(&mut m), [Usable(3)]);
         m.connection_opened(3, 2, Path::Direct, false, false);
@@ -341,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_failed_dial_is_retried_on_the_schedule_one_at_a_time() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(7, 1, Path::Relayed, true, true);
         drain(&mut m);
         m.direct_dial_started(&7, 2);
@@ -369,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_dead_direct_path_falls_back_and_is_retried_soon() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(7, 1, Path::Relayed, true, true);
         m.direct_dial_started(&7, 2);
         m.connection_opened(7, 2, Path::Direct, true, true);
@@ -385,7 +384,7 @@ mod tests {
 
     #[test]
     fn the_last_connection_closing_redials_through_the_relay() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(7, 2, Path::Direct, true, true);
         drain(&mut m);
         m.connection_closed(&7, &2, true, MS, MID);
@@ -402,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_keeps_closing_on_us_is_redialed_with_backoff() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         // Connected through the relay, closed at once by the other side (full).
         m.connection_opened(7, 1, Path::Relayed, true, false);
         m.connection_closed(&7, &1, true, Duration::ZERO, MID);
@@ -427,7 +426,7 @@ mod tests {
 
     #[test]
     fn a_late_relayed_connection_to_a_direct_peer_is_closed_unused() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(7, 2, Path::Direct, true, true);
         drain(&mut m);
         m.connection_opened(7, 9, Path::Relayed, false, true);
@@ -440,27 +439,8 @@ mod tests {
     }
 
     #[test]
-    fn connections_from_more_peers_than_the_bound_are_closed_unused() {
-        let mut m = PathManager::new(2);
-        m.connection_opened(1, 10, Path::Relayed, false, false);
-        m.connection_opened(2, 20, Path::Relayed, false, false);
-        drain(&mut m);
-        m.connection_opened(3, 30, Path::Relayed, false, false);
-        assert_eq!(drain(&mut m), [Close(30)]);
-        m.connection_closed(&3, &30, true, MS, MID);
-        assert!(drain(&mut m).is_empty(), "never tracked");
-        // A known peer's further connections are fine; a freed slot is reused.
-        m.connection_opened(1, 11, Path::Direct, false, false);
-        assert_eq!(drain(&mut m), [Usable(1)]);
-        m.connection_closed(&2, &20, false, MS, MID);
-        drain(&mut m);
-        m.connection_opened(3, 31, Path::Relayed, false, false);
-        assert_eq!(drain(&mut m), [Usable(3)]);
-    }
-
-    #[test]
     fn a_retry_is_dropped_once_the_peer_is_direct_again() {
-        let mut m = PathManager::new(8);
+        let mut m = PathManager::new();
         m.connection_opened(7, 1, Path::Relayed, true, true);
         drain(&mut m);
         m.direct_dial_started(&7, 2);
