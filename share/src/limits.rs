@@ -43,8 +43,8 @@ pub const MAX_SESSIONS_PER_PEER: usize = 8;
 /// downloaders of a share each open one to the other).
 pub const MAX_SESSIONS_PER_PEER_AND_SHARE: usize = 2;
 
-/// Sessions about one share at once, all peers together: well above a
-/// swarm's useful size (the page dials at most `maxPeers`, default 8).
+/// Sessions about one share at once, all peers together: two per peer the
+/// page may be connected to (`maxPeers`, default 16), twice over.
 pub const MAX_SESSIONS_PER_SHARE: usize = 64;
 
 /// Inbound sessions still in their handshake, all peers together: the
