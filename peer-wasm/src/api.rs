@@ -337,6 +337,29 @@ impl Node {
         self.transfers.set_silent_manifest(on);
     }
 
+    /// Opens `streams` sessions to `peer_id` at once, each starting with a
+    /// length prefix of `announce` bytes followed by `send` bytes; resolves
+    /// to `{ opened, refused, closed }` (closed: by the other side within
+    /// `wait_ms`).
+    #[wasm_bindgen(js_name = testRawFlood)]
+    pub async fn test_raw_flood(
+        &self,
+        peer_id: String,
+        streams: u32,
+        announce: f64,
+        send: u32,
+        wait_ms: u32,
+    ) -> Result<JsValue, JsError> {
+        let peer: libp2p::PeerId = peer_id
+            .parse()
+            .map_err(|e| JsError::new(&format!("bad PeerId: {e}")))?;
+        let report = self
+            .transfers
+            .raw_flood(peer, streams, announce as u64, send, wait_ms)
+            .await;
+        to_js(&report)
+    }
+
     /// Bytes of the wasm linear memory (a high-water mark).
     #[wasm_bindgen(js_name = testMemoryBytes)]
     pub fn test_memory_bytes(&self) -> f64 {

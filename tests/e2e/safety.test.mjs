@@ -2,7 +2,8 @@
 // and cannot do to a page. Each test runs its own browsers (one Chromium process per peer) in a
 // swarm of its own. The hostile behaviour comes from test-only switches in the wasm built with
 // the `test-hooks` cargo feature (`setTestCorruption`, `setTestManifestFlood`,
-// `setTestSilentManifest`, `testHellosSeen`/`testReplayHellos`); release builds have none.
+// `setTestSilentManifest`, `testHellosSeen`/`testReplayHellos`, `testRawFlood`); release builds
+// have none.
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
@@ -136,6 +137,22 @@ describe('hostile peers', () => {
     const grew = memAfter - memBefore;
     assert.ok(grew < 48 * MiB, `A's wasm memory grew by ${(grew / MiB).toFixed(1)} MiB during the flood`);
     t.diagnostic(`A's wasm memory: ${(memBefore / MiB).toFixed(1)} → ${(memAfter / MiB).toFixed(1)} MiB`);
+  });
+
+  it('a session flood with oversized first messages is cut off at once; an honest download finishes', async (t) => {
+    const [a, b, s] = await launchSwarm('A', 'B', 'S');
+    const orig = await shareRandom(a, 8 * MiB + 3, 'stormy.bin');
+    const memBefore = await a.page.evaluate(() => window.shoal.testMemoryBytes());
+    const pending = startDownload(b, orig.link);
+    // 48 sessions at once, each announcing a 16 MiB first message and sending 256 KiB of it.
+    const report = await s.page.evaluate((p) => window.shoal.testRawFlood(p, 48, 16 * 1024 * 1024, 256 * 1024, 5000), a.peerId);
+    assert.ok(report.opened + report.refused === 48, JSON.stringify(report));
+    assert.equal(report.closed, report.opened, `A left some flood streams open for 5 s: ${JSON.stringify(report)}`);
+    const got = await pending;
+    assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+    const memAfter = await a.page.evaluate(() => window.shoal.testMemoryBytes());
+    assert.ok(memAfter - memBefore < 32 * MiB, `A's wasm memory grew by ${((memAfter - memBefore) / MiB).toFixed(1)} MiB`);
+    t.diagnostic(`flood: ${JSON.stringify(report)}; A's wasm memory ${(memBefore / MiB).toFixed(1)} → ${(memAfter / MiB).toFixed(1)} MiB`);
   });
 
   it('silent manifest holders do not stall the download', async (t) => {

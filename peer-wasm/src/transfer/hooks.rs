@@ -1,7 +1,8 @@
 //! Test-only switches for the hostile-peer end-to-end tests (cargo feature
 //! `test-hooks`; never in `make build`/`make run`): a node that records the
 //! `Hello`s strangers send it and replays them to others, one that floods
-//! `GetManifest`, one that never answers it.
+//! `GetManifest`, one that never answers it, one that opens many sessions
+//! whose first message announces far more than a `Hello`.
 
 use std::cell::{Cell, RefCell};
 
@@ -115,6 +116,80 @@ impl Transfers {
         };
         let _ = stream.close().await;
         outcome
+    }
+}
+
+/// What [`Transfers::raw_flood`] saw.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FloodReport {
+    /// Streams opened.
+    pub opened: u32,
+    /// Streams that could not be opened.
+    pub refused: u32,
+    /// Opened streams the other side closed or reset within the wait.
+    pub closed: u32,
+}
+
+impl Transfers {
+    /// Opens `streams` sessions to `peer` at once; on each, sends a length
+    /// prefix announcing `announce` bytes and then `send` zero bytes, and
+    /// waits up to `wait_ms` for the other side to close it.
+    pub async fn raw_flood(
+        &self,
+        peer: PeerId,
+        streams: u32,
+        announce: u64,
+        send: u32,
+        wait_ms: u32,
+    ) -> FloodReport {
+        let one = |_| async move {
+            let Ok(stream) = self.0.control.open_stream(peer).await else {
+                return (false, false);
+            };
+            let mut stream = stream.stream;
+            let mut bytes = Vec::new();
+            let mut v = announce;
+            loop {
+                let b = (v & 0x7f) as u8;
+                v >>= 7;
+                if v == 0 {
+                    bytes.push(b);
+                    break;
+                }
+                bytes.push(b | 0x80);
+            }
+            bytes.resize(bytes.len() + send as usize, 0);
+            let closed = async {
+                if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+                    return true;
+                }
+                let mut buf = [0u8; 64];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return true,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            let wait = std::time::Duration::from_millis(u64::from(wait_ms));
+            let closed = futures::select! {
+                c = closed.fuse() => c,
+                _ = Delay::new(wait).fuse() => false,
+            };
+            (true, closed)
+        };
+        let results = futures::future::join_all((0..streams).map(one)).await;
+        let mut report = FloodReport::default();
+        for (opened, closed) in results {
+            if opened {
+                report.opened += 1;
+                report.closed += u32::from(closed);
+            } else {
+                report.refused += 1;
+            }
+        }
+        report
     }
 }
 
