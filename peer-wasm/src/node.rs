@@ -347,11 +347,13 @@ impl Loop {
         if self.next_discover.is_some_and(|t| instant >= t) {
             self.discover(swarm);
         }
-        if self.transfers.take_discover_request()
-            && swarm.is_connected(&self.settings.relay_peer)
+        // The request is taken only when it can be served: one made within
+        // a second of the last round waits for the next tick.
+        if swarm.is_connected(&self.settings.relay_peer)
             && self
                 .last_discover
                 .is_none_or(|t| instant >= t + DISCOVER_ON_DEMAND_EVERY)
+            && self.transfers.take_discover_request()
         {
             // A whole listing, not only what is new since the cookie: the
             // peer asked about may have registered before it.
