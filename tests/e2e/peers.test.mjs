@@ -44,21 +44,27 @@ function recordPeerStates() {
   window.shoal.onChange(note);
 }
 
-// In the page: record each onChange call's time and whether anything but progress changed.
+// In the page: record each onChange call's time and whether only progress counters changed.
 function recordChanges() {
   window.__changes = [];
-  // Everything a page shows except the progress counters that download events advance.
+  // Everything a page shows except the progress counters that download events advance
+  // (peers() whole: an RTT update is a change of its own, not progress).
   const shape = () =>
     JSON.stringify({
-      peers: window.shoal.peers().map((p) => [p.peerId, p.path, p.error]),
+      peers: window.shoal.peers(),
       relay: window.shoal.relay(),
       downloads: window.shoal.downloads().map((d) => [d.shareId, d.state, d.error, d.sources.map((s) => [s.peerId, s.path, s.banned])]),
     });
+  const counters = () => JSON.stringify(window.shoal.downloads().map((d) => [d.bytesDone, d.chunksDone]));
   let last = shape();
+  let lastCounters = counters();
   window.shoal.onChange(() => {
     const now = shape();
-    window.__changes.push({ t: performance.now(), progressOnly: now === last });
+    const nowCounters = counters();
+    // Progress only: the counters moved and nothing else did.
+    window.__changes.push({ t: performance.now(), progressOnly: now === last && nowCounters !== lastCounters });
     last = now;
+    lastCounters = nowCounters;
   });
 }
 
