@@ -8,7 +8,10 @@
 //!   the share's store and forwards everything else to the download.
 //! - [`download`]: one task per download, driving the sans-IO
 //!   `shoal_share::Scheduler` (rarest first, verification, bans).
-//! - [`store`]: the sharer's `File`, or the downloader's OPFS chunk files.
+//! - [`store`]: the sharer's `File`, or the downloader's OPFS files, and
+//!   this tab's Web Lock on each.
+//! - [`stored`]: shares kept on disk across page loads: resume, serve again,
+//!   list, delete, clean up (rules in `shoal_share::resume`).
 //!
 //! Sessions are opened by downloaders, to every connected peer, over
 //! whichever path exists (direct, or relayed until a direct one is made);
@@ -27,6 +30,7 @@ mod download;
 mod outbox;
 mod session;
 mod store;
+mod stored;
 
 use std::{
     cell::{Cell, RefCell},
@@ -61,6 +65,12 @@ pub enum TransferError {
     Manifest(#[from] shoal_share::ManifestError),
     #[error("storage: {0}")]
     Storage(String),
+    /// The disk or the origin's quota is full; what is stored is kept for resume.
+    #[error("storage full: {needed_mib} MiB free needed")]
+    StorageFull { needed_mib: u64 },
+    /// Another tab of this browser is downloading this share (or holds it).
+    #[error("this file is in use in another tab of this browser")]
+    InUse,
     #[error("download stopped: {0}")]
     Stopped(String),
 }
@@ -499,9 +509,10 @@ impl Transfers {
             let store = share.store.borrow().clone();
             let complete = share.have.borrow().is_full();
             if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
-                return store.finish(&m.0).await;
+                return store.file(&m.0);
             }
-            // A download that failed earlier: start it again from scratch.
+            // A download that failed earlier: start it again (it resumes
+            // from what is on disk).
         }
         let share = Rc::new(Share::new(id));
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
