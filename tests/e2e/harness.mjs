@@ -60,6 +60,21 @@ export async function closeAll() {
   browsers.clear();
 }
 
+/**
+ * Launch one Chromium process with a profile on disk in `userDataDir` (OPFS, Web Locks
+ * and the rest of storage survive reloads and live on disk, as in a real browser; the
+ * default contexts are off the record, with OPFS in memory). Resolves to its one
+ * BrowserContext; closing it ends the process. Pages: openTab().
+ */
+export async function launchPersistent(userDataDir, { executablePath = CHROMIUM, args = [] } = {}) {
+  const options = { executablePath, headless: true, args: [...CHROMIUM_ARGS, ...args], timeout: WAIT_MS };
+  const context = await chromium.launchPersistentContext(userDataDir, options);
+  // closeAll() closes it like a browser.
+  browsers.add(context);
+  context.on('close', () => browsers.delete(context));
+  return context;
+}
+
 /** Add a line to the logs dumpLogs() prints. */
 export function log(source, line) {
   logs.push(`${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s [${source}] ${line}`);
@@ -335,12 +350,30 @@ function startNodeInPage(options) {
  * `${relayUrl}/healthz` instead (app.js does not run) and the node is started from the test
  * with those options; `window.shoal` is set the same way.
  */
-export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
+export async function openPage(browser, relayUrl, options = {}) {
   const context = await browser.newContext();
   try {
+    return await openTab(context, relayUrl, options);
+  } catch (e) {
+    await context.close().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * The same as openPage() in an existing `context` (e.g. a second tab of a persistent
+ * profile from launchPersistent()). `close()` closes only this tab.
+ */
+export async function openTab(context, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
+  {
+    const browser = context.browser();
     await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
-    await context.addInitScript(recordPeerConnections);
-    for (const script of initScripts) await context.addInitScript(script);
+    // Init scripts are per context: a second tab of the same context has them already.
+    if (!context.__shoalInit) {
+      context.__shoalInit = true;
+      await context.addInitScript(recordPeerConnections);
+      for (const script of initScripts) await context.addInitScript(script);
+    }
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
@@ -382,17 +415,29 @@ export async function openPage(browser, relayUrl, { name, swarm = 'default', ini
       close: () => context.close().catch(() => {}),
     };
     return peer;
-  } catch (e) {
-    await context.close().catch(() => {});
-    throw e;
   }
 }
 
 /**
  * A browser process of its own with one page; `close()` ends the process.
- * `options.launch` goes to launchBrowser(), the rest to openPage().
+ * `options.launch` goes to launchBrowser(), the rest to openPage(). With `persistent`
+ * (a directory), the browser keeps its profile there (see launchPersistent()); its
+ * context is `peer.context`, for more tabs with openTab().
  */
-export async function launchPeer(relayUrl, { launch, ...options } = {}) {
+export async function launchPeer(relayUrl, { launch, persistent, ...options } = {}) {
+  if (persistent) {
+    const context = await launchPersistent(persistent, launch);
+    try {
+      // The persistent context opens with a blank tab: use it, not a second one.
+      const blank = context.pages();
+      const peer = await openTab(context, relayUrl, options);
+      for (const p of blank) await p.close().catch(() => {});
+      return peer;
+    } catch (e) {
+      await context.close().catch(() => {});
+      throw e;
+    }
+  }
   const browser = await launchBrowser(launch);
   try {
     const peer = await openPage(browser, relayUrl, options);
