@@ -8,7 +8,9 @@
 //   with two real browsers), with the flags and permission grant that make
 //   ICE gather candidates on a loopback-only host (see shared/NOTES.md), and
 //   an init script that records every RTCPeerConnection in `window.__pcs` so
-//   tests can read WebRTC stats independently of our code.
+//   tests can read WebRTC stats independently of our code. With `{ persistent: dir }` the
+//   browser keeps a profile on disk (OPFS on disk, as for real users; the default contexts
+//   are off the record), and openTab() opens more tabs of it.
 // - waitFor(): bounded polling that reports the last value seen on timeout.
 // Every relay line and page console line is kept; dumpLogs() prints them.
 
@@ -353,7 +355,9 @@ function startNodeInPage(options) {
 export async function openPage(browser, relayUrl, options = {}) {
   const context = await browser.newContext();
   try {
-    return await openTab(context, relayUrl, options);
+    const peer = await openTab(context, relayUrl, options);
+    peer.close = () => context.close().catch(() => {});
+    return peer;
   } catch (e) {
     await context.close().catch(() => {});
     throw e;
@@ -365,57 +369,55 @@ export async function openPage(browser, relayUrl, options = {}) {
  * profile from launchPersistent()). `close()` closes only this tab.
  */
 export async function openTab(context, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
-  {
-    const browser = context.browser();
-    await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
-    // Init scripts are per context: a second tab of the same context has them already.
-    if (!context.__shoalInit) {
-      context.__shoalInit = true;
-      await context.addInitScript(recordPeerConnections);
-      for (const script of initScripts) await context.addInitScript(script);
-    }
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
-    page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
-    page.on('crash', () => log(name, 'page crashed'));
-    if (startOptions) {
-      log(name, `goto ${relayUrl}/healthz; Node.start with ${JSON.stringify({ swarm, ...startOptions })}`);
-      await page.goto(`${relayUrl}/healthz`);
-      await page.evaluate(startNodeInPage, { swarm, ...startOptions });
-    } else {
-      const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
-      log(name, `goto ${url}`);
-      await page.goto(url);
-    }
-    const peer = {
-      name,
-      swarm,
-      browser,
-      context,
-      page,
-      peerId: null,
-      /** Wait until the page set window.shoal; throw the page's own error if it failed to start. */
-      async started() {
-        const handle = await page
-          .waitForFunction(() => window.shoal || window.shoalError, null, { timeout: WAIT_MS, polling: 100 })
-          .catch((e) => {
-            throw new Error(`${name}: the page set neither window.shoal nor window.shoalError within ${WAIT_MS} ms (${e.message.split('\n')[0]})`);
-          });
-        await handle.dispose();
-        const error = await page.evaluate(() => window.shoalError ?? null);
-        if (error) throw new Error(`${name}: the page failed to start: ${error}`);
-        peer.peerId = await page.evaluate(() => window.shoal.peerId);
-        log(name, `started as ${peer.peerId}`);
-        return peer.peerId;
-      },
-      peers: () => page.evaluate(() => window.shoal.peers()),
-      relay: () => page.evaluate(() => window.shoal.relay()),
-      close: () => context.close().catch(() => {}),
-    };
-    return peer;
+  const browser = context.browser();
+  await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
+  // Init scripts are per context: a second tab of the same context has them already.
+  if (!context.__shoalInit) {
+    context.__shoalInit = true;
+    await context.addInitScript(recordPeerConnections);
+    for (const script of initScripts) await context.addInitScript(script);
   }
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
+  page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('crash', () => log(name, 'page crashed'));
+  if (startOptions) {
+    log(name, `goto ${relayUrl}/healthz; Node.start with ${JSON.stringify({ swarm, ...startOptions })}`);
+    await page.goto(`${relayUrl}/healthz`);
+    await page.evaluate(startNodeInPage, { swarm, ...startOptions });
+  } else {
+    const url = `${relayUrl}/?swarm=${encodeURIComponent(swarm)}`;
+    log(name, `goto ${url}`);
+    await page.goto(url);
+  }
+  const peer = {
+    name,
+    swarm,
+    browser,
+    context,
+    page,
+    peerId: null,
+    /** Wait until the page set window.shoal; throw the page's own error if it failed to start. */
+    async started() {
+      const handle = await page
+        .waitForFunction(() => window.shoal || window.shoalError, null, { timeout: WAIT_MS, polling: 100 })
+        .catch((e) => {
+          throw new Error(`${name}: the page set neither window.shoal nor window.shoalError within ${WAIT_MS} ms (${e.message.split('\n')[0]})`);
+        });
+      await handle.dispose();
+      const error = await page.evaluate(() => window.shoalError ?? null);
+      if (error) throw new Error(`${name}: the page failed to start: ${error}`);
+      peer.peerId = await page.evaluate(() => window.shoal.peerId);
+      log(name, `started as ${peer.peerId}`);
+      return peer.peerId;
+    },
+    peers: () => page.evaluate(() => window.shoal.peers()),
+    relay: () => page.evaluate(() => window.shoal.relay()),
+    close: () => page.close().catch(() => {}),
+  };
+  return peer;
 }
 
 /**
@@ -432,6 +434,7 @@ export async function launchPeer(relayUrl, { launch, persistent, ...options } = 
       const blank = context.pages();
       const peer = await openTab(context, relayUrl, options);
       for (const p of blank) await p.close().catch(() => {});
+      peer.close = () => context.close().catch(() => {});
       return peer;
     } catch (e) {
       await context.close().catch(() => {});

@@ -32,6 +32,9 @@ use super::{
 const MAX_WRITES: usize = 8;
 /// Progress reaches the page at most this often.
 const NOTIFY_EVERY: Duration = Duration::from_millis(100);
+/// While stored chunks are re-verified, the page hears of it once per this
+/// many chunks (a few times a second).
+const CHECKING_NOTIFY_EVERY: u32 = 64;
 
 pub async fn run(
     t: Transfers,
@@ -70,7 +73,17 @@ async fn download(
     share: &Rc<Share>,
     rx: &mut mpsc::Receiver<DlEvent>,
 ) -> Result<File, TransferError> {
-    let (manifest, have, lock, bitfields) = match stored::open(&share.id, |_, _| ()).await? {
+    let checking = |m: &Manifest, done: u32, of: u32| {
+        if done == 0 {
+            let mut view = share.view.borrow_mut();
+            fill_view_header(&mut view, m);
+            view.state = "checking";
+        }
+        if done.is_multiple_of(CHECKING_NOTIFY_EVERY) || done == of {
+            t.notify();
+        }
+    };
+    let (manifest, have, lock, bitfields) = match stored::open(&share.id, checking).await? {
         Opened::Complete {
             manifest,
             file,
@@ -280,7 +293,12 @@ fn stored(share: &Share, checkpoints: &mut Checkpoints, now: Duration, index: u3
 /// From now on `share` is served from `store`: what it has is announced to
 /// every session.
 fn serve(share: &Share, manifest: Manifest, have: Bitfield, store: Rc<Store>) {
-    fill_view_header(&mut share.view.borrow_mut(), &manifest);
+    {
+        let mut view = share.view.borrow_mut();
+        fill_view_header(&mut view, &manifest);
+        view.chunks_done = have.count_ones();
+        view.bytes_done = resume::bytes_of(&manifest, &have);
+    }
     *share.store.borrow_mut() = Some(store);
     *share.have.borrow_mut() = have.clone();
     let bytes = manifest.encode();

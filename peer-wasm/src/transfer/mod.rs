@@ -208,7 +208,8 @@ pub struct DownloadView {
     pub name: Option<String>,
     pub size: Option<u64>,
     pub media_type: Option<String>,
-    /// "looking" (for the manifest), "downloading", "done" or "failed".
+    /// "looking" (for the manifest), "checking" (re-verifying the chunks
+    /// stored earlier), "downloading", "done" or "failed".
     pub state: &'static str,
     pub chunks_done: u32,
     pub chunks_total: u32,

@@ -45,8 +45,12 @@ pub enum Opened {
 }
 
 /// Takes `share`'s lock and reads what is stored for it, re-verifying every
-/// chunk the record names (`progress(checked, claimed)` as it goes).
-pub async fn open(share: &ShareId, progress: impl Fn(u32, u32)) -> Result<Opened, TransferError> {
+/// chunk the record names (`checking(manifest, checked, claimed)` before the
+/// first and after each).
+pub async fn open(
+    share: &ShareId,
+    checking: impl Fn(&Manifest, u32, u32),
+) -> Result<Opened, TransferError> {
     let lock = match ShareLock::take(share, LockMode::Exclusive).await? {
         Some(lock) => lock,
         // Another tab has it: serve it too if it is complete, else wait for it.
@@ -79,7 +83,7 @@ pub async fn open(share: &ShareId, progress: impl Fn(u32, u32)) -> Result<Opened
         Some(_) => HaveRecord::claimed(record.as_deref(), &manifest),
         None => Bitfield::new(manifest.chunk_count()),
     };
-    let have = recheck(&manifest, &claimed, data.as_ref(), progress).await;
+    let have = recheck(&manifest, &claimed, data.as_ref(), checking).await;
     if have.is_full() {
         if let Some(data) = data {
             let file = store::named_file(&data, &manifest)?;
@@ -114,12 +118,16 @@ async fn recheck(
     manifest: &Manifest,
     claimed: &Bitfield,
     data: Option<&Blob>,
-    progress: impl Fn(u32, u32),
+    checking: impl Fn(&Manifest, u32, u32),
 ) -> Bitfield {
     let mut check = Recheck::new(manifest, claimed);
     let Some(data) = data else {
         return check.into_have();
     };
+    let (_, claimed) = check.progress();
+    if claimed > 0 {
+        checking(manifest, 0, claimed);
+    }
     while let Some(index) = check.next_chunk() {
         let (Some(range), Some(len)) = (manifest.chunk_range(index), manifest.chunk_len(index))
         else {
@@ -130,7 +138,7 @@ async fn recheck(
             .unwrap_or_default();
         check.checked(manifest, index, &bytes);
         let (done, of) = check.progress();
-        progress(done, of);
+        checking(manifest, done, of);
     }
     if check.failed() > 0 {
         tracing::warn!(
