@@ -153,14 +153,14 @@ function acquire(key, mode, waitMs) {
 }
 
 /**
- * Takes `key`'s lock for this tab: 'exclusive' (to write; waits a moment for
- * a page that is going away) or 'shared' (to serve a complete file; only if
- * free now). Resolves to a token for opfsUnlock, or 0 if not held. A lock is
- * held once per tab: asking again while it is held here gives 0.
+ * Takes `key`'s lock for this tab: 'exclusive' (to write) or 'shared' (to
+ * serve a complete file); at once, or with `wait` within a moment (for a
+ * page that is going away). Resolves to a token for opfsUnlock, or 0 if not
+ * held. A lock is held once per tab: asking again while it is held here gives 0.
  */
-export async function opfsLock(key, mode) {
+export async function opfsLock(key, mode, wait) {
   if (held.has(key)) return 0;
-  return acquire(key, mode, mode === 'exclusive' ? LOCK_WAIT_MS : 0);
+  return acquire(key, mode, wait ? LOCK_WAIT_MS : 0);
 }
 
 /** Turns this tab's exclusive lock `token` on `key` into a shared one, never unlocked in between. */

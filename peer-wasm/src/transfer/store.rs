@@ -24,7 +24,7 @@ use super::TransferError;
 #[wasm_bindgen(module = "/js/opfs.js")]
 extern "C" {
     #[wasm_bindgen(js_name = opfsLock)]
-    fn opfs_lock(key: &str, mode: &str) -> js_sys::Promise;
+    fn opfs_lock(key: &str, mode: &str, wait: bool) -> js_sys::Promise;
     #[wasm_bindgen(js_name = opfsDowngrade)]
     fn opfs_downgrade(key: &str, token: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = opfsUnlock)]
@@ -92,9 +92,9 @@ fn write_err(context: &'static str) -> impl Fn(JsValue) -> WriteError {
 /// Lock mode for [`ShareLock::take`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
-    /// To write the share's files; waits a moment for a page that is going away.
+    /// To write the share's files.
     Exclusive,
-    /// To serve a complete file; only if no tab writes it.
+    /// To serve a complete file; only while no tab writes it.
     Shared,
 }
 
@@ -109,14 +109,20 @@ pub struct ShareLock {
 }
 
 impl ShareLock {
-    /// The lock on `share`, if it can be had.
-    pub async fn take(share: &ShareId, mode: LockMode) -> Result<Option<Self>, TransferError> {
+    /// The lock on `share`, if it can be had at once (or with `wait`, within
+    /// a moment: a page that is reloading lets go of its locks shortly after
+    /// the new one starts).
+    pub async fn take(
+        share: &ShareId,
+        mode: LockMode,
+        wait: bool,
+    ) -> Result<Option<Self>, TransferError> {
         let key = share.to_string();
         let name = match mode {
             LockMode::Exclusive => "exclusive",
             LockMode::Shared => "shared",
         };
-        let token = JsFuture::from(opfs_lock(&key, name))
+        let token = JsFuture::from(opfs_lock(&key, name, wait))
             .await
             .map_err(js_err("taking the share's lock"))?
             .as_f64()

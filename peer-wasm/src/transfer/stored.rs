@@ -51,13 +51,7 @@ pub async fn open(
     share: &ShareId,
     checking: impl Fn(&Manifest, u32, u32),
 ) -> Result<Opened, TransferError> {
-    let lock = match ShareLock::take(share, LockMode::Exclusive).await? {
-        Some(lock) => lock,
-        // Another tab has it: serve it too if it is complete, else wait for it.
-        None => ShareLock::take(share, LockMode::Shared)
-            .await?
-            .ok_or(TransferError::InUse)?,
-    };
+    let lock = take_lock(share).await?.ok_or(TransferError::InUse)?;
     let lock = Rc::new(lock);
     let exclusive = lock.mode() == LockMode::Exclusive;
     let name = |kind| resume::file_name(share, kind);
@@ -111,6 +105,21 @@ pub async fn open(
         have,
         lock,
     })
+}
+
+/// The share's lock, exclusive if free, else shared (another tab serves the
+/// complete file: serve it too); a moment's wait for a tab that is going away
+/// only if neither is free now.
+async fn take_lock(share: &ShareId) -> Result<Option<ShareLock>, TransferError> {
+    for wait in [false, true] {
+        if let Some(lock) = ShareLock::take(share, LockMode::Exclusive, wait).await? {
+            return Ok(Some(lock));
+        }
+        if let Some(lock) = ShareLock::take(share, LockMode::Shared, false).await? {
+            return Ok(Some(lock));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads back and verifies each chunk `claimed` names; the ones that pass.
