@@ -70,10 +70,12 @@ setup-build:
 setup-test:
 	bash scripts/setup.sh test
 
-# The same output as wasm-pack --target web, without wasm-pack.
+# The same output as wasm-pack --target web, without wasm-pack; then .br/.gz
+# copies of the page's assets, which the relay serves to browsers that take them.
 wasm:
 	cargo build -p peer-wasm --target $(WASM_TARGET) --release
 	wasm-bindgen --target web --out-dir www/pkg $(WASM_OUT)
+	node scripts/compress.mjs www
 
 # The page with a wasm that has the test switches (feature test-hooks), in
 # $(WWW_TEST): what the end-to-end tests serve. Release builds never have them.
@@ -82,6 +84,7 @@ wasm-test:
 	rm -rf $(WWW_TEST) && mkdir -p $(WWW_TEST)
 	cp -r www/. $(WWW_TEST)/ && rm -rf $(WWW_TEST)/pkg
 	wasm-bindgen --target web --out-dir $(WWW_TEST)/pkg $(WASM_OUT)
+	node scripts/compress.mjs $(WWW_TEST)
 
 relay:
 	cargo build -p shoal-relay --release
@@ -92,3 +95,4 @@ relay-debug:
 clean:
 	cargo clean
 	rm -rf www/pkg tests/.artifacts
+	find www \( -name '*.br' -o -name '*.gz' \) -delete

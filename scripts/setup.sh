@@ -77,12 +77,14 @@ setup_test() {
   # Browsers for the end-to-end tests; nginx and openssl for the HTTPS and
   # reverse-proxy tests; pebble (an ACME test CA) for automatic certificates.
   apt_need /usr/bin/chromium chromium /usr/sbin/nginx nginx openssl openssl pebble pebble
+  # Firefox ESR for the cross-browser tests (driven over WebDriver BiDi by puppeteer-core).
+  apt_need /usr/bin/firefox-esr firefox-esr
 
   # The NAT lab (tests/lab/, scripts/nat-lab.sh): network namespaces
   # (iproute2), NAT (nftables), health checks inside the namespaces (curl).
   # The lab runs only as root; these are installed anyway so a root run finds them.
   apt_need ip iproute2 nft nftables curl curl
-  # coturn (turnserver): the TURN anchor of the lab benchmark (tests/bench/lab.mjs).
+  # coturn (turnserver): TURN in the cone lab test and the lab benchmark.
   # Debian starts it as a service where systemd runs, on the STUN port the relay
   # wants; the benchmark runs its own inside a namespace, so a coturn installed
   # here is stopped and disabled (one that was already there is left alone).

@@ -10,6 +10,7 @@
 //!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
 //!   `shoal_share`).
 //! - `log`: `tracing` to the browser console.
+//! - `peer_limit`: `maxPeers`, denying connections to peers beyond it.
 //! - `ws`: the WebSocket transport to the relay (why our own: see there).
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
 //! - `streams`: the transfer protocol's streams, each tied to its
@@ -24,6 +25,7 @@
 pub mod api;
 mod log;
 mod node;
+mod peer_limit;
 mod state;
 mod streams;
 mod transfer;

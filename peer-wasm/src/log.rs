@@ -81,3 +81,19 @@ impl Subscriber for ConsoleSubscriber {
 
     fn exit(&self, _: &span::Id) {}
 }
+
+/// `error` and each of its sources, joined by ": " (libp2p's errors often
+/// keep the cause, e.g. why a signaling attempt failed, in `source()` only).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}

@@ -65,6 +65,8 @@ const TICK: Duration = Duration::from_millis(250);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    // First: a connection it denies never reaches the others.
+    limit: crate::peer_limit::Behaviour,
     relay: relay::client::Behaviour,
     rendezvous: rendezvous::client::Behaviour,
     identify: identify::Behaviour,
@@ -90,6 +92,8 @@ pub enum Command {
 pub fn build(
     keypair: identity::Keypair,
     webrtc_config: webrtc::Config,
+    max_peers: usize,
+    relay_peer: PeerId,
 ) -> Result<(Swarm<Behaviour>, streams::Control), String> {
     let local_peer = keypair.public().to_peer_id();
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
@@ -113,6 +117,7 @@ pub fn build(
         })
         .boxed();
     let behaviour = Behaviour {
+        limit: crate::peer_limit::Behaviour::new(max_peers, relay_peer),
         relay: relay_behaviour,
         rendezvous: rendezvous::client::Behaviour::new(keypair.clone()),
         identify: identify::Behaviour::new(
@@ -557,7 +562,7 @@ impl Loop {
                 error,
                 ..
             } => {
-                tracing::warn!(%send_back_addr, "inbound connection failed: {error}");
+                tracing::warn!(%send_back_addr, "inbound connection failed: {}", crate::log::chain(&error));
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

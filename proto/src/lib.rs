@@ -9,6 +9,7 @@
 //! - `pb`: the two-field protobuf messages both wire formats use.
 //! - [`frame`]: data-channel framing of the libp2p WebRTC spec and the
 //!   per-stream state machine (FIN / FIN_ACK / STOP_SENDING / RESET).
+//! - [`peer_limit`]: the `maxPeers` rule (which new connections a node keeps).
 //! - [`backoff`]: retry schedules (exponential backoff with jitter) for
 //!   reconnecting to the relay and retrying direct paths.
 //!
@@ -19,5 +20,6 @@ pub mod backoff;
 pub mod frame;
 pub mod info;
 mod pb;
+pub mod peer_limit;
 pub mod signaling;
 pub mod varint;

@@ -36,7 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The static page. Revalidated on every load: after a rebuild the page and
+/// The static page, pre-compressed where `make` compressed it. Revalidated on every load: after a rebuild the page and
 /// its wasm must change together, and a stale half breaks the page.
 async fn static_file(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let files = tower::ServiceBuilder::new()
@@ -44,7 +44,12 @@ async fn static_file(State(state): State<Arc<AppState>>, req: Request) -> Respon
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         ))
-        .service(ServeDir::new(state.www()));
+        // `make` writes .br and .gz copies beside the assets (scripts/compress.mjs).
+        .service(
+            ServeDir::new(state.www())
+                .precompressed_br()
+                .precompressed_gzip(),
+        );
     match files.oneshot(req).await {
         Ok(res) => res.into_response(),
         Err(never) => match never {},

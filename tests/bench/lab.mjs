@@ -26,7 +26,7 @@
 //
 // Relay binary: $SHOAL_RELAY_BIN, else target/release/relay, else target/debug/relay.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -53,14 +53,6 @@ const SECTION_END = '<!-- /bench:lab -->';
 
 const COMMAND = benchCommand('tests/bench/lab.mjs', argv);
 
-// coturn in `pub`, beside the relay (whose own STUN keeps 3478).
-const TURN_PORT = 3479;
-const TURN_USER = 'u';
-const TURN_PASS = 'p';
-const TURN_URL = `turn:${L.RELAY_IP}:${TURN_PORT}?transport=udp`;
-/** The lab's NAT'd subnets (scripts/nat-lab.sh), unreachable from `pub`. */
-const TURN_DENIED = '10.200.1.0-10.200.2.255';
-const TURN_RELAY_ARGS = ['--ice-server', TURN_URL, '--ice-username', TURN_USER, '--ice-credential', TURN_PASS];
 
 // ---- formatting ------------------------------------------------------------------
 
@@ -142,53 +134,6 @@ function sha256File(file) {
 async function sha256DownloadInPage() {
   const digest = await crypto.subtle.digest('SHA-256', await window.__dlFile.arrayBuffer());
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-// ---- coturn ----------------------------------------------------------------------
-
-/** Start Debian's turnserver in `pub` (foreground; `ip netns exec` execs it, so the pid is its). */
-async function startCoturn(dir) {
-  const args = [
-    'netns', 'exec', L.NS.pub, 'turnserver',
-    '-n', '--no-cli', '--no-tls', '--no-dtls',
-    '-L', L.RELAY_IP, '-E', L.RELAY_IP, '-p', String(TURN_PORT),
-    '--min-port', '49152', '--max-port', '49999',
-    '--lt-cred-mech', '--user', `${TURN_USER}:${TURN_PASS}`, '--realm', 'shoal',
-    '--fingerprint', '--no-software-attribute',
-    // `pub` has no route to the NAT'd subnets: a send to a peer's host candidate fails with
-    // ENETUNREACH (on the Internet it would be dropped silently), and with that coturn 4.6.1
-    // stopped relaying for the allocation about a second after ICE connected (measured here).
-    // Denying those peers keeps the pages from asking coturn to send there.
-    `--denied-peer-ip=${TURN_DENIED}`,
-    '--log-file', 'stdout', '--simple-log', '--pidfile', path.join(dir, 'turnserver.pid'),
-  ];
-  h.log('harness', `starting ip ${args.join(' ')}`);
-  const proc = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let exited = null;
-  const exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
-    exited = { code, signal };
-    h.log('turnserver', `exited (code ${code}, signal ${signal})`);
-    resolve();
-  }));
-  h.pipeLines(proc, 'turnserver');
-  // Ready once it listens on UDP TURN_PORT inside pub.
-  await h.waitFor(`turnserver to listen on udp ${L.RELAY_IP}:${TURN_PORT} in ${L.NS.pub}`, async () => {
-    if (exited) throw new Error(`turnserver exited: ${JSON.stringify(exited)}`);
-    return execFileSync('ip', ['netns', 'exec', L.NS.pub, 'ss', '-Hlun', `sport = :${TURN_PORT}`], { encoding: 'utf8' }).trim();
-  }, Boolean, { timeout: 10_000, interval: 100 });
-  const version = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'coturn'], { encoding: 'utf8' }).trim();
-  return {
-    pid: proc.pid,
-    version,
-    async stop() {
-      if (!exited) {
-        proc.kill('SIGTERM');
-        await Promise.race([exit, sleep(5_000)]);
-        if (!exited) proc.kill('SIGKILL');
-        await exit;
-      }
-    },
-  };
 }
 
 // ---- 1. page load → first direct peer ----------------------------------------------
@@ -419,7 +364,7 @@ function section(r) {
     '',
     `Selected ICE pairs (local→remote, from each page's RTCPeerConnection stats): direct: ${pairsOf(t.direct)}; relayed: none connected (WebRTC failed: ${t.relayed.length ? 'yes' : '—'}); TURN: ${pairsOf(t.turn)}.`,
     '',
-    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${TURN_RELAY_ARGS.join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`. Browsers are launched once the namespaces' IPv6 addresses left "tentative" (otherwise Chromium may fail the first page load with ERR_NETWORK_CHANGED).`,
+    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${L.TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${L.TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${(r.turnRelayArgs ?? []).join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`. Browsers are launched once the namespaces' IPv6 addresses left "tentative" (otherwise Chromium may fail the first page load with ERR_NETWORK_CHANGED).`,
     '',
     'Caveats: 2-CPU machine; both browsers, the relay and coturn share it, so the absolute MB/s are CPU-bound and noisy; the ratios, measured side by side in one run, are the figures to compare. The lab\'s links are veth pairs (no latency or loss added).',
   ];
@@ -530,10 +475,11 @@ async function main() {
       await attempt('relayed', round, () => transfer(lab, browsers, 'relayed', { file, sha256, want: 'relayed', server: lab.relay }));
       if (TURN) {
         await attempt('turn', round, async () => {
-          coturn = await startCoturn(tmp);
+          coturn = await L.startLabTurn(tmp);
           r.coturnVersion = coturn.version;
+          r.turnRelayArgs = coturn.relayArgs;
           await lab.stopRelay({ signal: 'SIGTERM' });
-          lab.extraRelayArgs = TURN_RELAY_ARGS;
+          lab.extraRelayArgs = coturn.relayArgs;
           await lab.startRelay();
           return transfer(lab, browsers, 'turn', { file, sha256, want: 'direct', server: coturn, checkPairs: turnPairs });
         });

@@ -62,6 +62,13 @@ export async function closeAll() {
   browsers.clear();
 }
 
+/** Let closeAll() find `browser` (Playwright's or Puppeteer's) until it disconnects. */
+export function trackBrowser(browser) {
+  browsers.add(browser);
+  browser.on('disconnected', () => browsers.delete(browser));
+  return browser;
+}
+
 /**
  * Launch one Chromium process with a profile on disk in `userDataDir` (OPFS, Web Locks
  * and the rest of storage survive reloads and live on disk, as in a real browser; the
@@ -291,7 +298,7 @@ export async function relayBytes(relay) {
 }
 
 // Runs in every page before any of its scripts: record each RTCPeerConnection.
-function recordPeerConnections() {
+export function recordPeerConnections() {
   const Native = window.RTCPeerConnection;
   window.__pcs = [];
   if (typeof Native !== 'function') return;
@@ -323,9 +330,7 @@ export async function launchBrowser({ executablePath = CHROMIUM, args = [] } = {
     console.error(`[harness] browser launch failed, retrying once: ${e.message.split('\n')[0]}`);
     browser = await chromium.launch(options);
   }
-  browsers.add(browser);
-  browser.on('disconnected', () => browsers.delete(browser));
-  return browser;
+  return trackBrowser(browser);
 }
 
 // Evaluated in a page at the relay's origin that does not run app.js: start the node as
@@ -347,7 +352,8 @@ function startNodeInPage(options) {
 /**
  * Open `${relayUrl}/?swarm=...` in a fresh context (empty cache and storage) of `browser`.
  * Does not wait for the node: call `peer.started()` for that.
- * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder.
+ * `initScripts` run in the page before its own scripts, after the RTCPeerConnection recorder;
+ * each is a function or [function, argument].
  * With `startOptions` (extra `Node.start` options, e.g. `{ iceServers }`), the page is
  * `${relayUrl}/healthz` instead (app.js does not run) and the node is started from the test
  * with those options; `window.shoal` is set the same way.
@@ -365,24 +371,10 @@ export async function openPage(browser, relayUrl, options = {}) {
 }
 
 /**
- * The same as openPage() in an existing `context` (e.g. a second tab of a persistent
- * profile from launchPersistent()). `close()` closes only this tab.
+ * Navigate `page` to the relay's page for `swarm`, or (with `startOptions`) to /healthz and
+ * start the node from the test with those options.
  */
-export async function openTab(context, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
-  const browser = context.browser();
-  await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
-  // Init scripts are per context: a second tab of the same context has them already.
-  if (!context.__shoalInit) {
-    context.__shoalInit = true;
-    await context.addInitScript(recordPeerConnections);
-    for (const script of initScripts) await context.addInitScript(script);
-  }
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
-  page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
-  page.on('crash', () => log(name, 'page crashed'));
+export async function gotoShoal(page, relayUrl, { name, swarm, startOptions = null }) {
   if (startOptions) {
     log(name, `goto ${relayUrl}/healthz; Node.start with ${JSON.stringify({ swarm, ...startOptions })}`);
     await page.goto(`${relayUrl}/healthz`);
@@ -392,6 +384,13 @@ export async function openTab(context, relayUrl, { name, swarm = 'default', init
     log(name, `goto ${url}`);
     await page.goto(url);
   }
+}
+
+/**
+ * The handle tests use for one page running shoal, from any browser driver whose `page`
+ * has `evaluate(fn, arg)` (Playwright's and Puppeteer's both do).
+ */
+export function pagePeer({ name, swarm, browser, context = null, page, close }) {
   const peer = {
     name,
     swarm,
@@ -401,12 +400,8 @@ export async function openTab(context, relayUrl, { name, swarm = 'default', init
     peerId: null,
     /** Wait until the page set window.shoal; throw the page's own error if it failed to start. */
     async started() {
-      const handle = await page
-        .waitForFunction(() => window.shoal || window.shoalError, null, { timeout: WAIT_MS, polling: 100 })
-        .catch((e) => {
-          throw new Error(`${name}: the page set neither window.shoal nor window.shoalError within ${WAIT_MS} ms (${e.message.split('\n')[0]})`);
-        });
-      await handle.dispose();
+      await waitFor(`${name}: the page to set window.shoal or window.shoalError`, () =>
+        page.evaluate(() => Boolean(window.shoal || window.shoalError)), Boolean, { interval: 100 });
       const error = await page.evaluate(() => window.shoalError ?? null);
       if (error) throw new Error(`${name}: the page failed to start: ${error}`);
       peer.peerId = await page.evaluate(() => window.shoal.peerId);
@@ -415,9 +410,31 @@ export async function openTab(context, relayUrl, { name, swarm = 'default', init
     },
     peers: () => page.evaluate(() => window.shoal.peers()),
     relay: () => page.evaluate(() => window.shoal.relay()),
-    close: () => page.close().catch(() => {}),
+    close,
   };
   return peer;
+}
+
+/**
+ * The same as openPage() in an existing `context` (e.g. a second tab of a persistent
+ * profile from launchPersistent()). `close()` closes only this tab.
+ */
+export async function openTab(context, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null } = {}) {
+  await context.grantPermissions(['camera', 'microphone'], { origin: relayUrl });
+  // Init scripts are per context: a second tab of the same context has them already.
+  if (!context.__shoalInit) {
+    context.__shoalInit = true;
+    await context.addInitScript(recordPeerConnections);
+    for (const script of initScripts) await (Array.isArray(script) ? context.addInitScript(...script) : context.addInitScript(script));
+  }
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
+  page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('crash', () => log(name, 'page crashed'));
+  await gotoShoal(page, relayUrl, { name, swarm, startOptions });
+  return pagePeer({ name, swarm, browser: context.browser(), context, page, close: () => page.close().catch(() => {}) });
 }
 
 /**
@@ -430,7 +447,7 @@ export async function launchPeer(relayUrl, { launch, persistent, ...options } = 
   if (persistent) {
     const context = await launchPersistent(persistent, launch);
     try {
-      // The persistent context opens with a blank tab: use it, not a second one.
+      // The persistent context opens with a blank tab: closed once ours is open.
       const blank = context.pages();
       const peer = await openTab(context, relayUrl, options);
       for (const p of blank) await p.close().catch(() => {});
@@ -475,16 +492,26 @@ export async function waitFor(what, probe, check = Boolean, { timeout = WAIT_MS,
   throw new Error(`timed out after ${timeout} ms waiting for ${what}; ${seen}`);
 }
 
-/** Evaluated in a page: the selected ICE candidate pair of every RTCPeerConnection. */
+/**
+ * Evaluated in a page: the selected ICE candidate pair of every RTCPeerConnection, and the
+ * types of the local candidates it gathered (`gathered`: host, srflx, relay).
+ */
 export function selectedPairsInPage() {
   return Promise.all(
     (window.__pcs ?? []).map(async (pc, index) => {
-      const entry = { index, connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState, selected: [] };
+      const entry = { index, connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState, selected: [], gathered: [] };
       if (pc.connectionState === 'closed') return entry;
       const stats = await pc.getStats();
+      // Chromium names the selected pair in its `transport` report; Firefox has no such
+      // report and marks the pair itself (`selected`, non-standard).
+      const selectedIds = [];
       for (const report of stats.values()) {
-        if (report.type !== 'transport' || !report.selectedCandidatePairId) continue;
-        const pair = stats.get(report.selectedCandidatePairId);
+        if (report.type === 'local-candidate' && !entry.gathered.includes(report.candidateType)) entry.gathered.push(report.candidateType);
+        if (report.type === 'transport' && report.selectedCandidatePairId) selectedIds.push(report.selectedCandidatePairId);
+        if (report.type === 'candidate-pair' && report.selected === true) selectedIds.push(report.id);
+      }
+      for (const id of new Set(selectedIds)) {
+        const pair = stats.get(id);
         const local = pair && stats.get(pair.localCandidateId);
         const remote = pair && stats.get(pair.remoteCandidateId);
         entry.selected.push({

@@ -1,6 +1,8 @@
 // The relay's HTTP side, against the real binary: health, info, the page, the wasm.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import * as h from './harness.mjs';
 
@@ -87,5 +89,30 @@ describe('relay HTTP endpoints', () => {
     // An import from "env" means a native dependency leaked into the wasm build.
     const fromEnv = WebAssembly.Module.imports(new WebAssembly.Module(bytes)).filter((i) => i.module === 'env');
     assert.deepEqual(fromEnv, [], 'the wasm imports from "env"');
+  });
+
+  it('serves the wasm pre-compressed: brotli or gzip as the client accepts, the same bytes', async () => {
+    // node:http, not fetch: fetch decodes for us and hides what came over the wire.
+    const raw = (encoding) =>
+      new Promise((resolve, reject) => {
+        const req = http.get(`${relay.url}/pkg/peer_wasm_bg.wasm`, { headers: { 'accept-encoding': encoding } }, (res) => {
+          const parts = [];
+          res.on('data', (d) => parts.push(d));
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts) }));
+        });
+        req.on('error', reject);
+        req.setTimeout(h.WAIT_MS, () => req.destroy(new Error('timeout')));
+      });
+    const plain = await raw('identity');
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers['content-encoding'], undefined);
+    const br = await raw('br, gzip');
+    assert.equal(br.headers['content-encoding'], 'br');
+    assert.match(br.headers['content-type'] ?? '', /^application\/wasm/);
+    assert.ok(brotliDecompressSync(br.body).equals(plain.body), 'the .br copy is not the wasm that is served');
+    const gz = await raw('gzip');
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.ok(gunzipSync(gz.body).equals(plain.body), 'the .gz copy is not the wasm that is served');
+    process.stderr.write(`wasm: ${plain.body.length} bytes, brotli ${br.body.length}, gzip ${gz.body.length}\n`);
   });
 });

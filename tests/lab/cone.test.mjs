@@ -3,6 +3,8 @@
 // public side. Hole punching works, so the browsers connect directly through both NATs.
 //
 // 1. direct through the NATs (srflx/prflx selected pair), 32 MiB A -> B, SHA-256 equal.
+//    coturn runs beside the relay and the pages gather TURN relay candidates, so "the
+//    selected pair has no relay candidate" is a check that fails when traffic goes via TURN.
 // 3. direct, then UDP dropped at rtr-a mid-transfer: the download completes over the relay;
 //    UDP restored: the peers go direct again.
 // 4. the relay killed and restarted (same identity and ports) mid-transfer on a direct path:
@@ -44,7 +46,7 @@ describe('NAT lab: cone NATs', () => {
   before(async () => {
     if (unavailable) return;
     try {
-      lab = await L.startLab('cone');
+      lab = await L.startLab('cone', { turn: true });
     } catch (e) {
       setupError = e;
       h.dumpLogs('lab set-up logs');
@@ -89,6 +91,11 @@ describe('NAT lab: cone NATs', () => {
         (ps) => ps.some(L.natPair),
       );
       t.diagnostic(`${peer.name}'s selected pairs: ${JSON.stringify(pairs)}`);
+      // TURN was on offer: the pair above was chosen over a relay candidate, not for want of one.
+      const gathered = await h.waitFor(`${peer.name} to gather a TURN relay candidate (coturn in pub)`, () => L.gatheredTypes(peer), (types) => types.includes('relay'));
+      t.diagnostic(`${peer.name} gathered candidate types: ${gathered.join(', ')}`);
+      const relayPairs = (await L.connectedPairs(peer)).filter((s) => s.localType === 'relay' || s.remoteType === 'relay');
+      assert.deepEqual(relayPairs, [], `${peer.name} selected a TURN pair`);
     }
 
     const orig = await L.shareRandom(a, SIZE);

@@ -25,6 +25,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import * as F from '../e2e/files.mjs';
 import * as h from '../e2e/harness.mjs';
+import { startTurn } from '../e2e/turn.mjs';
 import { selfSignedCert, trustArgs } from '../e2e/tls.mjs';
 
 const run = promisify(execFile);
@@ -139,9 +140,10 @@ async function getInPub(url, cacert) {
  * Bring the lab up in `mode` ('cone' | 'symmetric'): namespaces and NATs, STUN, the relay.
  * `extraRelayArgs`: more relay flags (kept in `lab.extraRelayArgs`, which a later
  * `lab.startRelay()` reads again). Returns the lab; call `lab.down()` in `after` (it is safe
- * to call twice).
+ * to call twice). With `turn`, coturn runs in `pub` too (lab.turn) and the relay offers it to
+ * the pages, so they gather TURN relay candidates.
  */
-export async function startLab(mode, { extraRelayArgs = [] } = {}) {
+export async function startLab(mode, { extraRelayArgs = [], turn = false } = {}) {
   hookExit();
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-lab-'));
   labDirs.add(dir);
@@ -164,6 +166,10 @@ export async function startLab(mode, { extraRelayArgs = [] } = {}) {
       writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${NS[host]} ${h.CHROMIUM} "$@"\n`);
       chmodSync(file, 0o755);
       lab.wrappers[host] = file;
+    }
+    if (turn) {
+      lab.turn = await startLabTurn(dir);
+      lab.extraRelayArgs = [...lab.turn.relayArgs, ...extraRelayArgs];
     }
     lab.relay = await startLabRelay(lab);
   } catch (e) {
@@ -233,6 +239,8 @@ async function stopLab(lab) {
   await h.closeAll();
   await lab.relay?.stop().catch(() => {});
   lab.relay = null;
+  await lab.turn?.stop().catch(() => {});
+  lab.turn = null;
   // Kills whatever is still inside the namespaces, then deletes them.
   if (labIsUp) {
     await labScript('down').catch((e) => h.log('lab', `down failed: ${e.message}`));
@@ -306,6 +314,27 @@ export const connectionStates = (peer) => peer.page.evaluate(() => window.__pcSt
 export async function connectedPairs(peer) {
   const pcs = await peer.page.evaluate(h.selectedPairsInPage);
   return pcs.filter((pc) => pc.connectionState === 'connected').flatMap((pc) => pc.selected);
+}
+
+/** The types of local ICE candidates (host, srflx, relay) `peer`'s connected RTCPeerConnections gathered. */
+export async function gatheredTypes(peer) {
+  const pcs = await peer.page.evaluate(h.selectedPairsInPage);
+  return [...new Set(pcs.filter((pc) => pc.connectionState === 'connected').flatMap((pc) => pc.gathered))];
+}
+
+/** coturn's UDP port in `pub`, beside the relay (whose own STUN keeps 3478). */
+export const TURN_PORT = 3479;
+/**
+ * The NAT'd subnets, unreachable from `pub`: a send to a peer's host candidate there fails with
+ * ENETUNREACH (on the Internet it would be dropped silently), and with that coturn 4.6.1 stopped
+ * relaying for the allocation about a second after ICE connected (measured here). Denying those
+ * peers keeps the pages from asking coturn to send there.
+ */
+export const TURN_DENIED = '10.200.1.0-10.200.2.255';
+
+/** coturn in `pub` on TURN_PORT (see tests/e2e/turn.mjs); `dir` holds its pid file. */
+export function startLabTurn(dir) {
+  return startTurn({ dir, ip: RELAY_IP, port: TURN_PORT, netns: NS.pub, deniedPeers: [TURN_DENIED] });
 }
 
 /** A live pair through the NATs: succeeded, no relay candidate, and a srflx or prflx candidate. */

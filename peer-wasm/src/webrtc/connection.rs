@@ -108,7 +108,7 @@ impl StreamMuxer for Connection {
             return Poll::Ready(Err(Error::Closed(state)));
         }
         // Streams use channels with an empty label, as the spec's peers do.
-        Poll::Ready(Ok(Substream::new(this.pc.open_channel(""))))
+        Poll::Ready(this.pc.open_channel("").map(Substream::new))
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

@@ -18,9 +18,9 @@ use shoal_proto::{info::IceServer, signaling::PcState};
 use wasm_bindgen::{prelude::Closure, JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    Event, RtcConfiguration, RtcDataChannelEvent, RtcDataChannelInit, RtcIceCandidateInit,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
-    RtcSessionDescriptionInit,
+    Event, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
+    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcSdpType, RtcSessionDescriptionInit,
 };
 
 use super::{
@@ -167,16 +167,24 @@ impl PeerConnection {
         map_state(self.pc.connection_state())
     }
 
-    /// Opens an ordered data channel.
-    pub fn open_channel(&self, label: &str) -> Channel {
+    /// Opens an ordered data channel; fails (rather than throwing through
+    /// the wasm stack) when the connection is already closed.
+    pub fn open_channel(&self, label: &str) -> Result<Channel, Error> {
         let init = RtcDataChannelInit::new();
         init.set_ordered(true);
-        let channel = Channel::new(
-            self.pc
-                .create_data_channel_with_data_channel_dict(label, &init),
-        );
+        // Called through `Function::call2`, which returns the exception as an
+        // `Err`: web-sys's binding lets a closed connection's
+        // `InvalidStateError` unwind through wasm, leaving borrows held.
+        let create: js_sys::Function = Reflect::get(&self.pc, &"createDataChannel".into())
+            .map_err(Error::js)?
+            .unchecked_into();
+        let channel = create
+            .call2(&self.pc, &label.into(), &init)
+            .map_err(Error::js)?
+            .unchecked_into::<RtcDataChannel>();
+        let channel = Channel::new(channel);
         self.shared.borrow_mut().track(&channel);
-        channel
+        Ok(channel)
     }
 
     pub fn poll_event(&self, cx: &mut Context<'_>) -> Poll<PcEvent> {

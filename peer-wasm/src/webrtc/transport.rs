@@ -105,7 +105,7 @@ async fn dial(
         .map_err(|e| Error::OpenStream(e.to_string()))?;
     let pc = PeerConnection::new(&config.ice_servers)?;
     // Created before the offer so that the SDP has a data m-line.
-    let init = pc.open_channel(INIT_LABEL);
+    let init = pc.open_channel(INIT_LABEL)?;
     signal::run(Role::Dialer, stream, &pc, config.timeout).await?;
     retire_init(init).await;
     tracing::info!(%peer, "direct WebRTC connection established (dialer)");

@@ -1,0 +1,159 @@
+// README claims about a node's peers that no other test reaches:
+//
+// 1. "WebRTC is tried again (2 s doubling to 60 s, as long as the peer stays relayed)":
+//    A's first two RTCPeerConnections are closed from outside our code the moment they are
+//    made, so the first two attempts fail; the peers must still end up direct, over a third.
+// 2. `maxPeers`: a node started with maxPeers 2 in a swarm of four is connected to at most
+//    two peers, inbound included, and holds at most two live RTCPeerConnections.
+// 3. "onChange also fires on download progress (at most ten times a second)": every call
+//    during a 64 MiB download is recorded; calls where only progress counters changed stay
+//    within ten in any one-second window (one more allowed for timer jitter at the edges).
+//
+// Waits are bounded; nothing asserts on how long anything took.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as F from './files.mjs';
+import * as h from './harness.mjs';
+
+const TEST = { timeout: 8 * h.WAIT_MS + F.DOWNLOAD_MS };
+
+// In the page, before our scripts: close the first `n` RTCPeerConnections as soon as they exist.
+function sabotageFirstPeerConnections(n) {
+  let made = 0;
+  window.RTCPeerConnection = new Proxy(window.RTCPeerConnection, {
+    construct(target, args) {
+      const pc = Reflect.construct(target, args);
+      if (++made <= n) pc.close();
+      return pc;
+    },
+  });
+}
+
+// In the page, once started: every peers() entry for other peers that onChange showed.
+function recordPeerStates() {
+  window.__peerStates = [];
+  const seen = window.__peerStates;
+  const note = () => {
+    for (const p of window.shoal.peers()) {
+      const s = `${p.peerId} ${p.path} ${p.error ?? '-'}`;
+      if (!seen.includes(s)) seen.push(s);
+    }
+  };
+  note();
+  window.shoal.onChange(note);
+}
+
+// In the page: record each onChange call's time and whether anything but progress changed.
+function recordChanges() {
+  window.__changes = [];
+  // Everything a page shows except the progress counters that download events advance.
+  const shape = () =>
+    JSON.stringify({
+      peers: window.shoal.peers().map((p) => [p.peerId, p.path, p.error]),
+      relay: window.shoal.relay(),
+      downloads: window.shoal.downloads().map((d) => [d.shareId, d.state, d.error, d.sources.map((s) => [s.peerId, s.path, s.banned])]),
+    });
+  let last = shape();
+  window.shoal.onChange(() => {
+    const now = shape();
+    window.__changes.push({ t: performance.now(), progressOnly: now === last });
+    last = now;
+  });
+}
+
+describe('peers: WebRTC retries, maxPeers, onChange rate', () => {
+  let relay;
+  let open = [];
+  let swarms = 0;
+  const swarm = (what) => `${what}-${++swarms}-${Date.now().toString(36)}`;
+
+  before(async () => {
+    relay = await h.startRelay();
+  });
+
+  after(async () => {
+    await h.closeAll();
+    await relay?.stop();
+  });
+
+  const it = (name, fn) =>
+    test(name, TEST, async (t) => {
+      try {
+        await h.withLogs(fn, () => open)(t);
+      } finally {
+        await Promise.all(open.map((p) => p.close()));
+        open = [];
+      }
+    });
+
+  async function launch(name, s, options = {}) {
+    const peer = await h.launchPeer(relay.url, { name, swarm: s, ...options });
+    open.push(peer);
+    await peer.started();
+    return peer;
+  }
+
+  it('two failed WebRTC attempts are retried: the peers end up direct over a third RTCPeerConnection', async (t) => {
+    const s = swarm('retry');
+    const [a, b] = await Promise.all([
+      launch('A', s, { initScripts: [[sabotageFirstPeerConnections, 2]] }),
+      launch('B', s),
+    ]);
+    await Promise.all([a, b].map((p) => p.page.evaluate(recordPeerStates)));
+    await h.waitMeshDirect([a, b], { timeout: 4 * h.WAIT_MS });
+
+    const pcs = await a.page.evaluate(h.selectedPairsInPage);
+    t.diagnostic(`A's RTCPeerConnections: ${JSON.stringify(pcs.map((pc) => pc.connectionState))}`);
+    assert.ok(pcs.length >= 3, `A made ${pcs.length} RTCPeerConnection(s); two were closed at birth, so a direct path needs a third`);
+    assert.deepEqual(pcs.slice(0, 2).map((pc) => pc.connectionState), ['closed', 'closed']);
+    assert.ok(h.directPairs(pcs).length >= 1, `A has no live direct pair: ${JSON.stringify(pcs)}`);
+
+    // The failures were seen as such: one side listed the other as relayed, with the reason.
+    const states = [...(await a.page.evaluate(() => window.__peerStates)), ...(await b.page.evaluate(() => window.__peerStates))];
+    t.diagnostic(`peer states seen: ${JSON.stringify(states)}`);
+    assert.ok(states.some((s) => / relayed (?!-$)/.test(s)), `neither page listed the other as relayed with an error: ${JSON.stringify(states)}`);
+  });
+
+  it('a node with maxPeers 2 in a swarm of four connects to at most two peers, inbound included', async (t) => {
+    const s = swarm('max');
+    const limited = await launch('L', s, { startOptions: { maxPeers: 2 } });
+    const others = await Promise.all(['P1', 'P2', 'P3'].map((name) => launch(name, s)));
+    // The three others meet each other; L reaches its limit.
+    await h.waitMeshDirect(others);
+    await h.waitFor('L to be connected to two peers', limited.peers, (ps) => ps.length === 2);
+    // Give the others time to try L (they discover it and dial it); L must stay at two.
+    const live = async () => {
+      const pcs = await limited.page.evaluate(h.selectedPairsInPage);
+      return { peers: await limited.peers(), pcs: pcs.filter((pc) => !['closed', 'failed'].includes(pc.connectionState)).length };
+    };
+    await h.holdsFor('L to hold at most two peers and two live RTCPeerConnections', live, (v) => v.peers.length <= 2 && v.pcs <= 2, {
+      duration: 15_000,
+    });
+    const seeL = [];
+    for (const o of others) if ((await o.peers()).some((p) => p.peerId === limited.peerId)) seeL.push(o.name);
+    t.diagnostic(`peers that list L: ${seeL.join(', ')}`);
+    assert.ok(seeL.length <= 2, `${seeL.length} peers list L as connected`);
+  });
+
+  it('onChange fires for download progress at most ten times a second', async (t) => {
+    const s = swarm('rate');
+    const [a, b] = await Promise.all([launch('A', s), launch('B', s)]);
+    await h.waitMeshDirect([a, b]);
+    const orig = await F.shareRandom(a, 64 * F.MiB, 'rate.bin');
+    await b.page.evaluate(recordChanges);
+    const got = await F.startDownload(b, orig.link);
+    assert.equal(got.sha256, orig.sha256);
+
+    const changes = await b.page.evaluate(() => window.__changes);
+    const progress = changes.filter((c) => c.progressOnly).map((c) => c.t);
+    let worst = 0;
+    for (let i = 0, j = 0; i < progress.length; i++) {
+      while (progress[j] < progress[i] - 1000) j++;
+      worst = Math.max(worst, i - j + 1);
+    }
+    t.diagnostic(`${changes.length} onChange calls, ${progress.length} for progress only; most in one second: ${worst}`);
+    assert.ok(progress.length >= 2, 'the download reported no progress through onChange');
+    assert.ok(worst <= 11, `${worst} progress calls within one second`);
+  });
+});
