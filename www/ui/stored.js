@@ -31,9 +31,9 @@ export function createStored({ announce, open }) {
     lastLoad = performance.now();
     try {
       list = await node.storedShares();
-      setText($('stored-error'), '');
+      showError('');
     } catch (e) {
-      setText($('stored-error'), `Could not list stored files: ${errorText(e)}`);
+      showError(`Could not list stored files: ${errorText(e)}`);
     } finally {
       loading = false;
     }
@@ -42,6 +42,11 @@ export function createStored({ announce, open }) {
       again = false;
       load();
     }
+  }
+
+  function showError(text) {
+    setText($('stored-error'), text);
+    setHidden($('stored-error'), !text);
   }
 
   async function remove(s, row) {
@@ -92,11 +97,15 @@ export function createStored({ announce, open }) {
     const complete = s.state === 'complete';
     setClass(row.badge, complete ? 'badge badge-ok' : 'badge badge-pending');
     setText(row.badge, complete ? 'complete' : `partial ${formatPercent(s.bytesDone, s.size)}`);
-    const use = s.inUse === 'here' ? 'in use in this tab' : s.inUse === 'elsewhere' ? 'in use in another tab' : '';
-    const what = complete
-      ? 'Every chunk is here. Open its link to share it again.'
-      : `${formatBytes(s.bytesDone)} of ${formatBytes(s.size)} stored. Open its link to resume.`;
-    setText(row.meta, use ? `${what} (${use})` : what);
+    let what;
+    if (s.inUse === 'here') what = complete ? 'Every chunk is here; this tab shares it.' : 'This tab is downloading it.';
+    else if (complete) what = 'Every chunk is here. Open it to share it again.';
+    else what = `${formatBytes(s.bytesDone)} of ${formatBytes(s.size)} stored. Open it to resume the download.`;
+    if (s.inUse === 'elsewhere') what += ' Another tab of this browser is using it.';
+    setText(row.meta, what);
+    // Open here already; a download running here cannot be deleted until it ends.
+    setHidden(row.open, s.inUse === 'here');
+    setHidden(row.remove, s.inUse === 'here' && !complete);
     setAttr(row.open, 'aria-label', `Open ${s.name}`);
     setAttr(row.remove, 'aria-label', `Delete ${s.name} from this browser`);
   }
