@@ -7,7 +7,8 @@
 //!   relay client, rendezvous, identify, ping, stream behaviours) and its event
 //!   loop.
 //! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/1.0.0`
-//!   sessions, OPFS storage (the wire format and scheduler are sans-IO in
+//!   sessions, OPFS storage kept across reloads and shared by tabs under
+//!   Web Locks (the wire format, scheduler and resume rules are sans-IO in
 //!   `shoal_share`).
 //! - `log`: `tracing` to the browser console.
 //! - `peer_limit`: `maxPeers`, denying connections to peers beyond it.

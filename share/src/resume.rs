@@ -32,6 +32,13 @@
 //!
 //! Nothing may follow.
 //!
+//! # Opening a stored share
+//!
+//! A tab takes the share's lock first (exclusive if no tab has it, else
+//! shared while another serves the complete file); [`opening`] then decides:
+//! fetch the manifest, continue the download, serve the file, or wait for
+//! the tab that writes it.
+//!
 //! # What is deleted
 //!
 //! [`Inventory`] sorts a directory listing: a share with a manifest and a
@@ -296,6 +303,39 @@ impl Checkpoints {
     }
 }
 
+/// The lock a tab got on a share before opening its files: exclusive (no
+/// other tab has it) or shared (another tab serves the complete file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Exclusive,
+    Shared,
+}
+
+/// What opening a stored share comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// No usable manifest: fetch it from peers and start from nothing.
+    Fetch,
+    /// Download the chunks that did not verify; the rest stay.
+    Continue,
+    /// Every chunk is on disk and verified: serve the file, download nothing.
+    Serve,
+    /// Another tab writes this share: this one must wait for it.
+    Busy,
+}
+
+/// Decides [`Opening`] from the lock held, whether a manifest that hashes to
+/// the share id was stored, and whether every chunk verified. Only an
+/// exclusive holder writes; a shared holder may only serve a complete file.
+pub fn opening(held: Held, manifest: bool, complete: bool) -> Opening {
+    match (held, manifest, complete) {
+        (_, true, true) => Opening::Serve,
+        (Held::Exclusive, false, _) => Opening::Fetch,
+        (Held::Exclusive, true, false) => Opening::Continue,
+        (Held::Shared, _, _) => Opening::Busy,
+    }
+}
+
 /// A stored share as the page lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredProgress {
@@ -497,6 +537,25 @@ mod tests {
         assert!(!cp.stored(ms(30)));
         assert!(!cp.is_due(ms(20) + CHECKPOINT_INTERVAL - ms(1)));
         assert!(cp.is_due(ms(20) + CHECKPOINT_INTERVAL));
+    }
+
+    #[test]
+    fn opening_rules() {
+        use Held::*;
+        use Opening::*;
+        // Nothing stored, or a manifest that does not hash to the id.
+        assert_eq!(opening(Exclusive, false, false), Fetch);
+        assert_eq!(opening(Shared, false, false), Busy);
+        // Partly stored.
+        assert_eq!(opening(Exclusive, true, false), Continue);
+        assert_eq!(
+            opening(Shared, true, false),
+            Busy,
+            "a shared holder never writes"
+        );
+        // Complete and verified: served by whoever opens it.
+        assert_eq!(opening(Exclusive, true, true), Serve);
+        assert_eq!(opening(Shared, true, true), Serve);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use serde::Serialize;
 use shoal_share::{
     manifest::MAX_ENCODED_LEN,
-    resume::{self, FileKind, HaveRecord, Inventory, Recheck, StoredProgress},
+    resume::{self, FileKind, HaveRecord, Held, Inventory, Opening, Recheck, StoredProgress},
     Bitfield, Manifest, ShareId,
 };
 use web_sys::{Blob, File};
@@ -51,9 +51,11 @@ pub async fn open(
     share: &ShareId,
     checking: impl Fn(&Manifest, u32, u32),
 ) -> Result<Opened, TransferError> {
-    let lock = take_lock(share).await?.ok_or(TransferError::InUse)?;
-    let lock = Rc::new(lock);
-    let exclusive = lock.mode() == LockMode::Exclusive;
+    let lock = Rc::new(take_lock(share).await?.ok_or(TransferError::InUse)?);
+    let held = match lock.mode() {
+        LockMode::Exclusive => Held::Exclusive,
+        LockMode::Shared => Held::Shared,
+    };
     let name = |kind| resume::file_name(share, kind);
     let manifest = store::read_small(&name(FileKind::Manifest), MAX_ENCODED_LEN)
         .await?
@@ -65,10 +67,9 @@ pub async fn open(
             }
         });
     let Some(manifest) = manifest else {
-        return if exclusive {
-            Ok(Opened::New { lock })
-        } else {
-            Err(TransferError::InUse)
+        return match resume::opening(held, false, false) {
+            Opening::Fetch => Ok(Opened::New { lock }),
+            _ => Err(TransferError::InUse),
         };
     };
     let data = store::file(&name(FileKind::Data)).await?;
@@ -78,33 +79,36 @@ pub async fn open(
         None => Bitfield::new(manifest.chunk_count()),
     };
     let have = recheck(&manifest, &claimed, data.as_ref(), checking).await;
-    if have.is_full() {
-        if let Some(data) = data {
+    match (
+        resume::opening(held, true, data.is_some() && have.is_full()),
+        data,
+    ) {
+        (Opening::Serve, Some(data)) => {
             let file = store::named_file(&data, &manifest)?;
             lock.downgrade().await?;
             tracing::info!(%share, "complete on disk; serving it");
-            return Ok(Opened::Complete {
+            Ok(Opened::Complete {
                 manifest,
                 file,
                 store: Store::Stored { file: data, lock },
-            });
+            })
         }
-    }
-    if !exclusive {
+        (Opening::Continue, _) => {
+            tracing::info!(
+                %share,
+                chunks = have.count_ones(),
+                of = manifest.chunk_count(),
+                "resuming from disk"
+            );
+            Ok(Opened::Partial {
+                manifest,
+                have,
+                lock,
+            })
+        }
         // Complete in another tab's eyes, but not all of it verified here.
-        return Err(TransferError::InUse);
+        _ => Err(TransferError::InUse),
     }
-    tracing::info!(
-        %share,
-        chunks = have.count_ones(),
-        of = manifest.chunk_count(),
-        "resuming from disk"
-    );
-    Ok(Opened::Partial {
-        manifest,
-        have,
-        lock,
-    })
 }
 
 /// The share's lock, exclusive if free, else shared (another tab serves the
