@@ -49,7 +49,16 @@ onmessage = async (ev) => {
   try {
     if (op === 'open') {
       const file = await (await dir()).getFileHandle(name, { create: true });
-      handles.set(name, await openHandle(file));
+      const h = await openHandle(file);
+      // The whole length at once: a disk or quota too small for the file
+      // fails now (QuotaExceededError), not part-way; the holes cost nothing.
+      try {
+        if (h.getSize() < len) h.truncate(len);
+      } catch (e) {
+        h.close();
+        throw e;
+      }
+      handles.set(name, h);
       postMessage({ seq });
     } else if (op === 'write') {
       const h = handles.get(name);
@@ -265,8 +274,9 @@ export async function opfsRemoveLegacy() {
 
 // ---- a download's data file, through the worker ----
 
-export function opfsOpen(name) {
-  return call({ op: 'open', name });
+/** Opens data file `name` for writing, `size` bytes long (holes where nothing is written yet). */
+export function opfsOpen(name, size) {
+  return call({ op: 'open', name, len: size });
 }
 
 // `bytes` may be a view of wasm memory: it is copied before this returns.

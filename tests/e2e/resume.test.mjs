@@ -7,7 +7,10 @@
 //   another download; the first keeps seeding (a third browser fetches from it only);
 // - a full disk (test switch setTestFailWritesAfter) ends the download with
 //   "storage full: N MiB free needed", keeps the partial file (listed as partial), and the
-//   retry resumes; the page lists the stored share as text and its Delete button deletes it.
+//   retry resumes; the page lists the stored share as text and its Delete button deletes it;
+// - the browser's own quota (DevTools Storage.overrideQuotaForOrigin): a file that does not
+//   fit fails at once with the same error, an earlier stored file stays complete, and once
+//   there is room the same link completes.
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
@@ -206,5 +209,38 @@ describe('resume and tabs', () => {
     await row.getByRole('button', { name: /^Delete/ }).click();
     await h.waitFor('the stored share to be deleted', () => storedOf(b), (list) => !list.some((s) => s.shareId === id));
     await row.waitFor({ state: 'detached', timeout: h.WAIT_MS });
+  });
+
+  it("the browser's own quota (lowered through DevTools): a file that does not fit fails at once, nothing else is lost", async () => {
+    const swarm = `realquota-${++swarmCount}`;
+    const a = await launch('A', swarm);
+    const b = await launch('B', swarm, { persistent: profile() });
+    await meshed([a, b]);
+    const y = await shareRandom(a, 2 * MiB + 1, 'kept.bin');
+    const x = await shareRandom(a, 16 * MiB + 1, 'too-big.bin');
+    assert.equal((await startDownload(b, y.link)).sha256, y.sha256);
+
+    // Room for 4 MiB more (Chromium's own QuotaExceededError, not a test switch).
+    const cdp = await b.context.newCDPSession(b.page);
+    const origin = new URL(relay.url).origin;
+    const { usage } = await b.page.evaluate(() => navigator.storage.estimate());
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: usage + 4 * MiB });
+    await b.page.evaluate(startDownloadInPage, x.link);
+    const failed = await h.waitFor("B's download to settle", () => outcome(b, x.link), (o) => o?.state !== 'pending', {
+      timeout: 4 * h.WAIT_MS,
+    });
+    assert.equal(failed.state, 'rejected', JSON.stringify(failed));
+    assert.match(failed.message, /^storage full: \d+ MiB free needed$/);
+    assert.equal(Number(/(\d+) MiB/.exec(failed.message)[1]), 17);
+    assert.equal(await downloaded(b) < 2 * MiB + 8 * 256 * 1024 + 1, true, 'B fetched chunks of a file that cannot fit');
+
+    // Nothing else lost: the earlier file is still complete and still opens from disk.
+    const stored = await storedOf(b);
+    assert.equal(stored.find((s) => s.shareId === shareIdOf(y.link))?.state, 'complete', JSON.stringify(stored));
+    assert.equal((await startDownload(b, y.link)).sha256, y.sha256);
+
+    // Room again: the same link completes.
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    assert.equal((await startDownload(b, x.link)).sha256, x.sha256);
   });
 });

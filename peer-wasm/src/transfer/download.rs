@@ -108,7 +108,10 @@ async fn download(
         }
     };
     share.view.borrow_mut().error = None;
-    let store = Rc::new(Store::open_data(&share.id, lock).await?);
+    let store = Store::open_data(&share.id, manifest.size(), lock)
+        .await
+        .map_err(|e| write_error(e, &manifest, &have))?;
+    let store = Rc::new(store);
     let count = manifest.chunk_count();
     share.view.borrow_mut().state = "downloading";
     // Tell everyone what we have (what was on disk and verified).

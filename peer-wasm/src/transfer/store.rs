@@ -43,7 +43,7 @@ extern "C" {
     #[wasm_bindgen(js_name = opfsRemoveLegacy)]
     fn opfs_remove_legacy() -> js_sys::Promise;
     #[wasm_bindgen(js_name = opfsOpen)]
-    fn opfs_open(name: &str) -> js_sys::Promise;
+    fn opfs_open(name: &str, size: f64) -> js_sys::Promise;
     /// `bytes` is passed as a view of wasm memory; JS copies it at once.
     #[wasm_bindgen(js_name = opfsWrite)]
     fn opfs_write(name: &str, offset: f64, bytes: &[u8]) -> js_sys::Promise;
@@ -183,13 +183,18 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens `share`'s data file for writing (created if missing); `lock`
-    /// must be exclusive.
-    pub async fn open_data(share: &ShareId, lock: Rc<ShareLock>) -> Result<Self, TransferError> {
+    /// Opens `share`'s data file for writing (created if missing), at its
+    /// full `size` at once, so that a disk too small fails now; `lock` must
+    /// be exclusive.
+    pub async fn open_data(
+        share: &ShareId,
+        size: u64,
+        lock: Rc<ShareLock>,
+    ) -> Result<Self, WriteError> {
         let data = resume::file_name(share, resume::FileKind::Data);
-        JsFuture::from(opfs_open(&data))
+        JsFuture::from(opfs_open(&data, size as f64))
             .await
-            .map_err(js_err("opening OPFS storage"))?;
+            .map_err(write_err("opening OPFS storage"))?;
         Ok(Store::Opfs { data, lock })
     }
 
