@@ -168,6 +168,7 @@ impl Node {
         let state = SharedState::new(&relay_peer);
         let transfers = Transfers::new(
             control,
+            peer_id,
             state.clone(),
             relay_url.origin(),
             swarm_name.to_owned(),
@@ -327,6 +328,47 @@ impl Node {
     #[wasm_bindgen(js_name = setTestFailWritesAfter)]
     pub fn set_test_fail_writes_after(&self, writes: Option<u32>) {
         self.transfers.set_fail_writes_after(writes);
+    }
+
+    /// The `Hello`s other peers sent this node (hex of nonce ‖ proof): what
+    /// a stranger learns from a downloader.
+    #[wasm_bindgen(js_name = testHellosSeen)]
+    pub fn test_hellos_seen(&self) -> Result<JsValue, JsError> {
+        to_js(&self.transfers.hellos_seen())
+    }
+
+    /// Replays every recorded `Hello`, as this node, to `peer_id`; resolves
+    /// to the answers: `'welcome'|'unknown'|'other'|'closed'|'error'`.
+    #[wasm_bindgen(js_name = testReplayHellos)]
+    pub async fn test_replay_hellos(&self, peer_id: String) -> Result<JsValue, JsError> {
+        let peer: libp2p::PeerId = peer_id
+            .parse()
+            .map_err(|e| JsError::new(&format!("bad PeerId: {e}")))?;
+        to_js(&self.transfers.replay_hellos(peer).await)
+    }
+
+    /// The share id of `link` as hex of its bytes.
+    #[wasm_bindgen(js_name = testShareIdHex)]
+    pub fn test_share_id_hex(&self, link: &str) -> Result<String, JsError> {
+        crate::transfer::hooks::share_id_hex(link).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Send `n` `GetManifest`s on every session this node opens from now on.
+    #[wasm_bindgen(js_name = setTestManifestFlood)]
+    pub fn set_test_manifest_flood(&self, n: u32) {
+        self.transfers.set_manifest_flood(n);
+    }
+
+    /// Never answer `GetManifest` (a silent holder).
+    #[wasm_bindgen(js_name = setTestSilentManifest)]
+    pub fn set_test_silent_manifest(&self, on: bool) {
+        self.transfers.set_silent_manifest(on);
+    }
+
+    /// Bytes of the wasm linear memory (a high-water mark).
+    #[wasm_bindgen(js_name = testMemoryBytes)]
+    pub fn test_memory_bytes(&self) -> f64 {
+        crate::transfer::hooks::memory_bytes()
     }
 }
 

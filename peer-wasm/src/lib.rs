@@ -5,11 +5,11 @@
 //! - [`api`]: the `Node` class the page imports (the JS contract).
 //! - `node`: the Swarm (WebSocket + relay client + `/webrtc` transports;
 //!   relay client, rendezvous, identify, ping, stream behaviours) and its event
-//!   loop.
-//! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/1.0.0`
+//!   loop, which drives the sans-IO path policy `shoal_proto::paths`.
+//! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/2.0.0`
 //!   sessions, OPFS storage kept across reloads and shared by tabs under
-//!   Web Locks (the wire format, scheduler and resume rules are sans-IO in
-//!   `shoal_share`).
+//!   Web Locks (the wire format, handshake, session rules, admission,
+//!   manifest fetch, scheduler and resume rules are sans-IO in `shoal_share`).
 //! - `log`: `tracing` to the browser console.
 //! - `peer_limit`: `maxPeers`, denying connections to peers beyond it.
 //! - `ws`: the WebSocket transport to the relay (why our own: see there).

@@ -13,11 +13,14 @@
 //! Retries follow `shoal_proto::backoff`: a lost relay is redialed (0.5 s
 //! doubling to 30 s, with jitter) until it is back, then the node reserves,
 //! registers and discovers again; direct connections do not need the relay
-//! and stay up meanwhile. A failed WebRTC dial is retried (2 s doubling to
-//! 60 s) for as long as the peer is only relayed; a direct connection that
-//! dies falls back to a relayed one, and WebRTC is tried again.
+//! and stay up meanwhile. The policy towards each peer — relayed first, a
+//! direct dial by the smaller PeerId, the relayed connection closed once
+//! direct, retries (2 s doubling to 60 s) while only relayed, fallback to the
+//! relay when a direct connection dies — is the sans-IO
+//! `shoal_proto::paths::PathManager`; this loop feeds it swarm events and
+//! carries out its actions.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use futures::{channel::mpsc, FutureExt as _, StreamExt as _};
 use futures_timer::Delay;
@@ -37,7 +40,10 @@ use libp2p::{
     },
     yamux, Multiaddr, PeerId, Swarm,
 };
-use shoal_proto::backoff::{Backoff, Policy};
+use shoal_proto::{
+    backoff::{Backoff, Policy},
+    paths::{self, PathAction, PathManager},
+};
 use web_time::Instant;
 
 use crate::{
@@ -62,6 +68,9 @@ const REGISTRATION_TTL: u64 = shoal_proto::info::REGISTRATION_TTL_SECS;
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the loop looks at its timers.
 const TICK: Duration = Duration::from_millis(250);
+/// Discovery asked for by transfers (a session from a peer not yet known as
+/// a member) runs at most this often.
+const DISCOVER_ON_DEMAND_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -159,11 +168,11 @@ pub async fn run(
             backoff: Backoff::new(Policy::RELAY),
             circuit_listener: None,
         },
-        webrtc_dials: HashMap::new(),
-        direct_retries: HashMap::new(),
+        paths: PathManager::new(),
         next_discover: None,
         next_register: None,
         cookie: None,
+        last_discover: None,
     };
     // `/webrtc` signaling arrives over any relayed connection; this listener
     // does not depend on the relay connection and lives as long as the node.
@@ -221,13 +230,13 @@ struct Loop {
     /// `now` for the sans-IO schedules is the time since this instant.
     epoch: Instant,
     relay: RelayLink,
-    /// Pending `/webrtc` dials, by the connection id the Swarm gave them.
-    webrtc_dials: HashMap<ConnectionId, PeerId>,
-    /// Relayed-only peers we dial `/webrtc` to: when to try again.
-    direct_retries: HashMap<PeerId, Backoff>,
+    /// Paths to every peer: what to dial, close and retry.
+    paths: PathManager<PeerId, ConnectionId>,
     next_discover: Option<Instant>,
     next_register: Option<Instant>,
     cookie: Option<rendezvous::Cookie>,
+    /// When discovery last ran.
+    last_discover: Option<Instant>,
 }
 
 fn is_direct(addr: &Multiaddr) -> bool {
@@ -281,9 +290,6 @@ impl Loop {
     }
 
     fn dial_webrtc(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
-        if self.webrtc_dials.values().any(|p| *p == peer) {
-            return;
-        }
         let attempt = self.state.update(|s| s.begin_webrtc_attempt(&peer));
         let addr = self
             .circuit_addr()
@@ -297,16 +303,35 @@ impl Loop {
         let id = opts.connection_id();
         tracing::info!(%peer, attempt, "dialing /webrtc through the relayed connection");
         match swarm.dial(opts) {
-            Ok(()) => {
-                self.webrtc_dials.insert(id, peer);
-            }
+            Ok(()) => self.paths.direct_dial_started(&peer, id),
             Err(e) => {
                 tracing::warn!(%peer, "cannot start a /webrtc dial: {e}");
                 let now = self.now();
-                self.direct_retries
-                    .entry(peer)
-                    .or_insert_with(|| Backoff::new(Policy::DIRECT))
-                    .failed(now, random());
+                self.paths.direct_dial_refused(&peer, now, random());
+            }
+        }
+    }
+
+    /// Carries out what the path manager decided.
+    fn apply_paths(&mut self, swarm: &mut Swarm<Behaviour>) {
+        while let Some(action) = self.paths.poll_action() {
+            match action {
+                PathAction::DialDirect(peer) => self.dial_webrtc(swarm, peer),
+                PathAction::Close(id) => {
+                    swarm.close_connection(id);
+                }
+                PathAction::Usable(peer) => self.transfers.peer_usable(peer),
+                PathAction::Gone(peer) => {
+                    self.transfers.peer_gone(&peer);
+                    // If it is still around, the next discovery lists it again.
+                    self.cookie = None;
+                }
+                PathAction::RedialRelayed(peer) => {
+                    // It may only have lost its direct path (fails at once
+                    // if the peer has left).
+                    let addr = self.circuit_addr().with(Protocol::P2p(peer));
+                    let _ = swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                }
             }
         }
     }
@@ -322,6 +347,17 @@ impl Loop {
         if self.next_discover.is_some_and(|t| instant >= t) {
             self.discover(swarm);
         }
+        if self.transfers.take_discover_request()
+            && swarm.is_connected(&self.settings.relay_peer)
+            && self
+                .last_discover
+                .is_none_or(|t| instant >= t + DISCOVER_ON_DEMAND_EVERY)
+        {
+            // A whole listing, not only what is new since the cookie: the
+            // peer asked about may have registered before it.
+            self.cookie = None;
+            self.discover(swarm);
+        }
         if self.next_register.is_some_and(|t| instant >= t) {
             self.register(swarm);
         }
@@ -333,19 +369,8 @@ impl Loop {
                 self.listen_circuit(swarm);
             }
         }
-        let mut due = Vec::new();
-        self.direct_retries.retain(|peer, backoff| {
-            if !self.state.read(|s| s.needs_direct(peer)) {
-                return false; // direct now, or gone
-            }
-            if backoff.handle_timeout(now) {
-                due.push(*peer);
-            }
-            true
-        });
-        for peer in due {
-            self.dial_webrtc(swarm, peer);
-        }
+        self.paths.handle_timeout(now);
+        self.apply_paths(swarm);
     }
 
     fn discover(&mut self, swarm: &mut Swarm<Behaviour>) {
@@ -356,6 +381,7 @@ impl Loop {
             self.settings.relay_peer,
         );
         self.next_discover = Some(Instant::now() + DISCOVER_EVERY);
+        self.last_discover = Some(Instant::now());
     }
 
     fn register(&mut self, swarm: &mut Swarm<Behaviour>) {
@@ -443,42 +469,23 @@ impl Loop {
                 } else {
                     Path::Relayed
                 };
-                self.webrtc_dials.remove(&connection_id);
                 tracing::info!(peer = %peer_id, ?path, "connection established");
                 self.state
                     .update(|s| s.connection_opened(peer_id, connection_id, path));
-                if path == Path::Direct {
-                    // File bytes never cross the relay when a direct path
-                    // exists: drop the relayed connections to this peer. Only
-                    // the side that dialed /webrtc does, once its dial is
-                    // complete: the answerer is done first, and closing the
-                    // relayed connection then would cut the dialer's signaling.
-                    if endpoint.is_dialer() {
-                        for id in self.state.read(|s| s.relayed_connections(&peer_id)) {
-                            swarm.close_connection(id);
-                        }
-                    }
-                    self.direct_retries.remove(&peer_id);
-                }
-                if path == Path::Relayed
-                    && self.should_initiate(swarm, &peer_id)
-                    && !self.state.read(|s| s.needs_direct(&peer_id))
-                {
-                    // A late relayed connection (both sides redialed through
-                    // the relay when a direct path died) to a peer that is
-                    // direct again: the WebRTC dialer's side drops it, as above.
-                    swarm.close_connection(connection_id);
-                    return;
-                }
                 // Transfers start at once on whatever path exists and move
-                // when it changes.
-                self.transfers.peer_usable(peer_id);
-                if path == Path::Relayed
-                    && self.should_initiate(swarm, &peer_id)
-                    && self.state.read(|s| s.needs_direct(&peer_id))
-                {
-                    self.dial_webrtc(swarm, peer_id);
-                }
+                // when it changes; the relayed connection closes once direct.
+                let initiator = self.should_initiate(swarm, &peer_id);
+                self.paths.connection_opened(
+                    peer_id,
+                    connection_id,
+                    match path {
+                        Path::Direct => paths::Path::Direct,
+                        Path::Relayed => paths::Path::Relayed,
+                    },
+                    endpoint.is_dialer(),
+                    initiator,
+                );
+                self.apply_paths(swarm);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -496,52 +503,23 @@ impl Loop {
                 tracing::info!(peer = %peer_id, "connection closed ({cause:?})");
                 self.state
                     .update(|s| s.connection_closed(&peer_id, connection_id));
-                if num_established == 0 {
-                    self.transfers.peer_gone(&peer_id);
-                    self.direct_retries.remove(&peer_id);
-                    // If it is still around, the next discovery lists it again.
-                    self.cookie = None;
-                    if swarm.is_connected(&self.settings.relay_peer) {
-                        // It may only have lost its direct path: try the relay
-                        // (fails at once if the peer has left).
-                        let addr = self.circuit_addr().with(Protocol::P2p(peer_id));
-                        let _ =
-                            swarm.dial(DialOpts::peer_id(peer_id).addresses(vec![addr]).build());
-                    }
-                } else {
-                    // Another connection carries on: sessions that ended with
-                    // this one reopen there.
-                    self.transfers.peer_usable(peer_id);
-                    if self.should_initiate(swarm, &peer_id)
-                        && self.state.read(|s| s.needs_direct(&peer_id))
-                    {
-                        // The direct path died and the relayed one carries on: try again soon.
-                        let now = self.now();
-                        let backoff = self
-                            .direct_retries
-                            .entry(peer_id)
-                            .or_insert_with(|| Backoff::new(Policy::DIRECT));
-                        if backoff.poll_timeout().is_none() {
-                            backoff.failed(now, random());
-                        }
-                    }
-                }
+                let relay_up = swarm.is_connected(&self.settings.relay_peer);
+                let now = self.now();
+                self.paths
+                    .connection_closed(&peer_id, &connection_id, relay_up, now, random());
+                self.apply_paths(swarm);
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 peer_id,
                 error,
             } => {
-                if let Some(peer) = self.webrtc_dials.remove(&connection_id) {
+                let now = self.now();
+                if let Some(peer) = self.paths.dial_failed(&connection_id, now, random()) {
                     let attempts = self
                         .state
                         .update(|s| s.webrtc_failed(&peer, error.to_string()));
-                    let now = self.now();
-                    let backoff = self
-                        .direct_retries
-                        .entry(peer)
-                        .or_insert_with(|| Backoff::new(Policy::DIRECT));
-                    let at = backoff.failed(now, random());
+                    let at = self.paths.next_retry(&peer).unwrap_or(now);
                     tracing::warn!(
                         %peer,
                         attempts,
@@ -616,7 +594,13 @@ impl Loop {
                 let me = *swarm.local_peer_id();
                 for reg in registrations {
                     let peer = reg.record.peer_id();
-                    if peer == me || swarm.is_connected(&peer) {
+                    if peer == me {
+                        continue;
+                    }
+                    // Signed by the peer: it registered in this swarm.
+                    // Sessions are opened to and accepted from members only.
+                    self.transfers.member_seen(peer);
+                    if swarm.is_connected(&peer) {
                         continue;
                     }
                     if self.state.read(|s| s.peer_count()) >= self.settings.max_peers {

@@ -154,13 +154,6 @@ impl State {
         entry.webrtc_error = Some(error);
         entry.webrtc_attempts
     }
-    /// Connected through the relay only.
-    pub fn needs_direct(&self, peer: &PeerId) -> bool {
-        self.peers
-            .get(peer)
-            .and_then(Peer::best)
-            .is_some_and(|(path, _)| path == Path::Relayed)
-    }
     pub fn peer_count(&self) -> usize {
         self.peers
             .values()
@@ -174,20 +167,6 @@ impl State {
             .into_iter()
             .map(|p| (p.peer_id, p.path))
             .collect()
-    }
-
-    /// Relayed connections of `peer` (to close once a direct one is up).
-    pub fn relayed_connections(&self, peer: &PeerId) -> Vec<ConnectionId> {
-        self.peers
-            .get(peer)
-            .map(|p| {
-                p.connections
-                    .iter()
-                    .filter(|(_, (path, _))| *path == Path::Relayed)
-                    .map(|(id, _)| *id)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     pub fn relay(&self) -> RelayView {

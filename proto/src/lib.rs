@@ -12,6 +12,9 @@
 //! - [`peer_limit`]: the `maxPeers` rule (which new connections a node keeps).
 //! - [`backoff`]: retry schedules (exponential backoff with jitter) for
 //!   reconnecting to the relay and retrying direct paths.
+//! - [`paths`]: the path policy towards each peer: relayed first, a direct
+//!   WebRTC dial by the smaller PeerId, the relay closed once direct,
+//!   retries, fallback.
 //!
 //! Nothing here does I/O or reads a clock: drivers feed bytes and a `now`, and
 //! act on what the state machines return. All of it is tested natively.
@@ -19,6 +22,7 @@
 pub mod backoff;
 pub mod frame;
 pub mod info;
+pub mod paths;
 mod pb;
 pub mod peer_limit;
 pub mod signaling;

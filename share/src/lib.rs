@@ -19,19 +19,33 @@
 //! - [`resume`]: what a downloader keeps on disk to resume after a reload
 //!   (file names, the record of stored chunks, re-verification, what may be
 //!   deleted, when to checkpoint).
-//! - [`wire`]: `/shoal/blocks/1.0.0`, the messages two peers exchange about a
+//! - [`wire`]: `/shoal/blocks/2.0.0`, the messages two peers exchange about a
 //!   share, and [`MessageReader`], which reassembles them from a stream.
+//! - [`handshake`]: how two peers prove they know a share id without
+//!   sending it.
+//! - [`session`]: the sans-IO rules of one session: handshake, which
+//!   message may come when, the manifest answered once.
+//! - [`fetch`]: the sans-IO manifest fetch: several holders asked at once,
+//!   each with a timeout.
+//! - [`admission`]: who may have a session about which share: swarm
+//!   membership, bans by peer, session limits.
+//! - [`limits`]: every limit on what peers send, with its reason.
 //!
 //! Nothing here does I/O, spawns threads or reads a clock: the driver in the
 //! peer feeds bytes, events and a `now`, and carries out the actions it gets
 //! back. So all of it compiles for wasm32 and is tested natively.
 
+pub mod admission;
 pub mod bitfield;
 pub mod chunk;
+pub mod fetch;
+pub mod handshake;
+pub mod limits;
 pub mod link;
 pub mod manifest;
 pub mod resume;
 pub mod scheduler;
+pub mod session;
 mod varint;
 pub mod wire;
 
@@ -43,4 +57,7 @@ pub use chunk::{
 pub use link::{make_link, parse_link, LinkError};
 pub use manifest::{Manifest, ManifestError, ShareId, ShareIdParseError};
 pub use scheduler::{Action, Config, PeerStats, Progress, Scheduler, SchedulerError, Verdict};
-pub use wire::{encode_chunk_header, Message, MessageReader, WireError, MAX_MESSAGE_LEN, PROTOCOL};
+pub use wire::{
+    encode_chunk_header, encode_manifest_header, Message, MessageReader, WireError,
+    MAX_MESSAGE_LEN, PROTOCOL,
+};

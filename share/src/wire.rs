@@ -1,55 +1,68 @@
-//! `/shoal/blocks/1.0.0`: the messages two peers exchange about one share.
+//! `/shoal/blocks/2.0.0`: the messages two peers exchange about one share.
 //!
 //! # Sessions
 //!
-//! One libp2p stream carries one session: a pair of peers and one share. The
-//! peer that opens it sends [`Message::Hello`] first; the other answers with
-//! [`Message::Bitfield`] if it holds the share, or [`Message::Unknown`] and
-//! closes the stream. After the `Hello` both sides may send any message at
-//! any time: ask for the manifest, announce chunks, request, serve, refuse
-//! and cancel chunks.
+//! One libp2p stream carries one session: a pair of peers and one share.
+//! The share id is never sent (see [`crate::handshake`]): the opener sends
+//! [`Message::Hello`] with a nonce and a proof that it knows the id; the
+//! acceptor answers [`Message::Welcome`] with its own proof and then its
+//! [`Message::Bitfield`] if it holds that share, or [`Message::Unknown`] and
+//! closes. The opener checks the acceptor's proof before it sends its own
+//! bitfield. After that both sides may send any message at any time: ask
+//! for the manifest, announce chunks, request, serve, refuse and cancel
+//! chunks. [`crate::session`] enforces these rules.
 //!
 //! # Encoding
 //!
-//! Each message is an unsigned varint (minimal LEB128) body length, at most
-//! [`MAX_MESSAGE_LEN`], then the body: one type byte and the fields below.
-//! Indices are varints that must fit in a `u32`. Bitfields use their own
-//! encoding ([`crate::bitfield`]). "Rest" fields run to the end of the body;
-//! every other message must end right after its last field.
+//! Each message is an unsigned varint (minimal LEB128) body length, then the
+//! body: one type byte and the fields below. Indices are varints that must
+//! fit in a `u32`. Bitfields use their own encoding ([`crate::bitfield`]).
+//! "Rest" fields run to the end of the body; every other message must end
+//! right after its last field.
 //!
-//! | type   | message       | fields                                         |
-//! |--------|---------------|------------------------------------------------|
-//! | `0x00` | `Hello`       | share id (32 bytes), bitfield (rest; length 0 without a manifest) |
-//! | `0x01` | `Bitfield`    | bitfield (rest)                                |
-//! | `0x02` | `Unknown`     | —                                              |
-//! | `0x03` | `GetManifest` | —                                              |
-//! | `0x04` | `Manifest`    | encoded manifest (rest)                        |
-//! | `0x05` | `Have`        | index                                          |
-//! | `0x06` | `Request`     | index                                          |
-//! | `0x07` | `Chunk`       | index, data (rest)                             |
-//! | `0x08` | `Reject`      | index                                          |
-//! | `0x09` | `Cancel`      | index                                          |
+//! | type   | message       | fields                                  | longest body |
+//! |--------|---------------|-----------------------------------------|--------------|
+//! | `0x00` | `Hello`       | nonce (16 bytes), proof (32 bytes)      | 49           |
+//! | `0x01` | `Bitfield`    | bitfield (rest)                         | 32,771       |
+//! | `0x02` | `Unknown`     | —                                       | 1            |
+//! | `0x03` | `GetManifest` | —                                       | 1            |
+//! | `0x04` | `Manifest`    | encoded manifest (rest)                 | 8 MiB + 1    |
+//! | `0x05` | `Have`        | index                                   | 6            |
+//! | `0x06` | `Request`     | index                                   | 6            |
+//! | `0x07` | `Chunk`       | index, data (rest)                      | 16 MiB + 64  |
+//! | `0x08` | `Reject`      | index                                   | 6            |
+//! | `0x09` | `Cancel`      | index                                   | 6            |
+//! | `0x0a` | `Welcome`     | proof (32 bytes)                        | 33           |
+//!
+//! [`MessageReader`] checks a body's announced length against its type's
+//! limit as soon as the type byte arrives, before buffering the body, and
+//! can hold the first message of a stream to a smaller limit (no larger
+//! than a `Hello`). The limits live in [`crate::limits`].
 //!
 //! For example `Request(300)` is `03 06 ac 02`. Like manifests and bitfields,
 //! every message has exactly one encoding. Unknown types are errors, not
 //! skipped: a new message means a new protocol version.
 
 use crate::bitfield::{Bitfield, BitfieldError};
-use crate::manifest::{ShareId, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_ENCODED_LEN};
+use crate::handshake::{Nonce, Proof, NONCE_LEN, PROOF_LEN};
+pub use crate::limits::MAX_MESSAGE_LEN;
+use crate::limits::{
+    MAX_BITFIELD_LEN, MAX_HELLO_LEN, MAX_INDEX_MESSAGE_LEN, MAX_MANIFEST_MESSAGE_LEN,
+    MAX_WELCOME_LEN,
+};
+use crate::manifest::{MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_ENCODED_LEN};
 use crate::varint;
 
-/// The libp2p protocol id of this wire format.
-pub const PROTOCOL: &str = "/shoal/blocks/1.0.0";
-
-/// Longest message body: the largest chunk (16 MiB) plus room for its header.
-pub const MAX_MESSAGE_LEN: usize = MAX_CHUNK_SIZE as usize + 64;
+/// The libp2p protocol id of this wire format. Version 2: the share id no
+/// longer travels in `Hello` (version 1 sent it to every peer).
+pub const PROTOCOL: &str = "/shoal/blocks/2.0.0";
 
 // Every message this crate can produce fits.
 const _: () = assert!(1 + varint::MAX_LEN + (MAX_CHUNK_SIZE as usize) <= MAX_MESSAGE_LEN);
 // (A manifest's body is its type byte and the manifest.)
 const _: () = assert!(MAX_ENCODED_LEN < MAX_MESSAGE_LEN);
-const _: () =
-    assert!(1 + 32 + varint::MAX_LEN + (MAX_CHUNKS as usize).div_ceil(8) <= MAX_MESSAGE_LEN);
+const _: () = assert!(1 + varint::MAX_LEN + (MAX_CHUNKS as usize).div_ceil(8) <= MAX_BITFIELD_LEN);
+const _: () = assert!(MAX_HELLO_LEN == 1 + NONCE_LEN + PROOF_LEN);
 
 const HELLO: u8 = 0x00;
 const BITFIELD: u8 = 0x01;
@@ -61,15 +74,34 @@ const REQUEST: u8 = 0x06;
 const CHUNK: u8 = 0x07;
 const REJECT: u8 = 0x08;
 const CANCEL: u8 = 0x09;
+const WELCOME: u8 = 0x0a;
+
+/// The longest body a message of type `ty` may have; `None` for an unknown
+/// type.
+pub fn max_body_len(ty: u8) -> Option<usize> {
+    Some(match ty {
+        HELLO => MAX_HELLO_LEN,
+        WELCOME => MAX_WELCOME_LEN,
+        BITFIELD => MAX_BITFIELD_LEN,
+        UNKNOWN | GET_MANIFEST => 1,
+        MANIFEST => MAX_MANIFEST_MESSAGE_LEN,
+        HAVE | REQUEST | REJECT | CANCEL => MAX_INDEX_MESSAGE_LEN,
+        CHUNK => MAX_MESSAGE_LEN,
+        _ => return None,
+    })
+}
 
 /// One message of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// The opener's first message: which share, and which chunks it has
-    /// (an empty bitfield when it has no manifest yet).
-    Hello { share: ShareId, have: Bitfield },
-    /// "I hold this share, and these chunks": the answer to `Hello`, or sent
-    /// again later, e.g. once the manifest has arrived.
+    /// The opener's first message: a fresh nonce and a proof that it knows
+    /// the share id ([`crate::handshake`]).
+    Hello { nonce: Nonce, proof: Proof },
+    /// The acceptor's answer to `Hello` when it holds the share: its own
+    /// proof, bound to the same nonce and PeerIds.
+    Welcome(Proof),
+    /// "I hold this share, and these chunks": right after the handshake, or
+    /// sent again later, e.g. once the manifest has arrived.
     Bitfield(Bitfield),
     /// "I do not hold this share"; the sender then closes the stream.
     Unknown,
@@ -97,11 +129,16 @@ impl Message {
         let mut head = Vec::with_capacity(1 + varint::MAX_LEN);
         let owned_rest;
         let rest: &[u8] = match self {
-            Self::Hello { share, have } => {
+            Self::Hello { nonce, proof } => {
                 head.push(HELLO);
-                head.extend_from_slice(share.as_bytes());
-                owned_rest = have.encode();
-                &owned_rest
+                head.extend_from_slice(&nonce.0);
+                head.extend_from_slice(proof.as_bytes());
+                &[]
+            }
+            Self::Welcome(proof) => {
+                head.push(WELCOME);
+                head.extend_from_slice(proof.as_bytes());
+                &[]
             }
             Self::Bitfield(have) => {
                 head.push(BITFIELD);
@@ -149,6 +186,14 @@ pub fn encode_chunk_header(index: u32, data_len: usize, out: &mut Vec<u8>) {
     write_head(&head, data_len, out);
 }
 
+/// Appends everything of a [`Message::Manifest`] but the manifest: the
+/// length prefix and the type byte. A driver answering `GetManifest` writes
+/// this and then the manifest's bytes from the one shared copy it keeps,
+/// instead of copying them into a [`Message`] per request.
+pub fn encode_manifest_header(manifest_len: usize, out: &mut Vec<u8>) {
+    write_head(&[MANIFEST], manifest_len, out);
+}
+
 /// Pushes a type byte and an index; returns the (empty) rest.
 fn indexed(ty: u8, index: u32, head: &mut Vec<u8>) -> &'static [u8] {
     head.push(ty);
@@ -167,8 +212,10 @@ fn write_head(head: &[u8], rest_len: usize, out: &mut Vec<u8>) {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
-    #[error("message of {len} bytes is longer than the {max} allowed", max = MAX_MESSAGE_LEN)]
-    TooLarge { len: u64 },
+    #[error("message of {len} bytes is longer than the {max} allowed")]
+    TooLarge { len: u64, max: usize },
+    #[error("message of type {ty:#04x} and {len} bytes is longer than the {max} its type allows")]
+    TooLargeForType { ty: u8, len: usize, max: usize },
     #[error("malformed message length prefix")]
     BadLength,
     #[error("empty message: no type byte")]
@@ -189,12 +236,14 @@ pub enum WireError {
 
 /// Reassembles [`Message`]s from the bytes of a stream, however they were cut.
 ///
-/// A length prefix over [`MAX_MESSAGE_LEN`] is refused as soon as it is read,
-/// before a byte of its body is kept. Memory grows with the bytes that
-/// actually arrive, not with what a prefix announces. Once an error is
-/// returned the reader is failed: it drops further input and returns the
-/// same error again. Messages that were whole before the bad one are still
-/// returned first, in order.
+/// A length prefix over [`MAX_MESSAGE_LEN`] (or over the first-message
+/// limit, see [`with_first_limit`](Self::with_first_limit)) is refused as
+/// soon as it is read, and a body longer than its type allows
+/// ([`max_body_len`]) as soon as its type byte is read, before a byte more
+/// of it is kept. Memory grows with the bytes that actually arrive, not with
+/// what a prefix announces. Once an error is returned the reader is failed:
+/// it drops further input and returns the same error again. Messages that
+/// were whole before the bad one are still returned first, in order.
 #[derive(Debug, Default)]
 pub struct MessageReader {
     buf: Vec<u8>,
@@ -203,15 +252,35 @@ pub struct MessageReader {
     /// `buf[start..whole]` holds only whole messages with checked prefixes;
     /// `buf[whole..]` is the start of the next one.
     whole: usize,
-    /// Prefix plus body length of the message at `whole`, once its prefix
-    /// has been read.
-    partial_len: Option<usize>,
+    /// The message at `whole`, once its prefix has been read.
+    partial: Option<Partial>,
+    /// The longest body the first message may have, until it has been read.
+    first_limit: Option<usize>,
     failed: Option<WireError>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    /// Prefix plus body length.
+    total: usize,
+    prefix_len: usize,
+    /// Whether the type byte has been checked against the length.
+    typed: bool,
 }
 
 impl MessageReader {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reader whose first message may have a body of at most `limit`
+    /// bytes: a stream's first message is a handshake message, and nothing
+    /// larger is buffered from a peer that has proved nothing yet.
+    pub fn with_first_limit(limit: usize) -> Self {
+        Self {
+            first_limit: Some(limit),
+            ..Self::default()
+        }
     }
 
     /// Appends bytes read from the stream.
@@ -225,12 +294,33 @@ impl MessageReader {
             self.start = 0;
         }
         while !bytes.is_empty() {
-            match self.partial_len {
-                Some(total) => {
-                    let missing = total - (self.buf.len() - self.whole);
-                    let (now, later) = bytes.split_at(missing.min(bytes.len()));
+            match self.partial {
+                Some(partial) => {
+                    let missing = partial.total - (self.buf.len() - self.whole);
+                    // Until the type byte is checked, take only up to it.
+                    let take = if partial.typed {
+                        missing
+                    } else {
+                        partial.prefix_len + 1 - (self.buf.len() - self.whole)
+                    };
+                    let (now, later) = bytes.split_at(take.min(bytes.len()));
                     self.buf.extend_from_slice(now);
                     bytes = later;
+                    if !partial.typed && self.buf.len() - self.whole > partial.prefix_len {
+                        let ty = self.buf[self.whole + partial.prefix_len];
+                        let len = partial.total - partial.prefix_len;
+                        match max_body_len(ty) {
+                            None => return self.fail(WireError::UnknownType(ty)),
+                            Some(max) if len > max => {
+                                return self.fail(WireError::TooLargeForType { ty, len, max })
+                            }
+                            Some(_) => {}
+                        }
+                        self.partial = Some(Partial {
+                            typed: true,
+                            ..partial
+                        });
+                    }
                 }
                 None => {
                     // A prefix is a few bytes: take them one at a time so
@@ -241,20 +331,33 @@ impl MessageReader {
                     };
                     self.buf.push(byte);
                     bytes = later;
+                    let max = self.first_limit.unwrap_or(MAX_MESSAGE_LEN);
                     match varint::decode(&self.buf[self.whole..]) {
                         Err(varint::Error::Truncated) => continue,
                         Err(varint::Error::Invalid) => return self.fail(WireError::BadLength),
-                        Ok((len, _)) if len > MAX_MESSAGE_LEN as u64 => {
-                            return self.fail(WireError::TooLarge { len });
+                        Ok((len, _)) if len > max as u64 => {
+                            return self.fail(WireError::TooLarge { len, max });
                         }
                         // Bounded by MAX_MESSAGE_LEN, so it fits in a usize.
-                        Ok((len, prefix_len)) => self.partial_len = Some(prefix_len + len as usize),
+                        Ok((len, prefix_len)) => {
+                            self.partial = Some(Partial {
+                                total: prefix_len + len as usize,
+                                prefix_len,
+                                // An empty body has no type byte to check.
+                                typed: len == 0,
+                            })
+                        }
                     }
                 }
             }
-            if self.partial_len == Some(self.buf.len() - self.whole) {
+            if self
+                .partial
+                .is_some_and(|p| p.typed && p.total == self.buf.len() - self.whole)
+            {
                 self.whole = self.buf.len();
-                self.partial_len = None;
+                self.partial = None;
+                // Only the very first message is held to the first limit.
+                self.first_limit = None;
             }
         }
     }
@@ -294,7 +397,7 @@ impl MessageReader {
     /// Fails after the whole messages already buffered.
     fn fail(&mut self, error: WireError) {
         self.buf.truncate(self.whole);
-        self.partial_len = None;
+        self.partial = None;
         self.failed = Some(error);
     }
 
@@ -303,7 +406,7 @@ impl MessageReader {
         self.buf = Vec::new();
         self.start = 0;
         self.whole = 0;
-        self.partial_len = None;
+        self.partial = None;
         self.failed = Some(error.clone());
         error
     }
@@ -313,13 +416,24 @@ fn decode_body(body: &[u8]) -> Result<Message, WireError> {
     let (&ty, fields) = body.split_first().ok_or(WireError::Empty)?;
     let message = match ty {
         HELLO => {
-            let (share, have) = fields
-                .split_first_chunk::<32>()
+            let (nonce, rest) = fields
+                .split_first_chunk::<NONCE_LEN>()
                 .ok_or(WireError::Truncated { ty })?;
+            let (proof, rest) = rest
+                .split_first_chunk::<PROOF_LEN>()
+                .ok_or(WireError::Truncated { ty })?;
+            end(ty, rest)?;
             Message::Hello {
-                share: ShareId::from_bytes(*share),
-                have: Bitfield::decode(have)?,
+                nonce: Nonce(*nonce),
+                proof: Proof::from_bytes(*proof),
             }
+        }
+        WELCOME => {
+            let (proof, rest) = fields
+                .split_first_chunk::<PROOF_LEN>()
+                .ok_or(WireError::Truncated { ty })?;
+            end(ty, rest)?;
+            Message::Welcome(Proof::from_bytes(*proof))
         }
         BITFIELD => Message::Bitfield(Bitfield::decode(fields)?),
         UNKNOWN => {
@@ -395,8 +509,11 @@ mod tests {
         Ok(message)
     }
 
-    fn share() -> ShareId {
-        ShareId::from_bytes([0x11; 32])
+    fn hello() -> Message {
+        Message::Hello {
+            nonce: Nonce([0x11; NONCE_LEN]),
+            proof: Proof::from_bytes([0x22; PROOF_LEN]),
+        }
     }
 
     #[test]
@@ -404,27 +521,18 @@ mod tests {
         let mut some = Bitfield::new(10);
         some.set(0).expect("in range");
         some.set(9).expect("in range");
-        let mut hello_empty = vec![0x22, 0x00];
-        hello_empty.extend_from_slice(&[0x11; 32]);
-        hello_empty.push(0x00);
-        let mut hello_some = vec![0x24, 0x00];
-        hello_some.extend_from_slice(&[0x11; 32]);
-        hello_some.extend_from_slice(&[10, 0b1000_0000, 0b0100_0000]);
+        let mut hello_bytes = vec![0x31, 0x00];
+        hello_bytes.extend_from_slice(&[0x11; 16]);
+        hello_bytes.extend_from_slice(&[0x22; 32]);
+        let mut welcome = vec![0x21, 0x0a];
+        welcome.extend_from_slice(&[0x33; 32]);
 
         let vectors: Vec<(Message, Vec<u8>)> = vec![
+            (hello(), hello_bytes),
+            (Message::Welcome(Proof::from_bytes([0x33; 32])), welcome),
             (
-                Message::Hello {
-                    share: share(),
-                    have: Bitfield::new(0),
-                },
-                hello_empty,
-            ),
-            (
-                Message::Hello {
-                    share: share(),
-                    have: some,
-                },
-                hello_some,
+                Message::Bitfield(some),
+                vec![0x04, 0x01, 10, 0b1000_0000, 0b0100_0000],
             ),
             (
                 Message::Bitfield(Bitfield::full(10)),
@@ -467,19 +575,31 @@ mod tests {
 
     #[test]
     fn rejected_bodies() {
-        let mut hello_32 = vec![33, 0x00];
-        hello_32.extend_from_slice(&[0; 32]);
+        let mut hello_48 = vec![48, 0x00];
+        hello_48.extend_from_slice(&[0; 47]);
+        let mut hello_50 = vec![50, 0x00];
+        hello_50.extend_from_slice(&[0; 49]);
+        let mut welcome_34 = vec![34, 0x0a];
+        welcome_34.extend_from_slice(&[0; 33]);
         let cases: Vec<(Vec<u8>, WireError)> = vec![
             (vec![0x00], WireError::Empty),
-            (vec![0x01, 0x0a], WireError::UnknownType(0x0a)),
+            (vec![0x01, 0x0b], WireError::UnknownType(0x0b)),
             (vec![0x01, 0xff], WireError::UnknownType(0xff)),
             (
                 vec![0x02, 0x02, 0x00],
-                WireError::TrailingBytes { ty: 0x02, len: 1 },
+                WireError::TooLargeForType {
+                    ty: 0x02,
+                    len: 2,
+                    max: 1,
+                },
             ),
             (
                 vec![0x03, 0x03, 0x00, 0x00],
-                WireError::TrailingBytes { ty: 0x03, len: 2 },
+                WireError::TooLargeForType {
+                    ty: 0x03,
+                    len: 3,
+                    max: 1,
+                },
             ),
             (
                 vec![0x03, 0x05, 0x01, 0x00],
@@ -500,7 +620,31 @@ mod tests {
                 vec![0x05, 0x00, 1, 2, 3, 4],
                 WireError::Truncated { ty: 0x00 },
             ),
-            (hello_32, WireError::Bitfield(BitfieldError::Truncated)),
+            (hello_48, WireError::Truncated { ty: 0x00 }),
+            (
+                hello_50,
+                WireError::TooLargeForType {
+                    ty: 0x00,
+                    len: 50,
+                    max: 49,
+                },
+            ),
+            (
+                welcome_34,
+                WireError::TooLargeForType {
+                    ty: 0x0a,
+                    len: 34,
+                    max: 33,
+                },
+            ),
+            (
+                vec![0x07, 0x05, 1, 2, 3, 4, 5, 6],
+                WireError::TooLargeForType {
+                    ty: 0x05,
+                    len: 7,
+                    max: 6,
+                },
+            ),
             (
                 vec![0x04, 0x01, 0x01, 0x80, 0x00],
                 WireError::Bitfield(BitfieldError::TrailingBytes(1)),
@@ -526,19 +670,25 @@ mod tests {
         reader.push(&stream);
         assert!(reader.buf.len() <= 3 + varint::MAX_LEN);
         assert_eq!(reader.next_message(), Ok(Some(Message::Have(7))));
-        let error = WireError::TooLarge { len: oversize };
+        let error = WireError::TooLarge {
+            len: oversize,
+            max: MAX_MESSAGE_LEN,
+        };
         assert_eq!(reader.next_message(), Err(error.clone()));
         reader.push(&encode(&Message::Have(8)));
         assert!(reader.buf.is_empty());
         assert_eq!(reader.next_message(), Err(error));
 
         // A bad body fails the reader too, even if good messages follow.
-        let mut stream = vec![0x01, 0x0a];
+        let mut stream = vec![0x01, 0x03];
+        stream.extend_from_slice(&[0x03, 0x05, 0x01, 0x00]);
         Message::Have(8).encode(&mut stream);
         let mut reader = MessageReader::new();
         reader.push(&stream);
-        assert_eq!(reader.next_message(), Err(WireError::UnknownType(0x0a)));
-        assert_eq!(reader.next_message(), Err(WireError::UnknownType(0x0a)));
+        let bad = WireError::TrailingBytes { ty: 0x05, len: 1 };
+        assert_eq!(reader.next_message(), Ok(Some(Message::GetManifest)));
+        assert_eq!(reader.next_message(), Err(bad.clone()));
+        assert_eq!(reader.next_message(), Err(bad));
         assert!(reader.buf.is_empty());
     }
 
@@ -560,9 +710,87 @@ mod tests {
         assert_eq!(
             decode_one(&over),
             Err(WireError::TooLarge {
-                len: MAX_MESSAGE_LEN as u64 + 1
+                len: MAX_MESSAGE_LEN as u64 + 1,
+                max: MAX_MESSAGE_LEN,
             })
         );
+    }
+
+    #[test]
+    fn first_message_is_held_to_its_limit() {
+        // A first message longer than a hello is refused at its prefix.
+        let mut reader = MessageReader::with_first_limit(crate::limits::MAX_HELLO_LEN);
+        reader.push(&encode(&Message::Bitfield(Bitfield::full(1000))));
+        assert!(reader.buf.len() <= 2);
+        assert_eq!(
+            reader.next_message(),
+            Err(WireError::TooLarge {
+                len: 128,
+                max: crate::limits::MAX_HELLO_LEN
+            })
+        );
+        // A hello passes, and then larger messages do too.
+        let mut reader = MessageReader::with_first_limit(crate::limits::MAX_HELLO_LEN);
+        let mut stream = encode(&hello());
+        let big = Message::Bitfield(Bitfield::full(1000));
+        big.encode(&mut stream);
+        reader.push(&stream);
+        assert_eq!(reader.next_message(), Ok(Some(hello())));
+        assert_eq!(reader.next_message(), Ok(Some(big)));
+    }
+
+    #[test]
+    fn oversized_body_for_its_type_is_refused_before_buffering() {
+        // A `Have` announced at 1 MiB: refused at its type byte.
+        let mut stream = Vec::new();
+        varint::encode(1 << 20, &mut stream);
+        stream.push(HAVE);
+        stream.extend_from_slice(&[0; 4096]);
+        let mut reader = MessageReader::new();
+        reader.push(&stream);
+        assert!(reader.buf.is_empty());
+        assert_eq!(
+            reader.next_message(),
+            Err(WireError::TooLargeForType {
+                ty: HAVE,
+                len: 1 << 20,
+                max: 6
+            })
+        );
+        // An unknown type is refused at its type byte too.
+        let mut reader = MessageReader::new();
+        reader.push(&[0x7f, 0x42, 0, 0, 0]);
+        assert_eq!(reader.next_message(), Err(WireError::UnknownType(0x42)));
+    }
+
+    #[test]
+    fn the_table_of_longest_bodies_holds() {
+        let table = [
+            (HELLO, 49),
+            (BITFIELD, 32_771),
+            (UNKNOWN, 1),
+            (GET_MANIFEST, 1),
+            (MANIFEST, 8 * 1024 * 1024 + 1),
+            (HAVE, 6),
+            (REQUEST, 6),
+            (CHUNK, 16 * 1024 * 1024 + 64),
+            (REJECT, 6),
+            (CANCEL, 6),
+            (WELCOME, 33),
+        ];
+        for (ty, max) in table {
+            assert_eq!(max_body_len(ty), Some(max), "type {ty:#04x}");
+        }
+        assert_eq!(max_body_len(0x0b), None);
+    }
+
+    #[test]
+    fn manifest_header_then_bytes_equals_manifest() {
+        let bytes = b"SHOAL manifest".to_vec();
+        let mut split = Vec::new();
+        encode_manifest_header(bytes.len(), &mut split);
+        split.extend_from_slice(&bytes);
+        assert_eq!(split, encode(&Message::Manifest(bytes)));
     }
 
     #[test]
@@ -602,10 +830,11 @@ mod tests {
     fn arb_message() -> impl Strategy<Value = Message> {
         let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
         prop_oneof![
-            (any::<[u8; 32]>(), arb_bitfield()).prop_map(|(share, have)| Message::Hello {
-                share: ShareId::from_bytes(share),
-                have
+            (any::<[u8; 16]>(), any::<[u8; 32]>()).prop_map(|(nonce, proof)| Message::Hello {
+                nonce: Nonce(nonce),
+                proof: Proof::from_bytes(proof),
             }),
+            any::<[u8; 32]>().prop_map(|p| Message::Welcome(Proof::from_bytes(p))),
             arb_bitfield().prop_map(Message::Bitfield),
             Just(Message::Unknown),
             Just(Message::GetManifest),
@@ -712,7 +941,10 @@ mod tests {
                 // Never more than an unfinished prefix is held.
                 prop_assert!(reader.buf.len() < varint::MAX_LEN);
             }
-            prop_assert_eq!(reader.next_message(), Err(WireError::TooLarge { len }));
+            prop_assert_eq!(
+                reader.next_message(),
+                Err(WireError::TooLarge { len, max: MAX_MESSAGE_LEN })
+            );
             prop_assert!(reader.buf.is_empty());
         }
 

@@ -1,9 +1,11 @@
 //! One download: open what is stored for the share (resume: the manifest
 //! and the chunks that re-verify; a complete file is served at once), else
-//! find a peer with the manifest and check it against the share id; then
-//! let the `Scheduler` decide which chunk to ask whom for, verify what
-//! arrives, store it in OPFS, announce it, and checkpoint the record of
-//! stored chunks now and then (`shoal_share::resume`).
+//! fetch the manifest (`ManifestFetch`: several holders at once, each with a
+//! timeout, checked against the share id); then let the `Scheduler` decide
+//! which chunk to ask whom for, verify what arrives, store it in OPFS,
+//! announce it, and checkpoint the record of stored chunks now and then
+//! (`shoal_share::resume`). Both machines are keyed by PeerId, so a ban
+//! outlives the session it happened on.
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
@@ -14,7 +16,9 @@ use futures::{
     FutureExt as _, StreamExt as _,
 };
 use futures_timer::Delay;
+use libp2p::PeerId;
 use shoal_share::{
+    fetch::{FetchAction, FetchError, ManifestFetch},
     resume::{self, Checkpoints},
     Action, Bitfield, Config, Manifest, Message, Scheduler, Verdict,
 };
@@ -25,7 +29,7 @@ use super::{
     fill_view_header,
     store::WriteError,
     stored::{self, Opened},
-    DlEvent, Share, SourceView, Store, TransferError, Transfers,
+    DlEvent, DownloadState, Share, SourceView, Store, TransferError, Transfers,
 };
 
 /// Chunk writes to OPFS in flight at once.
@@ -50,9 +54,9 @@ pub async fn run(
     {
         let mut view = share.view.borrow_mut();
         match &result {
-            Ok(_) => view.state = "done",
+            Ok(_) => view.state = DownloadState::Done,
             Err(e) => {
-                view.state = "failed";
+                view.state = DownloadState::Failed;
                 view.error = Some(e.to_string());
             }
         }
@@ -77,7 +81,7 @@ async fn download(
         if done == 0 {
             let mut view = share.view.borrow_mut();
             fill_view_header(&mut view, m);
-            view.state = "checking";
+            view.state = DownloadState::Checking;
         }
         if done.is_multiple_of(CHECKING_NOTIFY_EVERY) || done == of {
             t.notify();
@@ -99,7 +103,7 @@ async fn download(
             lock,
         } => (manifest, have, lock, HashMap::new()),
         Opened::New { lock } => {
-            let (manifest, bitfields) = fetch_manifest(share, rx).await?;
+            let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
             let have = Bitfield::new(manifest.chunk_count());
             stored::create(&share.id, &manifest)
                 .await
@@ -113,7 +117,7 @@ async fn download(
         .map_err(|e| write_error(e, &manifest, &have))?;
     let store = Rc::new(store);
     let count = manifest.chunk_count();
-    share.view.borrow_mut().state = "downloading";
+    share.view.borrow_mut().state = DownloadState::Downloading;
     // Tell everyone what we have (what was on disk and verified).
     serve(share, manifest.clone(), have.clone(), store.clone());
     t.notify();
@@ -123,9 +127,9 @@ async fn download(
     config.seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
     let mut sched = Scheduler::new(manifest.clone(), have, config)
         .map_err(|e| TransferError::Stopped(e.to_string()))?;
-    for (sid, have) in bitfields {
-        if have.len() == count {
-            let _ = sched.peer_joined(sid, have);
+    for (peer, have) in bitfields {
+        if have.len() == count && !t.is_banned(&share.id, &peer) {
+            let _ = sched.peer_bitfield(peer, have);
         }
     }
     let epoch = Instant::now();
@@ -143,17 +147,14 @@ async fn download(
         while let Some(action) = sched.poll_action(now) {
             match action {
                 Action::Request { peer, index } => {
-                    let sent = share.send_to(peer, Message::Request(index));
-                    if sent {
-                        if let Some(who) = share.session_peers.borrow().get(&peer) {
-                            *share.requested.borrow_mut().entry(*who).or_default() += 1;
-                        }
+                    if share.send_to_peer(&peer, &Message::Request(index)) {
+                        *share.requested.borrow_mut().entry(peer).or_default() += 1;
                     } else {
                         sched.request_failed(&peer, index);
                     }
                 }
                 Action::Cancel { peer, index } => {
-                    share.send_to(peer, Message::Cancel(index));
+                    share.send_to_peer(&peer, &Message::Cancel(index));
                 }
                 Action::Store { index, bytes } => {
                     // Writes run side by side with the transfer; a chunk is
@@ -184,25 +185,11 @@ async fn download(
                 // Announced when its write completes (see `stored`).
                 Action::Announce { .. } => {}
                 Action::Ban { peer } => {
-                    let who = share.session_peers.borrow().get(&peer).copied();
-                    tracing::warn!(peer = ?who, "peer sent a chunk that failed verification; banned");
-                    share.close_session(peer);
-                    // The ban is on the peer, not on this one session: its
-                    // other sessions close, and no new one joins (see `Joined`).
-                    if let Some(who) = who {
-                        share.banned.borrow_mut().insert(who);
-                        let others: Vec<u64> = share
-                            .sessions
-                            .borrow()
-                            .iter()
-                            .filter(|(_, s)| s.peer == who)
-                            .map(|(sid, _)| *sid)
-                            .collect();
-                        for sid in others {
-                            share.close_session(sid);
-                            sched.peer_left(&sid);
-                        }
-                    }
+                    tracing::warn!(%peer, "peer sent a chunk that failed verification; banned");
+                    // On the PeerId, for the life of the download: its
+                    // sessions close, their streams are no longer read, and
+                    // no new one is opened or accepted (`Admission`).
+                    t.ban(share, peer);
                 }
                 Action::Done => {
                     while let Some(done) = writes.next().await {
@@ -249,32 +236,28 @@ async fn download(
             return Err(TransferError::Stopped("the node stopped".into()));
         };
         match ev {
-            DlEvent::Joined { sid, have } => {
-                let banned = share
-                    .session_peers
-                    .borrow()
-                    .get(&sid)
-                    .is_some_and(|p| share.is_banned(p));
-                if banned {
-                    share.close_session(sid);
+            DlEvent::Joined { peer, have } => {
+                if t.is_banned(&share.id, &peer) {
+                    share.close_peer(&peer);
                     continue;
                 }
-                if let Err(e) = sched.peer_joined(sid, have) {
-                    tracing::debug!(sid, "bitfield ignored: {e}");
+                // Incremental for a peer already joined: no rebuild.
+                if let Err(e) = sched.peer_bitfield(peer, have) {
+                    tracing::debug!(%peer, "bitfield ignored: {e}");
                 }
             }
-            DlEvent::Have { sid, index } => {
-                let _ = sched.peer_has(&sid, index);
+            DlEvent::Have { peer, index } => {
+                let _ = sched.peer_has(&peer, index);
             }
-            DlEvent::Chunk { sid, index, data } => {
+            DlEvent::Chunk { peer, index, data } => {
                 if let Verdict::Rejected { error, banned } =
-                    sched.chunk_received(&sid, index, data, epoch.elapsed())
+                    sched.chunk_received(&peer, index, data, epoch.elapsed())
                 {
-                    tracing::warn!(sid, index, banned, "chunk failed verification: {error}");
+                    tracing::warn!(%peer, index, banned, "chunk failed verification: {error}");
                 }
             }
-            DlEvent::Reject { sid, index } => sched.request_failed(&sid, index),
-            DlEvent::Left { sid } => sched.peer_left(&sid),
+            DlEvent::Reject { peer, index } => sched.request_failed(&peer, index),
+            DlEvent::Left { peer } => sched.peer_left(&peer),
             DlEvent::Unknown { .. } | DlEvent::Manifest { .. } => {}
         }
     }
@@ -290,7 +273,7 @@ async fn checkpoint(share: &Share, store: &Store) -> Result<(), WriteError> {
 fn stored(share: &Share, checkpoints: &mut Checkpoints, now: Duration, index: u32) {
     let _ = share.have.borrow_mut().set(index);
     checkpoints.stored(now);
-    share.broadcast(|| Message::Have(index));
+    share.broadcast(&Message::Have(index));
 }
 
 /// From now on `share` is served from `store`: what it has is announced to
@@ -304,9 +287,9 @@ fn serve(share: &Share, manifest: Manifest, have: Bitfield, store: Rc<Store>) {
     }
     *share.store.borrow_mut() = Some(store);
     *share.have.borrow_mut() = have.clone();
-    let bytes = manifest.encode();
+    let bytes: Rc<[u8]> = manifest.encode().into();
     *share.manifest.borrow_mut() = Some(Rc::new((manifest, bytes)));
-    share.broadcast(|| Message::Bitfield(have.clone()));
+    share.broadcast(&Message::Bitfield(have));
 }
 
 /// What a failed write means for the page: a full disk says how much room
@@ -332,75 +315,75 @@ async fn abandon(share: &Share) {
     store.abandon().await;
 }
 
-/// Asks peers that hold the share for its manifest, one at a time, until one
-/// sends a manifest whose hash is the share id.
+/// Asks peers that hold the share for its manifest (`ManifestFetch`: a few
+/// at once, each with a timeout) until one sends a manifest whose hash is
+/// the share id. Returns it with the holders' latest bitfields.
 async fn fetch_manifest(
+    t: &Transfers,
     share: &Rc<Share>,
     rx: &mut mpsc::Receiver<DlEvent>,
-) -> Result<(Manifest, HashMap<u64, Bitfield>), TransferError> {
-    let mut holders: HashMap<u64, Bitfield> = HashMap::new();
-    let mut refused: Vec<u64> = Vec::new();
-    let mut asked: Option<u64> = None;
+) -> Result<(Manifest, HashMap<PeerId, Bitfield>), TransferError> {
+    let mut fetch = ManifestFetch::new(share.id);
+    let mut holders: HashMap<PeerId, Bitfield> = HashMap::new();
     loop {
-        if asked.is_none() {
-            if let Some(&sid) = holders.keys().find(|s| !refused.contains(s)) {
-                if share.send_to(sid, Message::GetManifest) {
-                    asked = Some(sid);
-                } else {
-                    refused.push(sid);
-                    continue;
+        let now = t.now();
+        while let Some(action) = fetch.poll_action(now) {
+            match action {
+                FetchAction::Ask(peer) => {
+                    if !share.send_to_peer(&peer, &Message::GetManifest) {
+                        fetch.holder_left(&peer);
+                    }
                 }
+                // Its sessions end; a new one starts it over (it may answer
+                // honestly then).
+                FetchAction::Refuse(peer) => share.close_peer(&peer),
             }
         }
-        let Some(ev) = rx.next().await else {
+        let wait = fetch
+            .poll_timeout()
+            .map_or(Duration::from_secs(1), |d| d.saturating_sub(now));
+        let ev = futures::select! {
+            ev = rx.next() => ev,
+            _ = Delay::new(wait).fuse() => {
+                fetch.handle_timeout(t.now());
+                continue;
+            }
+        };
+        let Some(ev) = ev else {
             return Err(TransferError::Stopped("the node stopped".into()));
         };
         match ev {
-            DlEvent::Joined { sid, have } => {
+            DlEvent::Joined { peer, have } => {
+                if t.is_banned(&share.id, &peer) {
+                    continue;
+                }
                 // A holder that had no manifest before may have one now.
-                refused.retain(|s| *s != sid);
-                holders.insert(sid, have);
+                holders.insert(peer, have);
+                fetch.holder_joined(peer);
             }
-            DlEvent::Unknown { sid } | DlEvent::Left { sid } => {
-                if matches!(ev, DlEvent::Left { .. }) {
-                    holders.remove(&sid);
-                }
-                refused.push(sid);
-                if asked == Some(sid) {
-                    asked = None;
-                }
+            DlEvent::Unknown { peer } => fetch.unknown(&peer, t.now()),
+            DlEvent::Left { peer } => {
+                holders.remove(&peer);
+                fetch.holder_left(&peer);
             }
-            DlEvent::Manifest { sid, bytes } => {
-                match Manifest::decode_verified(&bytes, &share.id) {
-                    Ok(m) => return Ok((m, holders)),
-                    Err(e) => {
-                        tracing::warn!(
-                            sid,
-                            "a peer sent a manifest that does not match the link: {e}"
-                        );
-                        // Shown while looking on; cleared once a good one comes.
-                        share.view.borrow_mut().error = Some(format!(
-                            "a peer sent a manifest that does not match the link: {e}"
-                        ));
-                        refused.push(sid);
-                        share.close_session(sid);
-                        if asked == Some(sid) {
-                            asked = None;
-                        }
-                    }
+            DlEvent::Manifest { peer, bytes } => match fetch.manifest_received(&peer, &bytes) {
+                Ok(m) => return Ok((m, holders)),
+                Err(e @ FetchError::Mismatch(_)) => {
+                    tracing::warn!(%peer, "{e}");
+                    // Shown while looking on; cleared once a good one comes.
+                    share.view.borrow_mut().error = Some(e.to_string());
                 }
-            }
+                Err(e) => tracing::debug!(%peer, "manifest ignored: {e}"),
+            },
             _ => {}
         }
     }
 }
 
-fn update_view(share: &Share, sched: &Scheduler<u64>) {
+fn update_view(share: &Share, sched: &Scheduler<PeerId>) {
     let progress = sched.progress();
-    let peers = share.session_peers.borrow();
     let mut by_peer: HashMap<String, SourceView> = HashMap::new();
-    for (sid, stats) in &progress.peers {
-        let Some(peer) = peers.get(sid) else { continue };
+    for (peer, stats) in &progress.peers {
         let key = peer.to_base58();
         let entry = by_peer.entry(key.clone()).or_insert_with(|| SourceView {
             peer_id: key,

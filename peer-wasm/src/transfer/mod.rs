@@ -1,22 +1,37 @@
-//! File sharing over `/shoal/blocks/1.0.0`: shares, downloads and the
+//! File sharing over `/shoal/blocks/2.0.0`: shares, downloads and the
 //! sessions between peers.
 //!
 //! # Layout
 //! - this file: [`Transfers`], the registry of shares (files this node serves,
-//!   complete or not) and what the JS API calls.
-//! - [`session`]: one stream per (peer, share): serves requested chunks from
-//!   the share's store and forwards everything else to the download.
+//!   complete or not), swarm membership, session limits, and what the JS
+//!   API calls.
+//! - [`session`]: one stream per (peer, share), driving the sans-IO
+//!   `shoal_share::session::Session` (handshake, message rules): serves
+//!   requested chunks from the share's store and forwards everything else
+//!   to the download.
 //! - [`download`]: one task per download, driving the sans-IO
-//!   `shoal_share::Scheduler` (rarest first, verification, bans).
+//!   `shoal_share::fetch::ManifestFetch` and `shoal_share::Scheduler`
+//!   (rarest first, verification, bans), both keyed by PeerId.
 //! - [`store`]: the sharer's `File`, or the downloader's OPFS files, and
 //!   this tab's Web Lock on each.
 //! - [`stored`]: shares kept on disk across page loads: resume, serve again,
 //!   list, delete, clean up (rules in `shoal_share::resume`).
 //!
-//! Sessions are opened by downloaders, to every connected peer, over
-//! whichever path exists (direct, or relayed until a direct one is made);
-//! the peer answers with its bitfield and both sides announce new chunks as
-//! they get them, so every downloader serves what it has at once.
+//! Sessions are opened by downloaders, to every connected peer that is a
+//! member of the swarm (seen in its rendezvous namespace), over whichever
+//! path exists (direct, or relayed until a direct one is made); inbound
+//! sessions are read only from members too. The share id is never sent: the
+//! handshake proves it (`shoal_share::handshake`). Then both sides send
+//! their bitfields and announce new chunks as they get them, so every
+//! downloader serves what it has at once.
+//!
+//! Who may have a session is decided by the sans-IO
+//! `shoal_share::admission::Admission`, keyed by PeerId: swarm membership,
+//! bans (per share, for the life of the page: a banned peer gets no new
+//! session either way, its sessions close and their streams are no longer
+//! read) and session limits (per peer, per share, per peer and share,
+//! handshakes pending). Each admitted session holds a [`Ticket`] until it
+//! ends. Every limit is named in `shoal_share::limits`.
 //!
 //! Path changes: when the relayed connection is closed because a direct one
 //! is up, or a direct one dies and the relay carries on, the sessions on the
@@ -27,6 +42,8 @@
 //! re-opened *between* two path changes.
 
 mod download;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod outbox;
 mod session;
 mod store;
@@ -41,8 +58,14 @@ use std::{
 use futures::channel::{mpsc, oneshot};
 use libp2p::{PeerId, StreamProtocol};
 use serde::Serialize;
-use shoal_share::{Bitfield, Manifest, ManifestBuilder, ShareId};
+use shoal_share::{
+    admission::{Admission, Refusal, SessionId},
+    handshake::ShareKey,
+    limits::DOWNLOAD_EVENT_QUEUE,
+    Bitfield, Manifest, ManifestBuilder, ShareId,
+};
 use web_sys::{Blob, File};
+use web_time::Instant;
 
 use crate::{
     state::{Path, SharedState},
@@ -50,8 +73,6 @@ use crate::{
 };
 pub use store::Store;
 
-/// Sessions a download may have waiting on a slow download task.
-const EVENT_QUEUE: usize = 256;
 /// Sessions re-opened to one peer while its connections stay the same, at
 /// most (a peer whose sessions keep failing on a stable path is given up).
 const MAX_REOPENS: u32 = 8;
@@ -75,66 +96,81 @@ pub enum TransferError {
     Stopped(String),
 }
 
-/// Sent by sessions to their share's download task.
+/// Sent by sessions to their share's download task. Keyed by PeerId: two
+/// sessions with one peer (one opened by each side) are one source.
 #[derive(Debug)]
 pub enum DlEvent {
-    /// The remote holds the share; its chunks (empty until it has the manifest).
+    /// The remote's bitfield (empty until it has the manifest); sent again
+    /// when it changes.
     Joined {
-        sid: u64,
+        peer: PeerId,
         have: Bitfield,
     },
-    /// The remote cannot provide the manifest (or the share).
+    /// The remote cannot provide the manifest (yet).
     Unknown {
-        sid: u64,
+        peer: PeerId,
     },
     Manifest {
-        sid: u64,
+        peer: PeerId,
         bytes: Vec<u8>,
     },
     Have {
-        sid: u64,
+        peer: PeerId,
         index: u32,
     },
     Chunk {
-        sid: u64,
+        peer: PeerId,
         index: u32,
         data: Vec<u8>,
     },
     Reject {
-        sid: u64,
+        peer: PeerId,
         index: u32,
     },
+    /// The last session with this peer about this share ended.
     Left {
-        sid: u64,
+        peer: PeerId,
     },
 }
 
 struct SessionHandle {
     peer: PeerId,
     outbox: Rc<outbox::Outbox>,
+    /// Dropped to stop the session's reader at once (a ban, a refusal).
+    stop: RefCell<Option<oneshot::Sender<()>>>,
+    /// Chunk requests sent on this session and not yet answered: a chunk
+    /// that arrives when none is outstanding was not asked for, and is
+    /// dropped here instead of queued for the download.
+    outstanding: Cell<u32>,
 }
 
-/// A verified manifest and its encoding (what `GetManifest` is answered with).
-type KnownManifest = Rc<(Manifest, Vec<u8>)>;
+impl SessionHandle {
+    fn close(&self) {
+        self.outbox.close();
+        self.stop.borrow_mut().take();
+    }
+}
+
+/// A verified manifest and its one shared encoding (what `GetManifest` is
+/// answered with: the bytes are never copied per request).
+type KnownManifest = Rc<(Manifest, Rc<[u8]>)>;
 
 /// One shared file, complete (a share or finished download) or not.
 pub struct Share {
     id: ShareId,
+    /// The handshake key: what proofs are made with (the id never travels).
+    key: ShareKey,
     manifest: RefCell<Option<KnownManifest>>,
     have: RefCell<Bitfield>,
     store: RefCell<Option<Rc<Store>>>,
-    sessions: RefCell<HashMap<u64, SessionHandle>>,
-    /// Every session's peer, kept after it ends, to attribute chunks.
-    session_peers: RefCell<HashMap<u64, PeerId>>,
+    /// Established sessions, by their `Admission` id.
+    sessions: RefCell<HashMap<SessionId, SessionHandle>>,
     download: RefCell<Option<mpsc::Sender<DlEvent>>>,
     view: RefCell<DownloadView>,
     /// The finished file, once there is one.
     file: RefCell<Option<File>>,
     /// Sessions re-opened per peer since its connections last changed.
     reopens: RefCell<HashMap<PeerId, u32>>,
-    /// Peers that sent a bad chunk of this share: no session is opened to
-    /// them again, and their sessions never join the download.
-    banned: RefCell<HashSet<PeerId>>,
     /// Chunk requests sent per peer (all its sessions).
     requested: RefCell<HashMap<PeerId, u32>>,
 }
@@ -143,22 +179,17 @@ impl Share {
     fn new(id: ShareId) -> Self {
         Self {
             id,
+            key: ShareKey::new(&id),
             manifest: RefCell::default(),
             have: RefCell::new(Bitfield::new(0)),
             store: RefCell::default(),
             sessions: RefCell::default(),
-            session_peers: RefCell::default(),
             download: RefCell::default(),
             view: RefCell::new(DownloadView::new(&id)),
             file: RefCell::default(),
             reopens: RefCell::default(),
-            banned: RefCell::default(),
             requested: RefCell::default(),
         }
-    }
-
-    fn is_banned(&self, peer: &PeerId) -> bool {
-        self.banned.borrow().contains(peer)
     }
 
     fn manifest(&self) -> Option<KnownManifest> {
@@ -170,34 +201,76 @@ impl Share {
     }
 
     /// Announces to every session of this share.
-    fn broadcast(&self, msg: impl Fn() -> shoal_share::Message) {
+    fn broadcast(&self, msg: &shoal_share::Message) {
         for s in self.sessions.borrow().values() {
             // A flooded queue means a stalled peer; it misses this note only.
-            s.outbox.send(msg());
+            s.outbox.send(msg);
         }
     }
 
-    /// Queues a control message for one session; false if it is gone.
-    fn send_to(&self, sid: u64, msg: shoal_share::Message) -> bool {
-        self.sessions
-            .borrow()
-            .get(&sid)
-            .is_some_and(|s| s.outbox.send(msg))
+    /// Queues a message for `peer` on one of its sessions (the oldest);
+    /// false if it has none that takes it.
+    fn send_to_peer(&self, peer: &PeerId, msg: &shoal_share::Message) -> bool {
+        let sessions = self.sessions.borrow();
+        let mut mine: Vec<(&SessionId, &SessionHandle)> =
+            sessions.iter().filter(|(_, s)| s.peer == *peer).collect();
+        mine.sort_by_key(|(sid, _)| **sid);
+        mine.into_iter().any(|(_, s)| {
+            let sent = s.outbox.send(msg);
+            if sent && matches!(msg, shoal_share::Message::Request(_)) {
+                s.outstanding.set(s.outstanding.get() + 1);
+            }
+            sent
+        })
     }
 
-    fn close_session(&self, sid: u64) {
+    fn close_session(&self, sid: SessionId) {
         if let Some(s) = self.sessions.borrow_mut().remove(&sid) {
-            s.outbox.close();
+            s.close();
         }
     }
 
-    async fn dl_event(&self, ev: DlEvent) {
-        let tx = self.download.borrow().clone();
-        if let Some(mut tx) = tx {
-            use futures::SinkExt as _;
-            let _ = tx.send(ev).await;
-        }
+    /// Closes every session with `peer` about this share.
+    fn close_peer(&self, peer: &PeerId) {
+        self.sessions.borrow_mut().retain(|_, s| {
+            if s.peer == *peer {
+                s.close();
+            }
+            s.peer != *peer
+        });
     }
+}
+
+/// A session admitted by `Admission`, from the moment it is allowed until
+/// it ends: dropping it tells the admission the session is over.
+pub(super) struct Ticket {
+    t: Transfers,
+    id: SessionId,
+}
+
+impl Ticket {
+    fn id(&self) -> SessionId {
+        self.id
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.t.0.admission.borrow_mut().ended(self.id);
+    }
+}
+
+/// Where a download is; serialized as `'looking'|'checking'|'downloading'|'done'|'failed'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadState {
+    /// Looking for a peer with the manifest.
+    Looking,
+    /// Re-verifying the chunks stored earlier (resume), before using them.
+    Checking,
+    Downloading,
+    Done,
+    Failed,
 }
 
 /// A download as the page sees it.
@@ -208,9 +281,7 @@ pub struct DownloadView {
     pub name: Option<String>,
     pub size: Option<u64>,
     pub media_type: Option<String>,
-    /// "looking" (for the manifest), "checking" (re-verifying the chunks
-    /// stored earlier), "downloading", "done" or "failed".
-    pub state: &'static str,
+    pub state: DownloadState,
     pub chunks_done: u32,
     pub chunks_total: u32,
     pub bytes_done: u64,
@@ -226,7 +297,7 @@ impl DownloadView {
             name: None,
             size: None,
             media_type: None,
-            state: "looking",
+            state: DownloadState::Looking,
             chunks_done: 0,
             chunks_total: 0,
             bytes_done: 0,
@@ -291,10 +362,19 @@ pub struct PathBytes {
 
 struct Inner {
     control: streams::Control,
+    local: PeerId,
+    /// `now` for the sans-IO machines is the time since this instant.
+    epoch: Instant,
     shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
-    /// Connected peers (direct or relayed): sessions may be opened to them.
+    /// Connected peers (direct or relayed).
     usable: RefCell<HashSet<PeerId>>,
-    next_session: Cell<u64>,
+    /// Swarm membership (peers seen registered in this swarm's rendezvous
+    /// namespace: the only ones sessions are opened to or accepted from),
+    /// bans by PeerId and share, and session limits: sans-IO.
+    admission: RefCell<Admission<PeerId, ShareId>>,
+    /// An inbound session came from a peer not (yet) known as a member:
+    /// the node should ask the relay for the swarm's members now.
+    discover_wanted: Cell<bool>,
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
     /// Chunk bytes per peer, by the path of the session's connection.
@@ -311,6 +391,9 @@ struct Inner {
     /// Test-only: chunk writes that succeed before every later one fails.
     #[cfg(feature = "test-hooks")]
     writes_left: Cell<Option<u32>>,
+    /// Test-only: the hostile-peer switches.
+    #[cfg(feature = "test-hooks")]
+    hooks: hooks::Hooks,
     state: SharedState,
     origin: String,
     swarm: String,
@@ -327,15 +410,19 @@ pub fn protocol() -> StreamProtocol {
 impl Transfers {
     pub fn new(
         control: streams::Control,
+        local: PeerId,
         state: SharedState,
         origin: String,
         swarm: String,
     ) -> Self {
         Self(Rc::new(Inner {
             control,
+            local,
+            epoch: Instant::now(),
             shares: RefCell::default(),
             usable: RefCell::default(),
-            next_session: Cell::new(0),
+            admission: RefCell::default(),
+            discover_wanted: Cell::new(false),
             uploaded: Cell::new(0),
             downloaded: Cell::new(0),
             by_peer: RefCell::default(),
@@ -347,6 +434,8 @@ impl Transfers {
             wrong_manifest: Cell::new(false),
             #[cfg(feature = "test-hooks")]
             writes_left: Cell::new(None),
+            #[cfg(feature = "test-hooks")]
+            hooks: hooks::Hooks::default(),
             state,
             origin,
             swarm,
@@ -360,15 +449,94 @@ impl Transfers {
         wasm_bindgen_futures::spawn_local(async move {
             use futures::StreamExt as _;
             while let Some(inc) = incoming.next().await {
-                let sid = this.next_sid();
-                wasm_bindgen_futures::spawn_local(session::accept(
-                    this.clone(),
-                    sid,
-                    inc.peer,
-                    inc.stream,
-                ));
+                // Over a limit the stream is dropped (reset) unread.
+                let admitted = this.0.admission.borrow_mut().accept(inc.peer);
+                match admitted {
+                    Ok(id) => {
+                        let ticket = this.ticket(id);
+                        wasm_bindgen_futures::spawn_local(session::accept(
+                            this.clone(),
+                            inc.peer,
+                            inc.stream,
+                            ticket,
+                        ));
+                    }
+                    Err(e) => tracing::debug!(peer = %inc.peer, "session refused: {e}"),
+                }
             }
         });
+    }
+
+    fn ticket(&self, id: SessionId) -> Ticket {
+        Ticket {
+            t: self.clone(),
+            id,
+        }
+    }
+
+    fn is_banned(&self, share: &ShareId, peer: &PeerId) -> bool {
+        self.0.admission.borrow().is_banned(share, peer)
+    }
+
+    /// Bans `peer` from `share` for the life of this node: its sessions
+    /// about it close (their readers stop) and none is admitted again.
+    fn ban(&self, share: &Share, peer: PeerId) {
+        let close = self.0.admission.borrow_mut().ban(share.id, peer);
+        for id in close {
+            share.close_session(id);
+        }
+        share.close_peer(&peer);
+    }
+
+    /// An accepted session's handshake named `share`: whether it may go on.
+    fn established(&self, ticket: &Ticket, share: ShareId) -> Result<(), Refusal> {
+        self.0
+            .admission
+            .borrow_mut()
+            .established(ticket.id(), share)
+    }
+
+    /// Time since start, for the sans-IO machines.
+    fn now(&self) -> std::time::Duration {
+        self.0.epoch.elapsed()
+    }
+
+    fn local(&self) -> PeerId {
+        self.0.local
+    }
+
+    /// The handshake keys of the shares `peer` may open a session about
+    /// now: not banned from them, and under the session limits.
+    fn keys_for(&self, peer: &PeerId) -> Vec<ShareKey> {
+        let admission = self.0.admission.borrow();
+        self.0
+            .shares
+            .borrow()
+            .values()
+            .filter(|s| admission.may_join(peer, &s.id))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+
+    /// `peer` was seen registered in this swarm: sessions with it are
+    /// allowed, and running downloads open one if it is connected.
+    pub fn member_seen(&self, peer: PeerId) {
+        if !self.0.admission.borrow_mut().member_seen(peer) {
+            return;
+        }
+        if self.0.usable.borrow().contains(&peer) {
+            self.open_for_downloads(peer);
+        }
+    }
+
+    fn is_member(&self, peer: &PeerId) -> bool {
+        self.0.admission.borrow().is_member(peer)
+    }
+
+    /// Whether someone asked for the swarm's members to be looked up now
+    /// (and clears the request).
+    pub fn take_discover_request(&self) -> bool {
+        self.0.discover_wanted.replace(false)
     }
 
     /// Counts chunk bytes moved with `peer` over `path`.
@@ -383,12 +551,6 @@ impl Transfers {
         };
         bytes.up += up;
         bytes.down += down;
-    }
-
-    fn next_sid(&self) -> u64 {
-        let sid = self.0.next_session.get();
-        self.0.next_session.set(sid + 1);
-        sid
     }
 
     fn share_by_id(&self, id: &ShareId) -> Option<Rc<Share>> {
@@ -479,10 +641,10 @@ impl Transfers {
         *share.have.borrow_mut() = Bitfield::full(manifest.chunk_count());
         {
             let mut view = share.view.borrow_mut();
-            view.state = "done";
+            view.state = DownloadState::Done;
             fill_view_header(&mut view, &manifest);
         }
-        let bytes = manifest.encode();
+        let bytes: Rc<[u8]> = manifest.encode().into();
         *share.manifest.borrow_mut() = Some(Rc::new((manifest, bytes)));
         *share.store.borrow_mut() = Some(Rc::new(store));
         self.0.shares.borrow_mut().insert(id, share);
@@ -513,10 +675,19 @@ impl Transfers {
                 return store.file(&m.0);
             }
             // A download that failed earlier: start it again (it resumes
-            // from what is on disk).
+            // from what is on disk), on new sessions (the old ones belong to the old attempt).
+            let old: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
+            for sid in old {
+                share.close_session(sid);
+                // At once, not when its task notices: the new attempt opens
+                // sessions to the same peers right away.
+                self.0.admission.borrow_mut().ended(sid);
+            }
         }
         let share = Rc::new(Share::new(id));
-        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        // Each session clones the sender once: the queue holds at most
+        // this many events plus one per session (sessions are bounded).
+        let (tx, rx) = mpsc::channel(DOWNLOAD_EVENT_QUEUE);
         *share.download.borrow_mut() = Some(tx);
         self.0.shares.borrow_mut().insert(id, share.clone());
         tracing::info!(share = %id, "download started");
@@ -534,17 +705,23 @@ impl Transfers {
     }
 
     fn open_session(&self, share: &Rc<Share>, peer: PeerId) {
-        if share.is_banned(&peer) || share.sessions.borrow().values().any(|s| s.peer == peer) {
-            return;
-        }
-        let sid = self.next_sid();
+        let admitted = self.0.admission.borrow_mut().open(peer, share.id);
+        let ticket = match admitted {
+            Ok(id) => self.ticket(id),
+            Err(e) => {
+                tracing::trace!(%peer, "no session opened: {e}");
+                return;
+            }
+        };
         let control = self.0.control.clone();
         let this = self.clone();
         let share = share.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            match control.open_stream(peer).await {
-                Ok(stream) => session::open(this, sid, peer, share, stream).await,
+            let opened = control.open_stream(peer).await;
+            match opened {
+                Ok(stream) => session::open(this, peer, share, stream, ticket).await,
                 Err(e) => {
+                    drop(ticket);
                     // E.g. picked a connection that was dying: try again
                     // (within the re-open budget) on what is left.
                     tracing::debug!(%peer, "cannot open a transfer session: {e}");
@@ -558,7 +735,17 @@ impl Transfers {
     /// path, was just made): open sessions for every running download.
     pub fn peer_usable(&self, peer: PeerId) {
         self.0.usable.borrow_mut().insert(peer);
+        if !self.is_member(&peer) {
+            // Connected before this node saw it in the swarm (it dialed us
+            // after its own discovery): look the members up now.
+            self.0.discover_wanted.set(true);
+        }
         self.paths_changed(&peer);
+        self.open_for_downloads(peer);
+    }
+
+    /// Opens a session to `peer` for every running download (where allowed).
+    fn open_for_downloads(&self, peer: PeerId) {
         let downloading: Vec<Rc<Share>> = self
             .0
             .shares
@@ -612,7 +799,7 @@ impl Transfers {
     }
 
     fn is_usable(&self, peer: &PeerId) -> bool {
-        self.0.usable.borrow().contains(peer)
+        self.0.usable.borrow().contains(peer) && self.is_member(peer)
     }
 
     pub fn downloads(&self) -> Vec<DownloadView> {
@@ -624,7 +811,7 @@ impl Transfers {
             .filter(|s| {
                 s.file.borrow().is_some()
                     || s.download.borrow().is_some()
-                    || s.view.borrow().state == "failed"
+                    || s.view.borrow().state == DownloadState::Failed
             })
             .map(|s| {
                 let mut v = s.view.borrow().clone();

@@ -3,33 +3,40 @@
 //! never stuck behind megabytes of chunks going the other way, and the reader
 //! never waits on the writer (two peers that both upload would otherwise wait
 //! on each other until their requests time out).
+//!
+//! Bounded by bytes, not messages ([`MAX_OUTBOX_BYTES`]): control messages
+//! are encoded when queued and counted; the manifest is queued as the one
+//! shared copy of its encoding (never copied per request); chunks are queued
+//! as indices and read from storage only when written.
 
 use std::{
     cell::RefCell,
     collections::VecDeque,
+    rc::Rc,
     task::{Context, Poll, Waker},
 };
 
-use shoal_share::Message;
-
-/// Control messages queued at most; past this, new ones are refused (the
-/// caller drops a `Have` or fails a request).
-const MAX_CONTROL: usize = 8192;
-/// Chunks a peer may have asked for and not yet received. Far above what a
-/// well-behaved downloader keeps in flight; past it, requests are rejected.
-pub const MAX_SERVE: usize = 64;
+use shoal_share::{
+    limits::{MAX_OUTBOX_BYTES, MAX_SERVE_QUEUE},
+    Message,
+};
 
 /// The next thing to write.
 #[derive(Debug)]
 pub enum Out {
-    Msg(Message),
+    /// An encoded control message.
+    Bytes(Vec<u8>),
+    /// The encoded manifest (shared), to be sent as a `Manifest` message.
+    Manifest(Rc<[u8]>),
     /// Read chunk `index` from the store and send it.
     Serve(u32),
 }
 
 #[derive(Default)]
 struct Inner {
-    control: VecDeque<Message>,
+    control: VecDeque<Out>,
+    /// Bytes held in `control` (the manifest's are shared, not counted).
+    control_bytes: usize,
     serve: VecDeque<u32>,
     closed: bool,
     waker: Option<Waker>,
@@ -50,20 +57,32 @@ impl Outbox {
         true
     }
 
-    /// Queues a control message; false if the session is closed or flooded.
-    pub fn send(&self, msg: Message) -> bool {
+    /// Queues a control message; false if the session is closed or its
+    /// queue holds [`MAX_OUTBOX_BYTES`] already (a peer that does not read).
+    pub fn send(&self, msg: &Message) -> bool {
         self.push(|i| {
-            i.control.len() < MAX_CONTROL && {
-                i.control.push_back(msg);
+            let mut bytes = Vec::new();
+            msg.encode(&mut bytes);
+            i.control_bytes + bytes.len() <= MAX_OUTBOX_BYTES && {
+                i.control_bytes += bytes.len();
+                i.control.push_back(Out::Bytes(bytes));
                 true
             }
+        })
+    }
+
+    /// Queues the manifest (its one shared encoding).
+    pub fn send_manifest(&self, encoded: Rc<[u8]>) -> bool {
+        self.push(|i| {
+            i.control.push_back(Out::Manifest(encoded));
+            true
         })
     }
 
     /// Queues chunk `index` to be served; false if too many are queued.
     pub fn serve(&self, index: u32) -> bool {
         self.push(|i| {
-            i.serve.len() < MAX_SERVE && {
+            i.serve.len() < MAX_SERVE_QUEUE && {
                 i.serve.push_back(index);
                 true
             }
@@ -75,6 +94,7 @@ impl Outbox {
         let mut inner = self.0.borrow_mut();
         inner.closed = true;
         inner.control.clear();
+        inner.control_bytes = 0;
         inner.serve.clear();
         if let Some(w) = inner.waker.take() {
             w.wake();
@@ -83,8 +103,11 @@ impl Outbox {
 
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Out>> {
         let mut inner = self.0.borrow_mut();
-        if let Some(msg) = inner.control.pop_front() {
-            return Poll::Ready(Some(Out::Msg(msg)));
+        if let Some(out) = inner.control.pop_front() {
+            if let Out::Bytes(b) = &out {
+                inner.control_bytes -= b.len();
+            }
+            return Poll::Ready(Some(out));
         }
         if let Some(index) = inner.serve.pop_front() {
             return Poll::Ready(Some(Out::Serve(index)));

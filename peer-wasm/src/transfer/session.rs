@@ -1,104 +1,205 @@
-//! One `/shoal/blocks/1.0.0` stream between two peers about one share.
+//! One `/shoal/blocks/2.0.0` stream between two peers about one share: the
+//! IO around the sans-IO `shoal_share::session::Session`.
 //!
-//! The reader decodes messages: requests are queued for the writer, which
-//! reads the chunk from the store and sends it; everything about the
-//! remote's chunks goes to the share's download task, if there is one. The
-//! opener starts with `Hello`; the acceptor answers with its bitfield, or
-//! with `Unknown` and closes.
+//! The opener sends `Hello` (a proof of the share, never its id); the
+//! acceptor answers for the share the proof matches — among those the
+//! opener is not banned from and whose session limits have room — with
+//! `Welcome`, or `Unknown` and closes. Once both proofs check out, each side
+//! sends its bitfield. Then the reader feeds bytes to the machine: requests
+//! are queued for the writer, which reads the chunk from the store and sends
+//! it; everything about the remote's chunks goes to the share's download
+//! task, if there is one. Only swarm members' streams are read at all.
 
 use std::{rc::Rc, time::Duration};
 
 use futures::{
+    channel::{mpsc, oneshot},
     io::{ReadHalf, WriteHalf},
-    AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _,
+    AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, SinkExt as _,
 };
 use futures_timer::Delay;
 use libp2p::{PeerId, Stream};
-use shoal_share::{encode_chunk_header, Bitfield, Message, MessageReader};
+use shoal_share::{
+    admission::SessionId,
+    encode_chunk_header, encode_manifest_header,
+    handshake::Nonce,
+    limits::HANDSHAKE_TIMEOUT,
+    session::{CloseReason, Event, Session},
+    Message, ShareId,
+};
 
 use crate::{state::Path, streams::PathStream};
 
 use super::{
     outbox::{Out, Outbox},
-    DlEvent, SessionHandle, Share, Transfers,
+    DlEvent, SessionHandle, Share, Ticket, Transfers,
 };
-/// The acceptor waits this long for `Hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
 const READ_BUF: usize = 64 * 1024;
+/// How often an inbound stream from a peer not yet known as a member checks
+/// again (the node looks the swarm's members up meanwhile).
+const MEMBER_POLL: Duration = Duration::from_millis(200);
+
+/// Why a session ended (for the log).
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("{0}")]
+    Rules(#[from] CloseReason),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("closed by the remote")]
+    RemoteClosed,
+    #[error("closed by the remote mid-message")]
+    RemoteClosedMidMessage,
+    #[error("the peer is not a member of this swarm")]
+    NotMember,
+    #[error("its outbox is full (a peer that does not read)")]
+    Flooded,
+    #[error("banned")]
+    Banned,
+    #[error("not admitted: {0}")]
+    Refused(#[from] shoal_share::admission::Refusal),
+    #[error("a second manifest on one session")]
+    SecondManifest,
+}
 
 /// Answers a session another peer opened.
-pub async fn accept(t: Transfers, sid: u64, peer: PeerId, stream: PathStream) {
+pub async fn accept(t: Transfers, peer: PeerId, stream: PathStream, ticket: Ticket) {
     let PathStream {
         path,
         gone,
         mut stream,
     } = stream;
-    let mut reader = MessageReader::new();
-    let mut buf = vec![0u8; READ_BUF];
-    let first = futures::select! {
-        m = next_message(&mut stream, &mut reader, &mut buf).fuse() => m,
-        _ = Delay::new(HELLO_TIMEOUT).fuse() => Err("no Hello in time".to_owned()),
-    };
-    let (share_id, remote_have) = match first {
-        Ok(Some(Message::Hello { share, have })) => (share, have),
-        Ok(other) => {
-            tracing::debug!(%peer, "session did not start with Hello: {other:?}");
-            return;
-        }
-        Err(e) => {
-            tracing::debug!(%peer, "session failed before Hello: {e}");
-            return;
-        }
-    };
-    let Some(share) = t.share_by_id(&share_id) else {
-        // Not ours (or no such share): say so without telling what we hold.
-        let _ = write_msg(&mut stream, &Message::Unknown).await;
-        let _ = stream.close().await;
-        return;
-    };
-    let have = share.have.borrow().clone();
-    if write_msg(&mut stream, &Message::Bitfield(have))
-        .await
-        .is_err()
-    {
+    if !wait_member(&t, &peer).await {
+        tracing::debug!(%peer, "session not read: {}", Ended::NotMember);
         return;
     }
+    let mut machine = Session::accept(&t.local().to_bytes(), &peer.to_bytes(), t.now());
+    let mut buf = vec![0u8; READ_BUF];
+    let share = match handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).await {
+        Ok(share) => share,
+        Err(e) => {
+            tracing::debug!(%peer, "session refused: {e}");
+            let _ = stream.close().await;
+            return;
+        }
+    };
+    // The limits may have filled while the handshake ran: checked again.
+    if let Err(e) = t.established(&ticket, share) {
+        tracing::debug!(%peer, "session refused: {}", Ended::Refused(e));
+        let _ = stream.close().await;
+        return;
+    }
+    let Some(share) = t.share_by_id(&share) else {
+        return;
+    };
     let stream = PathStream { path, gone, stream };
-    run(t, sid, peer, share, stream, reader, Some(remote_have)).await;
+    run(t, peer, share, stream, machine, ticket).await;
 }
 
 /// Opens a session for `share` on a fresh stream to `peer`.
-pub async fn open(t: Transfers, sid: u64, peer: PeerId, share: Rc<Share>, mut stream: PathStream) {
-    let have = share.have.borrow().clone();
-    if write_msg(
-        &mut stream.stream,
-        &Message::Hello {
-            share: share.id,
-            have,
-        },
-    )
-    .await
-    .is_err()
-    {
+pub async fn open(
+    t: Transfers,
+    peer: PeerId,
+    share: Rc<Share>,
+    stream: PathStream,
+    ticket: Ticket,
+) {
+    let PathStream {
+        path,
+        gone,
+        mut stream,
+    } = stream;
+    let mut nonce = [0u8; shoal_share::handshake::NONCE_LEN];
+    if let Err(e) = getrandom::getrandom(&mut nonce) {
+        tracing::warn!("no randomness for a session nonce: {e}");
         return;
     }
-    run(t, sid, peer, share, stream, MessageReader::new(), None).await;
+    let mut machine = Session::open(
+        share.key.clone(),
+        &t.local().to_bytes(),
+        &peer.to_bytes(),
+        Nonce(nonce),
+        t.now(),
+    );
+    let mut buf = vec![0u8; READ_BUF];
+    if let Err(e) = handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).await {
+        tracing::debug!(%peer, share = %share.id, "session not established: {e}");
+        let _ = stream.close().await;
+        // A peer without the share is not asked again until its paths
+        // change; if it starts downloading the share, it opens a session.
+        if !matches!(e, Ended::Rules(CloseReason::UnknownShare)) {
+            t.session_ended(&share, peer);
+        }
+        return;
+    }
+    let stream = PathStream { path, gone, stream };
+    run(t, peer, share, stream, machine, ticket).await;
 }
 
-async fn next_message(
+/// Waits (at most the handshake timeout) until `peer` is known as a member
+/// of the swarm, asking the node to look the members up.
+async fn wait_member(t: &Transfers, peer: &PeerId) -> bool {
+    let mut waited = Duration::ZERO;
+    while !t.is_member(peer) {
+        if waited >= HANDSHAKE_TIMEOUT {
+            return false;
+        }
+        t.0.discover_wanted.set(true);
+        Delay::new(MEMBER_POLL).await;
+        waited += MEMBER_POLL;
+    }
+    true
+}
+
+/// Runs the handshake until both proofs check out; returns the share.
+async fn handshake_phase(
+    t: &Transfers,
+    peer: &PeerId,
+    machine: &mut Session,
     stream: &mut Stream,
-    reader: &mut MessageReader,
     buf: &mut [u8],
-) -> Result<Option<Message>, String> {
+) -> Result<ShareId, Ended> {
     loop {
-        if let Some(m) = reader.next_message().map_err(|e| e.to_string())? {
-            return Ok(Some(m));
+        while let Some(msg) = machine.poll_transmit() {
+            write_msg(stream, &msg).await?;
         }
-        let n = stream.read(buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Ok(None);
+        match machine.poll_event() {
+            Some(Event::Hello) => {
+                #[cfg(feature = "test-hooks")]
+                if let Some(hello) = machine.hello() {
+                    t.record_hello(hello);
+                }
+                let keys = t.keys_for(peer);
+                machine.answer(&keys);
+                continue;
+            }
+            Some(Event::Established { share }) => {
+                while let Some(msg) = machine.poll_transmit() {
+                    write_msg(stream, &msg).await?;
+                }
+                return Ok(share);
+            }
+            Some(Event::Closed(reason)) => {
+                while let Some(msg) = machine.poll_transmit() {
+                    let _ = write_msg(stream, &msg).await;
+                }
+                return Err(reason.into());
+            }
+            // Nothing else comes before the session is established.
+            Some(Event::Received(_)) => continue,
+            None => {}
         }
-        reader.push(&buf[..n]);
+        let wait = machine
+            .poll_timeout()
+            .map_or(HANDSHAKE_TIMEOUT, |d| d.saturating_sub(t.now()));
+        futures::select! {
+            n = stream.read(buf).fuse() => match n? {
+                0 => return Err(Ended::RemoteClosed),
+                n => machine.handle_input(&buf[..n]),
+            },
+            _ = Delay::new(wait).fuse() => machine.handle_timeout(t.now()),
+        }
     }
 }
 
@@ -112,42 +213,73 @@ async fn write_msg<W: futures::AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// The stream's bytes are counted on the path of its connection; the
-/// session ends when that connection closes.
+/// The established session. The stream's bytes are counted on the path of
+/// its connection; the session ends when that connection closes, when the
+/// rules are broken, or when it is closed here (a ban).
 async fn run(
     t: Transfers,
-    sid: u64,
     peer: PeerId,
     share: Rc<Share>,
     stream: PathStream,
-    mut reader: MessageReader,
-    remote_have: Option<Bitfield>,
+    mut machine: Session,
+    ticket: Ticket,
 ) {
     let PathStream { path, gone, stream } = stream;
+    let sid = ticket.id();
+    if t.is_banned(&share.id, &peer) {
+        return;
+    }
     let (r, w) = stream.split();
     let outbox = Rc::new(Outbox::default());
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     share.sessions.borrow_mut().insert(
         sid,
         SessionHandle {
             peer,
             outbox: outbox.clone(),
+            stop: std::cell::RefCell::new(Some(stop_tx)),
+            outstanding: std::cell::Cell::new(0),
         },
     );
-    share.session_peers.borrow_mut().insert(sid, peer);
     tracing::debug!(%peer, sid, ?path, share = %share.id, "session up");
     let link = Link { peer, path };
-    wasm_bindgen_futures::spawn_local(writer(t.clone(), link, share.clone(), w, outbox.clone()));
-    if let Some(have) = remote_have {
-        share.dl_event(DlEvent::Joined { sid, have }).await;
+    // Our bitfield first: the handshake is done, so the remote knows the share.
+    outbox.send(&Message::Bitfield(share.have.borrow().clone()));
+    // Test-only switch: a peer that floods `GetManifest`.
+    #[cfg(feature = "test-hooks")]
+    if machine.role() == shoal_share::session::Role::Opener {
+        for _ in 0..t.manifest_flood() {
+            if !outbox.send(&Message::GetManifest) {
+                break;
+            }
+        }
     }
+    wasm_bindgen_futures::spawn_local(writer(t.clone(), link, share.clone(), w, outbox.clone()));
+    // One sender per session, cloned once: the queue's bound holds.
+    let events = share.download.borrow().clone();
+    let mut ctx = Ctx {
+        t: &t,
+        link,
+        sid,
+        share: &share,
+        outbox: &outbox,
+        events,
+        manifest_received: false,
+    };
     let why = futures::select! {
-        why = read_loop(&t, link, sid, &share, r, &mut reader, &outbox).fuse() => why,
+        why = ctx.read_loop(r, &mut machine).fuse() => why,
         () = gone.fuse() => "its connection closed".to_owned(),
+        _ = stop_rx.fuse() => "closed here".to_owned(),
     };
     tracing::debug!(%peer, sid, "session over: {why}");
     share.close_session(sid);
     outbox.close();
-    share.dl_event(DlEvent::Left { sid }).await;
+    // Left when no other established session carries this peer's traffic.
+    let last = !share.sessions.borrow().values().any(|s| s.peer == peer);
+    if last {
+        ctx.event(DlEvent::Left { peer }).await;
+    }
+    drop(ticket);
     t.session_ended(&share, peer);
 }
 
@@ -158,67 +290,131 @@ struct Link {
     path: Path,
 }
 
-async fn read_loop(
-    t: &Transfers,
+struct Ctx<'a> {
+    t: &'a Transfers,
     link: Link,
-    sid: u64,
-    share: &Rc<Share>,
-    mut r: ReadHalf<Stream>,
-    reader: &mut MessageReader,
-    outbox: &Outbox,
-) -> String {
-    let mut buf = vec![0u8; READ_BUF];
-    loop {
-        loop {
-            let msg = match reader.next_message() {
-                Ok(Some(m)) => m,
-                Ok(None) => break,
-                Err(e) => return format!("bad message: {e}"),
-            };
-            let ev = match msg {
-                Message::Hello { .. } => return "a second Hello".into(),
-                Message::Bitfield(have) => Some(DlEvent::Joined { sid, have }),
-                Message::Unknown => Some(DlEvent::Unknown { sid }),
-                Message::GetManifest => {
-                    let reply = match t.manifest_answer(share) {
-                        Some(m) => Message::Manifest(m.1.clone()),
-                        None => Message::Unknown,
-                    };
-                    if !outbox.send(reply) {
-                        return "writer gone".into();
-                    }
-                    None
-                }
-                Message::Manifest(bytes) => Some(DlEvent::Manifest { sid, bytes }),
-                Message::Have(index) => Some(DlEvent::Have { sid, index }),
-                Message::Request(index) => {
-                    #[cfg(feature = "test-hooks")]
-                    t.0.requests_received.set(t.0.requests_received.get() + 1);
-                    // Flooding us with requests gets rejections, not memory.
-                    let queued = share.has_chunk(index) && outbox.serve(index);
-                    if !queued && !outbox.send(Message::Reject(index)) {
-                        return "writer gone or flooded".into();
-                    }
-                    None
-                }
-                Message::Chunk { index, data } => {
-                    t.count(link.peer, link.path, 0, data.len() as u64);
-                    Some(DlEvent::Chunk { sid, index, data })
-                }
-                Message::Reject(index) => Some(DlEvent::Reject { sid, index }),
-                // Requests are served in order and quickly; a late cancel
-                // costs one chunk at most.
-                Message::Cancel(_) => None,
-            };
-            if let Some(ev) = ev {
-                share.dl_event(ev).await;
+    sid: SessionId,
+    share: &'a Rc<Share>,
+    outbox: &'a Outbox,
+    events: Option<mpsc::Sender<DlEvent>>,
+    manifest_received: bool,
+}
+
+impl Ctx<'_> {
+    /// Waits while the download's queue is full: a flood slows its own
+    /// session's reader, nothing else.
+    async fn event(&mut self, ev: DlEvent) {
+        if let Some(tx) = &mut self.events {
+            if tx.send(ev).await.is_err() {
+                // The download ended; the session goes on serving.
+                self.events = None;
             }
         }
-        match r.read(&mut buf).await {
-            Ok(0) => return "closed by the remote".into(),
-            Ok(n) => reader.push(&buf[..n]),
-            Err(e) => return format!("read error: {e}"),
+    }
+
+    async fn read_loop(&mut self, mut r: ReadHalf<Stream>, machine: &mut Session) -> String {
+        let mut buf = vec![0u8; super::session::READ_BUF];
+        loop {
+            while let Some(ev) = machine.poll_event() {
+                let msg = match ev {
+                    Event::Received(msg) => msg,
+                    Event::Closed(reason) => return Ended::from(reason).to_string(),
+                    Event::Hello | Event::Established { .. } => continue,
+                };
+                if let Err(e) = self.on_message(msg, machine).await {
+                    return e.to_string();
+                }
+            }
+            // A banned peer's bytes are not read any further.
+            if self.t.is_banned(&self.share.id, &self.link.peer) {
+                return Ended::Banned.to_string();
+            }
+            match r.read(&mut buf).await {
+                Ok(0) if machine.has_partial() => return Ended::RemoteClosedMidMessage.to_string(),
+                Ok(0) => return Ended::RemoteClosed.to_string(),
+                Ok(n) => machine.handle_input(&buf[..n]),
+                Err(e) => return Ended::Io(e).to_string(),
+            }
         }
+    }
+
+    async fn on_message(&mut self, msg: Message, machine: &mut Session) -> Result<(), Ended> {
+        let peer = self.link.peer;
+        let ev = match msg {
+            Message::Bitfield(have) => Some(DlEvent::Joined { peer, have }),
+            Message::Unknown => Some(DlEvent::Unknown { peer }),
+            Message::GetManifest => {
+                // Test-only switch: a holder that never answers.
+                #[cfg(feature = "test-hooks")]
+                if self.t.silent_manifest() {
+                    return Ok(());
+                }
+                let sent = match self.t.manifest_answer(self.share) {
+                    Some(m) => {
+                        machine.manifest_sent();
+                        self.outbox.send_manifest(m.1.clone())
+                    }
+                    None => self.outbox.send(&Message::Unknown),
+                };
+                if !sent {
+                    return Err(Ended::Flooded);
+                }
+                None
+            }
+            Message::Manifest(bytes) => {
+                // One per session; and only while the download looks for one.
+                if std::mem::replace(&mut self.manifest_received, true) {
+                    return Err(Ended::SecondManifest);
+                }
+                self.share
+                    .manifest
+                    .borrow()
+                    .is_none()
+                    .then_some(DlEvent::Manifest { peer, bytes })
+            }
+            Message::Have(index) => Some(DlEvent::Have { peer, index }),
+            Message::Request(index) => {
+                #[cfg(feature = "test-hooks")]
+                self.t
+                    .0
+                    .requests_received
+                    .set(self.t.0.requests_received.get() + 1);
+                // Flooding us with requests gets rejections, not memory.
+                let queued = self.share.has_chunk(index) && self.outbox.serve(index);
+                if !queued && !self.outbox.send(&Message::Reject(index)) {
+                    return Err(Ended::Flooded);
+                }
+                None
+            }
+            Message::Chunk { index, data } => {
+                self.t.count(peer, self.link.path, 0, data.len() as u64);
+                // Only chunks this session asked for reach the download.
+                self.answered()
+                    .then_some(DlEvent::Chunk { peer, index, data })
+            }
+            Message::Reject(index) => self.answered().then_some(DlEvent::Reject { peer, index }),
+            // Requests are served in order and quickly; a late cancel
+            // costs one chunk at most.
+            Message::Cancel(_) => None,
+            // The machine never hands these over once established.
+            Message::Hello { .. } | Message::Welcome(_) => None,
+        };
+        if let Some(ev) = ev {
+            self.event(ev).await;
+        }
+        Ok(())
+    }
+
+    /// Counts an answer to one of this session's requests; false if none
+    /// was outstanding.
+    fn answered(&self) -> bool {
+        let sessions = self.share.sessions.borrow();
+        let Some(handle) = sessions.get(&self.sid) else {
+            return false;
+        };
+        let n = handle.outstanding.get();
+        handle.outstanding.set(n.saturating_sub(1));
+        n > 0
     }
 }
 
@@ -232,8 +428,24 @@ async fn writer(
     let mut header = Vec::with_capacity(16);
     while let Some(out) = std::future::poll_fn(|cx| outbox.poll_next(cx)).await {
         let result = match out {
-            Out::Msg(msg) => write_msg(&mut w, &msg).await,
-            Out::Serve(index) => match serve(&t, &share, index).await {
+            Out::Bytes(bytes) => {
+                async {
+                    w.write_all(&bytes).await?;
+                    w.flush().await
+                }
+                .await
+            }
+            Out::Manifest(encoded) => {
+                header.clear();
+                encode_manifest_header(encoded.len(), &mut header);
+                async {
+                    w.write_all(&header).await?;
+                    w.write_all(&encoded).await?;
+                    w.flush().await
+                }
+                .await
+            }
+            Out::Serve(index) => match serve(&share, index).await {
                 #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
                 Ok(mut data) => {
                     // Test-only switch (not in release builds): a peer that lies about its data.
@@ -270,7 +482,7 @@ async fn writer(
     let _ = w.close().await;
 }
 
-async fn serve(_t: &Transfers, share: &Share, index: u32) -> Result<Vec<u8>, super::TransferError> {
+async fn serve(share: &Share, index: u32) -> Result<Vec<u8>, super::TransferError> {
     let missing = || super::TransferError::Storage(format!("chunk {index} is not here"));
     let manifest = share.manifest().ok_or_else(missing)?;
     let range = manifest.0.chunk_range(index).ok_or_else(missing)?;

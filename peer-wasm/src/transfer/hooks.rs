@@ -1,0 +1,141 @@
+//! Test-only switches for the hostile-peer end-to-end tests (cargo feature
+//! `test-hooks`; never in `make build`/`make run`): a node that records the
+//! `Hello`s strangers send it and replays them to others, one that floods
+//! `GetManifest`, one that never answers it.
+
+use std::cell::{Cell, RefCell};
+
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+use futures_timer::Delay;
+use libp2p::PeerId;
+use shoal_share::{
+    handshake::{Nonce, Proof},
+    limits::{HANDSHAKE_TIMEOUT, MAX_WELCOME_LEN},
+    Message, MessageReader,
+};
+
+use super::Transfers;
+
+#[derive(Default)]
+pub struct Hooks {
+    /// Every `Hello` received: what a stranger learns from a downloader.
+    hellos_seen: RefCell<Vec<(Nonce, Proof)>>,
+    /// `GetManifest`s to send on every session this node opens.
+    manifest_flood: Cell<u32>,
+    /// Never answer `GetManifest`.
+    silent_manifest: Cell<bool>,
+}
+
+/// What a replayed `Hello` got back.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayOutcome {
+    Welcome,
+    Unknown,
+    Other,
+    Closed,
+    Error,
+}
+
+impl Transfers {
+    pub(super) fn hooks(&self) -> &Hooks {
+        &self.0.hooks
+    }
+
+    pub(super) fn record_hello(&self, hello: (Nonce, Proof)) {
+        self.hooks().hellos_seen.borrow_mut().push(hello);
+    }
+
+    /// The `Hello`s received so far, each as hex of nonce ‖ proof.
+    pub fn hellos_seen(&self) -> Vec<String> {
+        self.hooks()
+            .hellos_seen
+            .borrow()
+            .iter()
+            .map(|(n, p)| hex(n.0.iter().chain(p.as_bytes())))
+            .collect()
+    }
+
+    pub fn set_manifest_flood(&self, n: u32) {
+        self.hooks().manifest_flood.set(n);
+    }
+
+    pub(super) fn manifest_flood(&self) -> u32 {
+        self.hooks().manifest_flood.get()
+    }
+
+    pub fn set_silent_manifest(&self, on: bool) {
+        self.hooks().silent_manifest.set(on);
+    }
+
+    pub(super) fn silent_manifest(&self) -> bool {
+        self.hooks().silent_manifest.get()
+    }
+
+    /// Sends each recorded `Hello`, as this node, to `peer` on a fresh
+    /// stream, and reports the first answer to each.
+    pub async fn replay_hellos(&self, peer: PeerId) -> Vec<ReplayOutcome> {
+        let hellos = self.hooks().hellos_seen.borrow().clone();
+        let mut out = Vec::new();
+        for (nonce, proof) in hellos {
+            out.push(self.replay_one(peer, nonce, proof).await);
+        }
+        out
+    }
+
+    async fn replay_one(&self, peer: PeerId, nonce: Nonce, proof: Proof) -> ReplayOutcome {
+        let Ok(stream) = self.0.control.open_stream(peer).await else {
+            return ReplayOutcome::Error;
+        };
+        let mut stream = stream.stream;
+        let mut bytes = Vec::new();
+        Message::Hello { nonce, proof }.encode(&mut bytes);
+        if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+            return ReplayOutcome::Error;
+        }
+        let mut reader = MessageReader::with_first_limit(MAX_WELCOME_LEN);
+        let mut buf = [0u8; 256];
+        let answer = async {
+            loop {
+                match reader.next_message() {
+                    Ok(Some(Message::Welcome(_))) => return ReplayOutcome::Welcome,
+                    Ok(Some(Message::Unknown)) => return ReplayOutcome::Unknown,
+                    Ok(Some(_)) | Err(_) => return ReplayOutcome::Other,
+                    Ok(None) => {}
+                }
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return ReplayOutcome::Closed,
+                    Ok(n) => reader.push(&buf[..n]),
+                }
+            }
+        };
+        let outcome = futures::select! {
+            o = answer.fuse() => o,
+            _ = Delay::new(HANDSHAKE_TIMEOUT).fuse() => ReplayOutcome::Closed,
+        };
+        let _ = stream.close().await;
+        outcome
+    }
+}
+
+/// Hex of a share id's bytes (tests compare it with what went on the wire).
+pub fn share_id_hex(link: &str) -> Result<String, shoal_share::LinkError> {
+    Ok(hex(shoal_share::parse_link(link)?.as_bytes()))
+}
+
+fn hex<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> String {
+    bytes.into_iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of the wasm module's linear memory (it only grows: a high-water
+/// mark of what the tab's Rust side has used).
+pub fn memory_bytes() -> f64 {
+    use wasm_bindgen::JsCast as _;
+    let Ok(memory) = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>() else {
+        return 0.0;
+    };
+    memory
+        .buffer()
+        .dyn_into::<js_sys::ArrayBuffer>()
+        .map_or(0.0, |b| f64::from(b.byte_length()))
+}
