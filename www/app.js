@@ -14,6 +14,7 @@ import { createDownloads } from './ui/downloads.js';
 import { formatBytes } from './ui/format.js';
 import { DEFAULT_SWARM, hasShare, swarmFromSearch } from './ui/links.js';
 import { createShares } from './ui/shares.js';
+import { createStored } from './ui/stored.js';
 
 const MAX_PEERS = 8;
 // RTTs, speeds and elapsed times change without a change event; refresh this often anyway.
@@ -200,6 +201,15 @@ function renderPeers(peers) {
   if ($('peers-summary').textContent !== summary) $('peers-summary').textContent = summary;
 }
 
+// A download that starts, ends or fails changes what is stored.
+let lastDownloadStates = '';
+function downloadsChanged(node) {
+  const states = node.downloads().map((d) => `${d.shareId}:${d.state}`).join(',');
+  const changed = states !== lastDownloadStates;
+  lastDownloadStates = states;
+  return changed;
+}
+
 function render(node, ui) {
   try {
     renderRelay(node.relay());
@@ -207,6 +217,7 @@ function render(node, ui) {
     renderPeers(peers);
     const downloading = ui.downloads.render(node, peers.length);
     ui.shares.update(node, downloading);
+    ui.stored.update(node, downloadsChanged(node));
     renderStats(node.stats());
   } catch (e) {
     console.error('shoal: reading the node state failed', e);
@@ -227,6 +238,13 @@ async function start() {
   const ui = {
     shares: createShares({ ready, announce }),
     downloads: createDownloads({ ready, announce, swarm, onChange: () => (node ? schedule() : ui.downloads.render(null, 0)) }),
+    stored: createStored({
+      announce,
+      open: async (link) => {
+        const problem = await ui.downloads.start(link);
+        if (problem) ui.downloads.formStatus(typeof problem === 'string' ? problem : problem.text, { error: !!problem });
+      },
+    }),
   };
   // Opened with a share link (or one typed into the address bar later): download it.
   const downloadFromUrl = async () => {

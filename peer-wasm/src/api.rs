@@ -174,6 +174,7 @@ impl Node {
             swarm_name.to_owned(),
         );
         transfers.start_accepting();
+        transfers.clean_up_storage();
         let (commands, rx) = mpsc::channel(4);
         let settings = Settings {
             relay_addr,
@@ -256,6 +257,33 @@ impl Node {
     /// `[{ shareId, name, size, mediaType, link, complete }]`.
     pub fn shares(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.shares())
+    }
+
+    /// Resolves to the shares stored in this browser (every tab of this
+    /// origin): `[{ shareId, name, size, mediaType, link, state: "partial" |
+    /// "complete", chunksDone, chunksTotal, bytesDone, inUse: "here" |
+    /// "elsewhere" | null }]`. Opening a link resumes (or serves) it.
+    #[wasm_bindgen(js_name = storedShares)]
+    pub async fn stored_shares(&self) -> Result<JsValue, JsError> {
+        let stored = self
+            .transfers
+            .stored()
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        to_js(&stored)
+    }
+
+    /// Deletes a stored share's files; this tab stops serving it first.
+    /// Rejects while this tab downloads it or another tab uses it.
+    #[wasm_bindgen(js_name = deleteStored)]
+    pub async fn delete_stored(&self, share_id: String) -> Result<(), JsError> {
+        let id: shoal_share::ShareId = share_id
+            .parse()
+            .map_err(|e: shoal_share::ShareIdParseError| JsError::new(&e.to_string()))?;
+        self.transfers
+            .delete_stored(&id)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// `{ uploaded, downloaded, peers: [{ peerId, direct: { up, down },

@@ -7,8 +7,9 @@
 //!   relay client, rendezvous, identify, ping, stream behaviours) and its event
 //!   loop, which drives the sans-IO path policy `shoal_proto::paths`.
 //! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/2.0.0`
-//!   sessions, OPFS storage (the wire format, handshake, session rules,
-//!   admission, manifest fetch and scheduler are sans-IO in `shoal_share`).
+//!   sessions, OPFS storage kept across reloads and shared by tabs under
+//!   Web Locks (the wire format, handshake, session rules, admission,
+//!   manifest fetch, scheduler and resume rules are sans-IO in `shoal_share`).
 //! - `log`: `tracing` to the browser console.
 //! - `peer_limit`: `maxPeers`, denying connections to peers beyond it.
 //! - `ws`: the WebSocket transport to the relay (why our own: see there).

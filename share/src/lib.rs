@@ -16,6 +16,9 @@
 //! - [`link`]: share links; the share id rides in the URL fragment.
 //! - [`bitfield`]: which chunks a peer has, and its wire encoding.
 //! - [`scheduler`]: the sans-IO state machine for one download.
+//! - [`resume`]: what a downloader keeps on disk to resume after a reload
+//!   (file names, the record of stored chunks, re-verification, what may be
+//!   deleted, when to checkpoint).
 //! - [`wire`]: `/shoal/blocks/2.0.0`, the messages two peers exchange about a
 //!   share, and [`MessageReader`], which reassembles them from a stream.
 //! - [`handshake`]: how two peers prove they know a share id without
@@ -40,6 +43,7 @@ pub mod handshake;
 pub mod limits;
 pub mod link;
 pub mod manifest;
+pub mod resume;
 pub mod scheduler;
 pub mod session;
 mod varint;

@@ -183,10 +183,10 @@ describe('README claims', () => {
     const failed = await h.waitFor('B\'s download to settle', () => outcome(b, x.link), (o) => o?.state !== 'pending');
     assert.equal(failed.state, 'rejected', `download() resolved although writes failed: ${JSON.stringify(failed)}`);
     assert.equal(failed.isError, true);
-    assert.match(failed.message, /storage: test switch: writing chunk \d+ failed/);
+    assert.match(failed.message, /storage full: \d+ MiB free needed/);
     const entry = await entryOf(b, x.link);
     assert.equal(entry.state, 'failed', JSON.stringify(entry));
-    assert.match(entry.error, /writing chunk/);
+    assert.match(entry.error, /storage full/);
     assert.ok(entry.chunksDone < entry.chunksTotal, `the failure was not part-way: ${JSON.stringify(entry)}`);
 
     // Started again (same link, same page): it completes, intact.

@@ -8,7 +8,9 @@
 //   with two real browsers), with the flags and permission grant that make
 //   ICE gather candidates on a loopback-only host (see shared/NOTES.md), and
 //   an init script that records every RTCPeerConnection in `window.__pcs` so
-//   tests can read WebRTC stats independently of our code.
+//   tests can read WebRTC stats independently of our code. With `{ persistent: dir }` the
+//   browser keeps a profile on disk (OPFS on disk, as for real users; the default contexts
+//   are off the record), and openTab() opens more tabs of it.
 // - waitFor(): bounded polling that reports the last value seen on timeout.
 // Every relay line and page console line is kept; dumpLogs() prints them.
 
@@ -65,6 +67,21 @@ export function trackBrowser(browser) {
   browsers.add(browser);
   browser.on('disconnected', () => browsers.delete(browser));
   return browser;
+}
+
+/**
+ * Launch one Chromium process with a profile on disk in `userDataDir` (OPFS, Web Locks
+ * and the rest of storage survive reloads and live on disk, as in a real browser; the
+ * default contexts are off the record, with OPFS in memory). Resolves to its one
+ * BrowserContext; closing it ends the process. Pages: openTab().
+ */
+export async function launchPersistent(userDataDir, { executablePath = CHROMIUM, args = [] } = {}) {
+  const options = { executablePath, headless: true, args: [...CHROMIUM_ARGS, ...args], timeout: WAIT_MS };
+  const context = await chromium.launchPersistentContext(userDataDir, options);
+  // closeAll() closes it like a browser.
+  browsers.add(context);
+  context.on('close', () => browsers.delete(context));
+  return context;
 }
 
 /** Add a line to the logs dumpLogs() prints. */
@@ -342,25 +359,12 @@ function startNodeInPage(options) {
  * with those options; `window.shoal` is set the same way. With `url`, that page instead (one
  * that starts a node itself, e.g. on another origin).
  */
-export async function openPage(browser, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null, url = null } = {}) {
+export async function openPage(browser, relayUrl, options = {}) {
   const context = await browser.newContext();
   try {
-    await context.grantPermissions(['camera', 'microphone'], { origin: new URL(url ?? relayUrl).origin });
-    await context.addInitScript(recordPeerConnections);
-    for (const script of initScripts) await (Array.isArray(script) ? context.addInitScript(...script) : context.addInitScript(script));
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
-    page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
-    page.on('crash', () => log(name, 'page crashed'));
-    if (url) {
-      log(name, `goto ${url}`);
-      await page.goto(url);
-    } else {
-      await gotoShoal(page, relayUrl, { name, swarm, startOptions });
-    }
-    return pagePeer({ name, swarm, browser, context, page, close: () => context.close().catch(() => {}) });
+    const peer = await openTab(context, relayUrl, options);
+    peer.close = () => context.close().catch(() => {});
+    return peer;
   } catch (e) {
     await context.close().catch(() => {});
     throw e;
@@ -413,10 +417,53 @@ export function pagePeer({ name, swarm, browser, context = null, page, close }) 
 }
 
 /**
- * A browser process of its own with one page; `close()` ends the process.
- * `options.launch` goes to launchBrowser(), the rest to openPage().
+ * The same as openPage() in an existing `context` (e.g. a second tab of a persistent
+ * profile from launchPersistent()). `close()` closes only this tab.
  */
-export async function launchPeer(relayUrl, { launch, ...options } = {}) {
+export async function openTab(context, relayUrl, { name, swarm = 'default', initScripts = [], startOptions = null, url = null } = {}) {
+  await context.grantPermissions(['camera', 'microphone'], { origin: new URL(url ?? relayUrl).origin });
+  // Init scripts are per context: a second tab of the same context has them already.
+  if (!context.__shoalInit) {
+    context.__shoalInit = true;
+    await context.addInitScript(recordPeerConnections);
+    for (const script of initScripts) await (Array.isArray(script) ? context.addInitScript(...script) : context.addInitScript(script));
+  }
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('console', (m) => log(name, `${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log(name, `pageerror: ${e.stack ?? e.message}`));
+  page.on('requestfailed', (r) => log(name, `request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('crash', () => log(name, 'page crashed'));
+  if (url) {
+    log(name, `goto ${url}`);
+    await page.goto(url);
+  } else {
+    await gotoShoal(page, relayUrl, { name, swarm, startOptions });
+  }
+  return pagePeer({ name, swarm, browser: context.browser(), context, page, close: () => page.close().catch(() => {}) });
+}
+
+/**
+ * A browser process of its own with one page; `close()` ends the process.
+ * `options.launch` goes to launchBrowser(), the rest to openPage(). With `persistent`
+ * (a directory), the browser keeps its profile there (see launchPersistent()); its
+ * context is `peer.context`, for more tabs with openTab().
+ */
+export async function launchPeer(relayUrl, { launch, persistent, ...options } = {}) {
+  if (persistent) {
+    const context = await launchPersistent(persistent, launch);
+    try {
+      // The persistent context opens with a blank tab: closed once ours is open.
+      const blank = context.pages();
+      const peer = await openTab(context, relayUrl, options);
+      for (const p of blank) await p.close().catch(() => {});
+      peer.close = () => context.close().catch(() => {});
+      return peer;
+    } catch (e) {
+      await context.close().catch(() => {});
+      throw e;
+    }
+  }
   const browser = await launchBrowser(launch);
   try {
     const peer = await openPage(browser, relayUrl, options);

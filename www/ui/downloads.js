@@ -11,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const STATE_BADGE = {
   starting: ['badge badge-pending', 'starting'],
   looking: ['badge badge-pending', 'looking'],
+  checking: ['badge badge-pending', 'checking'],
   downloading: ['badge badge-active', 'downloading'],
   done: ['badge badge-ok', 'done'],
   failed: ['badge badge-bad', 'failed'],
@@ -246,6 +247,8 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
       detail = peerCount === 0
         ? 'No peers in this swarm yet. The download starts as soon as someone who has the file is online.'
         : `Asking ${peerCount} ${peerCount === 1 ? 'peer' : 'peers'} for the file…`;
+    } else if (state === 'checking') {
+      detail = 'Verifying the chunks stored earlier before using them…';
     } else if (state === 'downloading') {
       pct = formatPercent(done, total);
       const rate = meter.rate();

@@ -1,13 +1,17 @@
-//! One download: fetch the manifest (`ManifestFetch`: several holders at
-//! once, each with a timeout, checked against the share id), then let the
-//! `Scheduler` decide which chunk to ask whom for, verify what arrives, store
-//! it in OPFS and announce it. Both machines are keyed by PeerId, so a ban
+//! One download: open what is stored for the share (resume: the manifest
+//! and the chunks that re-verify; a complete file is served at once), else
+//! fetch the manifest (`ManifestFetch`: several holders at once, each with a
+//! timeout, checked against the share id); then let the `Scheduler` decide
+//! which chunk to ask whom for, verify what arrives, store it in OPFS,
+//! announce it, and checkpoint the record of stored chunks now and then
+//! (`shoal_share::resume`). Both machines are keyed by PeerId, so a ban
 //! outlives the session it happened on.
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
 use futures::{
     channel::{mpsc, oneshot},
+    future::LocalBoxFuture,
     stream::FuturesUnordered,
     FutureExt as _, StreamExt as _,
 };
@@ -15,19 +19,26 @@ use futures_timer::Delay;
 use libp2p::PeerId;
 use shoal_share::{
     fetch::{FetchAction, FetchError, ManifestFetch},
+    resume::{self, Checkpoints},
     Action, Bitfield, Config, Manifest, Message, Scheduler, Verdict,
 };
 use web_sys::File;
 use web_time::Instant;
 
 use super::{
-    fill_view_header, DlEvent, DownloadState, Share, SourceView, Store, TransferError, Transfers,
+    fill_view_header,
+    store::WriteError,
+    stored::{self, Opened},
+    DlEvent, DownloadState, Share, SourceView, Store, TransferError, Transfers,
 };
 
 /// Chunk writes to OPFS in flight at once.
 const MAX_WRITES: usize = 8;
 /// Progress reaches the page at most this often.
 const NOTIFY_EVERY: Duration = Duration::from_millis(100);
+/// While stored chunks are re-verified, the page hears of it once per this
+/// many chunks (a few times a second).
+const CHECKING_NOTIFY_EVERY: u32 = 64;
 
 pub async fn run(
     t: Transfers,
@@ -37,6 +48,9 @@ pub async fn run(
 ) {
     let result = download(&t, &share, &mut rx).await;
     *share.download.borrow_mut() = None;
+    if result.is_err() {
+        abandon(&share).await;
+    }
     {
         let mut view = share.view.borrow_mut();
         match &result {
@@ -63,24 +77,55 @@ async fn download(
     share: &Rc<Share>,
     rx: &mut mpsc::Receiver<DlEvent>,
 ) -> Result<File, TransferError> {
-    let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
+    let checking = |m: &Manifest, done: u32, of: u32| {
+        if done == 0 {
+            let mut view = share.view.borrow_mut();
+            fill_view_header(&mut view, m);
+            view.state = DownloadState::Checking;
+        }
+        if done.is_multiple_of(CHECKING_NOTIFY_EVERY) || done == of {
+            t.notify();
+        }
+    };
+    let (manifest, have, lock, bitfields) = match stored::open(&share.id, checking).await? {
+        Opened::Complete {
+            manifest,
+            file,
+            store,
+        } => {
+            let have = Bitfield::full(manifest.chunk_count());
+            serve(share, manifest, have, Rc::new(store));
+            return Ok(file);
+        }
+        Opened::Partial {
+            manifest,
+            have,
+            lock,
+        } => (manifest, have, lock, HashMap::new()),
+        Opened::New { lock } => {
+            let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
+            let have = Bitfield::new(manifest.chunk_count());
+            stored::create(&share.id, &manifest)
+                .await
+                .map_err(|e| write_error(e, &manifest, &have))?;
+            (manifest, have, lock, bitfields)
+        }
+    };
     share.view.borrow_mut().error = None;
-    let store = Rc::new(Store::opfs(&share.id).await?);
+    let store = Store::open_data(&share.id, manifest.size(), lock)
+        .await
+        .map_err(|e| write_error(e, &manifest, &have))?;
+    let store = Rc::new(store);
     let count = manifest.chunk_count();
-    fill_view_header(&mut share.view.borrow_mut(), &manifest);
     share.view.borrow_mut().state = DownloadState::Downloading;
-    *share.store.borrow_mut() = Some(store.clone());
-    *share.have.borrow_mut() = Bitfield::new(count);
-    let bytes: Rc<[u8]> = manifest.encode().into();
-    *share.manifest.borrow_mut() = Some(Rc::new((manifest.clone(), bytes)));
-    // Now that we know the chunk count, tell everyone what we have (nothing).
-    share.broadcast(&Message::Bitfield(Bitfield::new(count)));
+    // Tell everyone what we have (what was on disk and verified).
+    serve(share, manifest.clone(), have.clone(), store.clone());
     t.notify();
 
     let mut config = Config::default();
     // Peers start on different chunks, so they have something to trade.
     config.seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
-    let mut sched = Scheduler::new(manifest.clone(), Bitfield::new(count), config)
+    let mut sched = Scheduler::new(manifest.clone(), have, config)
         .map_err(|e| TransferError::Stopped(e.to_string()))?;
     for (peer, have) in bitfields {
         if have.len() == count && !t.is_banned(&share.id, &peer) {
@@ -89,9 +134,16 @@ async fn download(
     }
     let epoch = Instant::now();
     let mut last_notify = epoch;
-    let mut writes = FuturesUnordered::new();
+    let mut writes: FuturesUnordered<LocalBoxFuture<'_, Result<u32, WriteError>>> =
+        FuturesUnordered::new();
+    let mut checkpoints = Checkpoints::new(epoch.elapsed());
+    let full = |e: WriteError| write_error(e, &manifest, &share.have.borrow());
     loop {
         let now = epoch.elapsed();
+        if checkpoints.is_due(now) {
+            checkpoint(share, &store).await.map_err(full)?;
+            checkpoints.written(now);
+        }
         while let Some(action) = sched.poll_action(now) {
             match action {
                 Action::Request { peer, index } => {
@@ -109,16 +161,21 @@ async fn download(
                     // announced (and served) once it is on disk.
                     if writes.len() >= MAX_WRITES {
                         if let Some(done) = writes.next().await {
-                            stored(share, done?);
+                            stored(
+                                share,
+                                &mut checkpoints,
+                                epoch.elapsed(),
+                                done.map_err(full)?,
+                            );
                         }
                     }
                     let store = store.clone();
                     let offset = manifest.chunk_range(index).map_or(0, |r| r.start);
+                    // Test-only switch: the disk is full from now on.
                     #[cfg(feature = "test-hooks")]
                     if t.write_must_fail() {
-                        return Err(TransferError::Storage(format!(
-                            "test switch: writing chunk {index} failed"
-                        )));
+                        tracing::warn!(index, "test switch: writing a chunk fails (disk full)");
+                        return Err(full(WriteError::Full));
                     }
                     writes.push(
                         async move { store.write(offset, &bytes).await.map(|()| index) }
@@ -136,12 +193,20 @@ async fn download(
                 }
                 Action::Done => {
                     while let Some(done) = writes.next().await {
-                        stored(share, done?);
+                        stored(
+                            share,
+                            &mut checkpoints,
+                            epoch.elapsed(),
+                            done.map_err(full)?,
+                        );
                     }
                     update_view(share, &sched);
-                    let file = store.finish(&manifest).await?;
-                    // From now on it is served like a shared file.
-                    *share.store.borrow_mut() = Some(Rc::new(Store::Blob(file.clone().into())));
+                    checkpoint(share, &store).await.map_err(full)?;
+                    // From now on it is served from disk like a shared file
+                    // (other tabs may serve it too).
+                    let complete = Rc::new(store.complete().await?);
+                    let file = complete.file(&manifest)?;
+                    *share.store.borrow_mut() = Some(complete);
                     return Ok(file);
                 }
                 _ => {}
@@ -158,7 +223,7 @@ async fn download(
             .unwrap_or(Duration::from_secs(1));
         let ev = futures::select! {
             done = writes.select_next_some() => {
-                stored(share, done?);
+                stored(share, &mut checkpoints, epoch.elapsed(), done.map_err(full)?);
                 continue;
             }
             ev = rx.next() => ev,
@@ -198,10 +263,56 @@ async fn download(
     }
 }
 
+/// Records on disk which chunks are stored.
+async fn checkpoint(share: &Share, store: &Store) -> Result<(), WriteError> {
+    let have = share.have.borrow().clone();
+    store.checkpoint(&share.id, &have).await
+}
+
 /// A chunk is on disk: from now on it is served, and the others hear of it.
-fn stored(share: &Share, index: u32) {
+fn stored(share: &Share, checkpoints: &mut Checkpoints, now: Duration, index: u32) {
     let _ = share.have.borrow_mut().set(index);
+    checkpoints.stored(now);
     share.broadcast(&Message::Have(index));
+}
+
+/// From now on `share` is served from `store`: what it has is announced to
+/// every session.
+fn serve(share: &Share, manifest: Manifest, have: Bitfield, store: Rc<Store>) {
+    {
+        let mut view = share.view.borrow_mut();
+        fill_view_header(&mut view, &manifest);
+        view.chunks_done = have.count_ones();
+        view.bytes_done = resume::bytes_of(&manifest, &have);
+    }
+    *share.store.borrow_mut() = Some(store);
+    *share.have.borrow_mut() = have.clone();
+    let bytes: Rc<[u8]> = manifest.encode().into();
+    *share.manifest.borrow_mut() = Some(Rc::new((manifest, bytes)));
+    share.broadcast(&Message::Bitfield(have));
+}
+
+/// What a failed write means for the page: a full disk says how much room
+/// the rest of the download needs.
+fn write_error(e: WriteError, manifest: &Manifest, have: &Bitfield) -> TransferError {
+    match e {
+        WriteError::Full => TransferError::StorageFull {
+            needed_mib: resume::mib_ceil(resume::bytes_missing(manifest, have)),
+        },
+        WriteError::Failed(e) => e,
+    }
+}
+
+/// A download that failed keeps what it stored for resume: the record
+/// names the chunks on disk, the data file is closed and the lock let go.
+async fn abandon(share: &Share) {
+    let store = share.store.borrow_mut().take();
+    let Some(store) = store else { return };
+    let have = std::mem::replace(&mut *share.have.borrow_mut(), Bitfield::new(0));
+    if let Err(e) = store.checkpoint(&share.id, &have).await {
+        tracing::warn!(share = %share.id, "recording the stored chunks failed: {e:?}");
+    }
+    store.abandon().await;
 }
 
 /// Asks peers that hold the share for its manifest (`ManifestFetch`: a few

@@ -12,7 +12,10 @@
 //! - [`download`]: one task per download, driving the sans-IO
 //!   `shoal_share::fetch::ManifestFetch` and `shoal_share::Scheduler`
 //!   (rarest first, verification, bans), both keyed by PeerId.
-//! - [`store`]: the sharer's `File`, or the downloader's OPFS chunk files.
+//! - [`store`]: the sharer's `File`, or the downloader's OPFS files, and
+//!   this tab's Web Lock on each.
+//! - [`stored`]: shares kept on disk across page loads: resume, serve again,
+//!   list, delete, clean up (rules in `shoal_share::resume`).
 //!
 //! Sessions are opened by downloaders, to every connected peer that is a
 //! member of the swarm (seen in its rendezvous namespace), over whichever
@@ -44,6 +47,7 @@ pub mod hooks;
 mod outbox;
 mod session;
 mod store;
+mod stored;
 
 use std::{
     cell::{Cell, RefCell},
@@ -82,6 +86,12 @@ pub enum TransferError {
     Manifest(#[from] shoal_share::ManifestError),
     #[error("storage: {0}")]
     Storage(String),
+    /// The disk or the origin's quota is full; what is stored is kept for resume.
+    #[error("storage full: {needed_mib} MiB free needed")]
+    StorageFull { needed_mib: u64 },
+    /// Another tab of this browser is downloading this share (or holds it).
+    #[error("this file is in use in another tab of this browser")]
+    InUse,
     #[error("download stopped: {0}")]
     Stopped(String),
 }
@@ -250,12 +260,14 @@ impl Drop for Ticket {
     }
 }
 
-/// Where a download is; serialized as `'looking'|'downloading'|'done'|'failed'`.
+/// Where a download is; serialized as `'looking'|'checking'|'downloading'|'done'|'failed'`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DownloadState {
     /// Looking for a peer with the manifest.
     Looking,
+    /// Re-verifying the chunks stored earlier (resume), before using them.
+    Checking,
     Downloading,
     Done,
     Failed,
@@ -660,10 +672,10 @@ impl Transfers {
             let store = share.store.borrow().clone();
             let complete = share.have.borrow().is_full();
             if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
-                return store.finish(&m.0).await;
+                return store.file(&m.0);
             }
-            // A download that failed earlier: start it again from scratch,
-            // on new sessions (the old ones belong to the old attempt).
+            // A download that failed earlier: start it again (it resumes
+            // from what is on disk), on new sessions (the old ones belong to the old attempt).
             let old: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
             for sid in old {
                 share.close_session(sid);
