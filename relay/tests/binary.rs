@@ -1,13 +1,15 @@
 //! Starts the real `relay` binary on port 0 and talks to it over TCP: route
 //! definitions, the start-up log line and signal handling only show up here.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shoal_proto::info::RelayInfo;
+
+mod common;
 
 /// Kills the relay if the test fails before it is stopped on purpose.
 struct Relay(Child);
@@ -62,17 +64,7 @@ fn serves_http_and_stops_on_sigterm() {
     std::fs::write(www.join("index.html"), "<!doctype html>shoal").expect("index");
     let key = dir.path().join("relay.key");
 
-    let child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--stun-listen",
-            "127.0.0.1:0",
-            "--identity",
-        ])
-        .arg(&key)
-        .arg("--www")
-        .arg(&www)
+    let child = common::process::command(&key, &www)
         .env_remove("RUST_LOG")
         // Flags also come from the environment.
         .env("SHOAL_MAX_CONNECTIONS_PER_IP", "7")
@@ -81,15 +73,7 @@ fn serves_http_and_stops_on_sigterm() {
         .spawn()
         .expect("spawn relay");
     let mut relay = Relay(child);
-    let stdout = relay.0.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = common::process::stdout_lines(&mut relay.0);
 
     let mut seen = Vec::new();
     let peer_line = wait_for_line(&lines, "peer id ", &mut seen);
@@ -220,15 +204,7 @@ fn config_file_sits_between_command_line_and_environment() {
         .spawn()
         .expect("spawn relay");
     let mut relay = Relay(child);
-    let stdout = relay.0.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = common::process::stdout_lines(&mut relay.0);
     let mut seen = Vec::new();
     let limits = wait_for_line(&lines, "limits: ", &mut seen);
     // Command line over file, file over environment, environment over default.

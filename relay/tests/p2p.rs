@@ -2,66 +2,15 @@
 //! `/ws`, reserve a relayed address, register / discover it at the rendezvous
 //! server, and connect to each other through a circuit.
 
-use std::time::Duration;
-
-use futures::StreamExt;
-use libp2p::core::upgrade::Version;
 use libp2p::multiaddr::{Multiaddr, Protocol};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    identity, noise, ping, relay, rendezvous, tcp, websocket, yamux, PeerId, Swarm, Transport,
-};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{rendezvous, PeerId};
 
 mod common;
 
+use common::client::{client, until, ClientEvent};
+
 const NAMESPACE: &str = "shoal/test";
-
-#[derive(NetworkBehaviour)]
-struct Client {
-    relay: relay::client::Behaviour,
-    rendezvous: rendezvous::client::Behaviour,
-    ping: ping::Behaviour,
-}
-
-fn client() -> Swarm<Client> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_other_transport(|key| {
-            let ws = websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                ws.upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()),
-            )
-        })
-        .expect("transport")
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .expect("relay client")
-        .with_behaviour(|key: &identity::Keypair, relay| Client {
-            relay,
-            rendezvous: rendezvous::client::Behaviour::new(key.clone()),
-            ping: ping::Behaviour::default(),
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
-
-/// Polls `swarm` until `f` returns `Some`, at most 20 s.
-async fn until<T>(
-    swarm: &mut Swarm<Client>,
-    mut f: impl FnMut(SwarmEvent<ClientEvent>) -> Option<T>,
-) -> T {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Some(t) = f(swarm.select_next_some().await) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("timed out waiting for swarm event")
-}
 
 #[tokio::test]
 async fn browsers_reserve_register_discover_and_connect_through_circuit() {

@@ -3,8 +3,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_proto::info::RelayInfo;
@@ -23,22 +24,39 @@ impl Drop for RelayProcess {
     }
 }
 
+/// The `relay` binary on free loopback ports (HTTP and STUN) with this
+/// identity file and page folder; tests add their own flags.
+pub fn command(identity: &Path, www: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
+    cmd.args(["--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0"])
+        .arg("--identity")
+        .arg(identity)
+        .arg("--www")
+        .arg(www);
+    cmd
+}
+
+/// Every line `child` prints on stdout, read on a thread of its own (a full
+/// pipe would stall the relay).
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, lines) = mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Starts `relay` with `extra` flags; returns once it serves `/api/info`.
 pub fn start(extra: &[&str]) -> RelayProcess {
     let dir = tempfile::tempdir().expect("tempdir");
     let www = dir.path().join("www");
     std::fs::create_dir_all(&www).expect("www");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--stun-listen",
-            "127.0.0.1:0",
-            "--identity",
-        ])
-        .arg(dir.path().join("relay.key"))
-        .arg("--www")
-        .arg(&www)
+    let mut child = command(&dir.path().join("relay.key"), &www)
         .args(extra)
         .env("RUST_LOG", "shoal_relay=info")
         .stdout(Stdio::piped())
