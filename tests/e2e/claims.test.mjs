@@ -9,7 +9,7 @@
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { MiB, shareRandomInPage } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -40,7 +40,7 @@ const entryOf = (peer, link) =>
 
 describe('README claims', () => {
   let relay;
-  let open = [];
+  const open = [];
   let swarmCount = 0;
 
   before(async () => {
@@ -52,15 +52,7 @@ describe('README claims', () => {
     await relay?.stop();
   });
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST);
 
   async function launchPair() {
     const swarm = `claims-${++swarmCount}-${Date.now().toString(36)}`;

@@ -4,7 +4,7 @@
 // Skips with the reason when firefox-esr is missing. Waits are bounded; no durations asserted.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import * as F from './files.mjs';
 import { firefoxUnavailable, launchFirefoxPeer } from './firefox.mjs';
 import * as h from './harness.mjs';
@@ -28,7 +28,7 @@ async function opfsFilesInPage() {
 
 describe('Firefox', () => {
   let relay;
-  let open = [];
+  const open = [];
   let swarms = 0;
   const swarm = () => `firefox-${++swarms}-${Date.now().toString(36)}`;
 
@@ -41,16 +41,10 @@ describe('Firefox', () => {
     await relay?.stop();
   });
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      if (unavailable) return t.skip(unavailable);
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST, () => {
+    if (unavailable) return unavailable;
+    return null;
+  });
 
   const firefox = async (name, s) => {
     const peer = await launchFirefoxPeer(relay.url, { name, swarm: s });

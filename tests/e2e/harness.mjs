@@ -22,6 +22,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -128,6 +129,25 @@ export function withLogs(fn, peers = () => []) {
       throw err;
     }
   };
+}
+
+/**
+ * `test` for a suite whose tests open peers into `open` (an array the suite keeps): a failed
+ * test dumps the logs and screenshots its pages, and the test's peers are closed after it
+ * either way, so the next test has the 2 cores to itself. `check(t)`, if given, runs first:
+ * it throws when the suite's set-up failed, or returns a reason to skip.
+ */
+export function peerTest(open, options, check = null) {
+  return (name, fn) =>
+    test(name, options, async (t) => {
+      const skip = check?.(t);
+      if (skip) return t.skip(skip);
+      try {
+        await withLogs(fn, () => open)(t);
+      } finally {
+        await Promise.all(open.splice(0).map((p) => p.close()));
+      }
+    });
 }
 
 /** Save a full-page screenshot of each open page to tests/.artifacts/. */
@@ -473,6 +493,21 @@ export async function launchPeer(relayUrl, { launch, persistent, ...options } = 
     await browser.close().catch(() => {});
     throw e;
   }
+}
+
+/**
+ * Launch one browser per name into `swarm`, each pushed onto `open` (the suite's list of
+ * peers to close) as soon as it exists; resolves once they all list each other as direct.
+ */
+export function launchSwarm(relayUrl, open, swarm, names, options = {}) {
+  return launchMesh(
+    names.map((name) => async () => {
+      const peer = await launchPeer(relayUrl, { name, swarm, ...options });
+      open.push(peer);
+      await peer.started();
+      return peer;
+    }),
+  );
 }
 
 /**

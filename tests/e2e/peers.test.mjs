@@ -12,7 +12,7 @@
 // Waits are bounded; nothing asserts on how long anything took.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import * as F from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -70,7 +70,7 @@ function recordChanges() {
 
 describe('peers: WebRTC retries, maxPeers, onChange rate', () => {
   let relay;
-  let open = [];
+  const open = [];
   let swarms = 0;
   const swarm = (what) => `${what}-${++swarms}-${Date.now().toString(36)}`;
 
@@ -83,15 +83,7 @@ describe('peers: WebRTC retries, maxPeers, onChange rate', () => {
     await relay?.stop();
   });
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST);
 
   async function launch(name, s, options = {}) {
     const peer = await h.launchPeer(relay.url, { name, swarm: s, ...options });

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { MiB, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -38,7 +38,7 @@ const storedOf = (peer) => peer.page.evaluate(() => window.shoal.storedShares())
 
 describe('resume and tabs', () => {
   let relay;
-  let open = [];
+  const open = [];
   const dirs = [];
   let swarmCount = 0;
 
@@ -52,15 +52,7 @@ describe('resume and tabs', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST);
 
   const profile = () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'shoal-profile-'));

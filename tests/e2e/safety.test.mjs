@@ -7,7 +7,7 @@
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { DOWNLOAD_MS, MiB, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -18,7 +18,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('hostile peers', () => {
   let relay;
-  let open = [];
+  const open = [];
   let swarmCount = 0;
 
   before(async () => {
@@ -30,27 +30,9 @@ describe('hostile peers', () => {
     await relay?.stop();
   });
 
-  async function launchSwarm(...names) {
-    const swarm = `safety-${++swarmCount}-${Date.now().toString(36)}`;
-    return h.launchMesh(
-      names.map((name) => async () => {
-        const peer = await h.launchPeer(relay.url, { name, swarm });
-        open.push(peer);
-        await peer.started();
-        return peer;
-      }),
-    );
-  }
+  const launchSwarm = (...names) => h.launchSwarm(relay.url, open, `safety-${++swarmCount}-${Date.now().toString(36)}`, names);
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST);
 
   it('a stranger in the swarm without the link learns no share id and cannot obtain the share', async (t) => {
     const [a, b, s] = await launchSwarm('A', 'B', 'S');

@@ -7,7 +7,7 @@
 // WAIT_MS, or DOWNLOAD_MS for a whole transfer); nothing asserts on durations.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { DOWNLOAD_MS, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -20,7 +20,7 @@ const sourceOf = (entry, peer) => entry?.sources?.find((s) => s.peerId === peer.
 
 describe('sharing a file between browsers', () => {
   let relay;
-  let open = [];
+  const open = [];
   let setupError = null;
   let swarmCount = 0;
 
@@ -38,29 +38,12 @@ describe('sharing a file between browsers', () => {
   });
 
   /** Launch one browser per name in a fresh swarm; wait until all list each other as direct. */
-  async function launchSwarm(...names) {
-    const swarm = `share-${++swarmCount}-${Date.now().toString(36)}`;
-    return h.launchMesh(
-      names.map((name) => async () => {
-        const peer = await h.launchPeer(relay.url, { name, swarm });
-        open.push(peer);
-        await peer.started();
-        return peer;
-      }),
-    );
-  }
+  const launchSwarm = (...names) => h.launchSwarm(relay.url, open, `share-${++swarmCount}-${Date.now().toString(36)}`, names);
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      if (setupError) throw new Error(`set-up failed: ${setupError.message}`);
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        // Close this test's browsers promptly: other people's browsers share the 2 cores.
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST, () => {
+    if (setupError) throw new Error(`set-up failed: ${setupError.message}`);
+    return null;
+  });
 
   it('1. two browsers download a 64 MiB file at once: intact, from each other too, and the byte counts add up', async (t) => {
     const [a, b, c] = await launchSwarm('A', 'B', 'C');

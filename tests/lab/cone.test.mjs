@@ -15,7 +15,7 @@
 // network namespaces, missing tools).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import * as h from '../e2e/harness.mjs';
 import * as L from './lab.mjs';
 
@@ -40,7 +40,7 @@ const relayStates = (peer) => peer.page.evaluate(() => window.__relayStates);
 describe('NAT lab: cone NATs', () => {
   let lab;
   let setupError = null;
-  let open = [];
+  const open = [];
   let swarms = 0;
 
   before(async () => {
@@ -70,17 +70,11 @@ describe('NAT lab: cone NATs', () => {
     );
   }
 
-  const it = (name, fn) =>
-    test(name, TEST, async (t) => {
-      if (unavailable) return t.skip(unavailable);
-      if (setupError) throw new Error(`lab set-up failed: ${setupError.message}`);
-      try {
-        await h.withLogs(fn, () => open)(t);
-      } finally {
-        await Promise.all(open.map((p) => p.close()));
-        open = [];
-      }
-    });
+  const it = h.peerTest(open, TEST, () => {
+    if (unavailable) return unavailable;
+    if (setupError) throw new Error(`lab set-up failed: ${setupError.message}`);
+    return null;
+  });
 
   it('1. both browsers connect directly through their NATs (srflx), and 32 MiB arrive intact', async (t) => {
     const [a, b] = await pair();
