@@ -115,7 +115,9 @@ pub struct Node {
 impl Node {
     /// Fetches the relay's `/api/info`, builds the Swarm and starts it.
     /// Rejects with a readable message when the options or the relay are bad.
-    pub async fn start(options: JsValue) -> Result<Node, JsError> {
+    pub async fn start(
+        #[wasm_bindgen(unchecked_param_type = "StartOptions")] options: JsValue,
+    ) -> Result<Node, JsError> {
         crate::init_logging();
         check_option_names(&options)?;
         let opts: StartOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
@@ -205,12 +207,14 @@ impl Node {
     }
 
     /// `[{ peerId, path: "direct" | "relayed", rttMs, error }]`.
+    #[wasm_bindgen(unchecked_return_type = "PeerInfo[]")]
     pub fn peers(&self) -> Result<JsValue, JsError> {
         to_js(&self.state.read(|s| s.peers()))
     }
 
     /// `{ state: "connecting" | "connected" | "reserved" | "reconnecting" | "failed" | "stopped",
     /// peerId, error }`; `error` says why the relay is unreachable or refused a reservation.
+    #[wasm_bindgen(unchecked_return_type = "RelayStatus")]
     pub fn relay(&self) -> Result<JsValue, JsError> {
         to_js(&self.state.read(|s| s.relay()))
     }
@@ -250,11 +254,13 @@ impl Node {
     /// `[{ shareId, name, size, mediaType, state, chunksDone, chunksTotal,
     /// bytesDone, bytesTotal, sources: [{ peerId, path, chunks, bytes,
     /// badChunks, banned, requested }], error }]`.
+    #[wasm_bindgen(unchecked_return_type = "DownloadInfo[]")]
     pub fn downloads(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.downloads())
     }
 
     /// `[{ shareId, name, size, mediaType, link, complete }]`.
+    #[wasm_bindgen(unchecked_return_type = "ShareInfo[]")]
     pub fn shares(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.shares())
     }
@@ -263,7 +269,7 @@ impl Node {
     /// origin): `[{ shareId, name, size, mediaType, link, state: "partial" |
     /// "complete", chunksDone, chunksTotal, bytesDone, inUse: "here" |
     /// "elsewhere" | null }]`. Opening a link resumes (or serves) it.
-    #[wasm_bindgen(js_name = storedShares)]
+    #[wasm_bindgen(js_name = storedShares, unchecked_return_type = "StoredShare[]")]
     pub async fn stored_shares(&self) -> Result<JsValue, JsError> {
         let stored = self
             .transfers
@@ -289,6 +295,7 @@ impl Node {
     /// `{ uploaded, downloaded, peers: [{ peerId, direct: { up, down },
     /// relayed: { up, down } }] }`: chunk bytes sent and received since
     /// start, in all and per peer by the path of the connection that carried them.
+    #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> Result<JsValue, JsError> {
         to_js(&self.transfers.stats())
     }

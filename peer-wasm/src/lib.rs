@@ -10,6 +10,7 @@
 //!   sessions, OPFS storage kept across reloads and shared by tabs under
 //!   Web Locks (the wire format, handshake, session rules, admission,
 //!   manifest fetch, scheduler and resume rules are sans-IO in `shoal_share`).
+//! - `types`: the TypeScript declarations of the JS API's values.
 //! - `log`: `tracing` to the browser console.
 //! - `peer_limit`: `maxPeers`, denying connections to peers beyond it.
 //! - `ws`: the WebSocket transport to the relay (why our own: see there).
@@ -30,6 +31,7 @@ mod peer_limit;
 mod state;
 mod streams;
 mod transfer;
+mod types;
 mod webrtc;
 mod ws;
 
