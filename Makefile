@@ -35,6 +35,7 @@ run: setup-build wasm relay
 build: setup-build wasm relay
 
 test: setup-test wasm-test relay-debug
+	cargo fmt --all --check
 	cargo test --workspace
 	$(MAKE) --no-print-directory e2e
 
