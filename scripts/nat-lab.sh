@@ -110,6 +110,12 @@ up() {
   down
   for n in $NAMES; do
     ip netns add "$(ns "$n")"
+    # IPv4 only: an IPv6 link-local address finishing duplicate address
+    # detection a second after the link comes up is an address change, and
+    # Chromium answers it by failing the page's loads with
+    # ERR_NETWORK_CHANGED.
+    ip netns exec "$(ns "$n")" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+      net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
     ip -n "$(ns "$n")" link set lo up
   done
   local pub

@@ -364,7 +364,7 @@ function section(r) {
     '',
     `Selected ICE pairs (local→remote, from each page's RTCPeerConnection stats): direct: ${pairsOf(t.direct)}; relayed: none connected (WebRTC failed: ${t.relayed.length ? 'yes' : '—'}); TURN: ${pairsOf(t.turn)}.`,
     '',
-    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${L.TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${L.TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${(r.turnRelayArgs ?? []).join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`. Browsers are launched once the namespaces' IPv6 addresses left "tentative" (otherwise Chromium may fail the first page load with ERR_NETWORK_CHANGED).`,
+    `Set-up: coturn \`turnserver -n --no-cli --no-tls --no-dtls -L ${L.RELAY_IP} -E ${L.RELAY_IP} -p ${L.TURN_PORT} --min-port 49152 --max-port 49999 --lt-cred-mech --user u:p --realm shoal --fingerprint --denied-peer-ip=${L.TURN_DENIED}\` in \`pub\` (the denied range: the NAT'd subnets, which \`pub\` has no route to; without it coturn 4.6.1 logged \`udp send: Network is unreachable\` for the host candidates and the TURN path stopped carrying packets about 1 s after ICE connected), the relay restarted with \`${(r.turnRelayArgs ?? []).join(' ')}\` (the pages take it from /api/info). Every download is checked by SHA-256 against the file on disk, and its sources must all be \`direct\` (direct, TURN) or \`relayed\`. The lab's namespaces have IPv6 off (an IPv6 address finishing duplicate-address detection after a browser started made Chromium fail page loads with ERR_NETWORK_CHANGED).`,
     '',
     'Caveats: 2-CPU machine; both browsers, the relay and coturn share it, so the absolute MB/s are CPU-bound and noisy; the ratios, measured side by side in one run, are the figures to compare. The lab\'s links are veth pairs (no latency or loss added).',
   ];
@@ -375,22 +375,9 @@ function section(r) {
 
 // ---- main ---------------------------------------------------------------------------
 
-/**
- * Wait until no address in namespaces a and b is IPv6-tentative (DAD takes ≈1.5 s after
- * the lab is up): a Chromium started before that sees the address change and fails a page
- * load with ERR_NETWORK_CHANGED.
- */
-async function settleAddresses() {
-  await h.waitFor('the lab hosts\' IPv6 addresses to leave "tentative"', async () =>
-    ['a', 'b'].every((host) => !execFileSync('ip', ['-n', L.NS[host], '-6', 'addr', 'show', 'tentative'], { encoding: 'utf8' }).trim()),
-  Boolean, { timeout: 10_000, interval: 100 });
-  await sleep(500);
-}
-
 async function labWithBrowsers(mode) {
   say(`${mode} lab: up`);
   const lab = await L.startLab(mode);
-  await settleAddresses();
   const browsers = { a: await lab.launchBrowser('a'), b: await lab.launchBrowser('b') };
   return { lab, browsers };
 }
