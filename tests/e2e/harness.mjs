@@ -498,11 +498,12 @@ export async function launchPeer(relayUrl, { launch, persistent, ...options } = 
 /**
  * Launch one browser per name into `swarm`, each pushed onto `open` (the suite's list of
  * peers to close) as soon as it exists; resolves once they all list each other as direct.
+ * `options` (for launchPeer) may be a function of the name, e.g. for a profile each.
  */
 export function launchSwarm(relayUrl, open, swarm, names, options = {}) {
   return launchMesh(
     names.map((name) => async () => {
-      const peer = await launchPeer(relayUrl, { name, swarm, ...options });
+      const peer = await launchPeer(relayUrl, { name, swarm, ...(typeof options === 'function' ? options(name) : options) });
       open.push(peer);
       await peer.started();
       return peer;
