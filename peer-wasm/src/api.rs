@@ -166,7 +166,7 @@ impl Node {
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
         let (swarm, control) = node::build(keypair, webrtc_config, opts.max_peers, relay_peer)
-            .map_err(|e| JsError::new(&e))?;
+            .map_err(|e| JsError::new(&e.to_string()))?;
         let state = SharedState::new(&relay_peer);
         let transfers = Transfers::new(
             control,

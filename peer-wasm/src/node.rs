@@ -97,21 +97,30 @@ pub enum Command {
     Stop,
 }
 
+/// Why [`build`] could not make the Swarm (both are programming errors, not
+/// runtime conditions, but they reach the page as `Node.start`'s rejection).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the WebRTC signaling protocol is already registered")]
+    SignalingRegistered(#[from] libp2p_stream::AlreadyRegistered),
+    #[error("Noise keys: {0}")]
+    Noise(#[from] noise::Error),
+}
+
 /// The Swarm, and a stream control for the application's protocols.
 pub fn build(
     keypair: identity::Keypair,
     webrtc_config: webrtc::Config,
     max_peers: usize,
     relay_peer: PeerId,
-) -> Result<(Swarm<Behaviour>, streams::Control), String> {
+) -> Result<(Swarm<Behaviour>, streams::Control), BuildError> {
     let local_peer = keypair.public().to_peer_id();
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
     let stream = libp2p_stream::Behaviour::new();
     let blocks = streams::Behaviour::new(crate::transfer::protocol());
     let app_control = blocks.new_control();
-    let webrtc =
-        webrtc::Transport::new(webrtc_config, stream.new_control()).map_err(|e| e.to_string())?;
-    let noise = noise::Config::new(&keypair).map_err(|e| e.to_string())?;
+    let webrtc = webrtc::Transport::new(webrtc_config, stream.new_control())?;
+    let noise = noise::Config::new(&keypair)?;
     let upgraded = relay_transport
         .or_transport(ws::Transport)
         .upgrade(Version::V1Lazy)
@@ -603,6 +612,10 @@ impl Loop {
                     // Sessions are opened to and accepted from members only.
                     self.transfers.member_seen(peer);
                     if swarm.is_connected(&peer) {
+                        continue;
+                    }
+                    if self.paths.backing_off(&peer) {
+                        tracing::debug!(%peer, "closed on us lately; redialed on its schedule");
                         continue;
                     }
                     if self.state.read(|s| s.peer_count()) >= self.settings.max_peers {

@@ -25,9 +25,10 @@
 //!   have lost its direct path. The first redial is immediate, further ones
 //!   follow [`Policy::DIRECT`](crate::backoff::Policy::DIRECT) until the
 //!   peer is direct again, so a peer that keeps refusing us (a full tab)
-//!   is not redialed in a loop. Otherwise the remaining connection carries
-//!   on ([`PathAction::Usable`] again, so transfers reopen on it).
-//!
+//!   is not redialed in a loop, nor dialed when discovery lists it again
+//!   while its redial waits ([`PathManager::backing_off`]). Otherwise the
+//!   remaining connection carries on ([`PathAction::Usable`] again, so
+//!   transfers reopen on it).
 //!
 //! (How many peers a tab connects to at all is [`crate::peer_limit`]'s
 //! rule, applied before a connection reaches this.)
@@ -192,6 +193,16 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
             .get_or_insert_with(|| Backoff::new(Policy::DIRECT))
             .failed(now, random);
         Some(peer.clone())
+    }
+
+    /// Whether a redial of `peer` through the relay is waiting on its
+    /// backoff: the driver does not dial it on its own meanwhile (a peer
+    /// listed at each discovery that keeps refusing us is dialed on the
+    /// schedule, not at each discovery).
+    pub fn backing_off(&self, peer: &P) -> bool {
+        self.redials
+            .get(peer)
+            .is_some_and(|b| b.poll_timeout().is_some())
     }
 
     /// When the next direct retry of `peer` is due.
@@ -409,17 +420,21 @@ mod tests {
         m.connection_opened(7, 2, Path::Relayed, true, false);
         m.connection_closed(&7, &2, true, 10 * MS, MID);
         assert_eq!(drain(&mut m), [Usable(7), Gone(7)], "not again at once");
+        assert!(m.backing_off(&7), "nor when discovery lists it again");
         m.handle_timeout(2009 * MS);
         assert!(drain(&mut m).is_empty());
         m.handle_timeout(2010 * MS);
         assert_eq!(drain(&mut m), [RedialRelayed(7)]);
+        assert!(!m.backing_off(&7));
         // And again: 4 s.
         m.connection_opened(7, 4, Path::Relayed, true, false);
         m.connection_closed(&7, &4, true, 3000 * MS, MID);
         drain(&mut m);
         assert_eq!(m.poll_timeout(), Some(7000 * MS));
+        assert!(m.backing_off(&7));
         // Direct again: the next loss is redialed at once.
         m.connection_opened(7, 3, Path::Direct, true, false);
+        assert!(!m.backing_off(&7));
         m.connection_closed(&7, &3, true, 5000 * MS, MID);
         assert_eq!(drain(&mut m), [Usable(7), Gone(7), RedialRelayed(7)]);
     }
