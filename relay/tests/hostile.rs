@@ -12,6 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{rendezvous, Multiaddr, PeerId};
 
@@ -254,6 +255,86 @@ async fn reservation_flood_from_one_peer_is_refused() {
     assert!(
         counted >= 1,
         "denied reservations counted ({denied} seen):\n{text}"
+    );
+}
+
+/// `n` circuits through the relay to `target` from `dialer`, one after the
+/// other, each kept open: how many were set up and how many refused. (At
+/// once, libp2p's relay client cancels all but about ten itself.)
+async fn open_circuits(
+    dialer: &mut libp2p::Swarm<client::Client>,
+    target: PeerId,
+    via: &Multiaddr,
+    n: usize,
+) -> (usize, usize) {
+    let addr = via
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(target));
+    let (mut up, mut refused) = (0, 0);
+    for _ in 0..n {
+        let opts = DialOpts::peer_id(target)
+            .addresses(vec![addr.clone()])
+            .condition(PeerCondition::Always)
+            .build();
+        dialer.dial(opts).expect("dial through the relay");
+        let set_up = client::until(dialer, |e| match e {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target => Some(true),
+            SwarmEvent::OutgoingConnectionError { peer_id, .. } if peer_id == Some(target) => {
+                Some(false)
+            }
+            _ => None,
+        })
+        .await;
+        if set_up {
+            up += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    (up, refused)
+}
+
+/// One peer opening circuit after circuit to another (a dial, and its
+/// WebRTC signaling, is one circuit): past its cap the relay refuses it,
+/// while another peer still gets a circuit to the same target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_flood_from_one_peer_is_refused() {
+    let relay = process::start(&[]);
+    let (_, addr) = relay_addr(&relay);
+    let before = relay.rss_kib();
+
+    let mut target = client::client();
+    let target_id = *target.local_peer_id();
+    client::connect(&mut target, &addr).await;
+    client::reserve(&mut target, &addr).await;
+    let _target = client::keep_alive(target);
+
+    const FLOOD: usize = 48;
+    let mut flooder = client::client();
+    client::connect(&mut flooder, &addr).await;
+    let (up, refused) = open_circuits(&mut flooder, target_id, &addr, FLOOD).await;
+    eprintln!("circuit flood: {up} circuits set up, {refused} refused");
+    assert!(
+        refused > 0,
+        "{FLOOD} circuits from one peer, all kept open: none refused ({up} set up)"
+    );
+    let _flooder = client::keep_alive(flooder);
+
+    let mut good = client::client();
+    client::connect(&mut good, &addr).await;
+    assert_eq!(
+        open_circuits(&mut good, target_id, &addr, 1).await,
+        (1, 0),
+        "another peer gets a circuit to the same target"
+    );
+    let _good = good_pair_is_served(&relay).await;
+    assert_rss_bounded(&relay, before, "circuit flood");
+    let text = relay.metrics();
+    let counted = metric(&text, "shoal_relay_circuits_total{outcome=\"denied\"}");
+    assert!(
+        counted >= 1,
+        "denied circuits counted ({refused} seen):\n{text}"
     );
 }
 
