@@ -9,7 +9,7 @@
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import { MiB, shareRandomInPage } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -39,23 +39,10 @@ const entryOf = (peer, link) =>
   }, link);
 
 describe('README claims', () => {
-  let relay;
-  const open = [];
-  let swarmCount = 0;
-
-  before(async () => {
-    relay = await h.startRelay();
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
-  });
-
-  const it = h.peerTest(open, TEST);
+  const { relay, open, it, swarm: newSwarm } = h.relaySuite('claims', TEST);
 
   async function launchPair() {
-    const swarm = `claims-${++swarmCount}-${Date.now().toString(36)}`;
+    const swarm = newSwarm();
     const peers = await Promise.all(['A', 'B'].map((name) => h.launchPeer(relay.url, { name, swarm })));
     open.push(...peers);
     await Promise.all(peers.map((p) => p.started()));

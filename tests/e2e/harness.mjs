@@ -22,7 +22,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -148,6 +148,50 @@ export function peerTest(open, options, check = null) {
         await Promise.all(open.splice(0).map((p) => p.close()));
       }
     });
+}
+
+/**
+ * The usual suite, called inside `describe()`: a relay started before the tests (options to
+ * startRelay()) and stopped after them, every browser closed. Returns
+ * - `relay`: the suite's relay once started (a stand-in whose properties are the started
+ *   relay's, so `relay.url` reads naturally inside tests);
+ * - `open`: the peers to close after each test; `it`: peerTest() over `open`, failing every
+ *   test with the reason when the relay did not start;
+ * - `swarm(what)`: a fresh swarm name; `launchSwarm(...names)`: launchSwarm() into one.
+ */
+export function relaySuite(prefix, testOptions, relayOptions = {}) {
+  let started = null;
+  let setupError = null;
+  let swarms = 0;
+  before(async () => {
+    try {
+      started = await startRelay(relayOptions);
+    } catch (e) {
+      setupError = e;
+    }
+  });
+  after(async () => {
+    await closeAll();
+    await started?.stop();
+  });
+  const relay = new Proxy({}, {
+    get(_, key) {
+      if (!started) throw new Error(`the suite's relay is not running${setupError ? `: ${setupError.message}` : ''}`);
+      return started[key];
+    },
+  });
+  const open = [];
+  const swarm = (what = prefix) => `${what}-${++swarms}-${Date.now().toString(36)}`;
+  return {
+    relay,
+    open,
+    swarm,
+    it: peerTest(open, testOptions, () => {
+      if (setupError) throw new Error(`set-up failed: ${setupError.message}`);
+      return null;
+    }),
+    launchSwarm: (...names) => launchSwarm(relay.url, open, swarm(), names),
+  };
 }
 
 /** Save a full-page screenshot of each open page to tests/.artifacts/. */

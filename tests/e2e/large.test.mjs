@@ -58,26 +58,18 @@ async function sliceDigestsInPage(ranges) {
 }
 
 describe(`a ${SIZE / MiB} MiB file, disk to disk`, () => {
-  let relay;
+  const { relay, open, it, swarm: newSwarm } = h.relaySuite('large', TEST);
   let tmp;
-  const open = [];
-
-  before(async () => {
-    relay = await h.startRelay();
+  before(() => {
     tmp = mkdtempSync(path.join(tmpdir(), 'shoal-large-'));
   });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
+  after(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  const it = h.peerTest(open, TEST);
-
   it('arrives intact through OPFS on disk, with the tab\'s private memory under half the file', async (t) => {
     const file = writeRandomFile(path.join(tmp, 'large.bin'), SIZE);
-    const swarm = `large-${Date.now().toString(36)}`;
+    const swarm = newSwarm();
     const profiles = { A: path.join(tmp, 'profile-A'), B: path.join(tmp, 'profile-B') };
     const [a, b] = await h.launchSwarm(relay.url, open, swarm, ['A', 'B'], (name) => ({ persistent: profiles[name] }));
 

@@ -8,7 +8,7 @@
 // over a new RTCPeerConnection. No durations are asserted; waits are bounded.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import * as F from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -18,17 +18,7 @@ const TEST = { timeout: 8 * h.WAIT_MS + DOWNLOAD_MS };
 
 
 describe('a direct path dies mid-transfer', () => {
-  let relay;
-  const open = [];
-
-  before(async () => {
-    relay = await h.startRelay();
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
-  });
+  const { relay, open } = h.relaySuite('paths', TEST);
 
   test('the download continues without starting over and the peers go direct again', TEST, h.withLogs(async (t) => {
     const swarm = `paths-${Date.now().toString(36)}`;

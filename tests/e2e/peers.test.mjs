@@ -12,7 +12,7 @@
 // Waits are bounded; nothing asserts on how long anything took.
 
 import assert from 'node:assert/strict';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import * as F from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -69,21 +69,7 @@ function recordChanges() {
 }
 
 describe('peers: WebRTC retries, maxPeers, onChange rate', () => {
-  let relay;
-  const open = [];
-  let swarms = 0;
-  const swarm = (what) => `${what}-${++swarms}-${Date.now().toString(36)}`;
-
-  before(async () => {
-    relay = await h.startRelay();
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
-  });
-
-  const it = h.peerTest(open, TEST);
+  const { relay, open, it, swarm } = h.relaySuite('peers', TEST);
 
   async function launch(name, s, options = {}) {
     const peer = await h.launchPeer(relay.url, { name, swarm: s, ...options });

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe } from 'node:test';
+import { after, describe } from 'node:test';
 import { MiB, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -37,22 +37,11 @@ const downloaded = (peer) => peer.page.evaluate(() => window.shoal.stats().downl
 const storedOf = (peer) => peer.page.evaluate(() => window.shoal.storedShares());
 
 describe('resume and tabs', () => {
-  let relay;
-  const open = [];
+  const { relay, open, it, swarm: newSwarm } = h.relaySuite('resume', TEST);
   const dirs = [];
-  let swarmCount = 0;
-
-  before(async () => {
-    relay = await h.startRelay();
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
+  after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
-
-  const it = h.peerTest(open, TEST);
 
   const profile = () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'shoal-profile-'));
@@ -71,7 +60,7 @@ describe('resume and tabs', () => {
   const meshed = (peers) => h.waitMeshDirect(peers);
 
   it('a reload half-way resumes where it stopped; a finished download serves again when reopened', async () => {
-    const swarm = `resume-${++swarmCount}`;
+    const swarm = newSwarm('resume');
     const a = await launch('A', swarm);
     const b = await launch('B', swarm, { persistent: profile() });
     await meshed([a, b]);
@@ -119,7 +108,7 @@ describe('resume and tabs', () => {
   });
 
   it('two tabs of one profile: a tab that starts another download leaves the first tab seeding', async () => {
-    const swarm = `tabs-${++swarmCount}`;
+    const swarm = newSwarm('tabs');
     const a = await launch('A', swarm);
     const b1 = await launch('B1', swarm, { persistent: profile() });
     await meshed([a, b1]);
@@ -153,7 +142,7 @@ describe('resume and tabs', () => {
   });
 
   it('a full disk ends the download with a clear error, keeps the partial file, and the retry resumes', async () => {
-    const swarm = `quota-${++swarmCount}`;
+    const swarm = newSwarm('quota');
     const a = await launch('A', swarm);
     const b = await launch('B', swarm, { persistent: profile() });
     await meshed([a, b]);
@@ -204,7 +193,7 @@ describe('resume and tabs', () => {
   });
 
   it("the browser's own quota (lowered through DevTools): a file that does not fit fails at once, nothing else is lost", async () => {
-    const swarm = `realquota-${++swarmCount}`;
+    const swarm = newSwarm('realquota');
     const a = await launch('A', swarm);
     const b = await launch('B', swarm, { persistent: profile() });
     await meshed([a, b]);

@@ -7,7 +7,7 @@
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import { DOWNLOAD_MS, MiB, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -17,22 +17,7 @@ const sourceOf = (entry, peer) => entry?.sources?.find((s) => s.peerId === peer.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('hostile peers', () => {
-  let relay;
-  const open = [];
-  let swarmCount = 0;
-
-  before(async () => {
-    relay = await h.startRelay();
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
-  });
-
-  const launchSwarm = (...names) => h.launchSwarm(relay.url, open, `safety-${++swarmCount}-${Date.now().toString(36)}`, names);
-
-  const it = h.peerTest(open, TEST);
+  const { relay, open, it, launchSwarm } = h.relaySuite('safety', TEST);
 
   it('a stranger in the swarm without the link learns no share id and cannot obtain the share', async (t) => {
     const [a, b, s] = await launchSwarm('A', 'B', 'S');

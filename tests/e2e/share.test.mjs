@@ -7,7 +7,7 @@
 // WAIT_MS, or DOWNLOAD_MS for a whole transfer); nothing asserts on durations.
 
 import assert from 'node:assert/strict';
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import { DOWNLOAD_MS, brief, entryOf, shareIdOf, shareRandom, startDownload } from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -19,31 +19,7 @@ const statsOf = (peer) => peer.page.evaluate(() => window.shoal.stats());
 const sourceOf = (entry, peer) => entry?.sources?.find((s) => s.peerId === peer.peerId) ?? null;
 
 describe('sharing a file between browsers', () => {
-  let relay;
-  const open = [];
-  let setupError = null;
-  let swarmCount = 0;
-
-  before(async () => {
-    try {
-      relay = await h.startRelay();
-    } catch (e) {
-      setupError = e;
-    }
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
-  });
-
-  /** Launch one browser per name in a fresh swarm; wait until all list each other as direct. */
-  const launchSwarm = (...names) => h.launchSwarm(relay.url, open, `share-${++swarmCount}-${Date.now().toString(36)}`, names);
-
-  const it = h.peerTest(open, TEST, () => {
-    if (setupError) throw new Error(`set-up failed: ${setupError.message}`);
-    return null;
-  });
+  const { relay, it, launchSwarm } = h.relaySuite('share', TEST);
 
   it('1. two browsers download a 64 MiB file at once: intact, from each other too, and the byte counts add up', async (t) => {
     const [a, b, c] = await launchSwarm('A', 'B', 'C');

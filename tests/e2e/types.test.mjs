@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import * as F from './files.mjs';
 import * as h from './harness.mjs';
 
@@ -31,17 +31,7 @@ function keysOf(name) {
 const keys = (o) => Object.keys(o).sort();
 
 describe('TypeScript declarations', () => {
-  let relay;
-  const open = [];
-
-  before(async () => {
-    relay = await h.startRelay();
-  });
-
-  after(async () => {
-    await h.closeAll();
-    await relay?.stop();
-  });
+  const { relay, open } = h.relaySuite('types');
 
   test('the methods are typed, not any', () => {
     for (const sig of ['peers(): PeerInfo[]', 'relay(): RelayStatus', 'downloads(): DownloadInfo[]', 'shares(): ShareInfo[]', 'storedShares(): Promise<StoredShare[]>', 'stats(): Stats', 'start(options: StartOptions): Promise<Node>']) {
