@@ -109,6 +109,8 @@ pub struct Node {
     state: SharedState,
     transfers: Transfers,
     commands: mpsc::Sender<Command>,
+    #[cfg(feature = "test-hooks")]
+    echo: crate::echo::Echo,
 }
 
 #[wasm_bindgen]
@@ -184,6 +186,9 @@ impl Node {
             namespace,
             max_peers: opts.max_peers,
         };
+        #[cfg(feature = "test-hooks")]
+        let echo = crate::echo::Echo::start(node::stream_control(&swarm))
+            .map_err(|e| JsError::new(&e.to_string()))?;
         tracing::info!(%peer_id, swarm = swarm_name, "starting");
         wasm_bindgen_futures::spawn_local(node::run(
             swarm,
@@ -197,6 +202,8 @@ impl Node {
             state,
             transfers,
             commands,
+            #[cfg(feature = "test-hooks")]
+            echo,
         })
     }
 
@@ -348,10 +355,38 @@ impl Node {
     /// to the answers: `'welcome'|'unknown'|'other'|'closed'|'error'`.
     #[wasm_bindgen(js_name = testReplayHellos)]
     pub async fn test_replay_hellos(&self, peer_id: String) -> Result<JsValue, JsError> {
-        let peer: libp2p::PeerId = peer_id
-            .parse()
-            .map_err(|e| JsError::new(&format!("bad PeerId: {e}")))?;
+        let peer = parse_peer(&peer_id)?;
         to_js(&self.transfers.replay_hellos(peer).await)
+    }
+
+    /// Echo protocol (interop tests): `streams` streams to `peer_id` at once,
+    /// `bytesEach` bytes each way, every byte checked.
+    #[wasm_bindgen(js_name = testEcho)]
+    pub async fn test_echo(
+        &self,
+        peer_id: String,
+        streams: u32,
+        bytes_each: u32,
+    ) -> Result<JsValue, JsError> {
+        let peer = parse_peer(&peer_id)?;
+        to_js(&self.echo.run(peer, streams, bytes_each as usize).await)
+    }
+
+    /// Echo protocol: open a stream to `peer_id`, write `bytes`, drop it
+    /// unclosed (a RESET).
+    #[wasm_bindgen(js_name = testEchoReset)]
+    pub async fn test_echo_reset(&self, peer_id: String, bytes: u32) -> Result<(), JsError> {
+        let peer = parse_peer(&peer_id)?;
+        self.echo
+            .reset(peer, bytes as usize)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Echo protocol: how the streams this node served ended.
+    #[wasm_bindgen(js_name = testEchoStats)]
+    pub fn test_echo_stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.echo.stats())
     }
 
     /// The share id of `link` as hex of its bytes.
@@ -385,9 +420,7 @@ impl Node {
         send: u32,
         wait_ms: u32,
     ) -> Result<JsValue, JsError> {
-        let peer: libp2p::PeerId = peer_id
-            .parse()
-            .map_err(|e| JsError::new(&format!("bad PeerId: {e}")))?;
+        let peer = parse_peer(&peer_id)?;
         let report = self
             .transfers
             .raw_flood(peer, streams, announce as u64, send, wait_ms)
@@ -400,6 +433,14 @@ impl Node {
     pub fn test_memory_bytes(&self) -> f64 {
         crate::transfer::hooks::memory_bytes()
     }
+}
+
+/// A PeerId from the page (test switches).
+#[cfg(feature = "test-hooks")]
+fn parse_peer(peer_id: &str) -> Result<PeerId, JsError> {
+    peer_id
+        .parse()
+        .map_err(|e| JsError::new(&format!("bad PeerId: {e}")))
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {

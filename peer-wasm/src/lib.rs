@@ -25,6 +25,8 @@
 #![cfg(target_arch = "wasm32")]
 
 pub mod api;
+#[cfg(feature = "test-hooks")]
+mod echo;
 mod log;
 mod node;
 mod peer_limit;

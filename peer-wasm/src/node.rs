@@ -159,6 +159,13 @@ pub fn build(
     ))
 }
 
+/// A control of the swarm's `libp2p_stream` behaviour (for the test-only
+/// echo protocol).
+#[cfg(feature = "test-hooks")]
+pub fn stream_control(swarm: &Swarm<Behaviour>) -> libp2p_stream::Control {
+    swarm.behaviour().stream.new_control()
+}
+
 /// The event loop. Ends on [`Command::Stop`].
 pub async fn run(
     mut swarm: Swarm<Behaviour>,

@@ -201,3 +201,71 @@ test('Rust dials JS over /webrtc (js registered at the rendezvous), pings over i
     await rust?.close();
   }
 });
+
+// Streams in earnest (issue 9): over one /webrtc connection between the stacks, through shoal's
+// test-only echo protocol (peer-wasm/src/echo.rs, built with `test-hooks`) and the same protocol
+// in src/node.js: 64 MiB each way on one stream, in both directions; 100 streams at once, in
+// both directions; every byte checked; half-close on every stream (the writer closes, the echo
+// finishes and closes); a reset from each side seen by the other; then js hangs up and our page
+// notices. All waits are bounded; nothing asserts on durations.
+test('streams over /webrtc, both ways: 64 MiB, 100 at once, half-close, reset, hang-up', async (t) => {
+  const BIG = 64 * 1024 * 1024;
+  const MANY = 100;
+  const EACH = 64 * 1024;
+  const MOVE_MS = 240_000;
+  let rust, js;
+  try {
+    rust = await launchPeer(relay.url, { name: 'rust', swarm: `interop-c-${process.pid}` });
+    const rustId = await rust.started();
+    await waitFor('our node to hold its relay reservation', rust.relay, (r) => /reserved/i.test(r?.state));
+    js = await launchJs();
+    const jsId = await js.call('start', [{ other: rustId, order: 'less' }]);
+    const dial = await within('js to dial our node over /webrtc', js.call('dial', [`${relayAddr}/p2p-circuit/webrtc/p2p/${rustId}`]), 20_000);
+    assert.match(dial.conn.remoteAddr, /\/webrtc\/p2p\//);
+    await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
+    // Only the /webrtc connection is left (libp2p_stream, which our echo uses, opens streams on
+    // any connection to the peer; the relayed one js dialed first is still up).
+    await js.call('closeLimited', [rustId]);
+    await waitFor('js to hold only its /webrtc connection to our node', () => js.call('connections', []),
+      (cs) => cs.filter((c) => c.remotePeer === rustId && c.status === 'open').every((c) => c.remoteAddr.includes('/webrtc') && !c.limited));
+    const rustEcho = (...a) => rust.page.evaluate(([f, args]) => window.shoal[f](...args), a);
+
+    const big = await within('js: 64 MiB to our echo and back', js.call('echo', [rustId, 1, BIG, { timeoutMs: MOVE_MS }]), MOVE_MS + 10_000);
+    t.diagnostic(`js → ours, 64 MiB: ${JSON.stringify(big)}`);
+    assert.equal(big.intact, 1, `64 MiB js → ours: ${big.errors}`);
+    assert.ok(big.remoteAddrs.every((a) => a.includes('/webrtc')), `the stream ran on ${big.remoteAddrs}`);
+    const bigBack = await within('ours: 64 MiB to js\'s echo and back', rustEcho('testEcho', [jsId, 1, BIG]), MOVE_MS);
+    t.diagnostic(`ours → js, 64 MiB: ${JSON.stringify(bigBack)}`);
+    assert.equal(bigBack.intact, 1, `64 MiB ours → js: ${bigBack.error}`);
+
+    const many = await within(`js: ${MANY} streams at once`, js.call('echo', [rustId, MANY, EACH, { timeoutMs: MOVE_MS }]), MOVE_MS + 10_000);
+    t.diagnostic(`js → ours, ${MANY} × ${EACH}: ${JSON.stringify(many)}`);
+    assert.equal(many.intact, MANY, `js → ours: ${many.errors}`);
+    const manyBack = await within(`ours: ${MANY} streams at once`, rustEcho('testEcho', [jsId, MANY, EACH]), MOVE_MS);
+    t.diagnostic(`ours → js, ${MANY} × ${EACH}: ${JSON.stringify(manyBack)}`);
+    assert.equal(manyBack.intact, MANY, `ours → js: ${manyBack.error}`);
+
+    // Half-close: every stream above was closed for writing by its opener and then by the echo.
+    const half = await waitFor('both echo servers to count every stream ended by FIN', async () => ({ ours: await rustEcho('testEchoStats', []), js: await js.call('echoStats', []) }),
+      (s) => s.ours.fin >= MANY + 1 && s.js.fin >= MANY + 1);
+    t.diagnostic(`echo servers after the round trips: ${JSON.stringify(half)}`);
+    assert.equal(half.ours.reset + half.ours.other, 0, 'our echo saw no reset or error');
+    assert.equal(half.js.reset + half.js.other, 0, "js's echo saw no reset or error");
+
+    // Reset, each way.
+    await within('js to open and reset an echo stream', js.call('echoReset', [rustId, 1024]), 20_000);
+    await waitFor('our echo server to see the reset', () => rustEcho('testEchoStats', []), (s) => s.reset === 1);
+    await within('ours to open and reset an echo stream', rustEcho('testEchoReset', [jsId, 1024]), 20_000);
+    await waitFor("js's echo server to see the reset", () => js.call('echoStats', []), (s) => s.reset === 1);
+
+    // The connection is still up; js hangs up and our page notices.
+    await js.call('stop', []);
+    await waitFor('our page to drop js after it hung up', rust.peers, (ps) => !ps.some((p) => p.peerId === jsId));
+  } catch (e) {
+    failureDump(t.name);
+    throw e;
+  } finally {
+    await js?.close();
+    await rust?.close();
+  }
+});

@@ -15,6 +15,95 @@ import { createLibp2p } from 'libp2p';
 
 const PING = '/ipfs/ping/1.0.0';
 const RENDEZVOUS = '/rendezvous/1.0.0';
+/** shoal's test-only echo protocol (peer-wasm/src/echo.rs, in builds with `test-hooks`). */
+const ECHO = '/shoal/test/echo/1.0.0';
+
+/** How the echo streams js served ended: { served, fin, reset, other, bytes }. */
+const echoStats = { served: 0, fin: 0, reset: 0, other: 0, bytes: 0 };
+
+/** The byte at `offset` of stream `id`'s pattern (the same as echo.rs). */
+const patternByte = (id, offset) => (Math.imul(offset, 31) + Math.imul(id, 7)) & 0xff;
+
+function pattern(id, from, len) {
+  const out = new Uint8Array(len);
+  for (let i = 0; i < len; i++) out[i] = patternByte(id, from + i);
+  return out;
+}
+
+/** How a stream ended, from its final state: 'fin' (both closed cleanly), 'reset' or 'other'. */
+function endOf(stream, closeEvent) {
+  if (stream.status === 'reset' || /reset/i.test(String(closeEvent?.error?.name ?? ''))) return 'reset';
+  return closeEvent?.error ? 'other' : 'fin';
+}
+
+/** Serve one echo stream: send back what arrives; close the write end after the remote's. */
+function echoServe(stream) {
+  echoStats.served++;
+  stream.addEventListener('message', (e) => {
+    const data = e.data.subarray ? e.data.subarray() : e.data;
+    echoStats.bytes += data.length;
+    if (!stream.send(data)) {
+      stream.pause();
+      stream.onDrain().then(() => stream.resume(), () => {});
+    }
+  });
+  stream.addEventListener('remoteCloseWrite', () => { stream.close().catch(() => {}); });
+  stream.addEventListener('close', (e) => { echoStats[endOf(stream, e)]++; });
+}
+
+/** At most this many bytes sent and not yet echoed back (the same as echo.rs's WINDOW: /webrtc streams have no flow control, each end resets past 4 MiB unread). */
+const WINDOW = 1024 * 1024;
+
+/**
+ * One echo round trip on a new stream to `peer`: write `len` bytes of pattern `id` (waiting for
+ * drain, and while more than WINDOW is unanswered), half-close, check every byte that comes back
+ * and that the stream then ends cleanly. Resolves to { ok, got, error, remoteAddr }.
+ */
+async function echoRoundTrip(peer, id, len, timeoutMs) {
+  const stream = await node.dialProtocol(peerIdFromString(peer), ECHO, { signal: AbortSignal.timeout(10_000) });
+  const conn = node.getConnections(peerIdFromString(peer)).find((c) => c.streams?.includes?.(stream));
+  let got = 0;
+  let bad = null;
+  let wake = null;
+  let closeError = null;
+  const ended = new Promise((resolve) => {
+    stream.addEventListener('message', (e) => {
+      const data = e.data.subarray ? e.data.subarray() : e.data;
+      if (bad == null) {
+        for (let i = 0; i < data.length; i++) {
+          if (data[i] !== patternByte(id, got + i)) { bad = got + i; break; }
+        }
+      }
+      got += data.length;
+      wake?.();
+    });
+    stream.addEventListener('close', (e) => { closeError = e?.error ?? null; wake?.(); resolve(endOf(stream, e)); });
+  });
+  const deadline = Date.now() + timeoutMs;
+  const CHUNK = 64 * 1024;
+  let sent = 0;
+  const why = (e) => {
+    const err = e?.error ?? closeError ?? e;
+    return `${err?.name ?? err?.type ?? 'error'}: ${err?.message ?? ''} (stream ${stream.status}, sent ${sent}, got ${got})`;
+  };
+  try {
+    while (sent < len) {
+      while (sent - got > WINDOW && stream.status === 'open') {
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+        await new Promise((r) => { wake = r; setTimeout(r, 100); });
+      }
+      const n = Math.min(CHUNK, len - sent);
+      if (!stream.send(pattern(id, sent, n))) await stream.onDrain({ signal: AbortSignal.timeout(timeoutMs) });
+      sent += n;
+    }
+    await stream.close({ signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    throw new Error(why(e));
+  }
+  const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r('timeout'), Math.max(0, deadline - Date.now())))]);
+  const error = bad != null ? `byte ${bad} differs` : got !== len ? `${got} of ${len} bytes came back` : end !== 'fin' ? `ended by ${end}` : null;
+  return { ok: error == null, got, error, remoteAddr: conn?.remoteAddr?.toString() ?? null };
+}
 
 let node = null;
 let privateKey = null;
@@ -156,6 +245,7 @@ window.jsnode = {
       connectionGater: { denyDialMultiaddr: () => false },
       services: { identify: identify(), ping: ping() },
     });
+    await node.handle(ECHO, (stream) => echoServe(stream), { maxInboundStreams: 256, maxOutboundStreams: 256 });
     node.addEventListener('connection:open', (e) => console.log('jsnode connection:open', JSON.stringify(describe(e.detail))));
     node.addEventListener('connection:close', (e) => console.log('jsnode connection:close', JSON.stringify(describe(e.detail))));
     node.addEventListener('self:peer:update', () => console.log('jsnode addrs', node.getMultiaddrs().map(String).join(' ')));
@@ -287,6 +377,27 @@ window.jsnode = {
     };
     if (!outcome) stream.abort(new Error('rawSignal: timed out'));
     return res;
+  },
+  /** `streams` echo round trips to `peer` at once, `bytesEach` bytes each way: { intact, errors, remoteAddrs }. */
+  async echo(peer, streams, bytesEach, { timeoutMs = 120_000 } = {}) {
+    const runs = await Promise.allSettled(Array.from({ length: streams }, (_, i) => echoRoundTrip(peer, i, bytesEach, timeoutMs)));
+    const ok = runs.filter((r) => r.status === 'fulfilled' && r.value.ok).length;
+    const errors = runs.map((r) => (r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : r.value.error)).filter(Boolean);
+    return { streams, intact: ok, errors: errors.slice(0, 5), remoteAddrs: [...new Set(runs.map((r) => r.value?.remoteAddr).filter(Boolean))] };
+  },
+  /** Open an echo stream to `peer`, send `bytes`, then abort it (a RESET on the wire). */
+  async echoReset(peer, bytes) {
+    const stream = await node.dialProtocol(peerIdFromString(peer), ECHO, { signal: AbortSignal.timeout(10_000) });
+    stream.send(pattern(0, 0, bytes));
+    await new Promise((r) => setTimeout(r, 100));
+    stream.abort(new Error('interop test: reset'));
+  },
+  echoStats: () => ({ ...echoStats }),
+  /** Close every limited (relayed) connection to `peer`; resolves to how many there were. */
+  async closeLimited(peer) {
+    const limited = node.getConnections(peerIdFromString(peer)).filter((c) => c.limits != null);
+    await Promise.all(limited.map((c) => c.close()));
+    return limited.length;
   },
   /** ICE state of every RTCPeerConnection in this page (recorded by the test's init script). */
   async pcs() {
