@@ -5,6 +5,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
 
 use shoal_fuzz_props::{CountingAlloc, TARGETS};
 
@@ -66,6 +70,52 @@ fn every_target_has_a_fuzz_target_file() {
             manifest.contains(&format!("name = \"{name}\"")),
             "fuzz/Cargo.toml has no [[bin]] {name}"
         );
+    }
+}
+
+/// Every seed of every target, loaded once.
+fn all_seeds() -> &'static [(usize, Vec<u8>)] {
+    static SEEDS: OnceLock<Vec<(usize, Vec<u8>)>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut seeds = Vec::new();
+        for (i, (name, _)) in TARGETS.iter().enumerate() {
+            for file in files(&fuzz.join("corpus").join(name)) {
+                seeds.push((i, fs::read(file).expect("readable")));
+            }
+        }
+        seeds
+    })
+}
+
+proptest! {
+    /// A small stable fuzzer: seeds with a few bytes changed, cut short or
+    /// extended, through their target's property.
+    #[test]
+    fn mutated_seeds_hold(
+        pick in any::<Index>(),
+        edits in proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+        keep in any::<Index>(),
+        extra in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let seeds = all_seeds();
+        let (target, seed) = pick.get(seeds);
+        let mut data = seed.clone();
+        for (at, byte) in &edits {
+            if !data.is_empty() {
+                let i = at.index(data.len());
+                data[i] = *byte;
+            }
+        }
+        data.truncate(keep.index(data.len() + 1));
+        data.extend_from_slice(&extra);
+        (TARGETS[*target].1)(&data);
+    }
+
+    /// Arbitrary bytes through every target.
+    #[test]
+    fn arbitrary_bytes_hold(target in 0..TARGETS.len(), data in proptest::collection::vec(any::<u8>(), 0..128)) {
+        (TARGETS[target].1)(&data);
     }
 }
 
