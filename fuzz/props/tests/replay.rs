@@ -351,6 +351,10 @@ mod seeds {
                 "open-welcome-manifest-twice",
                 blocks_session::input(3, 1, &welcome),
             ),
+            (
+                "open-manifest-twice-bytewise",
+                blocks_session::input(1, 1, &welcome),
+            ),
             ("open-unknown", blocks_session::input(0, 1, &unknown)),
             ("open-bad-proof", blocks_session::input(0, 1, &wrong)),
         ]
