@@ -15,6 +15,7 @@
 //! - [`relay_info`]: `/api/info` JSON as the peer reads it, and the origin (proto).
 //! - [`rendezvous`]: the relay's rendezvous request reading and parsing (relay).
 //! - [`stun`]: the relay's STUN Binding answer (relay; the codec is a crate).
+//! - [`forwarded_for`]: the relay's `X-Forwarded-For` reading (relay).
 //!
 //! # Properties
 //! Beyond "no panic": what decodes re-encodes to something that decodes to
@@ -31,6 +32,7 @@
 pub mod bitfield;
 pub mod blocks_session;
 pub mod blocks_wire;
+pub mod forwarded_for;
 pub mod frame;
 pub mod manifest;
 pub mod relay_info;
@@ -58,6 +60,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("relay_info", relay_info::check),
     ("rendezvous", rendezvous::check),
     ("stun", stun::check),
+    ("forwarded_for", forwarded_for::check),
 ];
 
 /// Cuts `data` into pieces whose lengths follow `seed`: seed 0 is one piece,

@@ -170,6 +170,7 @@ mod seeds {
             ("relay_info", relay_info()),
             ("rendezvous", rendezvous()),
             ("stun", stun()),
+            ("forwarded_for", forwarded_for()),
         ]
     }
 
@@ -510,6 +511,26 @@ mod seeds {
             ),
             // 5000-byte request announced: over the limit.
             ("too-long", vec![0x88, 0x27, 0x08, 0x00]),
+        ]
+    }
+
+    /// [peer index][header values, one per line]; peers 0–3 are trusted.
+    fn forwarded_for() -> Seeds {
+        let seed = |peer: u8, text: &str| {
+            let mut out = vec![peer];
+            out.extend_from_slice(text.as_bytes());
+            out
+        };
+        vec![
+            ("one-proxy", seed(0, "203.0.113.50")),
+            ("chain", seed(0, "198.51.100.2, 10.0.0.9\n10.0.0.8")),
+            (
+                "v6-ports-mapped",
+                seed(1, "[2001:db9::5]:443, [::ffff:203.0.113.9]:80, 2001:db8::1"),
+            ),
+            ("garbage-hop", seed(2, "203.0.113.1, not-an-ip, 10.2.2.2")),
+            ("untrusted-peer", seed(4, "10.0.0.1")),
+            ("all-trusted", seed(3, "10.0.0.1,10.0.0.2,127.0.0.1")),
         ]
     }
 
