@@ -201,6 +201,11 @@ mod seeds {
             ("offer", with_seed(0, &offer.encode())),
             ("session-bytewise", with_seed(1, &all)),
             ("session-pieces", with_seed(37, &all)),
+            // 60000-byte body announced, 3 bytes sent: nothing reserved for it.
+            (
+                "announced-large",
+                with_seed(0, &[0xe0, 0xd4, 0x03, 0x08, 0x00, 0x12]),
+            ),
             // 65537-byte body announced: refused at the prefix.
             ("too-long", with_seed(0, &[0x81, 0x80, 0x04, 0x08, 0x00])),
             // Unknown field 3 skipped, type 7 unknown.
@@ -244,6 +249,11 @@ mod seeds {
             (
                 "data-after-fin",
                 both(0, 255, &[frames.clone(), frames].concat()),
+            ),
+            // 16000-byte frame announced, 3 bytes sent.
+            (
+                "announced-large",
+                both(0, 255, &[0x80, 0x7d, 0x12, 0xfd, 0x7c]),
             ),
             // 16385-byte frame announced.
             ("too-long", both(0, 255, &[0x81, 0x80, 0x01])),
@@ -293,6 +303,11 @@ mod seeds {
             ("hello-first-limit", with_seed(0x40, &first)),
             // 0x80: held to a Welcome's; a Hello is too long.
             ("welcome-limit-refuses-hello", with_seed(0x80, &first)),
+            // A 1 MiB chunk announced, 4 bytes sent.
+            (
+                "announced-large",
+                with_seed(0, &[0x80, 0x80, 0x40, 0x07, 0x00, b'a', b'b']),
+            ),
             // A Have with a 7-byte body: over its type's limit.
             (
                 "too-long-for-type",
