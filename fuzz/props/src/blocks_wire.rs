@@ -6,10 +6,7 @@ use shoal_share::limits::{MAX_HELLO_LEN, MAX_WELCOME_LEN};
 use shoal_share::wire::max_body_len;
 use shoal_share::{Message, MessageReader, WireError, MAX_MESSAGE_LEN};
 
-use crate::{assert_reader_memory, live_bytes, pieces, split_seed};
-
-/// Longest varint length prefix the reader can accept.
-const MAX_PREFIX: usize = 10;
+use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
 
 fn reader(first_limit: Option<usize>) -> MessageReader {
     match first_limit {
@@ -66,7 +63,7 @@ pub fn check(data: &[u8]) {
             baseline,
             pushed,
             max_piece,
-            MAX_MESSAGE_LEN + MAX_PREFIX,
+            MAX_MESSAGE_LEN + MAX_PREFIX_LEN,
         );
     }
     drop(r);
@@ -87,8 +84,10 @@ pub fn check(data: &[u8]) {
         let bytes = encode(message);
         let start = again.len();
         again.extend_from_slice(&bytes);
-        let body = bytes.len() - prefix_len(&bytes);
-        let ty = bytes[prefix_len(&bytes)];
+        let (body_len, prefix_len) = read_prefix(&bytes).expect("encode wrote a prefix");
+        let body = bytes.len() - prefix_len;
+        assert_eq!(body as u64, body_len);
+        let ty = bytes[prefix_len];
         let max = max_body_len(ty).expect("a known type");
         assert!(body <= max, "type {ty:#04x}: {body} bytes over {max}");
         if i == 0 {
@@ -125,8 +124,4 @@ pub fn check(data: &[u8]) {
         assert_eq!(r.next_message().as_ref(), Err(error));
         assert_eq!(r.next_message().as_ref(), Err(error));
     }
-}
-
-fn prefix_len(bytes: &[u8]) -> usize {
-    bytes.iter().position(|b| b & 0x80 == 0).expect("a prefix") + 1
 }

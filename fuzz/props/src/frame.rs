@@ -2,12 +2,10 @@
 //! re-encoding, and [`StreamState`] (read buffer cap, FIN, RESET) against a
 //! model of what it should do with the frames the reader yields.
 
+use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed};
 use shoal_proto::frame::{
     Flag, Frame, FrameError, FrameReader, ReadOutcome, StreamError, StreamState, MAX_FRAME_LEN,
 };
-use shoal_proto::varint;
-
-use crate::{assert_reader_memory, live_bytes, pieces, split_seed};
 
 fn read_all(pieces: &[&[u8]]) -> (Vec<Frame>, Option<FrameError>) {
     let mut reader = FrameReader::new();
@@ -62,10 +60,8 @@ pub fn check(data: &[u8]) {
         assert_eq!(bytes.len(), frame.encoded_len());
         // Re-encoding drops unknown fields and padding, so it never grows.
         assert!(bytes.len() <= MAX_FRAME_LEN, "{} bytes", bytes.len());
-        let prefix_len = match varint::decode(&bytes) {
-            varint::Decoded::Value(_, n) => n,
-            other => panic!("encode wrote a bad prefix: {other:?}"),
-        };
+        let (body_len, prefix_len) = read_prefix(&bytes).expect("encode wrote a prefix");
+        assert_eq!(bytes.len() as u64, prefix_len as u64 + body_len);
         assert_eq!(Frame::decode(&bytes[prefix_len..]).as_ref(), Ok(frame));
         assert_eq!(read_all(&[&bytes]), (vec![frame.clone()], None));
     }

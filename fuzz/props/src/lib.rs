@@ -90,6 +90,23 @@ pub fn pieces(seed: u8, data: &[u8]) -> Vec<&[u8]> {
     }
 }
 
+/// Longest unsigned-varint length prefix any of these formats accepts.
+pub const MAX_PREFIX_LEN: usize = 10;
+
+/// Reads the unsigned-varint length prefix at the front of `bytes`: its value
+/// and its length. Our own, so that the properties do not lean on the codecs
+/// they check.
+pub fn read_prefix(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(MAX_PREFIX_LEN) {
+        value |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
 /// Splits a fuzz input into the chunking seed and the stream.
 pub fn split_seed(data: &[u8]) -> (u8, &[u8]) {
     match data.split_first() {

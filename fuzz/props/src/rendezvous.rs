@@ -15,12 +15,14 @@ use shoal_relay::rendezvous::protocol::{
 use shoal_relay::rendezvous::registry::{Cookie, Refusal};
 use shoal_relay::rendezvous::PROTOCOL;
 
+use crate::read_prefix;
+
 pub fn check(data: &[u8]) {
     // As the relay reads a request: one length-prefixed message.
     let read = block_on(Codec.read_request(&PROTOCOL, &mut Cursor::new(data)))
         .expect("read_request hands errors on inside");
     if let Ok(message) = read {
-        let (len, _) = prefix(data).expect("a message came from a valid prefix");
+        let (len, _) = read_prefix(data).expect("a message came from a valid prefix");
         assert!(
             len <= RENDEZVOUS_MAX_REQUEST as u64,
             "read a {len}-byte request"
@@ -34,18 +36,6 @@ pub fn check(data: &[u8]) {
     if let Ok(cookie) = Cookie::from_bytes(data) {
         assert_eq!(cookie.to_bytes(), data);
     }
-}
-
-/// The length prefix: value and size (unsigned varint, at most 10 bytes).
-fn prefix(data: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &b) in data.iter().enumerate().take(10) {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 fn check_message(message: proto::Message) {

@@ -1,10 +1,8 @@
 //! `/webrtc-signaling/0.0.1` messages: [`MessageReader`] over any chunking,
 //! and [`Message`] re-encoding.
 
+use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
 use shoal_proto::signaling::{Message, MessageReader, SignalingError, MAX_MESSAGE_LEN};
-use shoal_proto::varint;
-
-use crate::{assert_reader_memory, live_bytes, pieces, split_seed};
 
 /// What a driver gets from a stream: the messages up to the first error.
 fn read_all(pieces: &[&[u8]]) -> (Vec<Message>, Option<SignalingError>) {
@@ -41,7 +39,7 @@ pub fn check(data: &[u8]) {
             baseline,
             pushed,
             max_piece,
-            MAX_MESSAGE_LEN + varint::MAX_LEN,
+            MAX_MESSAGE_LEN + MAX_PREFIX_LEN,
         );
     }
     drop(reader);
@@ -94,10 +92,7 @@ pub fn check(data: &[u8]) {
     // decode → encode → decode is the identity, and fits the limit.
     for message in &messages {
         let bytes = message.encode();
-        let (body_len, prefix_len) = match varint::decode(&bytes) {
-            varint::Decoded::Value(len, n) => (len, n),
-            other => panic!("encode wrote a bad prefix: {other:?}"),
-        };
+        let (body_len, prefix_len) = read_prefix(&bytes).expect("encode wrote a prefix");
         assert_eq!(bytes.len() as u64, prefix_len as u64 + body_len);
         assert!(body_len <= MAX_MESSAGE_LEN as u64);
         assert_eq!(Message::decode(&bytes[prefix_len..]).as_ref(), Ok(message));
