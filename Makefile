@@ -5,6 +5,8 @@
 #   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium),
 #                the interop test and the NAT lab (tests/lab/: root only)
 #   make lab     only the NAT lab tests, against what is built
+#   make fuzz    every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly; installed on demand).
+#                `make test` replays the committed fuzz corpora on stable (fuzz/props)
 #   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
@@ -13,7 +15,8 @@
 #                direct vs relayed (symmetric NATs) vs coturn TURN throughput → BENCHMARKS.md
 #                (LAB_BENCH_ARGS="--size-mib 64 --runs 7 --no-turn")
 #
-# Variables: LISTEN (HTTP address of `make run`), IDENTITY (relay key file),
+# Variables: FUZZ_SECONDS (time per fuzz target, default 30), FUZZ_ARGS (more libFuzzer flags),
+# LISTEN (HTTP address of `make run`), IDENTITY (relay key file),
 # RELAY_ARGS (more relay flags, e.g. RELAY_ARGS="--p2p-listen 0.0.0.0:8081").
 #
 # Tools are installed on demand by scripts/setup.sh (fast when already there).
@@ -27,7 +30,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test fuzz setup-fuzz bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -36,8 +39,15 @@ build: setup-build wasm relay
 
 test: setup-test wasm-test relay-debug
 	cargo fmt --all --check
+	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
 	cargo test --workspace
 	$(MAKE) --no-print-directory e2e
+
+# The fuzz targets (fuzz/fuzz_targets, properties in fuzz/props) for a bounded
+# time each, from the committed seeds in fuzz/corpus and fuzz/regressions.
+FUZZ_SECONDS ?= 30
+fuzz: setup-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 # The end-to-end tests alone, against what is already built; then the
 # js-libp2p interop test (a js-libp2p browser node against ours over /webrtc);
@@ -74,6 +84,9 @@ setup-build:
 
 setup-test:
 	bash scripts/setup.sh test
+
+setup-fuzz:
+	bash scripts/setup.sh fuzz
 
 # The peer as an npm package (www/pkg: package.json, JS, TypeScript types, wasm)
 # built by wasm-pack with the wasm-bindgen CLI setup installed (--mode no-install:

@@ -7,6 +7,7 @@
 #                            + iproute2, nftables, curl for the NAT lab (tests/lab/),
 #                            coturn for its benchmark (tests/bench/lab.mjs),
 #                            nginx, openssl, pebble for the HTTPS tests.
+#   scripts/setup.sh fuzz    the nightly toolchain and cargo-fuzz (for `make fuzz`).
 #
 # Idempotent: every step checks first, so a second run takes about a second.
 set -euo pipefail
@@ -16,9 +17,9 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 mode="${1:-test}"
 case "$mode" in
-  build | test) ;;
+  build | test | fuzz) ;;
   *)
-    echo "usage: $0 [build|test]" >&2
+    echo "usage: $0 [build|test|fuzz]" >&2
     exit 2
     ;;
 esac
@@ -120,6 +121,23 @@ npm_install() {
   fi
 }
 
-setup_build
-[ "$mode" = test ] && setup_test
+# cargo-fuzz drives libFuzzer and needs nightly Rust (sanitizer flags); only
+# `make fuzz` uses them. `cargo test` replays the corpora on stable.
+setup_fuzz() {
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    say "installing the nightly Rust toolchain (for cargo-fuzz)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz; this takes a few minutes"
+    cargo install cargo-fuzz --version 0.13.2 --locked
+  fi
+}
+
+if [ "$mode" = fuzz ]; then
+  setup_fuzz
+else
+  setup_build
+  [ "$mode" = test ] && setup_test
+fi
 say "ok ($mode)"

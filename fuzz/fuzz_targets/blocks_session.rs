@@ -1,0 +1,8 @@
+#![no_main]
+
+use shoal_fuzz_props::{blocks_session, CountingAlloc};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| blocks_session::check(data));

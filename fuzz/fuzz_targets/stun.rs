@@ -1,0 +1,8 @@
+#![no_main]
+
+use shoal_fuzz_props::{stun, CountingAlloc};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stun::check(data));
