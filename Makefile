@@ -2,8 +2,10 @@
 #
 #   make run     build the wasm peer and the relay (release), start the relay on $(LISTEN)
 #   make build   build the wasm peer and the relay (release)
-#   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium),
-#                the interop test and the NAT lab (tests/lab/: root only)
+#   make test    lint (rustfmt, clippy -D warnings native and wasm32), cargo test --workspace,
+#                then the end-to-end tests (real relay, headless Chromium), the interop test and
+#                the NAT lab (tests/lab/: root only)
+#   make lint    only the lint gates
 #   make lab     only the NAT lab tests, against what is built
 #   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
@@ -27,17 +29,27 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test lint bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
 
 build: setup-build wasm relay
 
-test: setup-test wasm-test relay-debug
-	cargo fmt --all --check
+# lint first: it fails in seconds, before the long builds.
+test: setup-test lint wasm-test relay-debug
 	cargo test --workspace
 	$(MAKE) --no-print-directory e2e
+
+# The style gates: formatting, then clippy with warnings as errors, natively
+# (every crate and target) and for wasm32 (the peer as `make test` builds it,
+# feature test-hooks). Both use the dev profile
+# and target/, like `cargo test`, so they only add a
+# metadata-only check of each crate.
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p peer-wasm --target wasm32-unknown-unknown --features test-hooks --all-targets -- -D warnings
 
 # The end-to-end tests alone, against what is already built; then the
 # js-libp2p interop test (a js-libp2p browser node against ours over /webrtc);
