@@ -6,7 +6,7 @@
 //! batching, the close handshake and resets on a real channel.
 //!
 //! The far end is either our driver too, or a bare `RTCDataChannel` that the
-//! test reads and writes as a byte stream (`RawEnd`, see `PAIR_JS`), with
+//! test reads and writes as a byte stream (`RawEnd`, in the inline JS), with
 //! frames spelled out in bytes here, as js-libp2p puts them on the wire.
 //! Nothing waits on a clock: every step awaits an event.
 
