@@ -2,8 +2,12 @@
 #
 #   make run     build the wasm peer and the relay (release), start the relay on $(LISTEN)
 #   make build   build the wasm peer and the relay (release)
-#   make test    cargo test --workspace, then the end-to-end tests (real relay, headless Chromium),
-#                the interop test and the NAT lab (tests/lab/: root only)
+#   make test    lint (rustfmt, clippy -D warnings native and wasm32), cargo test --workspace,
+#                the wasm unit tests (wasm-unit), then the end-to-end tests (real relay, headless
+#                Chromium), the interop test and the NAT lab (tests/lab/: root only)
+#   make lint    only the lint gates
+#   make wasm-unit  the peer's browser-glue tests (wasm-bindgen-test in headless Chromium;
+#                WASM_UNIT_ARGS="--include-ignored" or a test-name filter)
 #   make lab     only the NAT lab tests, against what is built
 #   make fuzz    every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly; installed on demand).
 #                `make test` replays the committed fuzz corpora on stable (fuzz/props)
@@ -30,17 +34,17 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test fuzz setup-fuzz bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
 
 build: setup-build wasm relay
 
-test: setup-test wasm-test relay-debug
-	cargo fmt --all --check
-	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
+# lint first: it fails in seconds, before the long builds.
+test: setup-test lint wasm-test relay-debug
 	cargo test --workspace
+	$(MAKE) --no-print-directory wasm-unit
 	$(MAKE) --no-print-directory e2e
 
 # The fuzz targets (fuzz/fuzz_targets, properties in fuzz/props) for a bounded
@@ -48,6 +52,31 @@ test: setup-test wasm-test relay-debug
 FUZZ_SECONDS ?= 30
 fuzz: setup-fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# The style gates: formatting, then clippy with warnings as errors, natively
+# (every crate and target) and for wasm32 (the peer as `make test` builds it,
+# feature test-hooks, its browser tests included). Both use the dev profile
+# and target/, like `cargo test` and wasm-unit, so they only add a
+# metadata-only check of each crate.
+lint:
+	cargo fmt --all --check
+	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p peer-wasm --target wasm32-unknown-unknown --features test-hooks --all-targets -- -D warnings
+
+# The browser glue that cannot be sans-IO (peer-wasm/src/**/tests.rs: data
+# channels over a real RTCPeerConnection pair, the WebSocket dial, OPFS), as
+# #[wasm_bindgen_test]s in one headless Chromium page driven by chromedriver;
+# its flags (loopback ICE) are in peer-wasm/webdriver.json. Dev profile: a
+# release test build would share nothing with `make wasm` (measured: all 165
+# crates again) and link with LTO.
+WASM_UNIT_ENV := CHROMEDRIVER=/usr/bin/chromedriver \
+	WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/peer-wasm/webdriver.json \
+	WASM_BINDGEN_TEST_TIMEOUT=120 \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+
+wasm-unit:
+	$(WASM_UNIT_ENV) cargo test -p peer-wasm --target wasm32-unknown-unknown --features test-hooks --lib -- $(WASM_UNIT_ARGS)
 
 # The end-to-end tests alone, against what is already built; then the
 # js-libp2p interop test (a js-libp2p browser node against ours over /webrtc);

@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh build   Rust wasm32 target + wasm-bindgen CLI matching Cargo.lock + wasm-pack
 #                            (enough for `make run` / `make build`).
-#   scripts/setup.sh test    build + Chromium (Debian package) + tests/node_modules,
+#   scripts/setup.sh test    build + Chromium and chromedriver (Debian packages; chromedriver
+#                            runs the wasm unit tests) + tests/node_modules,
 #                            + iproute2, nftables, curl for the NAT lab (tests/lab/),
 #                            coturn for its benchmark (tests/bench/lab.mjs),
 #                            nginx, openssl, pebble for the HTTPS tests.
@@ -81,9 +82,12 @@ apt_need() {
 }
 
 setup_test() {
-  # Browsers for the end-to-end tests; nginx and openssl for the HTTPS and
-  # reverse-proxy tests; pebble (an ACME test CA) for automatic certificates.
-  apt_need /usr/bin/chromium chromium /usr/sbin/nginx nginx openssl openssl pebble pebble
+  # Browsers for the end-to-end tests; chromedriver (same version as
+  # chromium: installing it may upgrade chromium) for `make wasm-unit`; nginx
+  # and openssl for the HTTPS and reverse-proxy tests; pebble (an ACME test
+  # CA) for automatic certificates.
+  apt_need /usr/bin/chromium chromium /usr/bin/chromedriver chromium-driver \
+    /usr/sbin/nginx nginx openssl openssl pebble pebble
   # Firefox ESR for the cross-browser tests (driven over WebDriver BiDi by puppeteer-core).
   apt_need /usr/bin/firefox-esr firefox-esr
 

@@ -39,6 +39,11 @@ mod ws;
 
 pub use api::Node;
 
+// `make wasm-unit`: the `#[wasm_bindgen_test]`s in this crate run in a page
+// of headless Chromium (they need WebRTC, OPFS, WebSocket).
+#[cfg(test)]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 /// Routes `tracing` to the browser console, once.
 fn init_logging() {
     use std::sync::Once;

@@ -48,6 +48,8 @@ mod outbox;
 mod session;
 mod store;
 mod stored;
+#[cfg(test)]
+mod tests;
 
 use std::{
     cell::{Cell, RefCell},

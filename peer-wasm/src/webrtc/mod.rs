@@ -78,3 +78,6 @@ impl Error {
 }
 
 use wasm_bindgen::JsCast as _;
+
+#[cfg(test)]
+mod tests;

@@ -214,7 +214,8 @@ impl libp2p::core::Transport for Transport {
 mod tests {
     use super::*;
 
-    #[test]
+    // Plain #[test]s never run on wasm32: only wasm-bindgen-test ones do.
+    #[wasm_bindgen_test::wasm_bindgen_test]
     fn address_shapes() {
         let peer = PeerId::random();
         let relay = PeerId::random();

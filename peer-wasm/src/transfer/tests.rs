@@ -1,0 +1,133 @@
+//! The OPFS store and the share locks against the browser's own OPFS (a
+//! dedicated worker with synchronous access handles, `js/opfs.js`) and Web
+//! Locks (`make wasm-unit`; the test page is a secure context on 127.0.0.1).
+//! Which files exist and what they mean is `shoal_share::resume`, tested
+//! natively; this checks the bytes go to disk and come back.
+//!
+//! Each test uses its own share id: the page (and its OPFS) is shared.
+
+use std::rc::Rc;
+
+use shoal_share::{resume, Bitfield, ShareId};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use super::store::{self, LockMode, ShareLock, Store};
+
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn exclusive(id: &ShareId) -> Rc<ShareLock> {
+    Rc::new(
+        ShareLock::take(id, LockMode::Exclusive, false)
+            .await
+            .unwrap()
+            .expect("the lock is free"),
+    )
+}
+
+#[wasm_bindgen_test]
+async fn a_download_is_written_read_checkpointed_and_completed_on_disk() {
+    let id = ShareId::from_bytes([1; 32]);
+    let lock = exclusive(&id).await;
+    // Held exclusive by us: nobody else gets it, shared or not.
+    assert!(ShareLock::take(&id, LockMode::Exclusive, false)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(ShareLock::take(&id, LockMode::Shared, false)
+        .await
+        .unwrap()
+        .is_none());
+
+    let store = Store::open_data(&id, 3000, lock.clone()).await.unwrap();
+    // Written out of order, as chunks arrive.
+    let (a, b, c) = (bytes(1000, 1), bytes(1000, 2), bytes(1000, 3));
+    store.write(2000, &c).await.unwrap();
+    store.write(0, &a).await.unwrap();
+    store.write(1000, &b).await.unwrap();
+    assert_eq!(store.read(1000, 1000).await.unwrap(), b);
+    let whole = [a.clone(), b.clone(), c.clone()].concat();
+    assert_eq!(store.read(0, 3000).await.unwrap(), whole);
+    // The file is exactly `size` long: a read past its end is short.
+    assert!(store.read(2500, 1000).await.is_err());
+
+    let mut have = Bitfield::new(3);
+    for i in 0..3 {
+        have.set(i).unwrap();
+    }
+    store.checkpoint(&id, &have).await.unwrap();
+    let record = store::read_small(&resume::file_name(&id, resume::FileKind::Have), 4096)
+        .await
+        .unwrap();
+    assert_eq!(record, Some(resume::HaveRecord::encode(&have)));
+
+    // Complete: served from disk, the lock shared so other tabs may serve it.
+    let done = store.complete().await.unwrap();
+    assert!(matches!(done, Store::Stored { .. }));
+    assert_eq!(lock.mode(), LockMode::Shared);
+    assert_eq!(done.read(0, 3000).await.unwrap(), whole);
+    assert!(
+        done.write(0, &a).await.is_err(),
+        "a complete file is read-only"
+    );
+    let data = resume::file_name(&id, resume::FileKind::Data);
+    let blob = store::file(&data).await.unwrap().expect("the data file");
+    assert_eq!(blob.size(), 3000.0);
+    assert!(store::list().await.unwrap().contains(&data));
+
+    // Not deleted while this tab holds the lock; deleted once it lets go.
+    let key = id.to_string();
+    let names = resume::file_names(&id).to_vec();
+    assert!(!store::remove(&key, &names).await.unwrap());
+    drop((done, store));
+    lock.release_now().await;
+    assert!(store::remove(&key, &names).await.unwrap());
+    let left = store::list().await.unwrap();
+    assert!(names.iter().all(|n| !left.contains(n)), "{left:?}");
+}
+
+#[wasm_bindgen_test]
+async fn an_abandoned_download_reopens_with_its_bytes() {
+    let id = ShareId::from_bytes([2; 32]);
+    let lock = exclusive(&id).await;
+    let store = Store::open_data(&id, 4096, lock.clone()).await.unwrap();
+    let first = bytes(2048, 9);
+    store.write(0, &first).await.unwrap();
+    store.abandon().await;
+    drop((store, lock));
+
+    // As after a reload: the lock again, the file opened again (never
+    // shortened), the first half still there and the rest writable.
+    let lock = exclusive(&id).await;
+    let store = Store::open_data(&id, 4096, lock.clone()).await.unwrap();
+    assert_eq!(store.read(0, 2048).await.unwrap(), first);
+    let second = bytes(2048, 10);
+    store.write(2048, &second).await.unwrap();
+    assert_eq!(store.read(0, 4096).await.unwrap(), [first, second].concat());
+    store.abandon().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_lock_is_held_once_per_tab_and_free_once_released() {
+    let id = ShareId::from_bytes([3; 32]);
+    let key = id.to_string();
+    let reader = ShareLock::take(&id, LockMode::Shared, false)
+        .await
+        .unwrap()
+        .expect("free");
+    // Once per tab (js/opfs.js): asking again here gives nothing.
+    for mode in [LockMode::Shared, LockMode::Exclusive] {
+        assert!(ShareLock::take(&id, mode, false).await.unwrap().is_none());
+    }
+    assert!(store::locked_keys().await.unwrap().contains(&key));
+    reader.release_now().await;
+    assert!(!store::locked_keys().await.unwrap().contains(&key));
+    let writer = ShareLock::take(&id, LockMode::Exclusive, false)
+        .await
+        .unwrap()
+        .expect("free again once released");
+    assert_eq!(writer.mode(), LockMode::Exclusive);
+}

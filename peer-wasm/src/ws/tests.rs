@@ -1,0 +1,93 @@
+//! The WebSocket transport against the browser's `WebSocket`
+//! (`make wasm-unit`). What it exists for: a dial whose socket never opens
+//! must end with an error, not stay pending (see the module docs). The page's
+//! own HTTP server (wasm-bindgen-test-runner's) stands in for a relay that
+//! answers without upgrading; no WebSocket server is needed.
+//!
+//! Not covered here: reads, writes and `flush` on an open socket, which need
+//! a WebSocket server the test page can find (the end-to-end tests use the
+//! real relay for that).
+
+use libp2p::core::{
+    transport::{DialOpts, PortUse, TransportError},
+    Endpoint, Multiaddr, Transport as _,
+};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use super::{Error, Transport};
+
+fn dialer() -> DialOpts {
+    DialOpts {
+        role: Endpoint::Dialer,
+        port_use: PortUse::New,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_dial_to_a_server_that_does_not_upgrade_fails_instead_of_hanging() {
+    let location = web_sys::window().unwrap().location();
+    let host = location.hostname().unwrap();
+    let port = location.port().unwrap();
+    let addr: Multiaddr = format!("/ip4/{host}/tcp/{port}/ws").parse().unwrap();
+
+    let dial = Transport.dial(addr, dialer()).unwrap();
+    match dial.await {
+        // The browser fails the handshake (an HTTP answer, not 101) with
+        // an abnormal close.
+        Err(Error::Refused { url, code }) => {
+            assert_eq!(url, format!("ws://{host}:{port}/"));
+            assert_eq!(code, 1006);
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a WebSocket opened to a plain HTTP server"),
+    }
+}
+
+#[wasm_bindgen_test]
+fn addresses_it_cannot_dial_are_refused_at_once() {
+    for addr in [
+        "/ip4/127.0.0.1/tcp/8080",
+        "/ip4/127.0.0.1/udp/8080/quic-v1",
+        "/dns/example.invalid/tcp/443/tls/http",
+    ] {
+        let addr: Multiaddr = addr.parse().unwrap();
+        assert!(
+            matches!(
+                Transport.dial(addr.clone(), dialer()),
+                Err(TransportError::MultiaddrNotSupported(_))
+            ),
+            "{addr} was dialed"
+        );
+    }
+    // Dial only: listening and dialing as the listener are refused.
+    let ws: Multiaddr = "/ip4/127.0.0.1/tcp/8080/ws".parse().unwrap();
+    let listener = DialOpts {
+        role: Endpoint::Listener,
+        port_use: PortUse::New,
+    };
+    assert!(Transport.dial(ws.clone(), listener).is_err());
+    assert!(Transport
+        .listen_on(libp2p::core::transport::ListenerId::next(), ws)
+        .is_err());
+}
+
+#[wasm_bindgen_test]
+fn websocket_urls_keep_scheme_host_port_and_path() {
+    use super::websocket_url;
+    let url = |addr: &str| websocket_url(&addr.parse().unwrap());
+    assert_eq!(
+        url("/ip4/127.0.0.1/tcp/8080/ws").as_deref(),
+        Some("ws://127.0.0.1:8080/")
+    );
+    assert_eq!(
+        url("/dns4/relay.example/tcp/443/tls/ws/p2p/12D3KooWLRPJAA5o6Z6ZGBqnqZyTbCfnLVV6u7mB2sVtGgMCxs3f")
+            .as_deref(),
+        Some("wss://relay.example:443/")
+    );
+    assert_eq!(url("/ip6/::1/tcp/1/wss").as_deref(), Some("wss://[::1]:1/"));
+    assert_eq!(
+        url("/dns/relay.example/tcp/443/x-parity-wss/%2Fp2p").as_deref(),
+        Some("wss://relay.example:443/p2p")
+    );
+    assert_eq!(url("/ip4/127.0.0.1/udp/1/ws"), None);
+}
