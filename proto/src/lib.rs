@@ -23,7 +23,7 @@ pub mod backoff;
 pub mod frame;
 pub mod info;
 pub mod paths;
-mod pb;
 pub mod peer_limit;
+pub mod prefixed;
 pub mod signaling;
 pub mod varint;

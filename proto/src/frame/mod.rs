@@ -17,6 +17,7 @@
 mod codec;
 mod stream;
 
+use crate::prefixed::PrefixError;
 pub use codec::{Flag, Frame, FrameReader};
 pub use stream::{ReadOutcome, StreamError, StreamState, WriteError};
 
@@ -32,27 +33,13 @@ pub const MAX_PAYLOAD: usize = MAX_FRAME_LEN - 2 - 2 - 1 - 2;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// Prefix plus body over [`MAX_FRAME_LEN`]; `len` is the announced body.
-    #[error("frame with a {len}-byte body exceeds {max} bytes")]
-    FrameTooLong { len: u64, max: usize },
-    /// The length prefix is not a valid unsigned varint.
-    #[error("invalid length prefix")]
-    InvalidLengthPrefix,
-    /// A field runs past the end of the frame.
-    #[error("truncated protobuf field")]
-    Truncated,
-    /// A protobuf varint longer than 10 bytes.
-    #[error("invalid protobuf varint")]
-    InvalidVarint,
-    /// Protobuf field number 0 or out of range.
-    #[error("invalid protobuf field number")]
-    InvalidFieldNumber,
-    /// Protobuf wire type 3, 4 (groups), 6 or 7.
-    #[error("unsupported protobuf wire type {0}")]
-    UnsupportedWireType(u8),
-    /// `flag` or `message` sent with the wrong wire type.
-    #[error("field {field} has wire type {wire_type}")]
-    WrongWireType { field: u32, wire_type: u8 },
+    /// The length prefix is invalid, or prefix plus body is over
+    /// [`MAX_FRAME_LEN`] (`len` is the announced body).
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// The body is not a protobuf `Message`.
+    #[error("malformed frame: {0}")]
+    Protobuf(#[from] prost::DecodeError),
     /// A flag value outside FIN, STOP_SENDING, RESET_STREAM, FIN_ACK.
     #[error("unknown flag {0}")]
     UnknownFlag(u64),

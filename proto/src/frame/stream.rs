@@ -262,9 +262,7 @@ impl StreamState {
     }
 
     fn queue(&mut self, frame: Frame) {
-        let mut bytes = Vec::with_capacity(frame.encoded_len());
-        frame.encode(&mut bytes);
-        self.transmit.push_back(bytes);
+        self.transmit.push_back(frame.into_bytes());
     }
 
     /// A local protocol error: reset and tell the remote.
@@ -528,7 +526,9 @@ mod tests {
         s.on_message(&[0xff, 0xff, 0x01]);
         assert!(matches!(
             s.reset_reason(),
-            Some(StreamError::Frame(FrameError::FrameTooLong { .. }))
+            Some(StreamError::Frame(FrameError::Prefix(
+                crate::prefixed::PrefixError::TooLong { .. }
+            )))
         ));
     }
 

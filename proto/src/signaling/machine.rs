@@ -532,14 +532,18 @@ mod tests {
         a.remote_bytes(&[0xff; 16]);
         assert_eq!(
             drain(&mut a),
-            [Output::Failed(SignalingError::InvalidLengthPrefix)]
+            [Output::Failed(SignalingError::Prefix(
+                crate::prefixed::PrefixError::Invalid
+            ))]
         );
 
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&[0x80, 0x80, 0x08]);
         assert!(matches!(
             drain(&mut a)[..],
-            [Output::Failed(SignalingError::MessageTooLong { .. })]
+            [Output::Failed(SignalingError::Prefix(
+                crate::prefixed::PrefixError::TooLong { .. }
+            ))]
         ));
     }
 
