@@ -46,7 +46,6 @@ pub mod manifest;
 pub mod resume;
 pub mod scheduler;
 pub mod session;
-mod varint;
 pub mod wire;
 
 pub use bitfield::{Bitfield, BitfieldError};

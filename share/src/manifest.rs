@@ -45,7 +45,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use crate::chunk::{self, ChunkHash, VerifyError};
-use crate::varint;
+use shoal_proto::varint;
 
 /// The first bytes of every encoded manifest.
 pub const MAGIC: &[u8; 5] = b"SHOAL";
@@ -330,8 +330,8 @@ impl<'a> Reader<'a> {
                 self.buf = &self.buf[n..];
                 Ok(value)
             }
-            Err(varint::Error::Truncated) => Err(ManifestError::Truncated),
-            Err(varint::Error::Invalid) => Err(ManifestError::BadVarint),
+            Err(varint::Error::Insufficient) => Err(ManifestError::Truncated),
+            Err(_) => Err(ManifestError::BadVarint),
         }
     }
 }
