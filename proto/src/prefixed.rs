@@ -6,8 +6,8 @@
 //! Each prefix is checked against the limit as soon as its bytes arrive, in
 //! [`push`](PrefixedReader::push): a prefix over the limit fails the reader
 //! before any of that body is kept, so memory follows the bytes that arrive
-//! under the limit, never what a prefix announces. A caller may also check a
-//! body's first byte as soon as it arrives ([`push_checked`](PrefixedReader::push_checked);
+//! under the limit, never what a prefix announces. A message type may also
+//! check a body's first byte as soon as it arrives ([`Decode::check_head`]:
 //! `/shoal/blocks` limits each message type). Bodies that were whole before a
 //! bad prefix are still handed out in order, then the error, for ever: a
 //! stream cannot be resynchronised.
@@ -17,6 +17,8 @@
 //! the state machines here are fed bytes, not streams. And a data-channel
 //! frame's limit counts its prefix ([`Limit::Whole`]), which `UviBytes`
 //! cannot express.
+
+use std::fmt;
 
 use crate::varint;
 
@@ -42,13 +44,33 @@ pub enum PrefixError {
     Invalid,
 }
 
-/// Splits a byte stream into length-prefixed bodies (see the module docs).
+/// A message type that travels behind a length prefix: what
+/// [`PrefixedReader`] yields.
+pub trait Decode: Sized {
+    /// The wire format's error; a refused prefix converts into it.
+    type Error: From<PrefixError> + Clone;
+
+    /// The limit [`PrefixedReader::new`] applies to every message.
+    const LIMIT: Limit;
+
+    /// Decodes one body (the bytes after the prefix).
+    fn decode(body: &[u8]) -> Result<Self, Self::Error>;
+
+    /// Runs as soon as the first byte of a non-empty body arrives, before
+    /// the rest is kept; `len` is the body length the prefix announced.
+    fn check_head(first: u8, len: usize) -> Result<(), Self::Error> {
+        let _ = (first, len);
+        Ok(())
+    }
+}
+
+/// Cuts a byte stream into length-prefixed `T`s (see the module docs).
 ///
-/// `E` is the error of the wire format on top: any [`PrefixError`] converts
-/// into it, and [`push_checked`](Self::push_checked) and
-/// [`fail_now`](Self::fail_now) may fail the reader with its own errors.
-#[derive(Debug)]
-pub struct PrefixedReader<E = PrefixError> {
+/// Once an error is returned the reader is failed, whether a prefix was
+/// refused or a body did not decode: it drops further input and returns the
+/// same error again. Messages that were whole before a refused prefix or
+/// head are still returned first, in order.
+pub struct PrefixedReader<T: Decode> {
     buf: Vec<u8>,
     /// Where the next unread message starts.
     start: usize,
@@ -60,11 +82,35 @@ pub struct PrefixedReader<E = PrefixError> {
     limit: Limit,
     /// A smaller body limit for the first message only, until it is whole.
     first_limit: Option<usize>,
-    failed: Option<E>,
+    failed: Option<T::Error>,
 }
 
-impl<E: From<PrefixError> + Clone> PrefixedReader<E> {
-    pub fn new(limit: Limit) -> Self {
+impl<T: Decode> fmt::Debug for PrefixedReader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrefixedReader")
+            .field("buffered", &self.buf.len())
+            .field("unread", &(self.scanned - self.start))
+            .field("limit", &self.limit)
+            .field("first_limit", &self.first_limit)
+            .field("failed", &self.failed.is_some())
+            .finish()
+    }
+}
+
+impl<T: Decode> Default for PrefixedReader<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Decode> PrefixedReader<T> {
+    /// A reader with `T`'s limit.
+    pub fn new() -> Self {
+        Self::with_limit(T::LIMIT)
+    }
+
+    /// A reader with another limit than `T`'s.
+    pub fn with_limit(limit: Limit) -> Self {
         Self {
             buf: Vec::new(),
             start: 0,
@@ -76,28 +122,18 @@ impl<E: From<PrefixError> + Clone> PrefixedReader<E> {
         }
     }
 
-    /// A reader whose first message may have a body of at most `first_body`
-    /// bytes (a handshake message, from a peer that has proved nothing yet).
-    pub fn with_first_limit(limit: Limit, first_body: usize) -> Self {
+    /// A reader whose first message may have a body of at most `limit`
+    /// bytes: a stream's first message is a handshake message, and nothing
+    /// larger is buffered from a peer that has proved nothing yet.
+    pub fn with_first_limit(limit: usize) -> Self {
         Self {
-            first_limit: Some(first_body),
-            ..Self::new(limit)
+            first_limit: Some(limit),
+            ..Self::new()
         }
     }
 
     /// Appends bytes read from the stream, in any chunking.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.push_checked(bytes, |_, _| Ok(()));
-    }
-
-    /// Like [`push`](Self::push), and `check(first body byte, body length)`
-    /// runs once per non-empty message as soon as that byte arrives, before
-    /// the rest of the body is kept; an error fails the reader.
-    pub fn push_checked(
-        &mut self,
-        bytes: &[u8],
-        mut check: impl FnMut(u8, usize) -> Result<(), E>,
-    ) {
         if self.failed.is_some() || bytes.is_empty() {
             return;
         }
@@ -107,13 +143,13 @@ impl<E: From<PrefixError> + Clone> PrefixedReader<E> {
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
-        if let Err(error) = self.scan(&mut check) {
+        if let Err(error) = self.scan() {
             self.buf.truncate(self.scanned);
             self.failed = Some(error);
         }
     }
 
-    fn scan(&mut self, check: &mut impl FnMut(u8, usize) -> Result<(), E>) -> Result<(), E> {
+    fn scan(&mut self) -> Result<(), T::Error> {
         loop {
             let rest = &self.buf[self.scanned..];
             let (len, prefix_len) = match varint::decode(rest) {
@@ -133,7 +169,7 @@ impl<E: From<PrefixError> + Clone> PrefixedReader<E> {
             let available = rest.len() - prefix_len;
             if !self.head_checked && len > 0 {
                 match rest.get(prefix_len) {
-                    Some(&head) => check(head, len)?,
+                    Some(&head) => T::check_head(head, len)?,
                     None => return Ok(()),
                 }
                 self.head_checked = true;
@@ -147,9 +183,8 @@ impl<E: From<PrefixError> + Clone> PrefixedReader<E> {
         }
     }
 
-    /// The next whole body; `Ok(None)` if more bytes are needed. After an
-    /// error, the same error for ever.
-    pub fn next_body(&mut self) -> Result<Option<&[u8]>, E> {
+    /// The next whole message; `Ok(None)` if more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<T>, T::Error> {
         if self.start == self.scanned {
             return match &self.failed {
                 Some(error) => {
@@ -167,12 +202,13 @@ impl<E: From<PrefixError> + Clone> PrefixedReader<E> {
         // `push` checked that the whole body lies before `scanned`.
         let body_end = body_start + len as usize;
         self.start = body_end;
-        Ok(Some(&self.buf[body_start..body_end]))
+        T::decode(&self.buf[body_start..body_end])
+            .map(Some)
+            .map_err(|error| self.fail_now(error))
     }
 
-    /// Fails the reader at once (a body that did not decode), dropping all
-    /// it holds; returns `error` for the caller to pass on.
-    pub fn fail_now(&mut self, error: E) -> E {
+    /// Fails at once, dropping everything buffered.
+    fn fail_now(&mut self, error: T::Error) -> T::Error {
         self.buf = Vec::new();
         self.start = 0;
         self.scanned = 0;
@@ -197,8 +233,40 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn reader(limit: Limit) -> PrefixedReader {
-        PrefixedReader::new(limit)
+    /// A body as it came; a first byte of `0xee` refuses bodies over 2 bytes,
+    /// one of `0xdd` does not decode.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Raw(Vec<u8>);
+
+    impl Decode for Raw {
+        type Error = PrefixError;
+        const LIMIT: Limit = Limit::Body(64);
+
+        fn decode(body: &[u8]) -> Result<Self, PrefixError> {
+            match body.first() {
+                Some(0xdd) => Err(PrefixError::Invalid),
+                _ => Ok(Self(body.to_vec())),
+            }
+        }
+
+        fn check_head(first: u8, len: usize) -> Result<(), PrefixError> {
+            if first == 0xee && len > 2 {
+                Err(PrefixError::TooLong {
+                    len: len as u64,
+                    max: 2,
+                })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn reader(limit: Limit) -> PrefixedReader<Raw> {
+        PrefixedReader::with_limit(limit)
+    }
+
+    fn raw(bytes: &[u8]) -> Option<Raw> {
+        Some(Raw(bytes.to_vec()))
     }
 
     #[test]
@@ -212,10 +280,10 @@ mod tests {
             2,
             "nothing more is buffered after the error"
         );
-        assert_eq!(reader.next_body(), Ok(Some(&[0xaa][..])));
+        assert_eq!(reader.next_message(), Ok(raw(&[0xaa])));
         let error = PrefixError::TooLong { len: 5, max: 4 };
-        assert_eq!(reader.next_body(), Err(error.clone()));
-        assert_eq!(reader.next_body(), Err(error));
+        assert_eq!(reader.next_message(), Err(error.clone()));
+        assert_eq!(reader.next_message(), Err(error));
         assert_eq!(reader.buffered(), 0);
     }
 
@@ -223,24 +291,24 @@ mod tests {
     fn whole_limit_counts_the_prefix() {
         let mut reader = reader(Limit::Whole(4));
         reader.push(&[0x03, 1, 2, 3]);
-        assert_eq!(reader.next_body(), Ok(Some(&[1, 2, 3][..])));
+        assert_eq!(reader.next_message(), Ok(raw(&[1, 2, 3])));
         reader.push(&[0x04]);
         assert_eq!(
-            reader.next_body(),
+            reader.next_message(),
             Err(PrefixError::TooLong { len: 4, max: 4 })
         );
     }
 
     #[test]
     fn first_limit_holds_only_the_first_message() {
-        let mut reader = PrefixedReader::<PrefixError>::with_first_limit(Limit::Body(100), 2);
+        let mut reader = PrefixedReader::<Raw>::with_first_limit(2);
         reader.push(&[0x02, 1, 2, 0x05, 1, 2, 3, 4, 5]);
-        assert_eq!(reader.next_body(), Ok(Some(&[1, 2][..])));
-        assert_eq!(reader.next_body(), Ok(Some(&[1, 2, 3, 4, 5][..])));
-        let mut reader = PrefixedReader::<PrefixError>::with_first_limit(Limit::Body(100), 2);
+        assert_eq!(reader.next_message(), Ok(raw(&[1, 2])));
+        assert_eq!(reader.next_message(), Ok(raw(&[1, 2, 3, 4, 5])));
+        let mut reader = PrefixedReader::<Raw>::with_first_limit(2);
         reader.push(&[0x03]);
         assert_eq!(
-            reader.next_body(),
+            reader.next_message(),
             Err(PrefixError::TooLong { len: 3, max: 2 })
         );
     }
@@ -248,26 +316,24 @@ mod tests {
     #[test]
     fn head_check_runs_before_the_body_is_kept() {
         let mut reader = reader(Limit::Body(1 << 20));
-        let mut calls = 0;
-        let mut check = |head: u8, len: usize| {
-            calls += 1;
-            if head == 0xee && len > 2 {
-                Err(PrefixError::Invalid)
-            } else {
-                Ok(())
-            }
-        };
-        reader.push_checked(&[0x02, 0xee], &mut check);
-        reader.push_checked(&[0x00, 0x00, 0x80, 0x80, 0x01, 0xee], &mut check);
-        reader.push_checked(&[0u8; 4096], &mut check);
-        assert_eq!(
-            calls, 2,
-            "once per non-empty message, the empty one has no head"
-        );
+        reader.push(&[0x02, 0xee]);
+        reader.push(&[0x00, 0x00, 0x80, 0x80, 0x01, 0xee]);
+        reader.push(&[0u8; 4096]);
         assert_eq!(reader.buffered(), 4, "the refused message is not kept");
-        assert_eq!(reader.next_body(), Ok(Some(&[0xee, 0x00][..])));
-        assert_eq!(reader.next_body(), Ok(Some(&[][..])));
-        assert_eq!(reader.next_body(), Err(PrefixError::Invalid));
+        assert_eq!(reader.next_message(), Ok(raw(&[0xee, 0x00])));
+        assert_eq!(reader.next_message(), Ok(raw(&[])));
+        let error = PrefixError::TooLong { len: 16384, max: 2 };
+        assert_eq!(reader.next_message(), Err(error));
+    }
+
+    #[test]
+    fn a_body_that_does_not_decode_fails_the_reader() {
+        let mut reader = reader(Limit::Body(64));
+        reader.push(&[0x01, 0xdd, 0x01, 0xaa]);
+        assert_eq!(reader.next_message(), Err(PrefixError::Invalid));
+        assert_eq!(reader.buffered(), 0);
+        reader.push(&[0x01, 0xaa]);
+        assert_eq!(reader.next_message(), Err(PrefixError::Invalid));
     }
 
     #[test]
@@ -276,7 +342,7 @@ mod tests {
             let mut reader = reader(Limit::Body(usize::MAX));
             reader.push(bytes);
             assert_eq!(
-                reader.next_body(),
+                reader.next_message(),
                 Err(PrefixError::Invalid),
                 "{bytes:02x?}"
             );
@@ -286,7 +352,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip_in_any_chunking(
-            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+            bodies in proptest::collection::vec(proptest::collection::vec(0u8..0xdd, 0..300), 0..8),
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
         ) {
             let mut stream = Vec::new();
@@ -303,8 +369,8 @@ mod tests {
             for cut in at {
                 reader.push(&stream[from..cut]);
                 from = cut;
-                while let Some(body) = reader.next_body().expect("valid stream") {
-                    decoded.push(body.to_vec());
+                while let Some(Raw(body)) = reader.next_message().expect("valid stream") {
+                    decoded.push(body);
                 }
             }
             prop_assert_eq!(decoded, bodies);
@@ -315,11 +381,20 @@ mod tests {
         fn oversize_prefix_never_buffers(len in 65u64..=u64::MAX, junk in 0usize..4096) {
             let mut prefix = Vec::new();
             varint::encode(len, &mut prefix);
-            let mut reader = reader(Limit::Body(64));
+            let mut reader = PrefixedReader::<Raw>::new();
             reader.push(&prefix);
             reader.push(&vec![0u8; junk]);
             prop_assert_eq!(reader.buffered(), 0);
-            prop_assert_eq!(reader.next_body(), Err(PrefixError::TooLong { len, max: 64 }));
+            prop_assert_eq!(reader.next_message(), Err(PrefixError::TooLong { len, max: 64 }));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6)) {
+            let mut reader = reader(Limit::Whole(32));
+            for chunk in &chunks {
+                reader.push(chunk);
+                while let Ok(Some(_)) = reader.next_message() {}
+            }
         }
     }
 }

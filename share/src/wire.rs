@@ -51,7 +51,7 @@ use crate::limits::{
     MAX_WELCOME_LEN,
 };
 use crate::manifest::{MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_ENCODED_LEN};
-use shoal_proto::prefixed::{Limit, PrefixError, PrefixedReader};
+use shoal_proto::prefixed::{Decode, Limit, PrefixError, PrefixedReader};
 use shoal_proto::varint;
 
 /// The libp2p protocol id of this wire format. Version 2: the share id no
@@ -237,73 +237,32 @@ pub enum WireError {
 
 /// Reassembles [`Message`]s from the bytes of a stream, however they were cut.
 ///
-/// The crate's one length-prefixed reader ([`PrefixedReader`]) does the
-/// cutting: a length prefix over [`MAX_MESSAGE_LEN`] (or over the
-/// first-message limit, see [`with_first_limit`](Self::with_first_limit)) is
-/// refused as soon as it is read, and a body longer than its type allows
-/// ([`max_body_len`]) as soon as its type byte is read, before a byte more
-/// of it is kept. Memory grows with the bytes that actually arrive, not with
-/// what a prefix announces. Once an error is returned the reader is failed:
-/// it drops further input and returns the same error again. Messages that
-/// were whole before the bad one are still returned first, in order.
-#[derive(Debug)]
-pub struct MessageReader {
-    inner: PrefixedReader<WireError>,
-}
+/// The one length-prefixed reader of every shoal wire format
+/// ([`PrefixedReader`]): a length prefix over [`MAX_MESSAGE_LEN`] (or over
+/// the first-message limit, see
+/// [`with_first_limit`](PrefixedReader::with_first_limit)) is refused as soon
+/// as it is read, and a body longer than its type allows ([`max_body_len`])
+/// as soon as its type byte is read, before a byte more of it is kept.
+/// Memory grows with the bytes that actually arrive, not with what a prefix
+/// announces. Once an error is returned the reader is failed: it drops
+/// further input and returns the same error again. Messages that were whole
+/// before the bad one are still returned first, in order.
+pub type MessageReader = PrefixedReader<Message>;
 
-impl Default for MessageReader {
-    fn default() -> Self {
-        Self::new()
+impl Decode for Message {
+    type Error = WireError;
+    const LIMIT: Limit = Limit::Body(MAX_MESSAGE_LEN);
+
+    fn decode(body: &[u8]) -> Result<Self, WireError> {
+        decode_body(body)
     }
-}
 
-impl MessageReader {
-    pub fn new() -> Self {
-        Self {
-            inner: PrefixedReader::new(Limit::Body(MAX_MESSAGE_LEN)),
+    fn check_head(ty: u8, len: usize) -> Result<(), WireError> {
+        match max_body_len(ty) {
+            None => Err(WireError::UnknownType(ty)),
+            Some(max) if len > max => Err(WireError::TooLargeForType { ty, len, max }),
+            Some(_) => Ok(()),
         }
-    }
-
-    /// A reader whose first message may have a body of at most `limit`
-    /// bytes: a stream's first message is a handshake message, and nothing
-    /// larger is buffered from a peer that has proved nothing yet.
-    pub fn with_first_limit(limit: usize) -> Self {
-        Self {
-            inner: PrefixedReader::with_first_limit(Limit::Body(MAX_MESSAGE_LEN), limit),
-        }
-    }
-
-    /// Appends bytes read from the stream.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.inner
-            .push_checked(bytes, |ty, len| match max_body_len(ty) {
-                None => Err(WireError::UnknownType(ty)),
-                Some(max) if len > max => Err(WireError::TooLargeForType { ty, len, max }),
-                Some(_) => Ok(()),
-            });
-    }
-
-    /// The next whole message; `Ok(None)` if more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
-        let decoded = match self.inner.next_body()? {
-            Some(body) => decode_body(body),
-            None => return Ok(None),
-        };
-        // A body that does not decode fails the reader at once.
-        decoded
-            .map(Some)
-            .map_err(|error| self.inner.fail_now(error))
-    }
-
-    /// Whether part of a message is buffered: if the stream ends now, it
-    /// ended mid-message.
-    pub fn has_partial(&self) -> bool {
-        self.inner.has_partial()
-    }
-
-    /// Bytes held, read or not.
-    pub fn buffered(&self) -> usize {
-        self.inner.buffered()
     }
 }
 

@@ -8,7 +8,7 @@
 use prost::Message as _;
 
 use super::{FrameError, MAX_FRAME_LEN};
-use crate::prefixed::{Limit, PrefixedReader};
+use crate::prefixed::{Decode, Limit, PrefixedReader};
 
 /// The protobuf message of `message.proto`, written out for `prost` (see the
 /// crate docs for why there is no build script).
@@ -126,40 +126,21 @@ impl Frame {
 ///
 /// A prefix announcing a frame over [`MAX_FRAME_LEN`] is refused as soon as it
 /// is read, before any of its body is kept; the reader then stays failed.
-#[derive(Debug)]
-pub struct FrameReader {
-    inner: PrefixedReader<FrameError>,
-}
+pub type FrameReader = PrefixedReader<Frame>;
 
-impl Default for FrameReader {
-    fn default() -> Self {
-        Self::new()
+impl Decode for Frame {
+    type Error = FrameError;
+    const LIMIT: Limit = Limit::Whole(MAX_FRAME_LEN);
+
+    fn decode(body: &[u8]) -> Result<Self, FrameError> {
+        Frame::decode(body)
     }
 }
 
 impl FrameReader {
-    pub fn new() -> Self {
-        Self {
-            inner: PrefixedReader::new(Limit::Whole(MAX_FRAME_LEN)),
-        }
-    }
-
-    /// Appends the bytes of one data-channel message.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.inner.push(bytes);
-    }
-
     /// The next whole frame; `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        match self.inner.next_body()? {
-            Some(body) => Frame::decode(body).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Whether part of a frame is buffered.
-    pub fn has_partial(&self) -> bool {
-        self.inner.has_partial()
+        self.next_message()
     }
 }
 

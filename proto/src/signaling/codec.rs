@@ -12,7 +12,7 @@
 use prost::Message as _;
 
 use super::SignalingError;
-use crate::prefixed::{Limit, PrefixedReader};
+use crate::prefixed::{Decode, Limit, PrefixedReader};
 
 /// Largest message body accepted. An SDP is a few KB; js-libp2p has no cap,
 /// so this only guards against a hostile peer.
@@ -105,41 +105,14 @@ impl Message {
 /// A length prefix above [`MAX_MESSAGE_LEN`] is refused as soon as it is
 /// read, before any of its body is kept. After an error the reader stays
 /// failed: the stream cannot be resynchronised.
-#[derive(Debug)]
-pub struct MessageReader {
-    inner: PrefixedReader<SignalingError>,
-}
+pub type MessageReader = PrefixedReader<Message>;
 
-impl Default for MessageReader {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl Decode for Message {
+    type Error = SignalingError;
+    const LIMIT: Limit = Limit::Body(MAX_MESSAGE_LEN);
 
-impl MessageReader {
-    pub fn new() -> Self {
-        Self {
-            inner: PrefixedReader::new(Limit::Body(MAX_MESSAGE_LEN)),
-        }
-    }
-
-    /// Appends bytes read from the stream, in any chunking.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.inner.push(bytes);
-    }
-
-    /// The next whole message; `Ok(None)` if more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<Message>, SignalingError> {
-        match self.inner.next_body()? {
-            Some(body) => Message::decode(body).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Whether part of a message is buffered (e.g. to tell a clean EOF from a
-    /// truncated one).
-    pub fn has_partial(&self) -> bool {
-        self.inner.has_partial()
+    fn decode(body: &[u8]) -> Result<Self, SignalingError> {
+        Message::decode(body)
     }
 }
 
