@@ -34,8 +34,10 @@
 //! | `0x09` | `Cancel`      | index                                   | 6            |
 //! | `0x0a` | `Welcome`     | proof (32 bytes)                        | 33           |
 //!
-//! [`MessageReader`] checks a body's announced length against its type's
-//! limit as soon as the type byte arrives, before buffering the body, and
+//! [`MessageReader`] (`shoal_proto`'s one length-prefixed reader, with
+//! [`Message`]'s [`Decode`] rules) checks a body's announced length against
+//! its type's limit as soon as the type byte arrives, before buffering the
+//! body, and
 //! can hold the first message of a stream to a smaller limit (no larger
 //! than a `Hello`). The limits live in [`crate::limits`].
 //!

@@ -3,16 +3,20 @@
 //!
 //! - `codec`: [`Frame`] — a varint length, then protobuf
 //!   `Message { optional Flag flag = 1; optional bytes message = 2; }` with
-//!   `Flag { FIN = 0; STOP_SENDING = 1; RESET_STREAM = 2; FIN_ACK = 3; }` — and
-//!   [`FrameReader`], which reassembles frames from a byte stream.
+//!   `Flag { FIN = 0; STOP_SENDING = 1; RESET_STREAM = 2; FIN_ACK = 3; }`
+//!   (`message.proto`, encoded by `prost`) — and [`FrameReader`], the crate's
+//!   [`PrefixedReader`](crate::prefixed::PrefixedReader) for frames, which
+//!   reassembles them from a byte stream.
 //! - `stream`: [`StreamState`], the per-channel state machine (half-close
 //!   with FIN / FIN_ACK, STOP_SENDING, RESET) behind the driver's
 //!   `AsyncRead`/`AsyncWrite`.
 //!
 //! js-libp2p sends a frame's length prefix and its body as two separate
 //! data-channel messages, and a message may hold several frames, so channel
-//! messages are only ever treated as a byte stream. We send each frame whole
-//! in one message. Interop notes: `shared/WEBRTC.md` §2.
+//! messages are only ever treated as a byte stream ([`FrameReader`]). On
+//! send, [`StreamState::poll_transmit`] yields whole frames and the peer's
+//! driver packs as many as fit into one channel message of up to 64 KiB
+//! (Chromium's SCTP limit is 256 KiB); a frame is never split.
 
 mod codec;
 mod stream;

@@ -3,8 +3,9 @@
 //! The driver passes every channel message to [`StreamState::on_message`],
 //! serves `AsyncRead`/`AsyncWrite` with [`read`](StreamState::read) and
 //! [`write`](StreamState::write), sends whatever
-//! [`poll_transmit`](StreamState::poll_transmit) yields (one whole frame per
-//! channel message), and closes the channel once
+//! [`poll_transmit`](StreamState::poll_transmit) yields (whole encoded frames:
+//! the driver may pack several into one channel message, never split one),
+//! and closes the channel once
 //! [`can_close_channel`](StreamState::can_close_channel) says so — only then,
 //! because Chrome may drop queued data when a channel closes.
 //!

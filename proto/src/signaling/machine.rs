@@ -9,7 +9,7 @@
 //! finish one (e.g. `setRemoteDescription`) before starting the next
 //! (`addIceCandidate`).
 //!
-//! Flow, A dialing B (`shared/WEBRTC.md` §1):
+//! Flow, A dialing B (as js-libp2p `@libp2p/webrtc` 6.x runs it):
 //! 1. A: `createOffer` → [`Signaling::local_offer`] → `Send(offer)`; the driver
 //!    writes it, then calls `setLocalDescription`.
 //! 2. B: offer bytes → `SetRemoteOffer`; the driver sets it, runs

@@ -2,14 +2,18 @@
 //! over a libp2p stream (usually a relayed connection) before they can talk
 //! directly over WebRTC.
 //!
-//! - `codec`: the length-prefixed protobuf [`Message`] and [`MessageReader`].
+//! - `codec`: the length-prefixed protobuf [`Message`] (`message.proto`,
+//!   encoded by `prost`) and [`MessageReader`], the crate's
+//!   [`PrefixedReader`](crate::prefixed::PrefixedReader) for it.
 //! - `machine`: [`Signaling`], the sans-IO state machine one attempt runs,
 //!   for either role. The driver owns the stream, the `RTCPeerConnection` and
 //!   the timer; it feeds their events in and carries out each [`Output`].
 //! - `liveness`: [`Liveness`], when a connected `RTCPeerConnection` that left
 //!   `connected` is given up (Chromium may never report `failed`).
 //!
-//! Interop notes (js-libp2p 6.x) are in `shared/WEBRTC.md` §1.
+//! Interop with js-libp2p (`@libp2p/webrtc` 6.x): its protocol id, `type`
+//! always sent (an absent one is not an offer to js), no `data: ""` as an
+//! end-of-candidates marker, and a `null` or absent candidate accepted.
 
 mod codec;
 mod liveness;
