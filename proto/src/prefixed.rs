@@ -37,7 +37,7 @@ pub enum Limit {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixError {
     /// The prefix announces a body of `len` bytes; the limit is `max`.
-    #[error("a {len}-byte message exceeds the limit of {max} bytes")]
+    #[error("message of {len} bytes exceeds the limit of {max}")]
     TooLong { len: u64, max: usize },
     /// Not a minimal unsigned varint of at most 10 bytes.
     #[error("invalid length prefix")]
