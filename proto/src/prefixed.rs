@@ -314,29 +314,34 @@ mod tests {
     }
 
     #[test]
-    fn whole_limit_counts_the_prefix() {
-        let mut reader = reader(Limit::Whole(4));
-        reader.push(&[0x03, 1, 2, 3]);
-        assert_eq!(reader.next_message(), Ok(raw(&[1, 2, 3])));
-        reader.push(&[0x04]);
-        assert_eq!(
-            reader.next_message(),
-            Err(PrefixError::TooLong { len: 4, max: 4 })
-        );
-    }
-
-    #[test]
-    fn first_limit_holds_only_the_first_message() {
-        let mut reader = PrefixedReader::<Raw>::with_first_limit(2);
-        reader.push(&[0x02, 1, 2, 0x05, 1, 2, 3, 4, 5]);
-        assert_eq!(reader.next_message(), Ok(raw(&[1, 2])));
-        assert_eq!(reader.next_message(), Ok(raw(&[1, 2, 3, 4, 5])));
-        let mut reader = PrefixedReader::<Raw>::with_first_limit(2);
-        reader.push(&[0x03]);
-        assert_eq!(
-            reader.next_message(),
-            Err(PrefixError::TooLong { len: 3, max: 2 })
-        );
+    fn limits() {
+        let too_long = |len, max| Err(PrefixError::TooLong { len, max });
+        type Read = Result<Option<Raw>, PrefixError>;
+        let cases: Vec<(PrefixedReader<Raw>, &[u8], Vec<Read>)> = vec![
+            // A whole limit counts the prefix: 1 + 3 bytes fit in 4, 1 + 4 do not.
+            (
+                reader(Limit::Whole(4)),
+                &[0x03, 1, 2, 3, 0x04],
+                vec![Ok(raw(&[1, 2, 3])), too_long(4, 4)],
+            ),
+            // The first-message limit holds the first message only.
+            (
+                PrefixedReader::with_first_limit(2),
+                &[0x02, 1, 2, 0x05, 1, 2, 3, 4, 5],
+                vec![Ok(raw(&[1, 2])), Ok(raw(&[1, 2, 3, 4, 5])), Ok(None)],
+            ),
+            (
+                PrefixedReader::with_first_limit(2),
+                &[0x03],
+                vec![too_long(3, 2)],
+            ),
+        ];
+        for (mut reader, stream, expected) in cases {
+            reader.push(stream);
+            for want in expected {
+                assert_eq!(reader.next_message(), want, "{stream:02x?}");
+            }
+        }
     }
 
     #[test]
