@@ -85,9 +85,15 @@ impl Frame {
     /// Appends the length prefix and body to `out`. A flag of 0 (FIN) is
     /// written explicitly. Keeping under [`MAX_FRAME_LEN`] is the caller's
     /// job (payloads of at most [`super::MAX_PAYLOAD`] always fit).
-    /// Copies the payload once; [`into_bytes`](Self::into_bytes) does not.
+    ///
+    /// Copies the payload once more than [`into_bytes`](Self::into_bytes).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.clone().into_bytes());
+        let pb = pb::Message {
+            flag: self.flag.map(Flag::to_wire),
+            message: self.message.clone(),
+        };
+        // prost fails only when the buffer cannot grow; a `Vec` always can.
+        let _ = pb.encode_length_delimited(out);
     }
 
     /// The length prefix and body, moving the payload instead of copying it
@@ -100,8 +106,8 @@ impl Frame {
         .encode_length_delimited_to_vec()
     }
 
-    /// Prefix plus body length of the encoding.
-    /// Measures a copy: not for the sending path.
+    /// Prefix plus body length of the encoding. Measures a copy: not for
+    /// the sending path.
     pub fn encoded_len(&self) -> usize {
         self.clone().into_bytes().len()
     }
