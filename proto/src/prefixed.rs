@@ -5,8 +5,8 @@
 //!
 //! Each prefix is checked against the limit as soon as its bytes arrive, in
 //! [`push`](PrefixedReader::push): a prefix over the limit fails the reader
-//! before any byte of that body is copied, so memory follows the bytes that
-//! arrive under the limit, never what a prefix announces. A message type may also
+//! before any of that body is kept, so memory follows the bytes that arrive
+//! under the limit, never what a prefix announces. A message type may also
 //! check a body's first byte as soon as it arrives ([`Decode::check_head`]:
 //! `/shoal/blocks` limits each message type). Bodies that were whole before a
 //! bad prefix are still handed out in order, then the error, for ever: a
@@ -77,9 +77,6 @@ pub struct PrefixedReader<T: Decode> {
     /// `buf[start..scanned]` is whole messages with checked prefixes;
     /// `buf[scanned..]` is the start of the next one.
     scanned: usize,
-    /// The body length and prefix length of the message at `scanned`, once
-    /// its prefix is whole and checked.
-    current: Option<(usize, usize)>,
     /// Whether the first body byte of the message at `scanned` was checked.
     head_checked: bool,
     limit: Limit,
@@ -118,7 +115,6 @@ impl<T: Decode> PrefixedReader<T> {
             buf: Vec::new(),
             start: 0,
             scanned: 0,
-            current: None,
             head_checked: false,
             limit,
             first_limit: None,
@@ -137,12 +133,8 @@ impl<T: Decode> PrefixedReader<T> {
     }
 
     /// Appends bytes read from the stream, in any chunking.
-    ///
-    /// Bytes are taken a step at a time, each step checked before the next
-    /// is kept: a prefix byte by byte, then up to the body's first byte, then
-    /// the rest of the body. So nothing of a refused message is ever copied.
-    pub fn push(&mut self, mut bytes: &[u8]) {
-        if self.failed.is_some() {
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() || bytes.is_empty() {
             return;
         }
         if self.start > 0 {
@@ -150,62 +142,45 @@ impl<T: Decode> PrefixedReader<T> {
             self.scanned -= self.start;
             self.start = 0;
         }
-        while !bytes.is_empty() {
-            let held = self.buf.len() - self.scanned;
-            let step = match self.current {
-                None => 1,
-                Some((len, prefix_len)) if !self.head_checked && len > 0 => prefix_len + 1 - held,
-                Some((len, prefix_len)) => prefix_len + len - held,
-            };
-            let (now, later) = bytes.split_at(step.clamp(1, bytes.len()));
-            self.buf.extend_from_slice(now);
-            bytes = later;
-            if let Err(error) = self.advance() {
-                self.buf.truncate(self.scanned);
-                self.current = None;
-                self.failed = Some(error);
-                return;
-            }
+        self.buf.extend_from_slice(bytes);
+        if let Err(error) = self.scan() {
+            self.buf.truncate(self.scanned);
+            self.failed = Some(error);
         }
     }
 
-    /// Checks what the last step brought for the message at `scanned`.
-    fn advance(&mut self) -> Result<(), T::Error> {
-        let rest = &self.buf[self.scanned..];
-        let (len, prefix_len) = match self.current {
-            Some(current) => current,
-            None => {
-                let (len, prefix_len) = match varint::decode(rest) {
-                    Ok(decoded) => decoded,
-                    Err(varint::Error::Insufficient) => return Ok(()),
-                    Err(_) => return Err(PrefixError::Invalid.into()),
-                };
-                let (counted, max) = match (self.first_limit, self.limit) {
-                    (Some(max), _) | (None, Limit::Body(max)) => (len, max),
-                    (None, Limit::Whole(max)) => (len.saturating_add(prefix_len as u64), max),
-                };
-                if counted > max as u64 {
-                    return Err(PrefixError::TooLong { len, max }.into());
+    fn scan(&mut self) -> Result<(), T::Error> {
+        loop {
+            let rest = &self.buf[self.scanned..];
+            let (len, prefix_len) = match varint::decode(rest) {
+                Ok(decoded) => decoded,
+                Err(varint::Error::Insufficient) => return Ok(()),
+                Err(_) => return Err(PrefixError::Invalid.into()),
+            };
+            let (counted, max) = match (self.first_limit, self.limit) {
+                (Some(max), _) | (None, Limit::Body(max)) => (len, max),
+                (None, Limit::Whole(max)) => (len.saturating_add(prefix_len as u64), max),
+            };
+            if counted > max as u64 {
+                return Err(PrefixError::TooLong { len, max }.into());
+            }
+            // Bounded by the limit above, so it fits in a usize.
+            let len = len as usize;
+            let available = rest.len() - prefix_len;
+            if !self.head_checked && len > 0 {
+                match rest.get(prefix_len) {
+                    Some(&head) => T::check_head(head, len)?,
+                    None => return Ok(()),
                 }
-                // Bounded by the limit above, so it fits in a usize.
-                self.current = Some((len as usize, prefix_len));
-                (len as usize, prefix_len)
+                self.head_checked = true;
             }
-        };
-        if !self.head_checked && len > 0 {
-            match rest.get(prefix_len) {
-                Some(&head) => T::check_head(head, len)?,
-                None => return Ok(()),
+            if available < len {
+                return Ok(());
             }
-            self.head_checked = true;
-        }
-        if rest.len() == prefix_len + len {
-            self.scanned = self.buf.len();
-            self.current = None;
+            self.scanned += prefix_len + len;
             self.head_checked = false;
             self.first_limit = None;
         }
-        Ok(())
     }
 
     /// The next whole message; `Ok(None)` if more bytes are needed.
@@ -237,7 +212,6 @@ impl<T: Decode> PrefixedReader<T> {
         self.buf = Vec::new();
         self.start = 0;
         self.scanned = 0;
-        self.current = None;
         self.failed = Some(error.clone());
         error
     }
