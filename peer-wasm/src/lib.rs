@@ -20,6 +20,11 @@
 //! - `webrtc`: browser-to-browser `/webrtc` (libp2p WebRTC spec), which
 //!   rust-libp2p lacks; the wire logic is sans-IO in `shoal_proto`.
 //!
+//! Codecs: none here. Every wire format (signaling, data-channel frames,
+//! `/shoal/blocks`, manifests) is encoded and decoded in `shoal_proto` and
+//! `shoal_share`, through their one varint and one length-prefixed reader;
+//! drivers here only move bytes between those and the browser.
+//!
 //! Everything is browser-only: on other targets this crate is empty.
 
 #![cfg(target_arch = "wasm32")]

@@ -1,54 +1,32 @@
-//! Unsigned LEB128 varints, as libp2p uses for length prefixes.
+//! The one unsigned varint (LEB128, minimal form) of every shoal wire format:
+//! length prefixes, block indices, manifest and bitfield integers. The
+//! `unsigned-varint` crate does the work; this adds the one check it leaves
+//! out, so that every `u64` has exactly one encoding and nothing else decodes.
 
-/// Longest varint we accept: 9 bytes covers 63 bits, far more than any frame.
-pub const MAX_LEN: usize = 9;
+pub use unsigned_varint::decode::Error;
 
-/// Appends `value` to `out` as an unsigned varint.
-pub fn encode(mut value: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+/// Longest encoding of a `u64`.
+pub const MAX_LEN: usize = 10;
+
+/// Appends `value` to `out`.
+pub fn encode(value: u64, out: &mut Vec<u8>) {
+    let mut buf = unsigned_varint::encode::u64_buffer();
+    out.extend_from_slice(unsigned_varint::encode::u64(value, &mut buf));
 }
 
-/// Result of [`decode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoded {
-    /// A value and how many bytes it took.
-    Value(u64, usize),
-    /// More bytes are needed.
-    Incomplete,
-    /// Longer than [`MAX_LEN`] bytes, or a non-minimal encoding.
-    Invalid,
-}
-
-/// Reads a varint from the front of `buf`.
-pub fn decode(buf: &[u8]) -> Decoded {
-    let mut value: u64 = 0;
-    for (i, &byte) in buf.iter().enumerate() {
-        if i >= MAX_LEN {
-            return Decoded::Invalid;
-        }
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            // Reject non-minimal forms (trailing zero groups) as the
-            // unsigned-varint spec does.
-            if i > 0 && byte == 0 {
-                return Decoded::Invalid;
-            }
-            return Decoded::Value(value, i + 1);
-        }
+/// Reads a varint from the front of `buf`: the value and its length in bytes.
+///
+/// [`Error::Insufficient`] means the input ended inside the varint (more bytes
+/// may complete it); [`Error::NotMinimal`] and [`Error::Overflow`] are final.
+pub fn decode(buf: &[u8]) -> Result<(u64, usize), Error> {
+    let (value, rest) = unsigned_varint::decode::u64(buf)?;
+    let len = buf.len() - rest.len();
+    // The tenth byte holds only bit 63; `unsigned-varint` drops higher bits
+    // silently, which would give a second encoding of a smaller value.
+    if len == MAX_LEN && buf[MAX_LEN - 1] > 1 {
+        return Err(Error::Overflow);
     }
-    if buf.len() >= MAX_LEN {
-        Decoded::Invalid
-    } else {
-        Decoded::Incomplete
-    }
+    Ok((value, len))
 }
 
 #[cfg(test)]
@@ -61,18 +39,37 @@ mod tests {
         let mut out = Vec::new();
         encode(300, &mut out);
         assert_eq!(out, [0xac, 0x02]);
-        assert_eq!(decode(&[0xac, 0x02]), Decoded::Value(300, 2));
-        assert_eq!(decode(&[0xac]), Decoded::Incomplete);
-        assert_eq!(decode(&[0x80, 0x00]), Decoded::Invalid);
-        assert_eq!(decode(&[0xff; 10]), Decoded::Invalid);
+        assert_eq!(decode(&[0xac, 0x02, 0xff]), Ok((300, 2)));
+        assert_eq!(decode(&[0xac]), Err(Error::Insufficient));
+        assert_eq!(decode(&[]), Err(Error::Insufficient));
+        assert_eq!(decode(&[0x80, 0x00]), Err(Error::NotMinimal));
+        assert_eq!(decode(&[0xff; 10]), Err(Error::Overflow));
+        assert_eq!(decode(&[0xff; 11]), Err(Error::Overflow));
+        let mut max = Vec::new();
+        encode(u64::MAX, &mut max);
+        assert_eq!(max.len(), MAX_LEN);
+        assert_eq!(decode(&max), Ok((u64::MAX, MAX_LEN)));
+        // Bit 64 and above do not fit.
+        let mut over = max.clone();
+        over[9] = 0x02;
+        assert_eq!(decode(&over), Err(Error::Overflow));
     }
 
     proptest! {
         #[test]
-        fn round_trip(v in 0u64..(1 << 62)) {
+        fn round_trip(v in any::<u64>()) {
             let mut out = Vec::new();
             encode(v, &mut out);
-            prop_assert_eq!(decode(&out), Decoded::Value(v, out.len()));
+            prop_assert_eq!(decode(&out), Ok((v, out.len())));
+        }
+
+        #[test]
+        fn decoded_values_reencode_identically(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
+            if let Ok((v, n)) = decode(&bytes) {
+                let mut out = Vec::new();
+                encode(v, &mut out);
+                prop_assert_eq!(&out[..], &bytes[..n]);
+            }
         }
 
         #[test]

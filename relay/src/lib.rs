@@ -17,6 +17,9 @@
 //! - [`p2p`]: the swarm — circuit relay v2 server, identify, ping,
 //!   rendezvous server — and its event loop.
 //! - [`rendezvous`]: shoal's rendezvous server: registry, wire format, driver.
+//!   Its messages are `prost` structs framed by `prost-codec` over
+//!   `asynchronous-codec` (async streams); the same protobuf and varint
+//!   crates are under `shoal_proto`'s codec layer.
 //! - [`state`]: [`AppState`], what `/api/info` reports, shared by both sides.
 //! - [`stun`]: a STUN Binding server on UDP, so browsers learn their NAT address.
 //!

@@ -9,7 +9,7 @@
 //! every bitfield has exactly one encoding.
 
 use crate::manifest::MAX_CHUNKS;
-use crate::varint;
+use shoal_proto::varint;
 
 /// A fixed-length set of chunk indices.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -145,8 +145,8 @@ impl Bitfield {
     /// Parses the wire form, strictly.
     pub fn decode(bytes: &[u8]) -> Result<Self, BitfieldError> {
         let (len, n) = varint::decode(bytes).map_err(|e| match e {
-            varint::Error::Truncated => BitfieldError::Truncated,
-            varint::Error::Invalid => BitfieldError::BadVarint,
+            varint::Error::Insufficient => BitfieldError::Truncated,
+            _ => BitfieldError::BadVarint,
         })?;
         if len > u64::from(MAX_CHUNKS) {
             return Err(BitfieldError::TooLong { len });

@@ -31,6 +31,16 @@
 //!   membership, bans by peer, session limits.
 //! - [`limits`]: every limit on what peers send, with its reason.
 //!
+//! # Codecs
+//! The encodings here (manifest, bitfield, blocks messages) are shoal's own,
+//! documented in their modules, but none hand-rolls a primitive: integers
+//! are `shoal_proto::varint` (minimal unsigned LEB128), and blocks messages
+//! are cut from the stream by `shoal_proto::prefixed::PrefixedReader`, the
+//! same reader (and the same `PrefixError` for a refused prefix) as the
+//! WebRTC signaling and data-channel formats. Share ids are base32 by
+//! `data-encoding`, swarm names in links percent-encoded by
+//! `percent-encoding`.
+//!
 //! Nothing here does I/O, spawns threads or reads a clock: the driver in the
 //! peer feeds bytes, events and a `now`, and carries out the actions it gets
 //! back. So all of it compiles for wasm32 and is tested natively.
@@ -46,7 +56,6 @@ pub mod manifest;
 pub mod resume;
 pub mod scheduler;
 pub mod session;
-mod varint;
 pub mod wire;
 
 pub use bitfield::{Bitfield, BitfieldError};

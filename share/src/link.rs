@@ -4,6 +4,8 @@
 //! nobody can list shares. It lives in the URL fragment, which browsers never
 //! send to the server, so the relay that serves the page never learns it.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use crate::ShareId;
 
 /// Why a link was refused.
@@ -22,7 +24,7 @@ pub fn make_link(origin: &str, swarm: &str, share: &ShareId) -> String {
     format!(
         "{}/?swarm={}#share={share}",
         origin.trim_end_matches('/'),
-        encode_component(swarm)
+        utf8_percent_encode(swarm, COMPONENT)
     )
 }
 
@@ -43,18 +45,12 @@ pub fn parse_link(link: &str) -> Result<ShareId, LinkError> {
     Ok(value.parse()?)
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 #[cfg(test)]
 mod tests {

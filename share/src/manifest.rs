@@ -45,7 +45,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use crate::chunk::{self, ChunkHash, VerifyError};
-use crate::varint;
+use shoal_proto::varint;
 
 /// The first bytes of every encoded manifest.
 pub const MAGIC: &[u8; 5] = b"SHOAL";
@@ -330,8 +330,8 @@ impl<'a> Reader<'a> {
                 self.buf = &self.buf[n..];
                 Ok(value)
             }
-            Err(varint::Error::Truncated) => Err(ManifestError::Truncated),
-            Err(varint::Error::Invalid) => Err(ManifestError::BadVarint),
+            Err(varint::Error::Insufficient) => Err(ManifestError::Truncated),
+            Err(_) => Err(ManifestError::BadVarint),
         }
     }
 }
@@ -408,7 +408,9 @@ pub struct ShareId([u8; 32]);
 
 /// Length of a [`ShareId`]'s text form.
 pub const SHARE_ID_TEXT_LEN: usize = 52;
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+/// RFC 4648 base32 without padding; decoding takes either case and checks
+/// that unused trailing bits are zero (writes upper case: lowered in `Display`).
+const BASE32: data_encoding::Encoding = data_encoding::BASE32_NOPAD_NOCASE;
 
 impl ShareId {
     /// Wraps raw id bytes.
@@ -429,23 +431,9 @@ impl ShareId {
 
 impl fmt::Display for ShareId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut acc: u16 = 0;
-        let mut bits = 0;
-        let mut out = [0u8; SHARE_ID_TEXT_LEN];
-        let mut n = 0;
-        for &byte in &self.0 {
-            acc = (acc << 8) | u16::from(byte);
-            bits += 8;
-            while bits >= 5 {
-                bits -= 5;
-                out[n] = BASE32[usize::from((acc >> bits) & 31)];
-                n += 1;
-            }
-        }
-        // 256 = 51 * 5 + 1: one bit left, padded with four zero bits.
-        out[n] = BASE32[usize::from((acc << (5 - bits)) & 31)];
-        // Every byte came from BASE32, which is ASCII.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        let mut text = BASE32.encode(&self.0);
+        text.make_ascii_lowercase();
+        f.write_str(&text)
     }
 }
 
@@ -475,34 +463,20 @@ impl FromStr for ShareId {
             return Err(ShareIdParseError::WrongLength(s.len()));
         }
         let mut out = [0u8; 32];
-        let mut acc: u16 = 0;
-        let mut bits = 0;
-        let mut n = 0;
-        for (i, c) in s.chars().enumerate() {
-            let value = match c {
-                'a'..='z' => c as u16 - 'a' as u16,
-                'A'..='Z' => c as u16 - 'A' as u16,
-                '2'..='7' => c as u16 - '2' as u16 + 26,
-                _ => return Err(ShareIdParseError::InvalidChar(c)),
-            };
-            if i == SHARE_ID_TEXT_LEN - 1 {
-                // The last character carries one data bit, then four zeros.
-                if value & 0b1111 != 0 {
-                    return Err(ShareIdParseError::NonCanonical);
-                }
-                acc = (acc << 1) | (value >> 4);
-                bits += 1;
-            } else {
-                acc = (acc << 5) | value;
-                bits += 5;
-            }
-            if bits >= 8 {
-                bits -= 8;
-                out[n] = (acc >> bits) as u8;
-                n += 1;
-            }
+        match BASE32.decode_mut(s.as_bytes(), &mut out) {
+            Ok(_) => Ok(Self(out)),
+            Err(partial) => Err(match partial.error.kind {
+                // The four unused low bits of the last character are not zero.
+                data_encoding::DecodeKind::Trailing => ShareIdParseError::NonCanonical,
+                // Every character before `position` is ASCII base32, so
+                // `position` starts a character.
+                _ => ShareIdParseError::InvalidChar(
+                    s.get(partial.error.position..)
+                        .and_then(|rest| rest.chars().next())
+                        .unwrap_or(char::REPLACEMENT_CHARACTER),
+                ),
+            }),
         }
-        Ok(Self(out))
     }
 }
 

@@ -506,14 +506,18 @@ mod tests {
         b.handle_input(&encode(&big)[..4]);
         assert!(matches!(
             events(&mut b)[..],
-            [Event::Closed(CloseReason::Wire(WireError::TooLarge { .. }))]
+            [Event::Closed(CloseReason::Wire(WireError::Prefix(
+                shoal_proto::prefixed::PrefixError::TooLong { .. }
+            )))]
         ));
         // And the opener's first answer may be no larger than a Welcome.
         let mut a = Session::open(key(1), A, B, nonce(1), T0);
         a.handle_input(&encode(&Message::Manifest(vec![0; 100]))[..3]);
         assert!(matches!(
             events(&mut a)[..],
-            [Event::Closed(CloseReason::Wire(WireError::TooLarge { .. }))]
+            [Event::Closed(CloseReason::Wire(WireError::Prefix(
+                shoal_proto::prefixed::PrefixError::TooLong { .. }
+            )))]
         ));
     }
 

@@ -34,8 +34,10 @@
 //! | `0x09` | `Cancel`      | index                                   | 6            |
 //! | `0x0a` | `Welcome`     | proof (32 bytes)                        | 33           |
 //!
-//! [`MessageReader`] checks a body's announced length against its type's
-//! limit as soon as the type byte arrives, before buffering the body, and
+//! [`MessageReader`] (`shoal_proto`'s one length-prefixed reader, with
+//! [`Message`]'s [`Decode`] rules) checks a body's announced length against
+//! its type's limit as soon as the type byte arrives, before buffering the
+//! body, and
 //! can hold the first message of a stream to a smaller limit (no larger
 //! than a `Hello`). The limits live in [`crate::limits`].
 //!
@@ -51,7 +53,8 @@ use crate::limits::{
     MAX_WELCOME_LEN,
 };
 use crate::manifest::{MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_ENCODED_LEN};
-use crate::varint;
+use shoal_proto::prefixed::{Decode, Limit, PrefixError, PrefixedReader};
+use shoal_proto::varint;
 
 /// The libp2p protocol id of this wire format. Version 2: the share id no
 /// longer travels in `Hello` (version 1 sent it to every peer).
@@ -212,12 +215,12 @@ fn write_head(head: &[u8], rest_len: usize, out: &mut Vec<u8>) {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
-    #[error("message of {len} bytes is longer than the {max} allowed")]
-    TooLarge { len: u64, max: usize },
+    /// The length prefix is invalid, or over [`MAX_MESSAGE_LEN`] (or the
+    /// first-message limit).
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
     #[error("message of type {ty:#04x} and {len} bytes is longer than the {max} its type allows")]
     TooLargeForType { ty: u8, len: usize, max: usize },
-    #[error("malformed message length prefix")]
-    BadLength,
     #[error("empty message: no type byte")]
     Empty,
     #[error("unknown message type {0:#04x}")]
@@ -236,179 +239,32 @@ pub enum WireError {
 
 /// Reassembles [`Message`]s from the bytes of a stream, however they were cut.
 ///
-/// A length prefix over [`MAX_MESSAGE_LEN`] (or over the first-message
-/// limit, see [`with_first_limit`](Self::with_first_limit)) is refused as
-/// soon as it is read, and a body longer than its type allows
-/// ([`max_body_len`]) as soon as its type byte is read, before a byte more
-/// of it is kept. Memory grows with the bytes that actually arrive, not with
-/// what a prefix announces. Once an error is returned the reader is failed:
-/// it drops further input and returns the same error again. Messages that
-/// were whole before the bad one are still returned first, in order.
-#[derive(Debug, Default)]
-pub struct MessageReader {
-    buf: Vec<u8>,
-    /// Where the next unread message starts.
-    start: usize,
-    /// `buf[start..whole]` holds only whole messages with checked prefixes;
-    /// `buf[whole..]` is the start of the next one.
-    whole: usize,
-    /// The message at `whole`, once its prefix has been read.
-    partial: Option<Partial>,
-    /// The longest body the first message may have, until it has been read.
-    first_limit: Option<usize>,
-    failed: Option<WireError>,
-}
+/// The one length-prefixed reader of every shoal wire format
+/// ([`PrefixedReader`]): a length prefix over [`MAX_MESSAGE_LEN`] (or over
+/// the first-message limit, see
+/// [`with_first_limit`](PrefixedReader::with_first_limit)) is refused as soon
+/// as it is read, and a body longer than its type allows ([`max_body_len`])
+/// as soon as its type byte is read, before a byte more of it is kept.
+/// Memory grows with the bytes that actually arrive, not with what a prefix
+/// announces. Once an error is returned the reader is failed: it drops
+/// further input and returns the same error again. Messages that were whole
+/// before the bad one are still returned first, in order.
+pub type MessageReader = PrefixedReader<Message>;
 
-#[derive(Debug, Clone, Copy)]
-struct Partial {
-    /// Prefix plus body length.
-    total: usize,
-    prefix_len: usize,
-    /// Whether the type byte has been checked against the length.
-    typed: bool,
-}
+impl Decode for Message {
+    type Error = WireError;
+    const LIMIT: Limit = Limit::Body(MAX_MESSAGE_LEN);
 
-impl MessageReader {
-    pub fn new() -> Self {
-        Self::default()
+    fn decode(body: &[u8]) -> Result<Self, WireError> {
+        decode_body(body)
     }
 
-    /// A reader whose first message may have a body of at most `limit`
-    /// bytes: a stream's first message is a handshake message, and nothing
-    /// larger is buffered from a peer that has proved nothing yet.
-    pub fn with_first_limit(limit: usize) -> Self {
-        Self {
-            first_limit: Some(limit),
-            ..Self::default()
+    fn check_head(ty: u8, len: usize) -> Result<(), WireError> {
+        match max_body_len(ty) {
+            None => Err(WireError::UnknownType(ty)),
+            Some(max) if len > max => Err(WireError::TooLargeForType { ty, len, max }),
+            Some(_) => Ok(()),
         }
-    }
-
-    /// Appends bytes read from the stream.
-    pub fn push(&mut self, mut bytes: &[u8]) {
-        if self.failed.is_some() {
-            return;
-        }
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.whole -= self.start;
-            self.start = 0;
-        }
-        while !bytes.is_empty() {
-            match self.partial {
-                Some(partial) => {
-                    let missing = partial.total - (self.buf.len() - self.whole);
-                    // Until the type byte is checked, take only up to it.
-                    let take = if partial.typed {
-                        missing
-                    } else {
-                        partial.prefix_len + 1 - (self.buf.len() - self.whole)
-                    };
-                    let (now, later) = bytes.split_at(take.min(bytes.len()));
-                    self.buf.extend_from_slice(now);
-                    bytes = later;
-                    if !partial.typed && self.buf.len() - self.whole > partial.prefix_len {
-                        let ty = self.buf[self.whole + partial.prefix_len];
-                        let len = partial.total - partial.prefix_len;
-                        match max_body_len(ty) {
-                            None => return self.fail(WireError::UnknownType(ty)),
-                            Some(max) if len > max => {
-                                return self.fail(WireError::TooLargeForType { ty, len, max })
-                            }
-                            Some(_) => {}
-                        }
-                        self.partial = Some(Partial {
-                            typed: true,
-                            ..partial
-                        });
-                    }
-                }
-                None => {
-                    // A prefix is a few bytes: take them one at a time so
-                    // that an oversized one is caught before its body.
-                    let (&byte, later) = match bytes.split_first() {
-                        Some(split) => split,
-                        None => break,
-                    };
-                    self.buf.push(byte);
-                    bytes = later;
-                    let max = self.first_limit.unwrap_or(MAX_MESSAGE_LEN);
-                    match varint::decode(&self.buf[self.whole..]) {
-                        Err(varint::Error::Truncated) => continue,
-                        Err(varint::Error::Invalid) => return self.fail(WireError::BadLength),
-                        Ok((len, _)) if len > max as u64 => {
-                            return self.fail(WireError::TooLarge { len, max });
-                        }
-                        // Bounded by MAX_MESSAGE_LEN, so it fits in a usize.
-                        Ok((len, prefix_len)) => {
-                            self.partial = Some(Partial {
-                                total: prefix_len + len as usize,
-                                prefix_len,
-                                // An empty body has no type byte to check.
-                                typed: len == 0,
-                            })
-                        }
-                    }
-                }
-            }
-            if self
-                .partial
-                .is_some_and(|p| p.typed && p.total == self.buf.len() - self.whole)
-            {
-                self.whole = self.buf.len();
-                self.partial = None;
-                // Only the very first message is held to the first limit.
-                self.first_limit = None;
-            }
-        }
-    }
-
-    /// The next whole message; `Ok(None)` if more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
-        if let Some(error) = &self.failed {
-            if self.start == self.whole {
-                let error = error.clone();
-                return Err(self.fail_now(error));
-            }
-        }
-        if self.start == self.whole {
-            return Ok(None);
-        }
-        let (len, prefix_len) = match varint::decode(&self.buf[self.start..self.whole]) {
-            Ok(decoded) => decoded,
-            // Unreachable: `push` checked this prefix. Fail closed anyway.
-            Err(_) => return Err(self.fail_now(WireError::BadLength)),
-        };
-        let body_start = self.start + prefix_len;
-        // `push` checked that the whole body lies before `whole`.
-        let body_end = body_start + len as usize;
-        self.start = body_end;
-        match decode_body(&self.buf[body_start..body_end]) {
-            Ok(message) => Ok(Some(message)),
-            Err(error) => Err(self.fail_now(error)),
-        }
-    }
-
-    /// Whether part of a message is buffered: if the stream ends now, it
-    /// ended mid-message.
-    pub fn has_partial(&self) -> bool {
-        self.buf.len() > self.whole
-    }
-
-    /// Fails after the whole messages already buffered.
-    fn fail(&mut self, error: WireError) {
-        self.buf.truncate(self.whole);
-        self.partial = None;
-        self.failed = Some(error);
-    }
-
-    /// Fails at once, dropping everything buffered.
-    fn fail_now(&mut self, error: WireError) -> WireError {
-        self.buf = Vec::new();
-        self.start = 0;
-        self.whole = 0;
-        self.partial = None;
-        self.failed = Some(error.clone());
-        error
     }
 }
 
@@ -464,8 +320,8 @@ fn decode_body(body: &[u8]) -> Result<Message, WireError> {
 /// Reads an index from the front of `fields`; returns it and what follows.
 fn index(ty: u8, fields: &[u8]) -> Result<(u32, &[u8]), WireError> {
     let (value, n) = varint::decode(fields).map_err(|e| match e {
-        varint::Error::Truncated => WireError::Truncated { ty },
-        varint::Error::Invalid => WireError::BadVarint { ty },
+        varint::Error::Insufficient => WireError::Truncated { ty },
+        _ => WireError::BadVarint { ty },
     })?;
     let index = u32::try_from(value).map_err(|_| WireError::IndexTooLarge(value))?;
     Ok((index, &fields[n..]))
@@ -653,7 +509,7 @@ mod tests {
                 vec![0x03, 0x01, 0x01, 0xc0],
                 WireError::Bitfield(BitfieldError::SpareBitsSet),
             ),
-            (vec![0x80, 0x00], WireError::BadLength),
+            (vec![0x80, 0x00], WireError::Prefix(PrefixError::Invalid)),
         ];
         for (bytes, error) in cases {
             assert_eq!(decode_one(&bytes), Err(error), "{bytes:02x?}");
@@ -668,15 +524,15 @@ mod tests {
         stream.extend_from_slice(&[0x07; 100]);
         let mut reader = MessageReader::new();
         reader.push(&stream);
-        assert!(reader.buf.len() <= 3 + varint::MAX_LEN);
+        assert!(reader.buffered() <= 3 + varint::MAX_LEN);
         assert_eq!(reader.next_message(), Ok(Some(Message::Have(7))));
-        let error = WireError::TooLarge {
+        let error = WireError::Prefix(PrefixError::TooLong {
             len: oversize,
             max: MAX_MESSAGE_LEN,
-        };
+        });
         assert_eq!(reader.next_message(), Err(error.clone()));
         reader.push(&encode(&Message::Have(8)));
-        assert!(reader.buf.is_empty());
+        assert!(reader.buffered() == 0);
         assert_eq!(reader.next_message(), Err(error));
 
         // A bad body fails the reader too, even if good messages follow.
@@ -689,7 +545,7 @@ mod tests {
         assert_eq!(reader.next_message(), Ok(Some(Message::GetManifest)));
         assert_eq!(reader.next_message(), Err(bad.clone()));
         assert_eq!(reader.next_message(), Err(bad));
-        assert!(reader.buf.is_empty());
+        assert!(reader.buffered() == 0);
     }
 
     #[test]
@@ -709,10 +565,10 @@ mod tests {
         over.push(CHUNK);
         assert_eq!(
             decode_one(&over),
-            Err(WireError::TooLarge {
+            Err(WireError::Prefix(PrefixError::TooLong {
                 len: MAX_MESSAGE_LEN as u64 + 1,
                 max: MAX_MESSAGE_LEN,
-            })
+            }))
         );
     }
 
@@ -721,13 +577,13 @@ mod tests {
         // A first message longer than a hello is refused at its prefix.
         let mut reader = MessageReader::with_first_limit(crate::limits::MAX_HELLO_LEN);
         reader.push(&encode(&Message::Bitfield(Bitfield::full(1000))));
-        assert!(reader.buf.len() <= 2);
+        assert!(reader.buffered() <= 2);
         assert_eq!(
             reader.next_message(),
-            Err(WireError::TooLarge {
+            Err(WireError::Prefix(PrefixError::TooLong {
                 len: 128,
                 max: crate::limits::MAX_HELLO_LEN
-            })
+            }))
         );
         // A hello passes, and then larger messages do too.
         let mut reader = MessageReader::with_first_limit(crate::limits::MAX_HELLO_LEN);
@@ -748,7 +604,7 @@ mod tests {
         stream.extend_from_slice(&[0; 4096]);
         let mut reader = MessageReader::new();
         reader.push(&stream);
-        assert!(reader.buf.is_empty());
+        assert!(reader.buffered() == 0);
         assert_eq!(
             reader.next_message(),
             Err(WireError::TooLargeForType {
@@ -939,13 +795,13 @@ mod tests {
             for piece in pieces(&stream, &cuts) {
                 reader.push(piece);
                 // Never more than an unfinished prefix is held.
-                prop_assert!(reader.buf.len() < varint::MAX_LEN);
+                prop_assert!(reader.buffered() < varint::MAX_LEN);
             }
             prop_assert_eq!(
                 reader.next_message(),
-                Err(WireError::TooLarge { len, max: MAX_MESSAGE_LEN })
+                Err(WireError::Prefix(PrefixError::TooLong { len, max: MAX_MESSAGE_LEN }))
             );
-            prop_assert!(reader.buf.is_empty());
+            prop_assert!(reader.buffered() == 0);
         }
 
         #[test]

@@ -149,16 +149,7 @@ impl Transfers {
             };
             let mut stream = stream.stream;
             let mut bytes = Vec::new();
-            let mut v = announce;
-            loop {
-                let b = (v & 0x7f) as u8;
-                v >>= 7;
-                if v == 0 {
-                    bytes.push(b);
-                    break;
-                }
-                bytes.push(b | 0x80);
-            }
+            shoal_proto::varint::encode(announce, &mut bytes);
             bytes.resize(bytes.len() + send as usize, 0);
             let closed = async {
                 if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {

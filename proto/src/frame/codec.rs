@@ -1,12 +1,27 @@
-//! Encoding and decoding of single frames, and [`FrameReader`], which cuts a
-//! byte stream of any chunking into frames.
+//! Encoding and decoding of single frames (`message.proto` beside this file,
+//! mirrored by `pb::Message`), and [`FrameReader`], which cuts a byte stream
+//! of any chunking into frames.
 //!
 //! An unknown flag value is an error, not an unknown field: a flag changes the
 //! stream's state, so ignoring one would leave the peers disagreeing.
 
-use crate::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
+use prost::Message as _;
 
 use super::{FrameError, MAX_FRAME_LEN};
+use crate::prefixed::{Decode, Limit, PrefixedReader};
+
+/// The protobuf message of `message.proto`, written out for `prost` (see the
+/// crate docs for why there is no build script).
+mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Message {
+        /// `Flag`, kept as `i32` so that an unknown value reaches our error.
+        #[prost(int32, optional, tag = "1")]
+        pub flag: Option<i32>,
+        #[prost(bytes = "vec", optional, tag = "2")]
+        pub message: Option<Vec<u8>>,
+    }
+}
 
 /// The protobuf `Flag` of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +37,7 @@ pub enum Flag {
 }
 
 impl Flag {
-    fn to_wire(self) -> u8 {
+    fn to_wire(self) -> i32 {
         match self {
             Self::Fin => 0,
             Self::StopSending => 1,
@@ -31,7 +46,7 @@ impl Flag {
         }
     }
 
-    fn from_wire(value: u64) -> Option<Self> {
+    fn from_wire(value: i32) -> Option<Self> {
         match value {
             0 => Some(Self::Fin),
             1 => Some(Self::StopSending),
@@ -70,53 +85,46 @@ impl Frame {
     /// Appends the length prefix and body to `out`. A flag of 0 (FIN) is
     /// written explicitly. Keeping under [`MAX_FRAME_LEN`] is the caller's
     /// job (payloads of at most [`super::MAX_PAYLOAD`] always fit).
+    ///
+    /// Copies the payload once more than [`into_bytes`](Self::into_bytes).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        pb::encode_prefixed(self.flag.map(Flag::to_wire), self.message.as_deref(), out);
+        let pb = pb::Message {
+            flag: self.flag.map(Flag::to_wire),
+            message: self.message.clone(),
+        };
+        // prost fails only when the buffer cannot grow; a `Vec` always can.
+        let _ = pb.encode_length_delimited(out);
     }
 
-    /// Prefix plus body length of the encoding.
+    /// The length prefix and body, moving the payload instead of copying it
+    /// (the sending path).
+    pub fn into_bytes(self) -> Vec<u8> {
+        pb::Message {
+            flag: self.flag.map(Flag::to_wire),
+            message: self.message,
+        }
+        .encode_length_delimited_to_vec()
+    }
+
+    /// Prefix plus body length of the encoding. Measures a copy: not for
+    /// the sending path.
     pub fn encoded_len(&self) -> usize {
-        pb::prefixed_len(
-            self.flag.map(Flag::to_wire),
-            self.message.as_ref().map(Vec::len),
-        )
+        self.clone().into_bytes().len()
     }
 
     /// Decodes a body, i.e. a frame without its length prefix.
     pub fn decode(body: &[u8]) -> Result<Self, FrameError> {
-        let fields = pb::decode_body(body)?;
-        let flag = match fields.kind {
-            Some(value) => Some(Flag::from_wire(value).ok_or(FrameError::UnknownFlag(value))?),
+        let pb = pb::Message::decode(body)?;
+        let flag = match pb.flag {
+            Some(value) => Some(
+                Flag::from_wire(value).ok_or(FrameError::UnknownFlag(i64::from(value) as u64))?,
+            ),
             None => None,
         };
         Ok(Self {
             flag,
-            message: fields.data.map(<[u8]>::to_vec),
+            message: pb.message,
         })
-    }
-}
-
-impl From<PbError> for FrameError {
-    fn from(error: PbError) -> Self {
-        match error {
-            PbError::Truncated => Self::Truncated,
-            PbError::InvalidVarint => Self::InvalidVarint,
-            PbError::InvalidFieldNumber => Self::InvalidFieldNumber,
-            PbError::UnsupportedWireType(wire_type) => Self::UnsupportedWireType(wire_type),
-            PbError::WrongWireType { field, wire_type } => Self::WrongWireType { field, wire_type },
-        }
-    }
-}
-
-impl From<PrefixError> for FrameError {
-    fn from(error: PrefixError) -> Self {
-        match error {
-            PrefixError::Invalid => Self::InvalidLengthPrefix,
-            PrefixError::TooLong { len } => Self::FrameTooLong {
-                len,
-                max: MAX_FRAME_LEN,
-            },
-        }
     }
 }
 
@@ -124,40 +132,21 @@ impl From<PrefixError> for FrameError {
 ///
 /// A prefix announcing a frame over [`MAX_FRAME_LEN`] is refused as soon as it
 /// is read, before any of its body is kept; the reader then stays failed.
-#[derive(Debug)]
-pub struct FrameReader {
-    inner: PrefixedReader,
-}
+pub type FrameReader = PrefixedReader<Frame>;
 
-impl Default for FrameReader {
-    fn default() -> Self {
-        Self::new()
+impl Decode for Frame {
+    type Error = FrameError;
+    const LIMIT: Limit = Limit::Whole(MAX_FRAME_LEN);
+
+    fn decode(body: &[u8]) -> Result<Self, FrameError> {
+        Frame::decode(body)
     }
 }
 
 impl FrameReader {
-    pub fn new() -> Self {
-        Self {
-            inner: PrefixedReader::new(Limit::Whole(MAX_FRAME_LEN)),
-        }
-    }
-
-    /// Appends the bytes of one data-channel message.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.inner.push(bytes);
-    }
-
     /// The next whole frame; `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        match self.inner.next_body()? {
-            Some(body) => Frame::decode(body).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Whether part of a frame is buffered.
-    pub fn has_partial(&self) -> bool {
-        self.inner.has_partial()
+        self.next_message()
     }
 }
 
@@ -165,6 +154,7 @@ impl FrameReader {
 mod tests {
     use super::super::MAX_PAYLOAD;
     use super::*;
+    use crate::prefixed::PrefixError;
     use proptest::prelude::*;
 
     fn encode(frame: &Frame) -> Vec<u8> {
@@ -220,7 +210,7 @@ mod tests {
         reader.push(&encode(&over));
         assert!(matches!(
             reader.next_frame(),
-            Err(FrameError::FrameTooLong { .. })
+            Err(FrameError::Prefix(PrefixError::TooLong { .. }))
         ));
     }
 
@@ -230,17 +220,14 @@ mod tests {
             Frame::decode(&[0x08, 0x04]),
             Err(FrameError::UnknownFlag(4))
         );
-        assert_eq!(
+        assert!(matches!(
             Frame::decode(&[0x12, 0x02, 0x00]),
-            Err(FrameError::Truncated)
-        );
-        assert_eq!(
+            Err(FrameError::Protobuf(_))
+        ));
+        assert!(matches!(
             Frame::decode(&[0x0a, 0x00]),
-            Err(FrameError::WrongWireType {
-                field: 1,
-                wire_type: 2
-            })
-        );
+            Err(FrameError::Protobuf(_))
+        ));
         // Unknown fields are skipped.
         assert_eq!(
             Frame::decode(&[0x18, 0x01, 0x08, 0x03]),
@@ -257,10 +244,10 @@ mod tests {
         assert!(!reader.has_partial());
         assert_eq!(
             reader.next_frame(),
-            Err(FrameError::FrameTooLong {
+            Err(FrameError::Prefix(PrefixError::TooLong {
                 len: 16383,
                 max: MAX_FRAME_LEN
-            })
+            }))
         );
     }
 
@@ -307,10 +294,7 @@ mod tests {
         #[test]
         fn prefix_and_body_as_two_messages(frame in arb_frame()) {
             let bytes = encode(&frame);
-            let prefix_len = match crate::varint::decode(&bytes) {
-                crate::varint::Decoded::Value(_, n) => n,
-                other => panic!("bad prefix {other:?}"),
-            };
+            let (_, prefix_len) = crate::varint::decode(&bytes).expect("a valid prefix");
             let mut reader = FrameReader::new();
             reader.push(&bytes[..prefix_len]);
             if bytes.len() > prefix_len {
@@ -342,7 +326,7 @@ mod tests {
             reader.push(&prefix);
             reader.push(&vec![0u8; junk]);
             prop_assert!(!reader.has_partial());
-            let rejected = matches!(reader.next_frame(), Err(FrameError::FrameTooLong { .. }));
+            let rejected = matches!(reader.next_frame(), Err(FrameError::Prefix(PrefixError::TooLong { .. })));
             prop_assert!(rejected);
         }
     }

@@ -3,8 +3,9 @@
 //! The driver passes every channel message to [`StreamState::on_message`],
 //! serves `AsyncRead`/`AsyncWrite` with [`read`](StreamState::read) and
 //! [`write`](StreamState::write), sends whatever
-//! [`poll_transmit`](StreamState::poll_transmit) yields (one whole frame per
-//! channel message), and closes the channel once
+//! [`poll_transmit`](StreamState::poll_transmit) yields (whole encoded frames:
+//! the driver may pack several into one channel message, never split one),
+//! and closes the channel once
 //! [`can_close_channel`](StreamState::can_close_channel) says so — only then,
 //! because Chrome may drop queued data when a channel closes.
 //!
@@ -262,9 +263,7 @@ impl StreamState {
     }
 
     fn queue(&mut self, frame: Frame) {
-        let mut bytes = Vec::with_capacity(frame.encoded_len());
-        frame.encode(&mut bytes);
-        self.transmit.push_back(bytes);
+        self.transmit.push_back(frame.into_bytes());
     }
 
     /// A local protocol error: reset and tell the remote.
@@ -528,7 +527,9 @@ mod tests {
         s.on_message(&[0xff, 0xff, 0x01]);
         assert!(matches!(
             s.reset_reason(),
-            Some(StreamError::Frame(FrameError::FrameTooLong { .. }))
+            Some(StreamError::Frame(FrameError::Prefix(
+                crate::prefixed::PrefixError::TooLong { .. }
+            )))
         ));
     }
 

@@ -1,19 +1,37 @@
 //! The `/webrtc-signaling/0.0.1` wire format: an unsigned varint length, then
 //! protobuf `Message { optional Type type = 1; optional string data = 2; }`
-//! with `Type { SDP_OFFER = 0; SDP_ANSWER = 1; ICE_CANDIDATE = 2; }`.
+//! with `Type { SDP_OFFER = 0; SDP_ANSWER = 1; ICE_CANDIDATE = 2; }`
+//! (`message.proto` beside this file, mirrored by `pb::Message`).
 //!
-//! The decoder is stricter than proto2 where that makes a peer's mistake
+//! The decoder is stricter than protobuf where that makes a peer's mistake
 //! visible instead of silent: an unknown `type` value is an error rather than
 //! an unknown field, and an absent `type` is [`SignalingError::MissingType`]
-//! rather than `SDP_OFFER` (the proto2 default), because we cannot know what
-//! the sender meant. js-libp2p always sends the field.
+//! rather than `SDP_OFFER` (the default), because we cannot know what the
+//! sender meant. js-libp2p always sends the field.
+
+use prost::Message as _;
 
 use super::SignalingError;
-use crate::pb::{self, Limit, PbError, PrefixError, PrefixedReader};
+use crate::prefixed::{Decode, Limit, PrefixedReader};
 
 /// Largest message body accepted. An SDP is a few KB; js-libp2p has no cap,
 /// so this only guards against a hostile peer.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+
+/// The protobuf message of `message.proto`, written out for `prost` (see the
+/// crate docs for why there is no build script).
+mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Message {
+        /// `Type`, kept as `i32` so that an unknown value reaches our error.
+        #[prost(int32, optional, tag = "1")]
+        pub r#type: Option<i32>,
+        /// `string` in the .proto; the same bytes on the wire. Read as bytes
+        /// so that bad UTF-8 is [`super::SignalingError::InvalidUtf8`].
+        #[prost(bytes = "vec", optional, tag = "2")]
+        pub data: Option<Vec<u8>>,
+    }
+}
 
 /// The protobuf `Type` of a signaling message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +45,7 @@ pub enum MessageType {
 }
 
 impl MessageType {
-    fn to_wire(self) -> u8 {
+    fn to_wire(self) -> i32 {
         match self {
             Self::SdpOffer => 0,
             Self::SdpAnswer => 1,
@@ -35,7 +53,7 @@ impl MessageType {
         }
     }
 
-    fn from_wire(value: u64) -> Option<Self> {
+    fn from_wire(value: i32) -> Option<Self> {
         match value {
             0 => Some(Self::SdpOffer),
             1 => Some(Self::SdpAnswer),
@@ -57,50 +75,28 @@ impl Message {
     ///
     /// Does not enforce [`MAX_MESSAGE_LEN`]: that limit protects the reader.
     pub fn encode(&self) -> Vec<u8> {
-        let data = self.data.as_deref().map(str::as_bytes);
-        // Always `Some`: js rejects an offer whose type is absent.
-        let kind = Some(self.kind.to_wire());
-        let mut out = Vec::with_capacity(pb::prefixed_len(kind, data.map(<[u8]>::len)));
-        pb::encode_prefixed(kind, data, &mut out);
-        out
+        pb::Message {
+            // Always present, even for SDP_OFFER = 0: js rejects an offer
+            // whose type is absent, and `optional` makes prost write it.
+            r#type: Some(self.kind.to_wire()),
+            data: self.data.clone().map(String::into_bytes),
+        }
+        .encode_length_delimited_to_vec()
     }
 
     /// Decodes a body, i.e. a message without its length prefix.
     pub fn decode(body: &[u8]) -> Result<Self, SignalingError> {
-        let fields = pb::decode_body(body)?;
-        let kind = fields.kind.ok_or(SignalingError::MissingType)?;
-        let kind = MessageType::from_wire(kind).ok_or(SignalingError::UnknownType(kind))?;
-        let data = match fields.data {
-            Some(bytes) => {
-                Some(String::from_utf8(bytes.to_vec()).map_err(|_| SignalingError::InvalidUtf8)?)
-            }
+        let message = pb::Message::decode(body)?;
+        let kind = message.r#type.ok_or(SignalingError::MissingType)?;
+        // A negative value (ten bytes on the wire) reads as its 64-bit
+        // two's complement, as it was sent.
+        let kind = MessageType::from_wire(kind)
+            .ok_or(SignalingError::UnknownType(i64::from(kind) as u64))?;
+        let data = match message.data {
+            Some(bytes) => Some(String::from_utf8(bytes).map_err(|_| SignalingError::InvalidUtf8)?),
             None => None,
         };
         Ok(Self { kind, data })
-    }
-}
-
-impl From<PbError> for SignalingError {
-    fn from(error: PbError) -> Self {
-        match error {
-            PbError::Truncated => Self::Truncated,
-            PbError::InvalidVarint => Self::InvalidVarint,
-            PbError::InvalidFieldNumber => Self::InvalidFieldNumber,
-            PbError::UnsupportedWireType(wire_type) => Self::UnsupportedWireType(wire_type),
-            PbError::WrongWireType { field, wire_type } => Self::WrongWireType { field, wire_type },
-        }
-    }
-}
-
-impl From<PrefixError> for SignalingError {
-    fn from(error: PrefixError) -> Self {
-        match error {
-            PrefixError::Invalid => Self::InvalidLengthPrefix,
-            PrefixError::TooLong { len } => Self::MessageTooLong {
-                len,
-                max: MAX_MESSAGE_LEN,
-            },
-        }
     }
 }
 
@@ -109,47 +105,21 @@ impl From<PrefixError> for SignalingError {
 /// A length prefix above [`MAX_MESSAGE_LEN`] is refused as soon as it is
 /// read, before any of its body is kept. After an error the reader stays
 /// failed: the stream cannot be resynchronised.
-#[derive(Debug)]
-pub struct MessageReader {
-    inner: PrefixedReader,
-}
+pub type MessageReader = PrefixedReader<Message>;
 
-impl Default for MessageReader {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl Decode for Message {
+    type Error = SignalingError;
+    const LIMIT: Limit = Limit::Body(MAX_MESSAGE_LEN);
 
-impl MessageReader {
-    pub fn new() -> Self {
-        Self {
-            inner: PrefixedReader::new(Limit::Body(MAX_MESSAGE_LEN)),
-        }
-    }
-
-    /// Appends bytes read from the stream, in any chunking.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.inner.push(bytes);
-    }
-
-    /// The next whole message; `Ok(None)` if more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<Message>, SignalingError> {
-        match self.inner.next_body()? {
-            Some(body) => Message::decode(body).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Whether part of a message is buffered (e.g. to tell a clean EOF from a
-    /// truncated one).
-    pub fn has_partial(&self) -> bool {
-        self.inner.has_partial()
+    fn decode(body: &[u8]) -> Result<Self, SignalingError> {
+        Message::decode(body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prefixed::PrefixError;
     use proptest::prelude::*;
 
     fn msg(kind: MessageType, data: Option<&str>) -> Message {
@@ -206,10 +176,10 @@ mod tests {
             Message::decode(&[0x08, 0x00, 0x12, 0x01, 0xff]),
             Err(SignalingError::InvalidUtf8)
         );
-        assert_eq!(
+        assert!(matches!(
             Message::decode(&[0x08, 0x00, 0x12, 0x04, b'a']),
-            Err(SignalingError::Truncated)
-        );
+            Err(SignalingError::Protobuf(_))
+        ));
         // js encodes a negative enum as a 10-byte varint: unknown, not a panic.
         let negative = [
             0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
@@ -240,10 +210,10 @@ mod tests {
         reader.push(&prefix);
         assert_eq!(
             reader.next_message(),
-            Err(SignalingError::MessageTooLong {
+            Err(SignalingError::Prefix(PrefixError::TooLong {
                 len: MAX_MESSAGE_LEN as u64 + 1,
                 max: MAX_MESSAGE_LEN
-            })
+            }))
         );
         reader.push(&vec![0u8; 1024]);
         assert!(!reader.has_partial());
@@ -271,7 +241,7 @@ mod tests {
         reader.push(&[0x80, 0x00]);
         assert_eq!(
             reader.next_message(),
-            Err(SignalingError::InvalidLengthPrefix)
+            Err(SignalingError::Prefix(PrefixError::Invalid))
         );
     }
 
@@ -311,10 +281,7 @@ mod tests {
         #[test]
         fn prefix_and_body_in_separate_pushes(message in arb_message()) {
             let bytes = message.encode();
-            let prefix_len = match crate::varint::decode(&bytes) {
-                crate::varint::Decoded::Value(_, n) => n,
-                other => panic!("bad prefix {other:?}"),
-            };
+            let (_, prefix_len) = crate::varint::decode(&bytes).expect("a valid prefix");
             let mut reader = MessageReader::new();
             reader.push(&bytes[..prefix_len]);
             prop_assert_eq!(reader.next_message(), Ok(None));
@@ -343,7 +310,7 @@ mod tests {
             reader.push(&prefix);
             reader.push(&vec![0u8; junk]);
             prop_assert!(!reader.has_partial());
-            let rejected = matches!(reader.next_message(), Err(SignalingError::MessageTooLong { .. }));
+            let rejected = matches!(reader.next_message(), Err(SignalingError::Prefix(PrefixError::TooLong { .. })));
             prop_assert!(rejected);
         }
     }

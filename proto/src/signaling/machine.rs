@@ -9,7 +9,7 @@
 //! finish one (e.g. `setRemoteDescription`) before starting the next
 //! (`addIceCandidate`).
 //!
-//! Flow, A dialing B (`shared/WEBRTC.md` §1):
+//! Flow, A dialing B (as js-libp2p `@libp2p/webrtc` 6.x runs it):
 //! 1. A: `createOffer` → [`Signaling::local_offer`] → `Send(offer)`; the driver
 //!    writes it, then calls `setLocalDescription`.
 //! 2. B: offer bytes → `SetRemoteOffer`; the driver sets it, runs
@@ -532,14 +532,18 @@ mod tests {
         a.remote_bytes(&[0xff; 16]);
         assert_eq!(
             drain(&mut a),
-            [Output::Failed(SignalingError::InvalidLengthPrefix)]
+            [Output::Failed(SignalingError::Prefix(
+                crate::prefixed::PrefixError::Invalid
+            ))]
         );
 
         let mut a = Signaling::new(Role::Answerer, Duration::ZERO, TIMEOUT);
         a.remote_bytes(&[0x80, 0x80, 0x08]);
         assert!(matches!(
             drain(&mut a)[..],
-            [Output::Failed(SignalingError::MessageTooLong { .. })]
+            [Output::Failed(SignalingError::Prefix(
+                crate::prefixed::PrefixError::TooLong { .. }
+            ))]
         ));
     }
 

@@ -2,19 +2,24 @@
 //! over a libp2p stream (usually a relayed connection) before they can talk
 //! directly over WebRTC.
 //!
-//! - `codec`: the length-prefixed protobuf [`Message`] and [`MessageReader`].
+//! - `codec`: the length-prefixed protobuf [`Message`] (`message.proto`,
+//!   encoded by `prost`) and [`MessageReader`], the crate's
+//!   [`PrefixedReader`](crate::prefixed::PrefixedReader) for it.
 //! - `machine`: [`Signaling`], the sans-IO state machine one attempt runs,
 //!   for either role. The driver owns the stream, the `RTCPeerConnection` and
 //!   the timer; it feeds their events in and carries out each [`Output`].
 //! - `liveness`: [`Liveness`], when a connected `RTCPeerConnection` that left
 //!   `connected` is given up (Chromium may never report `failed`).
 //!
-//! Interop notes (js-libp2p 6.x) are in `shared/WEBRTC.md` §1.
+//! Interop with js-libp2p (`@libp2p/webrtc` 6.x): its protocol id, `type`
+//! always sent (an absent one is not an offer to js), no `data: ""` as an
+//! end-of-candidates marker, and a `null` or absent candidate accepted.
 
 mod codec;
 mod liveness;
 mod machine;
 
+use crate::prefixed::PrefixError;
 pub use codec::{Message, MessageReader, MessageType, MAX_MESSAGE_LEN};
 pub use liveness::Liveness;
 pub use machine::{Output, PcState, Role, Signaling};
@@ -26,31 +31,17 @@ pub const PROTOCOL: &str = "/webrtc-signaling/0.0.1";
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalingError {
-    /// The length prefix announces a body over [`MAX_MESSAGE_LEN`].
-    #[error("signaling message of {len} bytes exceeds the limit of {max}")]
-    MessageTooLong { len: u64, max: usize },
-    /// The length prefix is not a valid unsigned varint.
-    #[error("invalid length prefix")]
-    InvalidLengthPrefix,
-    /// A field runs past the end of the message.
-    #[error("truncated protobuf field")]
-    Truncated,
-    /// A protobuf varint longer than 10 bytes.
-    #[error("invalid protobuf varint")]
-    InvalidVarint,
-    /// Protobuf field number 0 or out of range.
-    #[error("invalid protobuf field number")]
-    InvalidFieldNumber,
-    /// Protobuf wire type 3, 4 (groups), 6 or 7.
-    #[error("unsupported protobuf wire type {0}")]
-    UnsupportedWireType(u8),
-    /// `type` or `data` sent with the wrong wire type.
-    #[error("field {field} has wire type {wire_type}")]
-    WrongWireType { field: u32, wire_type: u8 },
+    /// The length prefix is invalid or over [`MAX_MESSAGE_LEN`].
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// The body is not a protobuf `Message`.
+    #[error("malformed signaling message: {0}")]
+    Protobuf(#[from] prost::DecodeError),
     /// The message has no `type` field.
     #[error("message has no type")]
     MissingType,
-    /// A `type` value outside SDP_OFFER, SDP_ANSWER, ICE_CANDIDATE.
+    /// A `type` value outside SDP_OFFER, SDP_ANSWER, ICE_CANDIDATE (a
+    /// negative one as its 64-bit two's complement).
     #[error("unknown message type {0}")]
     UnknownType(u64),
     /// `data` is not UTF-8.
