@@ -2,6 +2,7 @@
 //! first-message limit) over any chunking. The encoding is canonical, so the
 //! messages read re-encode to exactly the bytes they came from.
 
+use shoal_proto::prefixed::PrefixError;
 use shoal_share::limits::{MAX_HELLO_LEN, MAX_WELCOME_LEN};
 use shoal_share::wire::max_body_len;
 use shoal_share::{Message, MessageReader, WireError, MAX_MESSAGE_LEN};
@@ -101,7 +102,7 @@ pub fn check(data: &[u8]) {
 
     // Errors name what was refused, and refusals respect the limits.
     match &error {
-        Some(WireError::TooLarge { len, max }) => {
+        Some(WireError::Prefix(PrefixError::TooLong { len, max })) => {
             let want = match (messages.is_empty(), first_limit) {
                 (true, Some(limit)) => limit,
                 _ => MAX_MESSAGE_LEN,

@@ -6,6 +6,7 @@ use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed};
 use shoal_proto::frame::{
     Flag, Frame, FrameError, FrameReader, ReadOutcome, StreamError, StreamState, MAX_FRAME_LEN,
 };
+use shoal_proto::prefixed::PrefixError;
 
 fn read_all(pieces: &[&[u8]]) -> (Vec<Frame>, Option<FrameError>) {
     let mut reader = FrameReader::new();
@@ -46,7 +47,7 @@ pub fn check(data: &[u8]) {
         read_all(&pieces(1, stream)),
         (frames.clone(), error.clone())
     );
-    if let Some(FrameError::FrameTooLong { len, max }) = &error {
+    if let Some(FrameError::Prefix(PrefixError::TooLong { len, max })) = &error {
         assert_eq!(*max, MAX_FRAME_LEN);
         assert!(
             *len >= (MAX_FRAME_LEN - 2) as u64,

@@ -2,6 +2,7 @@
 //! and [`Message`] re-encoding.
 
 use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
+use shoal_proto::prefixed::PrefixError;
 use shoal_proto::signaling::{Message, MessageReader, SignalingError, MAX_MESSAGE_LEN};
 
 /// What a driver gets from a stream: the messages up to the first error.
@@ -53,17 +54,13 @@ pub fn check(data: &[u8]) {
     );
 
     match &error {
-        Some(SignalingError::MessageTooLong { len, max }) => {
+        Some(SignalingError::Prefix(PrefixError::TooLong { len, max })) => {
             assert_eq!(*max, MAX_MESSAGE_LEN);
             assert!(*len > *max as u64, "{len} refused under the limit");
         }
         Some(
-            SignalingError::InvalidLengthPrefix
-            | SignalingError::Truncated
-            | SignalingError::InvalidVarint
-            | SignalingError::InvalidFieldNumber
-            | SignalingError::UnsupportedWireType(_)
-            | SignalingError::WrongWireType { .. }
+            SignalingError::Prefix(PrefixError::Invalid)
+            | SignalingError::Protobuf(_)
             | SignalingError::MissingType
             | SignalingError::UnknownType(_)
             | SignalingError::InvalidUtf8,
@@ -72,9 +69,7 @@ pub fn check(data: &[u8]) {
         Some(other) => panic!("a decoder returned a state-machine error: {other:?}"),
     }
     // A bad prefix fails the reader for good.
-    if let Some(e @ (SignalingError::MessageTooLong { .. } | SignalingError::InvalidLengthPrefix)) =
-        &error
-    {
+    if let Some(e @ SignalingError::Prefix(_)) = &error {
         let mut reader = MessageReader::new();
         reader.push(stream);
         let first = loop {
