@@ -258,6 +258,23 @@ async fn reservation_flood_from_one_peer_is_refused() {
     );
 }
 
+/// Whether the relay closes `s` (EOF or reset) within `secs`, reading past
+/// what it sends first (a 101 answer, a close frame).
+fn closed_by_relay(s: &TcpStream, secs: u64) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(secs)))
+        .expect("timeout");
+    let mut s = s;
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 /// `n` circuits through the relay to `target` from `dialer`, one after the
 /// other, each kept open: how many were set up and how many refused. (At
 /// once, libp2p's relay client cancels all but about ten itself.)
@@ -386,21 +403,7 @@ async fn slow_loris_handshakes_do_not_starve_the_good_clients() {
     // request-head timeout).
     let (half_headers, silent_ws, silent_tcp) = sockets;
     let closed = tokio::task::spawn_blocking(move || {
-        let all_closed = |sockets: Vec<TcpStream>| {
-            sockets.into_iter().all(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(90)))
-                    .expect("timeout");
-                let mut buf = [0u8; 4096];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) => return true,
-                        Ok(_) => continue, // the 101 answer, a close frame
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                        Err(_) => return false,
-                    }
-                }
-            })
-        };
+        let all_closed = |sockets: Vec<TcpStream>| sockets.iter().all(|s| closed_by_relay(s, 90));
         (
             all_closed(silent_ws),
             all_closed(half_headers),
@@ -460,20 +463,7 @@ async fn oversized_frame_headers_from_many_sockets_are_refused() {
     let closed = tokio::task::spawn_blocking(move || {
         sockets
             .into_iter()
-            .filter(|s| {
-                let mut s = s;
-                s.set_read_timeout(Some(Duration::from_secs(30)))
-                    .expect("timeout");
-                let mut buf = [0u8; 4096];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) => return true,
-                        Ok(_) => continue, // the 101 answer, a close frame
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                        Err(_) => return false,
-                    }
-                }
-            })
+            .filter(|s| closed_by_relay(s, 30))
             .count()
     })
     .await
