@@ -90,17 +90,34 @@ function failureDump(name) {
 
 const results = {};
 
-test('JS dials Rust over /webrtc, pings over it', async (t) => {
-  let rust, js;
+/**
+ * Our page in `swarm` (holding its reservation) and a js node with the smaller PeerId (so our
+ * node never starts a /webrtc dial of its own to js) that dials
+ * `<relay>/p2p-circuit/webrtc/p2p/<ours>`. On failure it closes both itself.
+ */
+async function jsDialsRust(swarm) {
+  const rust = await launchPeer(relay.url, { name: 'rust', swarm });
+  let js;
   try {
-    rust = await launchPeer(relay.url, { name: 'rust', swarm: `interop-a-${process.pid}` });
     const rustId = await rust.started();
     await waitFor('our node to hold its relay reservation', rust.relay, (r) => /reserved/i.test(r?.state));
     js = await launchJs();
-    // js gets the smaller PeerId, so our node never starts a /webrtc dial of its own to js.
     const jsId = await js.call('start', [{ other: rustId, order: 'less' }]);
     const target = `${relayAddr}/p2p-circuit/webrtc/p2p/${rustId}`;
     const dial = await within(`js to dial ${target}`, js.call('dial', [target]), 20_000);
+    return { rust, js, rustId, jsId, dial };
+  } catch (e) {
+    await js?.close();
+    await rust.close();
+    throw e;
+  }
+}
+
+test('JS dials Rust over /webrtc, pings over it', async (t) => {
+  let rust, js;
+  try {
+    let rustId, jsId, dial;
+    ({ rust, js, rustId, jsId, dial } = await jsDialsRust(`interop-a-${process.pid}`));
     t.diagnostic(`js dial ${dial.ms} ms: ${JSON.stringify(dial.conn)}`);
     assert.match(dial.conn.remoteAddr, /\/webrtc\/p2p\//, 'js connection has a /webrtc remote address');
     assert.equal(dial.conn.limited, false, 'js connection is not limited (not relayed)');
@@ -215,12 +232,8 @@ test('streams over /webrtc, both ways: 64 MiB, 100 at once, half-close, reset, h
   const MOVE_MS = 240_000;
   let rust, js;
   try {
-    rust = await launchPeer(relay.url, { name: 'rust', swarm: `interop-c-${process.pid}` });
-    const rustId = await rust.started();
-    await waitFor('our node to hold its relay reservation', rust.relay, (r) => /reserved/i.test(r?.state));
-    js = await launchJs();
-    const jsId = await js.call('start', [{ other: rustId, order: 'less' }]);
-    const dial = await within('js to dial our node over /webrtc', js.call('dial', [`${relayAddr}/p2p-circuit/webrtc/p2p/${rustId}`]), 20_000);
+    let rustId, jsId, dial;
+    ({ rust, js, rustId, jsId, dial } = await jsDialsRust(`interop-c-${process.pid}`));
     assert.match(dial.conn.remoteAddr, /\/webrtc\/p2p\//);
     await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
     // Only the /webrtc connection is left (libp2p_stream, which our echo uses, opens streams on
