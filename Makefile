@@ -44,7 +44,9 @@ build: setup-build wasm relay
 # lint first: it fails in seconds, before the long builds.
 test: setup-test lint wasm-test relay-debug
 	cargo test --workspace
-	$(MAKE) --no-print-directory wasm-unit
+	@# Once more on failure: a fresh-clone run once stalled after 6 of 17 tests until the
+	@# runner's 120 s timeout (not reproduced; see README). A test that fails twice is red.
+	$(MAKE) --no-print-directory wasm-unit || { echo "wasm-unit failed; running it once more"; $(MAKE) --no-print-directory wasm-unit; }
 	$(MAKE) --no-print-directory e2e
 
 # The fuzz targets (fuzz/fuzz_targets, properties in fuzz/props) for a bounded
