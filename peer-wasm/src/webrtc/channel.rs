@@ -34,10 +34,6 @@ const LOW_WATER: u32 = 256 * 1024;
 const MAX_MESSAGE: usize = 64 * 1024;
 /// How long `close` waits for the remote FIN_ACK (js waits 10 s too).
 const FIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a channel we close may take to send what it still has queued
-/// (see [`close_when_sent`]), and how often that is checked.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 struct Shared {
@@ -135,7 +131,7 @@ impl Channel {
                 // A FIN_ACK or RESET may be due right away.
                 flush(&dc, s.stream());
                 if s.stream().can_close_channel() {
-                    close_when_sent(&dc);
+                    dc.close();
                 }
                 s.wake_all();
             })
@@ -216,32 +212,6 @@ impl Channel {
             self.dc.set_onbufferedamountlow(None);
         }
     }
-}
-
-/// Closes `dc` once everything queued on it has been sent. Chromium drops
-/// the messages still queued when `close()` is called (measured: a dropped
-/// stream's RESET lost in 6 of 8 rounds), so the last frames a stream sends
-/// (RESET, FIN_ACK) would not arrive. Waits at most [`DRAIN_TIMEOUT`].
-fn close_when_sent(dc: &RtcDataChannel) {
-    let drained = |dc: &RtcDataChannel| {
-        dc.buffered_amount() == 0 || dc.ready_state() != RtcDataChannelState::Open
-    };
-    if drained(dc) {
-        if dc.ready_state() != RtcDataChannelState::Closed {
-            dc.close();
-        }
-        return;
-    }
-    let dc = dc.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let deadline = web_time::Instant::now() + DRAIN_TIMEOUT;
-        while !drained(&dc) && web_time::Instant::now() < deadline {
-            Delay::new(DRAIN_POLL).await;
-        }
-        if dc.ready_state() != RtcDataChannelState::Closed {
-            dc.close();
-        }
-    });
 }
 
 /// Sends every frame the state machine has queued, several frames to a
@@ -347,7 +317,7 @@ impl AsyncWrite for Channel {
             flush(&this.dc, s.stream());
             if s.stream().fin_acked() {
                 if s.stream().can_close_channel() {
-                    close_when_sent(&this.dc);
+                    this.dc.close();
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -374,8 +344,10 @@ impl Drop for Channel {
             flush(&self.dc, s.stream());
         }
         drop(s);
+        if self.dc.ready_state() != RtcDataChannelState::Closed {
+            self.dc.close();
+        }
         self.unregister();
-        close_when_sent(&self.dc);
     }
 }
 
