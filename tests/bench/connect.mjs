@@ -8,16 +8,16 @@
 //   an init script notes performance.now() — milliseconds since navigation
 //   start — when the node has started, when the relay reservation is
 //   accepted, and at the first change where shoal.peers() holds a direct peer.
-// - Sizes of the served peer: .wasm and .js, raw and gzip -9.
+// - Sizes of the served peer: .wasm and .js, raw and the pre-compressed copies
+//   the relay serves in their place (`.br`, `.gz`, written by scripts/compress.mjs).
 // - Relay memory: VmRSS from /proc/<pid>/status when idle, and with three
 //   peers connected to each other.
 // Prints the figures and writes them into BENCHMARKS.md (its own section).
 //
 // Relay binary: $SHOAL_RELAY_BIN, else target/release/relay, else target/debug/relay.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
 import * as h from '../e2e/harness.mjs';
 import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
 import { recordMilestones } from './lib/shoal.mjs';
@@ -41,16 +41,23 @@ function vmRssKib(pid) {
 }
 
 
+// The page's size as the relay serves it: the build's files and the
+// pre-compressed copies `make wasm` wrote beside them (what a browser that
+// accepts br or gzip downloads).
 function sizes() {
   const out = [];
   for (const file of ['peer_wasm_bg.wasm', 'peer_wasm.js']) {
     const p = path.join(h.REPO, 'www', 'pkg', file);
-    if (!existsSync(p)) throw new Error(`${p} is missing: build the wasm first (make build)`);
-    const raw = readFileSync(p);
-    out.push({ file, raw: raw.length, gzip: gzipSync(raw, { level: 9 }).length });
+    const size = (q) => {
+      if (!existsSync(q)) throw new Error(`${q} is missing: build the wasm first (make wasm)`);
+      return statSync(q).size;
+    };
+    out.push({ file, raw: size(p), br: size(`${p}.br`), gzip: size(`${p}.gz`) });
   }
   return out;
 }
+
+const PAGE_GOAL_KIB = 400;
 
 async function connectRun(browsers, relay, i) {
   const swarm = `bench-${i}-${Math.random().toString(36).slice(2, 8)}`;
@@ -119,13 +126,21 @@ function section(r) {
     '',
     'Per run, first direct peer (A / B): ' + (r.perRun.length ? r.perRun.map(([a, b]) => `${ms(a)} / ${ms(b)}`).join(', ') : '—') + ' ms.',
     '',
-    '| served file | raw | gzip -9 |',
-    '| --- | ---: | ---: |',
-    ...r.sizes.map((s) => `| \`www/pkg/${s.file}\` | ${kib(s.raw)} (${s.raw} B) | ${kib(s.gzip)} (${s.gzip} B) |`),
+    '| served file | raw | brotli (`.br`, quality 11) | gzip (`.gz`, level 9) |',
+    '| --- | ---: | ---: | ---: |',
+    ...r.sizes.map((s) => `| \`www/pkg/${s.file}\` | ${kib(s.raw)} (${s.raw} B) | ${kib(s.br)} (${s.br} B) | ${kib(s.gzip)} (${s.gzip} B) |`),
+    '',
+    pageSizeLine(r.sizes),
     '',
     `Relay VmRSS: idle ${r.rssIdle ?? '—'} KiB; with 3 peers connected (each with 2 direct peers) ${r.rssThree ?? '—'} KiB.`,
     SECTION_END,
   ].join('\n');
+}
+
+function pageSizeLine(sizes) {
+  const br = sizes.reduce((n, s) => n + s.br, 0);
+  const met = br / 1024 <= PAGE_GOAL_KIB ? 'met' : 'NOT met';
+  return `Peer as served with brotli, wasm + JS: **${kib(br)}** (${br} B; goal ≤ ${PAGE_GOAL_KIB} KiB: ${met}).`;
 }
 
 const writeBenchmarks = (text) => writeSection(SECTION_START, SECTION_END, text);

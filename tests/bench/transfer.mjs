@@ -489,7 +489,7 @@ function section(r) {
       L.push(`| ${name} | ${what} | ${f2(x.seconds)} | ${f1(x.mbps)} | ${raw ? f2(x.mbps / raw) : '—'} | ${cpuCell(x, SIZE)} | ${f2(x.otherCores)} |`);
     }
     L.push('');
-    if (raw) L.push(`Raw reference = mean of the ${r.raw.runs.length} raw runs: ${f1(raw)} MB/s (64 KiB messages, one ordered channel, pause above ${RAW.highWater / MiB} MiB buffered, resume at \`bufferedamountlow\` (${RAW.lowWater / 1024} KiB)). Each contender's figure below is the mean of its runs.`);
+    if (raw) L.push(`Raw reference = mean of the ${r.raw.runs.length} raw runs: ${f1(raw)} MB/s (${RAW.message / 1024} KiB messages, one ordered channel, SDP without trickle, sender pauses above ${RAW.highWater / MiB} MiB buffered and resumes at \`bufferedamountlow\` (${RAW.lowWater / 1024} KiB); the receiver counts each message's bytes and drops it: no framing, hashing or storage). Each contender's figure below is the mean of its runs.`);
     const ratios = [];
     if (r.shoal && raw) ratios.push(`**shoal ÷ raw = ${f2(r.shoal.mbps / raw)}** (goal ≥ 0.9: ${goal(r.shoal.mbps / raw >= 0.9)})`);
     if (r.webtorrent && raw) ratios.push(`WebTorrent ÷ raw = ${f2(r.webtorrent.mbps / raw)}`);
