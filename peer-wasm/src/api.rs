@@ -359,6 +359,14 @@ impl Node {
         to_js(&self.transfers.replay_hellos(peer).await)
     }
 
+    /// Sends `peer_id` one well-formed `Hello` for a share nobody has;
+    /// resolves to its answer, as `testReplayHellos` does.
+    #[wasm_bindgen(js_name = testRandomHello)]
+    pub async fn test_random_hello(&self, peer_id: String) -> Result<JsValue, JsError> {
+        let peer = parse_peer(&peer_id)?;
+        to_js(&self.transfers.random_hello(peer).await)
+    }
+
     /// Echo protocol (interop tests): `streams` streams to `peer_id` at once,
     /// `bytesEach` bytes each way, every byte checked.
     #[wasm_bindgen(js_name = testEcho)]
@@ -426,6 +434,30 @@ impl Node {
             .raw_flood(peer, streams, announce as u64, send, wait_ms)
             .await;
         to_js(&report)
+    }
+
+    /// Dials `peer_id` through the relay's circuit, in this node's swarm or
+    /// not (a stranger reaching for a page it was never introduced to).
+    #[wasm_bindgen(js_name = testDialRelayed)]
+    pub fn test_dial_relayed(&self, peer_id: String) -> Result<(), JsError> {
+        let peer = parse_peer(&peer_id)?;
+        self.commands
+            .clone()
+            .try_send(Command::TestDialRelayed(peer))
+            .map_err(|e| JsError::new(&format!("node not running: {e}")))
+    }
+
+    /// Send `n` copies of this node's bitfield on every session it opens
+    /// from now on, as fast as the session's queue takes them.
+    #[wasm_bindgen(js_name = setTestBitfieldFlood)]
+    pub fn set_test_bitfield_flood(&self, n: u32) {
+        self.transfers.set_bitfield_flood(n);
+    }
+
+    /// Bitfields the flood above has queued so far, on all sessions.
+    #[wasm_bindgen(js_name = testBitfieldsFlooded)]
+    pub fn test_bitfields_flooded(&self) -> f64 {
+        self.transfers.bitfields_flooded() as f64
     }
 
     /// Bytes of the wasm linear memory (a high-water mark).

@@ -95,6 +95,10 @@ pub struct Settings {
 
 pub enum Command {
     Stop,
+    /// Test-only: dial a peer through the relay's circuit whether or not it
+    /// is in this node's swarm (a stranger reaching for a page).
+    #[cfg(feature = "test-hooks")]
+    TestDialRelayed(PeerId),
 }
 
 /// Why [`build`] could not make the Swarm (both are programming errors, not
@@ -207,6 +211,13 @@ pub async fn run(
                 lp.on_tick(&mut swarm);
             }
             cmd = commands.next() => match cmd {
+                #[cfg(feature = "test-hooks")]
+                Some(Command::TestDialRelayed(peer)) => {
+                    let addr = lp.circuit_addr().with(Protocol::P2p(peer));
+                    if let Err(e) = swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build()) {
+                        tracing::warn!(%peer, "test dial failed at once: {e}");
+                    }
+                }
                 Some(Command::Stop) | None => {
                     swarm.behaviour_mut().rendezvous.unregister(lp.settings.namespace.clone(), lp.settings.relay_peer);
                     // Give the unregister a moment to leave.

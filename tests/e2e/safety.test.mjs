@@ -2,7 +2,8 @@
 // and cannot do to a page. Each test runs its own browsers (one Chromium process per peer) in a
 // swarm of its own. The hostile behaviour comes from test-only switches in the wasm built with
 // the `test-hooks` cargo feature (`setTestCorruption`, `setTestManifestFlood`,
-// `setTestSilentManifest`, `testHellosSeen`/`testReplayHellos`, `testRawFlood`); release builds
+// `setTestSilentManifest`, `setTestBitfieldFlood`, `testHellosSeen`/`testReplayHellos`,
+// `testRandomHello`, `testDialRelayed`, `testRawFlood`); release builds
 // have none.
 // All waits are bounded; nothing asserts on durations.
 
@@ -47,6 +48,60 @@ describe('hostile peers', () => {
     assert.deepEqual(sView.shares, []);
     assert.equal(sView.stats.downloaded, 0, `S received chunk bytes: ${JSON.stringify(sView.stats)}`);
     t.diagnostic(`hellos S saw: ${hellos.length}`);
+  });
+
+  it('a stranger outside the swarm that reaches the pages gets no Hello, no session and no share', async (t) => {
+    const [a, b] = await launchSwarm('A', 'B');
+    const [x] = await launchSwarm('X'); // a swarm of its own
+    const orig = await shareRandom(a, 4 * MiB + 9, 'private.bin');
+    // X reaches both pages through the relay's circuit, as anyone who learnt their PeerIds can.
+    for (const p of [a, b]) await x.page.evaluate((id) => window.shoal.testDialRelayed(id), p.peerId);
+    const connected = () => x.page.evaluate(() => window.shoal.peers().map((p) => p.peerId));
+    await h.waitFor('X to be connected to A and B', connected, (ids) => ids.includes(a.peerId) && ids.includes(b.peerId));
+    // A stranger's inbound connection once became usable for sessions after 15 s: stay past that.
+    await sleep(16_000);
+    assert.ok((await connected()).includes(b.peerId), 'X lost its connection to B before the download, so nothing was tested');
+
+    const got = await startDownload(b, orig.link);
+    assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+    const stillConnected = await connected();
+    // B opened sessions to swarm members only: X, connected all along, received no Hello.
+    assert.deepEqual(await x.page.evaluate(() => window.shoal.testHellosSeen()), [], 'B sent X a Hello');
+    // A well-formed Hello from X is not even read by either page (not a member) …
+    for (const target of [a, b]) {
+      const answer = await x.page.evaluate((p) => window.shoal.testRandomHello(p), target.peerId);
+      assert.equal(answer, 'closed', `${target.name} answered a stranger's Hello with ${answer}`);
+    }
+    // … while the same from a member is answered (no such share), so the refusal above is
+    // about membership, not the Hello.
+    assert.equal(await b.page.evaluate((p) => window.shoal.testRandomHello(p), a.peerId), 'unknown');
+    const xView = await x.page.evaluate(() => ({ downloads: window.shoal.downloads(), stats: window.shoal.stats() }));
+    assert.deepEqual(xView.downloads, []);
+    assert.equal(xView.stats.downloaded, 0, `X received chunk bytes: ${JSON.stringify(xView.stats)}`);
+    t.diagnostic(`X connected to ${stillConnected.length} page(s) during B's download`);
+  });
+
+  it('a Bitfield flood leaves both pages\' memory bounded and the download finishing', async (t) => {
+    const [a, b, x] = await launchSwarm('A', 'B', 'X');
+    // 64 MiB: 256 chunks, a 32-byte bitfield; X queues its (empty) bitfield 200,000 times on
+    // each session it opens (to A and to B), as fast as the sessions take them.
+    const orig = await shareRandom(a, 64 * MiB, 'flagged.bin');
+    const mem = () => Promise.all([a, b].map((p) => p.page.evaluate(() => window.shoal.testMemoryBytes())));
+    const before = await mem();
+    await x.page.evaluate((l) => {
+      window.shoal.setTestBitfieldFlood(200000);
+      window.shoal.download(l).catch(() => {});
+    }, orig.link);
+    await h.waitFor('X to be flooding', () => x.page.evaluate(() => window.shoal.testBitfieldsFlooded()), (n) => n >= 10000);
+    const got = await startDownload(b, orig.link);
+    assert.equal(got.sha256, orig.sha256, "B's file differs from A's");
+    const flooded = await x.page.evaluate(() => window.shoal.testBitfieldsFlooded());
+    const after = await mem();
+    [a, b].forEach((p, i) => {
+      const grew = after[i] - before[i];
+      assert.ok(grew < 48 * MiB, `${p.name}'s wasm memory grew by ${(grew / MiB).toFixed(1)} MiB during the flood`);
+    });
+    t.diagnostic(`bitfields X queued: ${flooded}; wasm memory A ${(before[0] / MiB).toFixed(1)} → ${(after[0] / MiB).toFixed(1)} MiB, B ${(before[1] / MiB).toFixed(1)} → ${(after[1] / MiB).toFixed(1)} MiB`);
   });
 
   it('a banned peer gets no further requests, also after it reconnects', async (t) => {

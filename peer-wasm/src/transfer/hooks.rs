@@ -4,7 +4,11 @@
 //! `GetManifest`, one that never answers it, one that opens many sessions
 //! whose first message announces far more than a `Hello`.
 
-use std::cell::{Cell, RefCell};
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+    time::Duration,
+};
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use futures_timer::Delay;
@@ -12,10 +16,10 @@ use libp2p::PeerId;
 use shoal_share::{
     handshake::{Nonce, Proof},
     limits::{HANDSHAKE_TIMEOUT, MAX_WELCOME_LEN},
-    Message, MessageReader,
+    Bitfield, Message, MessageReader,
 };
 
-use super::Transfers;
+use super::{outbox::Outbox, Transfers};
 
 #[derive(Default)]
 pub struct Hooks {
@@ -25,6 +29,10 @@ pub struct Hooks {
     manifest_flood: Cell<u32>,
     /// Never answer `GetManifest`.
     silent_manifest: Cell<bool>,
+    /// Copies of our bitfield to send on every session this node opens.
+    bitfield_flood: Cell<u32>,
+    /// How many of those were queued, on all sessions together.
+    bitfields_flooded: Cell<u64>,
 }
 
 /// What a replayed `Hello` got back.
@@ -65,6 +73,38 @@ impl Transfers {
         self.hooks().manifest_flood.get()
     }
 
+    pub fn set_bitfield_flood(&self, n: u32) {
+        self.hooks().bitfield_flood.set(n);
+    }
+
+    pub fn bitfields_flooded(&self) -> u64 {
+        self.hooks().bitfields_flooded.get()
+    }
+
+    /// Queues `bitfield_flood` copies of `have` on a session's outbox, as
+    /// fast as the outbox takes them, until the session closes.
+    pub(super) fn flood_bitfields(&self, outbox: Rc<Outbox>, have: Bitfield) {
+        let n = self.hooks().bitfield_flood.get();
+        if n == 0 {
+            return;
+        }
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let msg = Message::Bitfield(have);
+            let mut sent = 0;
+            while sent < n && !outbox.is_closed() {
+                if outbox.send(&msg) {
+                    sent += 1;
+                    let flooded = &this.hooks().bitfields_flooded;
+                    flooded.set(flooded.get() + 1);
+                } else {
+                    // Full: the writer drains it.
+                    Delay::new(Duration::from_millis(2)).await;
+                }
+            }
+        });
+    }
+
     pub fn set_silent_manifest(&self, on: bool) {
         self.hooks().silent_manifest.set(on);
     }
@@ -82,6 +122,22 @@ impl Transfers {
             out.push(self.replay_one(peer, nonce, proof).await);
         }
         out
+    }
+
+    /// Sends a well-formed `Hello` with a random nonce and proof to `peer`
+    /// on a fresh stream (a guess at a share), and reports the answer: a
+    /// swarm member that holds no such share answers `Unknown`.
+    pub async fn random_hello(&self, peer: PeerId) -> ReplayOutcome {
+        let mut bytes =
+            [0u8; shoal_share::handshake::NONCE_LEN + shoal_share::handshake::PROOF_LEN];
+        if getrandom::getrandom(&mut bytes).is_err() {
+            return ReplayOutcome::Error;
+        }
+        let (n, p) = bytes.split_at(shoal_share::handshake::NONCE_LEN);
+        let (Ok(n), Ok(p)) = (n.try_into(), p.try_into()) else {
+            return ReplayOutcome::Error;
+        };
+        self.replay_one(peer, Nonce(n), Proof::from_bytes(p)).await
     }
 
     async fn replay_one(&self, peer: PeerId, nonce: Nonce, proof: Proof) -> ReplayOutcome {

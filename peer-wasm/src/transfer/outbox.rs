@@ -89,6 +89,12 @@ impl Outbox {
         })
     }
 
+    /// Whether the session closed (nothing more is queued).
+    #[cfg(feature = "test-hooks")]
+    pub fn is_closed(&self) -> bool {
+        self.0.borrow().closed
+    }
+
     /// The writer finishes what is queued and closes its side.
     pub fn close(&self) {
         let mut inner = self.0.borrow_mut();

@@ -245,7 +245,7 @@ async fn run(
     let link = Link { peer, path };
     // Our bitfield first: the handshake is done, so the remote knows the share.
     outbox.send(&Message::Bitfield(share.have.borrow().clone()));
-    // Test-only switch: a peer that floods `GetManifest`.
+    // Test-only switches: a peer that floods `GetManifest` or `Bitfield`.
     #[cfg(feature = "test-hooks")]
     if machine.role() == shoal_share::session::Role::Opener {
         for _ in 0..t.manifest_flood() {
@@ -253,6 +253,7 @@ async fn run(
                 break;
             }
         }
+        t.flood_bitfields(outbox.clone(), share.have.borrow().clone());
     }
     wasm_bindgen_futures::spawn_local(writer(t.clone(), link, share.clone(), w, outbox.clone()));
     // One sender per session, cloned once: the queue's bound holds.
