@@ -59,6 +59,9 @@ function sizes() {
 
 const PAGE_GOAL_KIB = 400;
 
+// Milestones each page records (tests/bench/lib/shoal.mjs), in page order.
+const STAGES = ['html', 'app', 'wasmFetched', 'wasmReady', 'started', 'reserved', 'firstDirect'];
+
 async function connectRun(browsers, relay, i) {
   const swarm = `bench-${i}-${Math.random().toString(36).slice(2, 8)}`;
   const names = ['A', 'B'];
@@ -103,7 +106,11 @@ async function rssWithThreePeers(browsers, relay) {
 
 function section(r) {
   const rows = [
-    ['node started (wasm loaded, `Node.start` resolved)', r.started],
+    ['page HTML received (navigation `responseEnd`)', r.html],
+    ['app.js running (`shoal:app` mark)', r.app],
+    ['wasm fetched (resource `responseEnd`; compiled while it streams)', r.wasmFetched],
+    ['wasm ready (compiled and instantiated, `shoal:wasm-ready`)', r.wasmReady],
+    ['node started (`Node.start` resolved: `/api/info` fetched, swarm built)', r.started],
     ['relay reservation accepted', r.reserved],
     ['**first direct peer**', r.firstDirect],
   ];
@@ -151,6 +158,10 @@ async function main() {
     machine: machine(),
     relayBin: h.relayBinary(),
     sizes: sizes(),
+    html: [],
+    app: [],
+    wasmFetched: [],
+    wasmReady: [],
     started: [],
     reserved: [],
     firstDirect: [],
@@ -166,7 +177,7 @@ async function main() {
       try {
         const marks = await connectRun(browsers, relay, i);
         for (const m of marks) {
-          for (const key of ['started', 'reserved', 'firstDirect']) if (m[key] !== undefined) result[key].push(m[key]);
+          for (const key of STAGES) if (m[key] !== undefined) result[key].push(m[key]);
         }
         result.perRun.push(marks.map((m) => m.firstDirect));
         console.log(`run ${i + 1}/${RUNS}: first direct peer at ${marks.map((m) => ms(m.firstDirect)).join(' / ')} ms`);

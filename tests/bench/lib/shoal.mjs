@@ -114,6 +114,13 @@ export function recordMilestones() {
     set(value) {
       node = value;
       marks.started = performance.now();
+      // The page's own stages (www/index.html, www/app.js), from navigation start too.
+      const at = (name) => performance.getEntriesByName(name)[0]?.startTime;
+      const fetched = (suffix) => performance.getEntriesByType('resource').find((e) => e.name.endsWith(suffix))?.responseEnd;
+      marks.html = performance.getEntriesByType('navigation')[0]?.responseEnd;
+      marks.app = at('shoal:app');
+      marks.wasmFetched = fetched('peer_wasm_bg.wasm');
+      marks.wasmReady = at('shoal:wasm-ready');
       node.onChange(check);
       check();
     },
