@@ -2,7 +2,7 @@
 //! first-message limit) over any chunking. The encoding is canonical, so the
 //! messages read re-encode to exactly the bytes they came from.
 
-use shoal_proto::prefixed::PrefixError;
+use shoal_proto::prefixed::{self, PrefixError};
 use shoal_share::limits::{MAX_HELLO_LEN, MAX_WELCOME_LEN};
 use shoal_share::wire::max_body_len;
 use shoal_share::{Message, MessageReader, WireError, MAX_MESSAGE_LEN};
@@ -20,19 +20,7 @@ pub(crate) fn read_all(
     first_limit: Option<usize>,
     pieces: &[&[u8]],
 ) -> (Vec<Message>, Option<WireError>) {
-    let mut reader = reader(first_limit);
-    let mut messages = Vec::new();
-    for piece in pieces {
-        reader.push(piece);
-        loop {
-            match reader.next_message() {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => break,
-                Err(error) => return (messages, Some(error)),
-            }
-        }
-    }
-    (messages, None)
+    prefixed::read_all(reader(first_limit), pieces)
 }
 
 fn encode(message: &Message) -> Vec<u8> {

@@ -6,22 +6,11 @@ use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed};
 use shoal_proto::frame::{
     Flag, Frame, FrameError, FrameReader, ReadOutcome, StreamError, StreamState, MAX_FRAME_LEN,
 };
-use shoal_proto::prefixed::PrefixError;
+use shoal_proto::prefixed::{self, PrefixError};
 
+/// What a driver gets from a stream: the frames up to the first error.
 fn read_all(pieces: &[&[u8]]) -> (Vec<Frame>, Option<FrameError>) {
-    let mut reader = FrameReader::new();
-    let mut frames = Vec::new();
-    for piece in pieces {
-        reader.push(piece);
-        loop {
-            match reader.next_frame() {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
-                Err(error) => return (frames, Some(error)),
-            }
-        }
-    }
-    (frames, None)
+    prefixed::read_all(FrameReader::new(), pieces)
 }
 
 pub fn check(data: &[u8]) {

@@ -2,24 +2,12 @@
 //! and [`Message`] re-encoding.
 
 use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
-use shoal_proto::prefixed::PrefixError;
+use shoal_proto::prefixed::{self, PrefixError};
 use shoal_proto::signaling::{Message, MessageReader, SignalingError, MAX_MESSAGE_LEN};
 
 /// What a driver gets from a stream: the messages up to the first error.
 fn read_all(pieces: &[&[u8]]) -> (Vec<Message>, Option<SignalingError>) {
-    let mut reader = MessageReader::new();
-    let mut messages = Vec::new();
-    for piece in pieces {
-        reader.push(piece);
-        loop {
-            match reader.next_message() {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => break,
-                Err(error) => return (messages, Some(error)),
-            }
-        }
-    }
-    (messages, None)
+    prefixed::read_all(MessageReader::new(), pieces)
 }
 
 pub fn check(data: &[u8]) {
