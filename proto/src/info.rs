@@ -136,6 +136,27 @@ impl Origin {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
+impl RelayInfo {
+    /// A fixed `/api/info` with every field set (the relay's STUN port and
+    /// one TURN server with credentials), for tests and fuzz seeds (feature
+    /// `test-util`).
+    pub fn example() -> Self {
+        Self {
+            peer_id: "12D3KooW".into(),
+            p2p_path: P2P_PATH.into(),
+            stun_port: Some(3478),
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example:3478?transport=udp".into()],
+                username: Some("u".into()),
+                credential: Some("p".into()),
+            }],
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/8080/ws".into()],
+            version: "0.1.0".into(),
+        }
+    }
+}
+
 impl RelayInfo {
     /// The ICE servers a page on `origin` should use: the relay's STUN
     /// first, then the operator's.
@@ -155,30 +176,15 @@ impl RelayInfo {
 mod tests {
     use super::*;
 
-    fn info() -> RelayInfo {
-        RelayInfo {
-            peer_id: "12D3KooW".into(),
-            p2p_path: P2P_PATH.into(),
-            stun_port: Some(3478),
-            ice_servers: vec![IceServer {
-                urls: vec!["turn:turn.example:3478?transport=udp".into()],
-                username: Some("u".into()),
-                credential: Some("p".into()),
-            }],
-            listen_addrs: vec!["/ip4/127.0.0.1/tcp/8080/ws".into()],
-            version: "0.1.0".into(),
-        }
-    }
-
     #[test]
     fn info_json_is_camel_case() {
-        let json = serde_json::to_string(&info()).expect("serialize");
+        let json = serde_json::to_string(&RelayInfo::example()).expect("serialize");
         assert_eq!(
             json,
             r#"{"peerId":"12D3KooW","p2pPath":"/p2p","stunPort":3478,"iceServers":[{"urls":["turn:turn.example:3478?transport=udp"],"username":"u","credential":"p"}],"listenAddrs":["/ip4/127.0.0.1/tcp/8080/ws"],"version":"0.1.0"}"#
         );
         let back: RelayInfo = serde_json::from_str(&json).expect("deserialize");
-        assert_eq!(back, info());
+        assert_eq!(back, RelayInfo::example());
     }
 
     #[test]
@@ -235,18 +241,18 @@ mod tests {
     #[test]
     fn relay_stun_comes_first_on_the_page_host() {
         let o = Origin::new("https:", "shoal.example", "").expect("origin");
-        let servers = info().ice_servers_for(&o);
+        let servers = RelayInfo::example().ice_servers_for(&o);
         assert_eq!(servers[0].urls, vec!["stun:shoal.example:3478".to_string()]);
-        assert_eq!(servers[1], info().ice_servers[0]);
+        assert_eq!(servers[1], RelayInfo::example().ice_servers[0]);
         let v6 = Origin::new("http:", "[2001:db8::1]", "8080").expect("origin");
         assert_eq!(
-            info().ice_servers_for(&v6)[0].urls,
+            RelayInfo::example().ice_servers_for(&v6)[0].urls,
             vec!["stun:[2001:db8::1]:3478".to_string()]
         );
         let off = RelayInfo {
             stun_port: None,
             ice_servers: vec![],
-            ..info()
+            ..RelayInfo::example()
         };
         assert!(off.ice_servers_for(&o).is_empty());
     }

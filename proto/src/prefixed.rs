@@ -228,6 +228,29 @@ impl<T: Decode> PrefixedReader<T> {
     }
 }
 
+/// Feeds `pieces` to `reader` in order and takes every whole message after
+/// each, as a driver of the reader does: the messages read before the first
+/// error, and that error (`None` if the stream ended without one). For tests
+/// and the fuzz properties (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+pub fn read_all<T: Decode>(
+    mut reader: PrefixedReader<T>,
+    pieces: &[&[u8]],
+) -> (Vec<T>, Option<T::Error>) {
+    let mut messages = Vec::new();
+    for piece in pieces {
+        reader.push(piece);
+        loop {
+            match reader.next_message() {
+                Ok(Some(message)) => messages.push(message),
+                Ok(None) => break,
+                Err(error) => return (messages, Some(error)),
+            }
+        }
+    }
+    (messages, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -714,19 +714,7 @@ mod tests {
 
     /// Feeds `bytes` in pieces, reading after each; stops at the first error.
     fn read_all(bytes: &[u8], cuts: &[prop::sample::Index]) -> (Vec<Message>, Option<WireError>) {
-        let mut reader = MessageReader::new();
-        let mut messages = Vec::new();
-        for piece in pieces(bytes, cuts) {
-            reader.push(piece);
-            loop {
-                match reader.next_message() {
-                    Ok(Some(message)) => messages.push(message),
-                    Ok(None) => break,
-                    Err(error) => return (messages, Some(error)),
-                }
-            }
-        }
-        (messages, None)
+        shoal_proto::prefixed::read_all(MessageReader::new(), &pieces(bytes, cuts))
     }
 
     /// What decoded must be exactly the front of what was sent.

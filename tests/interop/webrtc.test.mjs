@@ -113,6 +113,26 @@ async function jsDialsRust(swarm) {
   }
 }
 
+/**
+ * Waits (bounded) until js's page has a connected RTCPeerConnection whose selected pair succeeded
+ * between non-relay candidates, then pings three times on streams opened on js's connection
+ * `connId`; returns the pings (each with a numeric `rttMs`).
+ */
+async function pingOverDirectPair(t, js, connId) {
+  // Chromium may report the selected pair as "in-progress" for a moment
+  // after "connected": wait (bounded) for "succeeded".
+  const pcs = await waitFor('js page: a connected RTCPeerConnection whose selected pair succeeded between non-relay candidates',
+    () => js.call('pcs', []), directPair);
+  t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
+  assert.ok(directPair(pcs));
+
+  const pings = [];
+  for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [connId, { settleMs: SETTLE_MS }]), 30_000));
+  t.diagnostic(`js pings over /webrtc: ${JSON.stringify(pings)}`);
+  for (const p of pings) assert.equal(typeof p.rttMs, 'number');
+  return pings;
+}
+
 test('JS dials Rust over /webrtc, pings over it', async (t) => {
   let rust, js;
   try {
@@ -124,17 +144,7 @@ test('JS dials Rust over /webrtc, pings over it', async (t) => {
     assert.equal(dial.conn.remotePeer, rustId);
 
     await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
-    // Chromium may report the selected pair as "in-progress" for a moment
-    // after "connected": wait (bounded) for "succeeded".
-    const pcs = await waitFor('js page: a connected RTCPeerConnection whose selected pair succeeded between non-relay candidates',
-      () => js.call('pcs', []), directPair);
-    t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
-    assert.ok(directPair(pcs));
-
-    const pings = [];
-    for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [dial.conn.id, { settleMs: SETTLE_MS }]), 30_000));
-    t.diagnostic(`js pings over /webrtc: ${JSON.stringify(pings)}`);
-    for (const p of pings) assert.equal(typeof p.rttMs, 'number');
+    const pings = await pingOverDirectPair(t, js, dial.conn.id);
     const service = await within('js ping service', js.call('pingService', [rustId]), 15_000);
     t.diagnostic(`ping service rtt ${service} ms`);
     const conns = await js.call('connections', []);
@@ -195,17 +205,7 @@ test('Rust dials JS over /webrtc (js registered at the rendezvous), pings over i
     assert.ok(direct, 'js has a /webrtc connection to our node');
     assert.equal(direct.limited, false);
     assert.equal(direct.direction, 'inbound');
-    // Chromium may report the selected pair as "in-progress" for a moment
-    // after "connected": wait (bounded) for "succeeded".
-    const pcs = await waitFor('js page: a connected RTCPeerConnection whose selected pair succeeded between non-relay candidates',
-      () => js.call('pcs', []), directPair);
-    t.diagnostic(`js page ICE: ${JSON.stringify(pcs)}`);
-    assert.ok(directPair(pcs));
-
-    const pings = [];
-    for (let i = 0; i < 3; i++) pings.push(await within('js ping over the /webrtc connection', js.call('pingConn', [direct.id, { settleMs: SETTLE_MS }]), 30_000));
-    t.diagnostic(`js pings over /webrtc: ${JSON.stringify(pings)}`);
-    for (const p of pings) assert.equal(typeof p.rttMs, 'number');
+    const pings = await pingOverDirectPair(t, js, direct.id);
     const ours = await rust.peers();
     t.diagnostic(`our peers(): ${JSON.stringify(ours)}`);
     results.rustDialsJs = { pings };

@@ -2,12 +2,12 @@
 //! first-message limit) over any chunking. The encoding is canonical, so the
 //! messages read re-encode to exactly the bytes they came from.
 
-use shoal_proto::prefixed::PrefixError;
+use shoal_proto::prefixed::{self, PrefixError};
 use shoal_share::limits::{MAX_HELLO_LEN, MAX_WELCOME_LEN};
 use shoal_share::wire::max_body_len;
 use shoal_share::{Message, MessageReader, WireError, MAX_MESSAGE_LEN};
 
-use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
+use crate::{assert_reader_memory, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
 
 fn reader(first_limit: Option<usize>) -> MessageReader {
     match first_limit {
@@ -20,19 +20,7 @@ pub(crate) fn read_all(
     first_limit: Option<usize>,
     pieces: &[&[u8]],
 ) -> (Vec<Message>, Option<WireError>) {
-    let mut reader = reader(first_limit);
-    let mut messages = Vec::new();
-    for piece in pieces {
-        reader.push(piece);
-        loop {
-            match reader.next_message() {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => break,
-                Err(error) => return (messages, Some(error)),
-            }
-        }
-    }
-    (messages, None)
+    prefixed::read_all(reader(first_limit), pieces)
 }
 
 fn encode(message: &Message) -> Vec<u8> {
@@ -51,23 +39,12 @@ pub fn check(data: &[u8]) {
     };
     let cut = pieces(seed, stream);
 
-    let max_piece = cut.iter().map(|p| p.len()).max().unwrap_or(0);
-    let baseline = live_bytes();
-    let mut r = reader(first_limit);
-    let mut pushed = 0;
-    for piece in &cut {
-        r.push(piece);
-        pushed += piece.len();
-        while let Ok(Some(_)) = r.next_message() {}
-        assert_reader_memory(
-            "blocks MessageReader",
-            baseline,
-            pushed,
-            max_piece,
-            MAX_MESSAGE_LEN + MAX_PREFIX_LEN,
-        );
-    }
-    drop(r);
+    assert_reader_memory(
+        "blocks MessageReader",
+        reader(first_limit),
+        &cut,
+        MAX_MESSAGE_LEN + MAX_PREFIX_LEN,
+    );
 
     let (messages, error) = read_all(first_limit, &cut);
     assert_eq!(

@@ -2,26 +2,15 @@
 //! re-encoding, and [`StreamState`] (read buffer cap, FIN, RESET) against a
 //! model of what it should do with the frames the reader yields.
 
-use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed};
+use crate::{assert_reader_memory, pieces, read_prefix, split_seed};
 use shoal_proto::frame::{
     Flag, Frame, FrameError, FrameReader, ReadOutcome, StreamError, StreamState, MAX_FRAME_LEN,
 };
-use shoal_proto::prefixed::PrefixError;
+use shoal_proto::prefixed::{self, PrefixError};
 
+/// What a driver gets from a stream: the frames up to the first error.
 fn read_all(pieces: &[&[u8]]) -> (Vec<Frame>, Option<FrameError>) {
-    let mut reader = FrameReader::new();
-    let mut frames = Vec::new();
-    for piece in pieces {
-        reader.push(piece);
-        loop {
-            match reader.next_frame() {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
-                Err(error) => return (frames, Some(error)),
-            }
-        }
-    }
-    (frames, None)
+    prefixed::read_all(FrameReader::new(), pieces)
 }
 
 pub fn check(data: &[u8]) {
@@ -29,17 +18,7 @@ pub fn check(data: &[u8]) {
     let (cap, stream) = split_seed(rest);
     let cut = pieces(seed, stream);
 
-    let max_piece = cut.iter().map(|p| p.len()).max().unwrap_or(0);
-    let baseline = live_bytes();
-    let mut reader = FrameReader::new();
-    let mut pushed = 0;
-    for piece in &cut {
-        reader.push(piece);
-        pushed += piece.len();
-        while let Ok(Some(_)) = reader.next_frame() {}
-        assert_reader_memory("FrameReader", baseline, pushed, max_piece, MAX_FRAME_LEN);
-    }
-    drop(reader);
+    assert_reader_memory("FrameReader", FrameReader::new(), &cut, MAX_FRAME_LEN);
 
     let (frames, error) = read_all(&cut);
     assert_eq!(read_all(&[stream]), (frames.clone(), error.clone()));

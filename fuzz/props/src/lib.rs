@@ -44,6 +44,7 @@ pub mod stun;
 mod alloc;
 
 pub use alloc::CountingAlloc;
+use shoal_proto::prefixed::{Decode, PrefixedReader};
 
 /// A target's property: panics when it does not hold for the input.
 pub type Check = fn(&[u8]);
@@ -122,27 +123,38 @@ pub fn live_bytes() -> Option<isize> {
     alloc::live()
 }
 
-/// Checks a reader's memory after `pushed` bytes arrived in pieces of at most
-/// `max_piece`, with whole messages taken out: at most twice (Vec growth) what
-/// arrived, and at most twice what a limit of `limit` bytes (prefix included)
-/// plus one piece needs. `baseline` is [`live_bytes`] before the reader.
-pub fn assert_reader_memory(
+/// Feeds `cut` to `reader` one piece at a time, taking whole messages out
+/// after each, and checks its memory after every piece: at most twice (Vec
+/// growth) what arrived so far, and at most twice what a limit of `limit`
+/// bytes (prefix included) plus one piece needs. Memory is measured from just
+/// before the first piece; nothing is checked unless [`CountingAlloc`] is the
+/// global allocator ([`live_bytes`]).
+pub fn assert_reader_memory<T: Decode>(
     what: &str,
-    baseline: Option<isize>,
-    pushed: usize,
-    max_piece: usize,
+    mut reader: PrefixedReader<T>,
+    cut: &[&[u8]],
     limit: usize,
 ) {
-    let (Some(before), Some(now)) = (baseline, live_bytes()) else {
+    let max_piece = cut.iter().map(|p| p.len()).max().unwrap_or(0);
+    let Some(before) = live_bytes() else {
         return;
     };
-    let held = usize::try_from(now - before).unwrap_or(0);
     // Slack for the reader's own small allocations.
     const SLACK: usize = 256;
-    let by_input = 2 * pushed + SLACK;
     let by_limit = 2 * (limit + max_piece) + SLACK;
-    assert!(
-        held <= by_input.min(by_limit),
-        "{what}: holds {held} bytes after {pushed} arrived (pieces ≤ {max_piece}, limit {limit})"
-    );
+    let mut pushed = 0;
+    for piece in cut {
+        reader.push(piece);
+        pushed += piece.len();
+        while let Ok(Some(_)) = reader.next_message() {}
+        let Some(now) = live_bytes() else {
+            return;
+        };
+        let held = usize::try_from(now - before).unwrap_or(0);
+        let by_input = 2 * pushed + SLACK;
+        assert!(
+            held <= by_input.min(by_limit),
+            "{what}: holds {held} bytes after {pushed} arrived (pieces ≤ {max_piece}, limit {limit})"
+        );
+    }
 }

@@ -1,25 +1,13 @@
 //! `/webrtc-signaling/0.0.1` messages: [`MessageReader`] over any chunking,
 //! and [`Message`] re-encoding.
 
-use crate::{assert_reader_memory, live_bytes, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
-use shoal_proto::prefixed::PrefixError;
+use crate::{assert_reader_memory, pieces, read_prefix, split_seed, MAX_PREFIX_LEN};
+use shoal_proto::prefixed::{self, PrefixError};
 use shoal_proto::signaling::{Message, MessageReader, SignalingError, MAX_MESSAGE_LEN};
 
 /// What a driver gets from a stream: the messages up to the first error.
 fn read_all(pieces: &[&[u8]]) -> (Vec<Message>, Option<SignalingError>) {
-    let mut reader = MessageReader::new();
-    let mut messages = Vec::new();
-    for piece in pieces {
-        reader.push(piece);
-        loop {
-            match reader.next_message() {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => break,
-                Err(error) => return (messages, Some(error)),
-            }
-        }
-    }
-    (messages, None)
+    prefixed::read_all(MessageReader::new(), pieces)
 }
 
 pub fn check(data: &[u8]) {
@@ -27,23 +15,12 @@ pub fn check(data: &[u8]) {
     let cut = pieces(seed, stream);
 
     // Memory follows what arrived, never what a prefix announces.
-    let max_piece = cut.iter().map(|p| p.len()).max().unwrap_or(0);
-    let baseline = live_bytes();
-    let mut reader = MessageReader::new();
-    let mut pushed = 0;
-    for piece in &cut {
-        reader.push(piece);
-        pushed += piece.len();
-        while let Ok(Some(_)) = reader.next_message() {}
-        assert_reader_memory(
-            "signaling MessageReader",
-            baseline,
-            pushed,
-            max_piece,
-            MAX_MESSAGE_LEN + MAX_PREFIX_LEN,
-        );
-    }
-    drop(reader);
+    assert_reader_memory(
+        "signaling MessageReader",
+        MessageReader::new(),
+        &cut,
+        MAX_MESSAGE_LEN + MAX_PREFIX_LEN,
+    );
 
     // The same messages and error however the stream was cut.
     let (messages, error) = read_all(&cut);

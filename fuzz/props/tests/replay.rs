@@ -143,7 +143,7 @@ mod seeds {
     use prost::Message as _;
     use shoal_fuzz_props::blocks_session::{self, LOCAL, NONCE, REMOTE};
     use shoal_proto::frame::{Flag, Frame};
-    use shoal_proto::info::{IceServer, RelayInfo};
+    use shoal_proto::info::RelayInfo;
     use shoal_proto::signaling::{Message as Signal, MessageType};
     use shoal_relay::rendezvous::protocol::{kind, proto};
     use shoal_share::handshake::{Ends, Nonce, Proof, ShareKey, NONCE_LEN, PROOF_LEN};
@@ -445,20 +445,11 @@ mod seeds {
     }
 
     fn relay_info() -> Seeds {
-        let info = RelayInfo {
-            peer_id: "12D3KooW".into(),
-            p2p_path: "/p2p".into(),
-            stun_port: Some(3478),
-            ice_servers: vec![IceServer {
-                urls: vec!["turn:turn.example:3478?transport=udp".into()],
-                username: Some("u".into()),
-                credential: Some("p".into()),
-            }],
-            listen_addrs: vec!["/ip4/127.0.0.1/tcp/8080/ws".into()],
-            version: "0.1.0".into(),
-        };
         vec![
-            ("info", serde_json::to_vec(&info).expect("json")),
+            (
+                "info",
+                serde_json::to_vec(&RelayInfo::example()).expect("json"),
+            ),
             (
                 "no-stun-odd-path",
                 br#"{"peerId":"P/x","p2pPath":"/a/b%","stunPort":null,"iceServers":[],"listenAddrs":[],"version":""}"#.to_vec(),
