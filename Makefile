@@ -14,6 +14,7 @@
 #   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
+#   make bench-profile   where a transfer's CPU goes, by thread and function, shoal beside raw → BENCHMARKS.md
 #                (TRANSFER_ARGS="--size-mib 32 --only raw,shoal" for a quick one; ≈10 min at the defaults)
 #   make bench-lab  in the NAT lab (root): page load → first direct peer through cone NATs, and
 #                direct vs relayed (symmetric NATs) vs coturn TURN throughput → BENCHMARKS.md
@@ -34,7 +35,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-transfer bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -96,6 +97,18 @@ lab:
 bench: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+
+# Where a transfer's CPU goes, by thread and (main thread) by function, shoal
+# beside raw: the page served with a wasm that keeps its name section, built
+# into its own target dir so the release build stays as it is.
+WWW_PROFILING := target/www-profiling
+bench-profile: setup-test relay
+	rm -rf $(WWW_PROFILING) && mkdir -p $(WWW_PROFILING)
+	cp -r www/. $(WWW_PROFILING)/ && rm -rf $(WWW_PROFILING)/pkg
+	find $(WWW_PROFILING) \( -name '*.br' -o -name '*.gz' \) -delete
+	CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false $(WASM_PACK) --out-dir $(CURDIR)/$(WWW_PROFILING)/pkg
+	node scripts/compress.mjs $(WWW_PROFILING)
+	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
 
 bench-transfer: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)

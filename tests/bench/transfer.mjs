@@ -3,7 +3,7 @@
 // ceiling and against WebTorrent, fan-out, and the downloading tab's memory.
 //
 //   node tests/bench/transfer.mjs [--size-mib N] [--fanout-mib N] [--memory-mib N]
-//        [--only raw,shoal,webtorrent,fanout,memory] [--rounds N] [--profile] [--no-write]
+//        [--only raw,shoal,webtorrent,fanout,memory] [--rounds N] [--no-write]
 //                                                            (make bench-transfer)
 //
 // One Chromium process per peer, each a persistent profile (OPFS on disk); a
@@ -22,8 +22,7 @@
 //    are done, and what the sharer uploaded ÷ file size.
 // 3. Memory (--memory-mib, default 1024): shoal A → B, B's renderer sampled
 //    (see lib/memory.mjs for what exactly is measured and why).
-// --profile: one more shoal 1:1 transfer with the CDP Profiler on both tabs;
-//    prints top self-time functions (not timed, not written).
+// Where the CPU goes: tests/bench/profile.mjs (make bench-profile).
 // Prints everything and rewrites its own section of BENCHMARKS.md.
 
 import { createHash } from 'node:crypto';
@@ -53,7 +52,6 @@ const MEMORY_SIZE = Math.round(positive('--memory-mib', 1024) * MiB);
 const ALL = ['raw', 'shoal', 'webtorrent', 'fanout', 'memory'];
 const ONLY = new Set(option('--only', ALL.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
 for (const o of ONLY) if (!ALL.includes(o)) throw new Error(`--only: unknown "${o}" (one of ${ALL.join(', ')})`);
-const PROFILE = flag('--profile');
 const ROUNDS = Math.max(1, Number.parseInt(option('--rounds', '1'), 10) || 1);
 const WRITE = !flag('--no-write');
 const FANOUT_N = 4;
@@ -240,7 +238,6 @@ async function pairPhase(tmp, file, out) {
     }
     if (ONLY.has('raw') && (ONLY.has('shoal') || ONLY.has('webtorrent'))) await runRaw(`run ${rawRuns.length + 1}`);
 
-    if (PROFILE) out.profile = await profilePhase(a, b, file);
   } finally {
     await Promise.all(peers.map((p) => p.close()));
   }
@@ -256,53 +253,6 @@ async function versionOf(peer) {
     return (await p.evaluate(() => navigator.userAgent)).match(/Chrome\/([\d.]+)/)?.[1] ?? '?';
   } finally {
     await p.close();
-  }
-}
-
-// ---- CPU profile (diagnostic) -----------------------------------------------------
-
-function topSelf(profile, n = 12) {
-  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
-  const self = new Map();
-  const dt = profile.timeDeltas;
-  for (let i = 0; i < profile.samples.length; i++) {
-    const node = byId.get(profile.samples[i]);
-    const cf = node.callFrame;
-    const key = `${cf.functionName || '(anonymous)'} ${cf.url ? path.basename(cf.url) : ''}`.trim();
-    self.set(key, (self.get(key) ?? 0) + (dt[i + 1] ?? 0));
-  }
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
-  return [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => ({ fn: k, ms: us / 1000, pct: (100 * us) / total }));
-}
-
-async function profilePhase(a, b, file) {
-  const size = Math.min(SIZE, 64 * MiB);
-  say(`profile: one more shoal transfer of ${mib(size)} with the CDP Profiler on both tabs (not timed)`);
-  const swarm = `bench-prof-${Math.random().toString(36).slice(2, 8)}`;
-  const small = path.join(path.dirname(file), `profile-${size}.bin`);
-  writeRandomFile(small, size);
-  const [ta, tb] = await Promise.all([S.openShoal(a, swarm, 'A-prof'), S.openShoal(b, swarm, 'B-prof')]);
-  try {
-    await S.waitMesh([ta, tb]);
-    const { link } = await S.share(ta, small, 'profile.bin');
-    const cdps = await Promise.all([ta, tb].map((t) => t.page.context().newCDPSession(t.page)));
-    for (const c of cdps) {
-      await c.send('Profiler.enable');
-      await c.send('Profiler.setSamplingInterval', { interval: 500 });
-      await c.send('Profiler.start');
-    }
-    await S.downloadAll([tb], link, size, { timeoutMs: transferTimeout(size) });
-    const [pa, pb] = await Promise.all(cdps.map((c) => c.send('Profiler.stop')));
-    await Promise.all(cdps.map((c) => c.detach().catch(() => {})));
-    const res = { size, sharer: topSelf(pa.profile), downloader: topSelf(pb.profile) };
-    for (const [who, rows] of [['sharer', res.sharer], ['downloader', res.downloader]]) {
-      say(`  ${who} main thread, top self time:`);
-      for (const r of rows) say(`    ${f1(r.pct).padStart(5)} %  ${r.fn}`);
-    }
-    return res;
-  } finally {
-    await Promise.all([ta.page.close(), tb.page.close()]);
-    rmSync(small, { force: true });
   }
 }
 
