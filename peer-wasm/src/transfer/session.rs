@@ -239,6 +239,7 @@ async fn run(
             outbox: outbox.clone(),
             stop: std::cell::RefCell::new(Some(stop_tx)),
             outstanding: std::cell::Cell::new(0),
+            remote_complete: std::cell::Cell::new(false),
         },
     );
     tracing::debug!(%peer, sid, ?path, share = %share.id, "session up");
@@ -342,7 +343,13 @@ impl Ctx<'_> {
     async fn on_message(&mut self, msg: Message, machine: &mut Session) -> Result<(), Ended> {
         let peer = self.link.peer;
         let ev = match msg {
-            Message::Bitfield(have) => Some(DlEvent::Joined { peer, have }),
+            Message::Bitfield(have) => {
+                if let Some(handle) = self.share.sessions.borrow().get(&self.sid) {
+                    // A bitfield of no chunks is a peer still without the manifest.
+                    handle.remote_complete.set(!have.is_empty() && have.is_full());
+                }
+                Some(DlEvent::Joined { peer, have })
+            }
             Message::Unknown => Some(DlEvent::Unknown { peer }),
             Message::GetManifest => {
                 // Test-only switch: a holder that never answers.
@@ -448,24 +455,22 @@ async fn writer(
             }
             Out::Serve(index) => match serve(&share, index).await {
                 #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
-                Ok(mut data) => {
+                Ok((mut message, header_len)) => {
                     // Test-only switch (not in release builds): a peer that lies about its data.
                     #[cfg(feature = "test-hooks")]
                     if t.0.corrupt.get() {
-                        if let Some(b) = data.first_mut() {
+                        if let Some(b) = message.get_mut(header_len) {
                             *b ^= 0xff;
                         }
                     }
-                    header.clear();
-                    encode_chunk_header(index, data.len(), &mut header);
                     let r = async {
-                        w.write_all(&header).await?;
-                        w.write_all(&data).await?;
+                        w.write_all(&message).await?;
                         w.flush().await
                     }
                     .await;
                     if r.is_ok() {
-                        t.count(link.peer, link.path, data.len() as u64, 0);
+                        let data = message.len() - header_len;
+                        t.count(link.peer, link.path, data as u64, 0);
                     }
                     r
                 }
@@ -483,12 +488,17 @@ async fn writer(
     let _ = w.close().await;
 }
 
-async fn serve(share: &Share, index: u32) -> Result<Vec<u8>, super::TransferError> {
+/// The whole `Chunk` message for chunk `index`, header and data in one
+/// buffer (one write, so whole data-channel messages), and the header's length.
+async fn serve(share: &Share, index: u32) -> Result<(Vec<u8>, usize), super::TransferError> {
     let missing = || super::TransferError::Storage(format!("chunk {index} is not here"));
     let manifest = share.manifest().ok_or_else(missing)?;
     let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
     let store = share.store.borrow().clone().ok_or_else(missing)?;
-    store
-        .read(range.start, (range.end - range.start) as u32)
-        .await
+    let len = (range.end - range.start) as u32;
+    let mut header = Vec::with_capacity(16 + len as usize);
+    encode_chunk_header(index, len as usize, &mut header);
+    let header_len = header.len();
+    let message = store.read_after(header, range.start, len).await?;
+    Ok((message, header_len))
 }

@@ -200,24 +200,34 @@ impl Store {
 
     /// Reads `len` bytes at `offset`.
     pub async fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, TransferError> {
-        let bytes = match self {
+        self.read_after(Vec::new(), offset, len).await
+    }
+
+    /// `prefix` followed by `len` bytes at `offset`, in one buffer filled by
+    /// one copy out of JS: a chunk and its message header leave as one write.
+    pub async fn read_after(
+        &self,
+        prefix: Vec<u8>,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, TransferError> {
+        let view: Uint8Array = match self {
             Store::Blob(blob) | Store::Stored { file: blob, .. } => {
-                read_blob(blob, offset, len).await?
+                Uint8Array::new(&blob_part(blob, offset, len).await?)
             }
-            Store::Opfs { data, .. } => {
-                let view: Uint8Array = JsFuture::from(opfs_read(data, offset as f64, len))
-                    .await
-                    .map_err(js_err("reading a chunk"))?
-                    .unchecked_into();
-                let bytes = view.to_vec();
-                opfs_recycle(&view);
-                bytes
-            }
+            Store::Opfs { data, .. } => JsFuture::from(opfs_read(data, offset as f64, len))
+                .await
+                .map_err(js_err("reading a chunk"))?
+                .unchecked_into(),
         };
-        if bytes.len() != len as usize {
+        let got = view.length() as usize;
+        let bytes = append_view(prefix, &view);
+        if matches!(self, Store::Opfs { .. }) {
+            opfs_recycle(&view);
+        }
+        if got != len as usize {
             return Err(TransferError::Storage(format!(
-                "read {} bytes at {offset}, expected {len}",
-                bytes.len()
+                "read {got} bytes at {offset}, expected {len}"
             )));
         }
         Ok(bytes)
@@ -324,13 +334,24 @@ pub fn named_file(blob: &Blob, manifest: &Manifest) -> Result<File, TransferErro
 
 /// Reads `len` bytes at `offset` of `blob` (fewer at its end).
 pub async fn read_blob(blob: &Blob, offset: u64, len: u32) -> Result<Vec<u8>, TransferError> {
+    Ok(Uint8Array::new(&blob_part(blob, offset, len).await?).to_vec())
+}
+
+async fn blob_part(blob: &Blob, offset: u64, len: u32) -> Result<JsValue, TransferError> {
     let part = blob
         .slice_with_f64_and_f64(offset as f64, (offset + u64::from(len)) as f64)
         .map_err(js_err("slicing the file"))?;
-    let buf = JsFuture::from(part.array_buffer())
+    JsFuture::from(part.array_buffer())
         .await
-        .map_err(js_err("reading the file"))?;
-    Ok(Uint8Array::new(&buf).to_vec())
+        .map_err(js_err("reading the file"))
+}
+
+/// `bytes` with `view` appended, copied once from JS memory.
+fn append_view(mut bytes: Vec<u8>, view: &Uint8Array) -> Vec<u8> {
+    let start = bytes.len();
+    bytes.resize(start + view.length() as usize, 0);
+    view.copy_to(&mut bytes[start..]);
+    bytes
 }
 
 /// The names in the shares' directory.
