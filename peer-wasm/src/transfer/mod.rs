@@ -144,6 +144,8 @@ struct SessionHandle {
     /// that arrives when none is outstanding was not asked for, and is
     /// dropped here instead of queued for the download.
     outstanding: Cell<u32>,
+    /// The remote announced every chunk (a seeder): it needs no `Have`.
+    remote_complete: Cell<bool>,
 }
 
 impl SessionHandle {
@@ -204,7 +206,13 @@ impl Share {
 
     /// Announces to every session of this share.
     fn broadcast(&self, msg: &shoal_share::Message) {
+        // A seeder has every chunk: telling it of ours costs a data-channel
+        // send per chunk for nothing (half of a downloader's sends).
+        let for_seeders = !matches!(msg, shoal_share::Message::Have(_));
         for s in self.sessions.borrow().values() {
+            if !for_seeders && s.remote_complete.get() {
+                continue;
+            }
             // A flooded queue means a stalled peer; it misses this note only.
             s.outbox.send(msg);
         }

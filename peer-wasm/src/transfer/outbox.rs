@@ -21,6 +21,9 @@ use shoal_share::{
     Message,
 };
 
+/// Control messages merged into one write at most (one data-channel message).
+const MAX_MERGED: usize = 64 * 1024;
+
 /// The next thing to write.
 #[derive(Debug)]
 pub enum Out {
@@ -110,10 +113,21 @@ impl Outbox {
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Out>> {
         let mut inner = self.0.borrow_mut();
         if let Some(out) = inner.control.pop_front() {
-            if let Out::Bytes(b) = &out {
-                inner.control_bytes -= b.len();
+            let Out::Bytes(mut bytes) = out else {
+                return Poll::Ready(Some(out));
+            };
+            // Control messages queued together leave as one write, so one
+            // data-channel message: each `send()` is a hop to the browser's
+            // WebRTC thread (a downloader's Have and next Request, say).
+            while let Some(Out::Bytes(next)) = inner.control.front() {
+                if bytes.len() + next.len() > MAX_MERGED {
+                    break;
+                }
+                bytes.extend_from_slice(next);
+                inner.control.pop_front();
             }
-            return Poll::Ready(Some(out));
+            inner.control_bytes -= bytes.len();
+            return Poll::Ready(Some(Out::Bytes(bytes)));
         }
         if let Some(index) = inner.serve.pop_front() {
             return Poll::Ready(Some(Out::Serve(index)));
