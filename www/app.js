@@ -289,7 +289,8 @@ async function start() {
   $('self-id').textContent = node.peerId;
   resolveReady(node);
 
-  // Change events (≤ 10/s during downloads) are coalesced into one render per frame.
+  // Change events (≤ 10/s during downloads) are coalesced into one render per
+  // frame, at most four a second.
   node.onChange(schedule);
   addEventListener('visibilitychange', schedule);
   setInterval(schedule, REFRESH_MS);
