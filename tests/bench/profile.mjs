@@ -25,7 +25,7 @@ import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
 import * as B from './lib/browsers.mjs';
 import { MiB, writeRandomFile } from './lib/files.mjs';
-import { RAW, rawTransfer } from './lib/raw.mjs';
+import { describeRaw, RAW, rawTransfer } from './lib/raw.mjs';
 import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
 import { startBenchServer } from './lib/server.mjs';
 import * as S from './lib/shoal.mjs';
@@ -264,7 +264,7 @@ function section(out) {
     `- Peer: ${out.wasm}`,
     `- Command: \`${COMMAND}\` (\`make bench-profile\`)`,
     '',
-    `${SIZE / MiB} MiB A → B on one pair of browsers: raw RTCDataChannel ${f1(mbps(out.raw))} MB/s (${RAW.message / 1024} KiB messages, pause above ${RAW.highWater / MiB} MiB buffered), shoal ${f1(mbps(out.shoal))} MB/s (\`download()\` → resolve; ratio ${(mbps(out.shoal) / mbps(out.raw)).toFixed(2)}). MB = 10^6 bytes.`,
+    `${SIZE / MiB} MiB A → B on one pair of browsers: raw RTCDataChannel ${f1(mbps(out.raw))} MB/s (${describeRaw(RAW)}), shoal ${f1(mbps(out.shoal))} MB/s (\`download()\` → resolve; ratio ${(mbps(out.shoal) / mbps(out.raw)).toFixed(2)}). MB = 10^6 bytes.`,
     '',
     'CPU seconds per GiB moved, each thread of each browser during its transfer (/proc/<pid>/task/<tid>/stat, grouped by process and thread name; rows under 0.3 s/GiB left out; "renderer" is every renderer of that browser, the tab\'s own does almost all of it):',
     '',

@@ -2,8 +2,9 @@
 // process), SDP passed through Playwright (no trickle: the full description
 // once ICE gathering completes), iceServers: [], one ordered data channel.
 // The sender reads the same disk-backed File that the other contenders get
-// (4 MiB slices, read ahead) and sends 64 KiB messages, pausing while
-// bufferedAmount is above 1 MiB until `bufferedamountlow` (threshold 256 KiB).
+// (4 MiB slices, read ahead) and sends messages of one size, pausing while
+// bufferedAmount is above a high-water mark until `bufferedamountlow` (see
+// RAW_CONFIGS for the sizes and marks tried).
 // The receiver only counts bytes. Rate = bytes / (first byte sent → last byte
 // received), both stamped with performance.timeOrigin + performance.now()
 // (wall clock, same machine).
@@ -11,6 +12,18 @@
 import { poll, throttle } from './util.mjs';
 
 export const RAW = { message: 64 * 1024, highWater: 1024 * 1024, lowWater: 256 * 1024 };
+
+/** The configurations the benchmark tries; the fastest is the reference (issue 10). */
+export const RAW_CONFIGS = [
+  RAW,
+  { message: 64 * 1024, highWater: 8 * 1024 * 1024, lowWater: 2 * 1024 * 1024 },
+  { message: 256 * 1024, highWater: 1024 * 1024, lowWater: 256 * 1024 },
+  { message: 256 * 1024, highWater: 8 * 1024 * 1024, lowWater: 2 * 1024 * 1024 },
+];
+
+/** "64 KiB messages, pause above 1 MiB buffered until 256 KiB" */
+export const describeRaw = (c) =>
+  `${c.message / 1024} KiB messages, pause above ${c.highWater / 1048576} MiB buffered until ${c.lowWater >= 1048576 ? `${c.lowWater / 1048576} MiB` : `${c.lowWater / 1024} KiB`}`;
 
 // ---- evaluated in the pages --------------------------------------------------
 
@@ -106,12 +119,12 @@ function rawClose() {
  * One raw transfer of `size` bytes from tab `a` (which has window.__benchFile) to tab `b`.
  * @returns {Promise<{bytes, seconds, mbps, recvOnlyMbps, pauses}>}
  */
-export async function rawTransfer(a, b, size, { timeoutMs, progress = () => {} }) {
+export async function rawTransfer(a, b, size, { timeoutMs, progress = () => {}, config = RAW }) {
   try {
     const offer = await a.evaluate(rawOffer);
     const answer = await b.evaluate(rawAnswer, [offer, size]);
     await a.evaluate(rawConnect, answer);
-    await a.evaluate(rawStartSend, RAW);
+    await a.evaluate(rawStartSend, config);
     const tick = throttle(progress);
     const done = await poll(
       `raw: B to receive ${size} bytes`,
