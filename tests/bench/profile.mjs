@@ -2,7 +2,8 @@
 // Benchmark: where a transfer's CPU goes, shoal beside a raw RTCDataChannel
 // (issue 10: profile before changing, attribution in BENCHMARKS.md).
 //
-//   node tests/bench/profile.mjs [--size-mib N] [--save-profiles DIR] [--no-write]   (make bench-profile)
+//   node tests/bench/profile.mjs [--size-mib N] [--rounds N] [--compare DIR]
+//        [--save-profiles DIR] [--no-write]                       (make bench-profile)
 //
 // One pair of Chromium processes (persistent profiles, OPFS on disk), a real
 // relay, the same random file for both contenders, A → B:
@@ -16,6 +17,10 @@
 //    Function names come from the wasm's name section: `make bench-profile`
 //    serves a build that keeps it (target/www-profiling); the release build
 //    strips it, and then wasm functions show as wasm-function[N].
+// --compare DIR: a second page (another build of the peer, DIR/pkg) served by
+//    a second relay; each round then runs raw, shoal, and shoal with that build,
+//    side by side on the same browsers, and the report gives the ratios. For
+//    deciding a change on a noisy machine; it prints, and writes nothing.
 // Prints everything and rewrites its own section of BENCHMARKS.md.
 
 import { createHash } from 'node:crypto';
@@ -38,6 +43,8 @@ if (!(SIZE > 0)) throw new Error('--size-mib must be a positive number');
 const WRITE = !flag('--no-write');
 // --save-profiles DIR: also write both .cpuprofile files (open them in Chrome DevTools).
 const SAVE = option('--save-profiles', null);
+const ROUNDS = Math.max(1, Number.parseInt(option('--rounds', '1'), 10) || 1);
+const COMPARE = option('--compare', null);
 const GiB = 1024 * MiB;
 const SECTION_START = '<!-- bench:profile -->';
 const SECTION_END = '<!-- /bench:profile -->';
@@ -135,45 +142,74 @@ function countSends() {
 
 const sendCounts = (tabs) => Promise.all(tabs.map((t) => t.page.evaluate(() => ({ ...window.__sends }))));
 
-async function shoalPair(a, b, file, label) {
-  await Promise.all([a, b].map((p) => B.clearOpfs(p, `${p.origin}/healthz`)));
+async function shoalPair(a, b, file, label, origin) {
+  await Promise.all([a, b].map((p) => B.clearOpfs(p, `${origin}/healthz`)));
   const swarm = `bench-profile-${Math.random().toString(36).slice(2, 8)}`;
-  const [ta, tb] = await Promise.all([S.openShoal(a, swarm, `A-${label}`), S.openShoal(b, swarm, `B-${label}`)]);
+  const open = async (peer, name) => {
+    const page = await B.openTab(peer, `${origin}/?swarm=${swarm}`, name);
+    return { page, peerId: await B.shoalStarted(page, name), label: name, peer };
+  };
+  const [ta, tb] = await Promise.all([open(a, `A-${label}`), open(b, `B-${label}`)]);
   await S.waitMesh([ta, tb]);
   await Promise.all([ta, tb].map((t) => t.page.evaluate(countSends)));
   const { link } = await S.share(ta, file, path.basename(file));
   return { ta, tb, link, close: () => Promise.all([ta.page.close(), tb.page.close()]) };
 }
 
+/** One shoal transfer A → B from the page at `origin`, with threads and send() counts. */
+async function shoalRun(peers, file, label, origin, timeoutMs) {
+  const pair = await shoalPair(...peers, file, label, origin);
+  try {
+    const sends0 = await sendCounts([pair.ta, pair.tb]);
+    const m = await withThreads(peers, () => S.downloadAll([pair.tb], pair.link, SIZE, { timeoutMs }));
+    m.sends = (await sendCounts([pair.ta, pair.tb])).map((c, i) => ({ calls: c.calls - sends0[i].calls, bytes: c.bytes - sends0[i].bytes }));
+    await S.verify(pair.tb, file, SIZE);
+    say(`  ${label}: ${f1(SIZE / 1e6 / m.seconds)} MB/s`);
+    return m;
+  } finally {
+    await pair.close();
+  }
+}
+
+async function rawRun(peers, file, bench, timeoutMs) {
+  const [a, b] = peers;
+  const [pa, pb] = [await B.openTab(a, `${bench.url}/blank.html`, 'A-raw'), await B.openTab(b, `${bench.url}/blank.html`, 'B-raw')];
+  try {
+    await B.giveFile(pa, file);
+    const m = await withThreads(peers, () => rawTransfer(pa, pb, SIZE, { timeoutMs }));
+    say(`  raw: ${f1(SIZE / 1e6 / m.seconds)} MB/s`);
+    return m;
+  } finally {
+    await Promise.all([pa.close(), pb.close()]);
+  }
+}
+
 async function run(tmp, file, out) {
   const relay = await h.startRelay();
+  const variant = COMPARE ? await h.startRelay({ www: path.resolve(COMPARE) }) : null;
   const bench = await startBenchServer();
   try {
     const [a, b] = await Promise.all([
       B.launchPeer('A', path.join(tmp, 'profile-A'), relay.url, bench.url),
       B.launchPeer('B', path.join(tmp, 'profile-B'), relay.url, bench.url),
     ]);
+    if (variant) for (const p of [a, b]) await p.context.grantPermissions(['camera', 'microphone'], { origin: variant.url });
     const peers = [a, b];
     const timeoutMs = transferTimeout(SIZE);
-
-    say(`raw RTCDataChannel: ${SIZE / MiB} MiB A → B`);
-    const [pa, pb] = [await B.openTab(a, `${bench.url}/blank.html`, 'A-raw'), await B.openTab(b, `${bench.url}/blank.html`, 'B-raw')];
-    await B.giveFile(pa, file);
-    out.raw = await withThreads(peers, () => rawTransfer(pa, pb, SIZE, { timeoutMs }));
-    await Promise.all([pa.close(), pb.close()]);
-    say(`  raw: ${f1(SIZE / 1e6 / out.raw.seconds)} MB/s`);
-
-    say(`shoal: ${SIZE / MiB} MiB A → B (threads)`);
-    let pair = await shoalPair(a, b, file, 'threads');
-    const sends0 = await sendCounts([pair.ta, pair.tb]);
-    out.shoal = await withThreads(peers, () => S.downloadAll([pair.tb], pair.link, SIZE, { timeoutMs }));
-    out.sends = (await sendCounts([pair.ta, pair.tb])).map((c, i) => ({ calls: c.calls - sends0[i].calls, bytes: c.bytes - sends0[i].bytes }));
-    await S.verify(pair.tb, file, SIZE);
-    await pair.close();
-    say(`  shoal: ${f1(SIZE / 1e6 / out.shoal.seconds)} MB/s`);
+    out.runs = { raw: [], shoal: [], variant: [] };
+    for (let k = 1; k <= ROUNDS; k++) {
+      say(`round ${k} of ${ROUNDS}: ${SIZE / MiB} MiB A → B, raw${variant ? ', shoal, shoal --compare' : ', shoal'}`);
+      out.runs.raw.push(await rawRun(peers, file, bench, timeoutMs));
+      out.runs.shoal.push(await shoalRun(peers, file, 'shoal', relay.url, timeoutMs));
+      if (variant) out.runs.variant.push(await shoalRun(peers, file, `shoal (${COMPARE})`, variant.url, timeoutMs));
+    }
+    out.raw = out.runs.raw[0];
+    out.shoal = out.runs.shoal[0];
+    out.sends = out.shoal.sends;
+    if (variant) return;
 
     say(`shoal: ${SIZE / MiB} MiB A → B with the CDP Profiler on both main threads`);
-    pair = await shoalPair(a, b, file, 'profiled');
+    const pair = await shoalPair(a, b, file, 'profiled', relay.url);
     const cdps = await Promise.all([pair.ta, pair.tb].map((t) => t.page.context().newCDPSession(t.page)));
     for (const c of cdps) {
       await c.send('Profiler.enable');
@@ -195,8 +231,33 @@ async function run(tmp, file, out) {
     await B.closeAllPeers();
     await h.closeAll();
     await bench.stop().catch(() => {});
+    await variant?.stop();
     await relay.stop();
   }
+}
+
+/** Side by side (--compare): mean MB/s and CPU-s per GiB of each contender, and the ratios. */
+function comparison(out) {
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const perGiB = (s) => (s * GiB) / SIZE;
+  const stats = (runs) => ({
+    mbps: mean(runs.map((m) => SIZE / 1e6 / m.seconds)),
+    cpu: [0, 1].map((i) => perGiB(mean(runs.map((m) => m.threads[i].reduce((a, r) => a + r.seconds, 0))))),
+    main: [0, 1].map((i) => perGiB(mean(runs.map((m) => m.threads[i].filter((r) => r.key === 'renderer / main thread').reduce((a, r) => a + r.seconds, 0))))),
+  });
+  const [raw, base, alt] = [stats(out.runs.raw), stats(out.runs.shoal), stats(out.runs.variant)];
+  const row = (name, x) => `| ${name} | ${f1(x.mbps)} | ${(x.mbps / raw.mbps).toFixed(2)} | ${f1(x.cpu[0])} / ${f1(x.cpu[1])} | ${f1(x.main[0])} / ${f1(x.main[1])} |`;
+  return [
+    `Side by side, ${ROUNDS} round(s) of ${SIZE / MiB} MiB A → B (means):`,
+    '',
+    '| contender | MB/s | ÷ raw | CPU-s per GiB, all threads A / B | main thread A / B |',
+    '| --- | ---: | ---: | --- | --- |',
+    row(`raw (${describeRaw(RAW)})`, raw),
+    row(`shoal (${WWW})`, base),
+    row(`shoal (${COMPARE})`, alt),
+    '',
+    `--compare ÷ base: ${(alt.mbps / base.mbps).toFixed(2)}× MB/s; CPU per GiB A ${(alt.cpu[0] / base.cpu[0]).toFixed(2)}×, B ${(alt.cpu[1] / base.cpu[1]).toFixed(2)}×.`,
+  ].join('\n');
 }
 
 // ---- report ------------------------------------------------------------------------
@@ -291,6 +352,10 @@ async function main() {
     throw e;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+  if (COMPARE) {
+    console.log(`\n${comparison(out)}\n`);
+    return;
   }
   const text = section(out);
   console.log(`\n${text}\n`);

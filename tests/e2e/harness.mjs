@@ -262,12 +262,11 @@ export function relayBinary() {
  */
 export async function startRelay({
   bin = relayBinary(), extraArgs = [], listen, identity, wrap = [], healthz,
-  tls = null, https = Boolean(tls), host, ca = tls?.pem, env = {},
+  tls = null, https = Boolean(tls), host, ca = tls?.pem, env = {}, www = wwwDir(),
 } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`relay binary not found at ${bin}: run \`cargo build -p shoal-relay\` (or \`make test\`), or set SHOAL_RELAY_BIN`);
   }
-  const www = wwwDir();
   if (!existsSync(path.join(www, 'pkg', 'peer_wasm.js'))) {
     throw new Error(`${www}/pkg/peer_wasm.js is missing: \`make test\` builds the test page there (or set SHOAL_WWW)`);
   }
