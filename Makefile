@@ -103,11 +103,7 @@ bench: setup-test wasm relay
 # into its own target dir so the release build stays as it is.
 WWW_PROFILING := target/www-profiling
 bench-profile: setup-test relay
-	rm -rf $(WWW_PROFILING) && mkdir -p $(WWW_PROFILING)
-	cp -r www/. $(WWW_PROFILING)/ && rm -rf $(WWW_PROFILING)/pkg
-	find $(WWW_PROFILING) \( -name '*.br' -o -name '*.gz' \) -delete
-	CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false $(WASM_PACK) --out-dir $(CURDIR)/$(WWW_PROFILING)/pkg
-	node scripts/compress.mjs $(WWW_PROFILING)
+	$(call page,$(WWW_PROFILING),,CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false)
 	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
 
 bench-transfer: setup-test wasm relay
@@ -145,11 +141,17 @@ wasm:
 # The page with a wasm that has the test switches (feature test-hooks), in
 # $(WWW_TEST): what the end-to-end tests serve. Release builds never have them.
 wasm-test:
-	rm -rf $(WWW_TEST) && mkdir -p $(WWW_TEST)
-	cp -r www/. $(WWW_TEST)/ && rm -rf $(WWW_TEST)/pkg
-	find $(WWW_TEST) \( -name '*.br' -o -name '*.gz' \) -delete
-	$(WASM_PACK) --out-dir $(CURDIR)/$(WWW_TEST)/pkg --features test-hooks
-	node scripts/compress.mjs $(WWW_TEST)
+	$(call page,$(WWW_TEST),--features test-hooks,)
+
+# $(call page,DIR,WASM-PACK FLAGS,ENV): a copy of the page in DIR (no stale
+# compressed copies) with its own build of the peer, then compressed.
+define page
+	rm -rf $(1) && mkdir -p $(1)
+	cp -r www/. $(1)/ && rm -rf $(1)/pkg
+	find $(1) \( -name '*.br' -o -name '*.gz' \) -delete
+	$(3) $(WASM_PACK) --out-dir $(CURDIR)/$(1)/pkg $(2)
+	node scripts/compress.mjs $(1)
+endef
 
 relay:
 	cargo build -p shoal-relay --release

@@ -346,7 +346,9 @@ impl Ctx<'_> {
             Message::Bitfield(have) => {
                 if let Some(handle) = self.share.sessions.borrow().get(&self.sid) {
                     // A bitfield of no chunks is a peer still without the manifest.
-                    handle.remote_complete.set(!have.is_empty() && have.is_full());
+                    handle
+                        .remote_complete
+                        .set(!have.is_empty() && have.is_full());
                 }
                 Some(DlEvent::Joined { peer, have })
             }
