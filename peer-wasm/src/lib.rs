@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`api`]: the `Node` class the page imports (the JS contract).
 //! - `node`: the Swarm (WebSocket + relay client + `/webrtc` transports;
-//!   relay client, rendezvous, identify, ping, stream behaviours) and its event
+//!   relay client, rendezvous, ping, stream behaviours) and its event
 //!   loop, which drives the sans-IO path policy `shoal_proto::paths`.
 //! - `transfer`: file sharing — shares, downloads, `/shoal/blocks/2.0.0`
 //!   sessions, OPFS storage kept across reloads and shared by tabs under

@@ -5,7 +5,7 @@
 //! The relay cannot look inside a relayed connection (Noise is end to end),
 //! so "relayed bytes" here are all bytes of the peers' libp2p WebSockets:
 //! relayed circuits plus signaling and the peers' own control traffic
-//! (identify, ping, rendezvous). When browsers connect directly, that stays
+//! (ping, rendezvous, the relay's identify). When browsers connect directly, that stays
 //! small; when they fall back to the relay, it carries their files.
 
 use prometheus_client::encoding::text::encode;
