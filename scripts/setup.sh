@@ -27,6 +27,10 @@ esac
 
 say() { printf 'setup: %s\n' "$*"; }
 
+# binaryen's wasm-opt, pinned; the Makefile's WASM_OPT names the same path.
+BINARYEN=132
+WASM_OPT=.tools/binaryen/node_modules/.bin/wasm-opt
+
 # Run as root directly; otherwise through sudo when there is one.
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -60,10 +64,19 @@ setup_build() {
     cargo install wasm-bindgen-cli --version "$want" --locked
   fi
   # wasm-pack drives the build; with --mode no-install it uses the wasm-bindgen
-  # above and never downloads anything (wasm-opt is off in peer-wasm/Cargo.toml).
+  # above and never downloads anything (its own wasm-opt step is off in
+  # peer-wasm/Cargo.toml; the Makefile runs the one below).
   if ! wasm-pack --version >/dev/null 2>&1; then
     say "installing wasm-pack; this takes a few minutes"
     cargo install wasm-pack --version 0.15.1 --locked
+  fi
+  # wasm-opt from npm's binaryen (Debian's 108 breaks the module), in .tools/:
+  # `make wasm` folds the peer's duplicate functions with it (see the Makefile).
+  if [ "$("$WASM_OPT" --version 2>/dev/null || true)" != "wasm-opt version $BINARYEN (version_$BINARYEN)" ]; then
+    say "installing binaryen $BINARYEN (npm) into .tools/binaryen"
+    rm -rf .tools/binaryen
+    mkdir -p .tools/binaryen
+    npm install --prefix .tools/binaryen --no-save --no-audit --no-fund --no-package-lock "binaryen@$BINARYEN.0.0"
   fi
 }
 
