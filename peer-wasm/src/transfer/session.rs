@@ -111,7 +111,7 @@ pub async fn open(
         mut stream,
     } = stream;
     let mut nonce = [0u8; shoal_share::handshake::NONCE_LEN];
-    if let Err(e) = getrandom::getrandom(&mut nonce) {
+    if let Err(e) = getrandom::fill(&mut nonce) {
         tracing::warn!("no randomness for a session nonce: {e}");
         return;
     }
