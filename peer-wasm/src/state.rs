@@ -2,15 +2,11 @@
 //! their paths and round-trip times. Written by the event loop, read by the
 //! JS API; every change calls the page's `onChange` listeners.
 
-use std::{
-    cell::RefCell,
-    collections::{BTreeMap, HashMap},
-    rc::Rc,
-    time::Duration,
-};
+use std::{cell::RefCell, collections::HashMap, rc::Rc, time::Duration};
 
 use libp2p::{swarm::ConnectionId, PeerId};
 use serde::Serialize;
+use shoal_proto::vecmap::VecMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
@@ -53,7 +49,7 @@ pub struct PeerView {
 
 #[derive(Default)]
 struct Peer {
-    connections: HashMap<ConnectionId, (Path, Option<Duration>)>,
+    connections: VecMap<ConnectionId, (Path, Option<Duration>)>,
     webrtc_attempts: u32,
     webrtc_error: Option<String>,
 }
@@ -79,7 +75,7 @@ impl Peer {
 
 pub struct State {
     relay: RelayView,
-    peers: BTreeMap<PeerId, Peer>,
+    peers: VecMap<PeerId, Peer>,
 }
 
 impl State {
@@ -211,7 +207,7 @@ impl SharedState {
                     peer_id: Some(relay_peer.to_base58()),
                     error: None,
                 },
-                peers: BTreeMap::new(),
+                peers: VecMap::new(),
             })),
             listeners: Rc::default(),
         }

@@ -13,7 +13,6 @@
 //! It never dials: a stream is opened on a connection that exists.
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
     future::Future,
     io,
@@ -39,6 +38,8 @@ use libp2p::{
     },
     Multiaddr, PeerId, Stream, StreamProtocol,
 };
+
+use shoal_proto::vecmap::VecMap;
 
 use crate::state::Path;
 
@@ -95,7 +96,7 @@ pub struct PathStream {
 
 #[derive(Default)]
 struct Table {
-    connections: HashMap<ConnectionId, Conn>,
+    connections: VecMap<ConnectionId, Conn>,
     incoming: Option<mpsc::Sender<Incoming>>,
 }
 

@@ -15,6 +15,8 @@
 //! - [`paths`]: the path policy towards each peer: relayed first, a direct
 //!   WebRTC dial by the smaller PeerId, the relay closed once direct,
 //!   retries, fallback.
+//! - [`vecmap`]: ordered maps and sets in one sorted `Vec`, for the state
+//!   machines' small collections (less wasm than `BTreeMap`).
 //!
 //! # One codec layer
 //! Signaling messages, data-channel frames and `/shoal/blocks` messages
@@ -57,3 +59,4 @@ pub mod peer_limit;
 pub mod prefixed;
 pub mod signaling;
 pub mod varint;
+pub mod vecmap;

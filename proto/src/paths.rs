@@ -35,7 +35,9 @@
 //!
 //! Inputs, `now` and random numbers (for jitter) in; [`PathAction`]s out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::vecmap::VecMap;
 use std::time::Duration;
 
 use crate::backoff::{Backoff, Policy};
@@ -66,7 +68,7 @@ pub enum PathAction<P, C> {
 
 #[derive(Debug)]
 struct PeerPaths<C> {
-    connections: BTreeMap<C, Path>,
+    connections: VecMap<C, Path>,
     initiator: bool,
     /// Our pending direct dial.
     dialing: Option<C>,
@@ -88,9 +90,9 @@ impl<C> PeerPaths<C> {
 /// The path policy for every peer (module docs).
 #[derive(Debug)]
 pub struct PathManager<P, C> {
-    peers: BTreeMap<P, PeerPaths<C>>,
+    peers: VecMap<P, PeerPaths<C>>,
     /// Redials through the relay after a peer's last connection closed.
-    redials: BTreeMap<P, Backoff>,
+    redials: VecMap<P, Backoff>,
     actions: VecDeque<PathAction<P, C>>,
 }
 
@@ -103,8 +105,8 @@ impl<P: Clone + Ord, C: Clone + Ord> Default for PathManager<P, C> {
 impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
     pub fn new() -> Self {
         Self {
-            peers: BTreeMap::new(),
-            redials: BTreeMap::new(),
+            peers: VecMap::new(),
+            redials: VecMap::new(),
             actions: VecDeque::new(),
         }
     }
@@ -120,7 +122,7 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
         initiator: bool,
     ) {
         let entry = self.peers.entry(peer.clone()).or_insert_with(|| PeerPaths {
-            connections: BTreeMap::new(),
+            connections: VecMap::new(),
             initiator,
             dialing: None,
             retry: None,

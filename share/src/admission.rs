@@ -21,7 +21,7 @@
 //! - at most [`MAX_SESSIONS_PER_SHARE`] about one share;
 //! - at most [`MAX_PENDING_HANDSHAKES`] inbound handshakes at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use shoal_proto::vecmap::{VecMap, VecSet};
 
 use crate::limits::{
     MAX_PENDING_HANDSHAKES, MAX_SESSIONS_PER_PEER, MAX_SESSIONS_PER_PEER_AND_SHARE,
@@ -102,9 +102,9 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Admission<P, S> {
     limits: Limits,
-    members: BTreeSet<P>,
-    banned: BTreeSet<(S, P)>,
-    sessions: BTreeMap<SessionId, Entry<P, S>>,
+    members: VecSet<P>,
+    banned: VecSet<(S, P)>,
+    sessions: VecMap<SessionId, Entry<P, S>>,
     next: SessionId,
 }
 
@@ -118,9 +118,9 @@ impl<P: Clone + Ord, S: Clone + Ord> Admission<P, S> {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            members: BTreeSet::new(),
-            banned: BTreeSet::new(),
-            sessions: BTreeMap::new(),
+            members: VecSet::new(),
+            banned: VecSet::new(),
+            sessions: VecMap::new(),
             next: 0,
         }
     }

@@ -16,7 +16,9 @@
 //!
 //! Inputs and `now` in; [`FetchAction`]s out, like [`crate::Scheduler`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use shoal_proto::vecmap::VecMap;
 use std::time::Duration;
 
 use crate::limits::{MANIFEST_ASK_TIMEOUT, MANIFEST_PARALLEL_ASKS};
@@ -59,7 +61,7 @@ enum Holder {
 #[derive(Debug)]
 pub struct ManifestFetch<P> {
     share: ShareId,
-    holders: BTreeMap<P, Holder>,
+    holders: VecMap<P, Holder>,
     /// Order in which fresh holders joined: asked first come, first served.
     queue: VecDeque<P>,
     max_parallel: usize,
@@ -77,7 +79,7 @@ impl<P: Clone + Ord> ManifestFetch<P> {
     pub fn with_limits(share: ShareId, max_parallel: usize, ask_timeout: Duration) -> Self {
         Self {
             share,
-            holders: BTreeMap::new(),
+            holders: VecMap::new(),
             queue: VecDeque::new(),
             max_parallel: max_parallel.max(1),
             ask_timeout,

@@ -48,7 +48,7 @@
 //! The driver deletes a stray file, or a stored share on request, only when
 //! no tab holds that share's lock.
 
-use std::collections::BTreeMap;
+use shoal_proto::vecmap::VecMap;
 use std::time::Duration;
 
 use crate::bitfield::{Bitfield, BitfieldError};
@@ -186,7 +186,7 @@ pub struct Inventory {
 impl Inventory {
     /// Sorts the names found in [`DIR`].
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut shares: BTreeMap<ShareId, Vec<(FileKind, &'a str)>> = BTreeMap::new();
+        let mut shares: VecMap<ShareId, Vec<(FileKind, &'a str)>> = VecMap::new();
         let mut inventory = Inventory::default();
         for name in names {
             match parse_file_name(name) {

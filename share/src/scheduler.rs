@@ -49,7 +49,9 @@
 //! release: ~40 ms per seeder joining, ~8 µs per chunk received including
 //! its BLAKE3 check (`scheduler_at_scale`, an ignored test).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use shoal_proto::vecmap::{VecMap, VecSet};
 use std::hash::Hash;
 use std::time::Duration;
 
@@ -169,7 +171,7 @@ pub struct Progress<P: Ord> {
     pub bytes_done: u64,
     pub bytes_total: u64,
     /// Every peer seen during this download.
-    pub peers: BTreeMap<P, PeerStats>,
+    pub peers: VecMap<P, PeerStats>,
 }
 
 /// Everything known about one peer; outlives its connection so that stats,
@@ -178,7 +180,7 @@ pub struct Progress<P: Ord> {
 struct PeerState {
     stats: PeerStats,
     /// Chunks this peer sent wrong; never requested from it again.
-    bad: BTreeSet<u32>,
+    bad: VecSet<u32>,
     conn: Option<Conn>,
 }
 
@@ -189,9 +191,9 @@ struct Conn {
     /// `has.count_ones()`, kept up to date.
     held: u32,
     /// Outstanding requests and their deadlines.
-    requests: BTreeMap<u32, Duration>,
+    requests: VecMap<u32, Duration>,
     /// Chunks whose request to this peer failed; it is asked for them last.
-    failed: BTreeSet<u32>,
+    failed: VecSet<u32>,
 }
 
 /// Sans-IO scheduler for downloading one share (module docs).
@@ -212,8 +214,8 @@ pub struct Scheduler<P> {
     /// The availability each chunk in `ready` was filed under.
     ready_key: Vec<Option<u32>>,
     /// Peers asked for each chunk now.
-    in_flight: BTreeMap<u32, BTreeSet<P>>,
-    peers: BTreeMap<P, PeerState>,
+    in_flight: VecMap<u32, VecSet<P>>,
+    peers: VecMap<P, PeerState>,
     actions: VecDeque<Action<P>>,
     /// Something changed since requests were last planned.
     dirty: bool,
@@ -254,8 +256,8 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             have,
             bytes_done,
             ready: BTreeSet::new(),
-            in_flight: BTreeMap::new(),
-            peers: BTreeMap::new(),
+            in_flight: VecMap::new(),
+            peers: VecMap::new(),
             actions: VecDeque::new(),
             dirty: false,
             done: false,
@@ -301,7 +303,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         self.disconnect(&peer, false);
         let state = self.peers.entry(peer).or_insert_with(|| PeerState {
             stats: PeerStats::default(),
-            bad: BTreeSet::new(),
+            bad: VecSet::new(),
             conn: None,
         });
         let mut has = has;
@@ -314,8 +316,8 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         state.conn = Some(Conn {
             held: held.len() as u32,
             has,
-            requests: BTreeMap::new(),
-            failed: BTreeSet::new(),
+            requests: VecMap::new(),
+            failed: VecSet::new(),
         });
         for &index in &held {
             self.availability[index as usize] += 1;

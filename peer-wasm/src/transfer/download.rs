@@ -7,7 +7,9 @@
 //! (`shoal_share::resume`). Both machines are keyed by PeerId, so a ban
 //! outlives the session it happened on.
 
-use std::{collections::HashMap, rc::Rc, time::Duration};
+use std::{rc::Rc, time::Duration};
+
+use shoal_proto::vecmap::VecMap;
 
 use futures::{
     channel::{mpsc, oneshot},
@@ -101,7 +103,7 @@ async fn download(
             manifest,
             have,
             lock,
-        } => (manifest, have, lock, HashMap::new()),
+        } => (manifest, have, lock, VecMap::new()),
         Opened::New { lock } => {
             let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
             let have = Bitfield::new(manifest.chunk_count());
@@ -322,9 +324,9 @@ async fn fetch_manifest(
     t: &Transfers,
     share: &Rc<Share>,
     rx: &mut mpsc::Receiver<DlEvent>,
-) -> Result<(Manifest, HashMap<PeerId, Bitfield>), TransferError> {
+) -> Result<(Manifest, VecMap<PeerId, Bitfield>), TransferError> {
     let mut fetch = ManifestFetch::new(share.id);
-    let mut holders: HashMap<PeerId, Bitfield> = HashMap::new();
+    let mut holders: VecMap<PeerId, Bitfield> = VecMap::new();
     loop {
         let now = t.now();
         while let Some(action) = fetch.poll_action(now) {
@@ -382,7 +384,7 @@ async fn fetch_manifest(
 
 fn update_view(share: &Share, sched: &Scheduler<PeerId>) {
     let progress = sched.progress();
-    let mut by_peer: HashMap<String, SourceView> = HashMap::new();
+    let mut by_peer: VecMap<String, SourceView> = VecMap::new();
     for (peer, stats) in &progress.peers {
         let key = peer.to_base58();
         let entry = by_peer.entry(key.clone()).or_insert_with(|| SourceView {

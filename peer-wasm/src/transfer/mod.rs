@@ -53,13 +53,13 @@ mod tests;
 
 use std::{
     cell::{Cell, RefCell},
-    collections::{BTreeMap, HashMap, HashSet},
     rc::Rc,
 };
 
 use futures::channel::{mpsc, oneshot};
 use libp2p::{PeerId, StreamProtocol};
 use serde::Serialize;
+use shoal_proto::vecmap::{VecMap, VecSet};
 use shoal_share::{
     admission::{Admission, Refusal, SessionId},
     handshake::ShareKey,
@@ -168,15 +168,15 @@ pub struct Share {
     have: RefCell<Bitfield>,
     store: RefCell<Option<Rc<Store>>>,
     /// Established sessions, by their `Admission` id.
-    sessions: RefCell<HashMap<SessionId, SessionHandle>>,
+    sessions: RefCell<VecMap<SessionId, SessionHandle>>,
     download: RefCell<Option<mpsc::Sender<DlEvent>>>,
     view: RefCell<DownloadView>,
     /// The finished file, once there is one.
     file: RefCell<Option<File>>,
     /// Sessions re-opened per peer since its connections last changed.
-    reopens: RefCell<HashMap<PeerId, u32>>,
+    reopens: RefCell<VecMap<PeerId, u32>>,
     /// Chunk requests sent per peer (all its sessions).
-    requested: RefCell<HashMap<PeerId, u32>>,
+    requested: RefCell<VecMap<PeerId, u32>>,
 }
 
 impl Share {
@@ -375,9 +375,9 @@ struct Inner {
     local: PeerId,
     /// `now` for the sans-IO machines is the time since this instant.
     epoch: Instant,
-    shares: RefCell<BTreeMap<ShareId, Rc<Share>>>,
+    shares: RefCell<VecMap<ShareId, Rc<Share>>>,
     /// Connected peers (direct or relayed).
-    usable: RefCell<HashSet<PeerId>>,
+    usable: RefCell<VecSet<PeerId>>,
     /// Swarm membership (peers seen registered in this swarm's rendezvous
     /// namespace: the only ones sessions are opened to or accepted from),
     /// bans by PeerId and share, and session limits: sans-IO.
@@ -388,7 +388,7 @@ struct Inner {
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
     /// Chunk bytes per peer, by the path of the session's connection.
-    by_peer: RefCell<BTreeMap<PeerId, (PathBytes, PathBytes)>>,
+    by_peer: RefCell<VecMap<PeerId, (PathBytes, PathBytes)>>,
     /// Test-only: serve corrupted chunks.
     #[cfg(feature = "test-hooks")]
     corrupt: Cell<bool>,
