@@ -27,9 +27,13 @@ esac
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# binaryen's wasm-opt, pinned; the Makefile's WASM_OPT names the same path.
+# npm tools of `make wasm`, pinned, in .tools/npm (the Makefile names the
+# same paths): binaryen's wasm-opt and esbuild (which minifies the JS glue).
 BINARYEN=132
-WASM_OPT=.tools/binaryen/node_modules/.bin/wasm-opt
+ESBUILD=0.28.2
+NPM_TOOLS=.tools/npm
+WASM_OPT=$NPM_TOOLS/node_modules/.bin/wasm-opt
+ESBUILD_BIN=$NPM_TOOLS/node_modules/.bin/esbuild
 
 # Run as root directly; otherwise through sudo when there is one.
 as_root() {
@@ -70,13 +74,16 @@ setup_build() {
     say "installing wasm-pack; this takes a few minutes"
     cargo install wasm-pack --version 0.15.1 --locked
   fi
-  # wasm-opt from npm's binaryen (Debian's 108 breaks the module), in .tools/:
-  # `make wasm` folds the peer's duplicate functions with it (see the Makefile).
-  if [ "$("$WASM_OPT" --version 2>/dev/null || true)" != "wasm-opt version $BINARYEN (version_$BINARYEN)" ]; then
-    say "installing binaryen $BINARYEN (npm) into .tools/binaryen"
-    rm -rf .tools/binaryen
-    mkdir -p .tools/binaryen
-    npm install --prefix .tools/binaryen --no-save --no-audit --no-fund --no-package-lock "binaryen@$BINARYEN.0.0"
+  # wasm-opt from npm's binaryen (Debian's 108 breaks the module) and esbuild,
+  # in .tools/npm: `make wasm` folds the peer's duplicate functions and
+  # minifies its JS glue with them (see the Makefile).
+  if [ "$("$WASM_OPT" --version 2>/dev/null || true)" != "wasm-opt version $BINARYEN (version_$BINARYEN)" ] ||
+    [ "$("$ESBUILD_BIN" --version 2>/dev/null || true)" != "$ESBUILD" ]; then
+    say "installing binaryen $BINARYEN and esbuild $ESBUILD (npm) into $NPM_TOOLS"
+    rm -rf "$NPM_TOOLS"
+    mkdir -p "$NPM_TOOLS"
+    npm install --prefix "$NPM_TOOLS" --no-save --no-audit --no-fund --no-package-lock \
+      "binaryen@$BINARYEN.0.0" "esbuild@$ESBUILD"
   fi
 }
 
