@@ -142,11 +142,12 @@ WASM_PACK := wasm-pack build peer-wasm --target web --release --mode no-install 
 # inlining-optimizing (+43 KiB), local-cse, simplify-locals, coalesce-locals,
 # merge-similar-functions and dae-optimizing; the other passes of -Oz, tried
 # one by one, gained under 300 bytes each. strip = true leaves no
-# target_features section, hence the features named here (what rustc emits).
+# target_features section, hence the features named here (what rustc emits,
+# and simd128 for BLAKE3).
 WASM_OPT := .tools/npm/node_modules/.bin/wasm-opt
 WASM_OPT_FLAGS := --duplicate-function-elimination \
 	--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
-	--enable-mutable-globals --enable-reference-types --enable-multivalue
+	--enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd
 
 # And esbuild (npm, also in .tools/) minifies the JS glue, whose exports keep
 # their names (peer_wasm.d.ts describes them): brotli 8,540 -> 6,111 bytes.
