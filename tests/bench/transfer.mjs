@@ -58,6 +58,8 @@ const FANOUT_N = 4;
 
 const SECTION_START = '<!-- bench:transfer -->';
 const SECTION_END = '<!-- /bench:transfer -->';
+const MEMORY_START = '<!-- bench:memory -->';
+const MEMORY_END = '<!-- /bench:memory -->';
 
 if (!process.env.SHOAL_RELAY_BIN) {
   const release = path.join(h.REPO, 'target', 'release', 'relay');
@@ -361,8 +363,20 @@ async function memoryPhase(tmp, file, out) {
     const swarm = `bench-mem-${Math.random().toString(36).slice(2, 8)}`;
     const [ta, tb] = await Promise.all([S.openShoal(a, swarm, 'A-mem'), S.openShoal(b, swarm, 'B-mem')]);
     await S.waitMesh([ta, tb]);
-    const { link, shareSeconds } = await S.share(ta, file, path.basename(file));
-    say(`  shared in ${f2(shareSeconds)} s`);
+    // The sharer's tab, sampled from before it hashes the file to the end of the download.
+    const rendererA = await B.rendererOf(a, ta.page);
+    const samplerA = await startSampler(ta.page, rendererA.pid, a.browserPid);
+    let sharePeaks;
+    let link;
+    try {
+      const shared = await S.share(ta, file, path.basename(file));
+      link = shared.link;
+      sharePeaks = samplerA.peaks();
+      say(`  shared in ${f2(shared.shareSeconds)} s; A's renderer peak VmRSS while hashing ${f1(sharePeaks.peakRss / 1024)} MiB`);
+    } catch (e) {
+      await samplerA.stop();
+      throw e;
+    }
     // For scale: a blank tab of the same browser, measured the same way.
     const blank = await B.openTab(b, `${bench.url}/blank.html`, 'B-blank');
     const blankRenderer = await B.rendererOf(b, blank);
@@ -374,16 +388,37 @@ async function memoryPhase(tmp, file, out) {
     say(`  B's tab runs in renderer pid ${renderer.pid} (one of ${renderer.renderers} renderers; it used ${f2(renderer.spinCpu)} CPU-s of a 0.6 s spin); VmRSS before: ${f1(before.VmRSS / 1024)} MiB`);
     const disk0 = diskBytes(b.dir);
     const sampler = await startSampler(tb.page, renderer.pid, b.browserPid);
+    // Checkpoints at every whole GiB downloaded (and at the end): both tabs'
+    // RSS and wasm memories, to show whether anything grows with the bytes moved.
+    const checkpoints = [];
+    const marking = [];
+    const checkpoint = (bytes) => {
+      marking.push(Promise.all([sampler.mark(), samplerA.mark()]).then(([mb, ma]) => checkpoints.push({ bytes, b: mb, a: ma })));
+    };
+    let nextMark = 2 ** 30;
     let s;
+    let sa;
     let st;
     try {
       const m = await measured([a, b], () =>
-        S.downloadAll([tb], link, MEMORY_SIZE, { timeoutMs: transferTimeout(MEMORY_SIZE), progress: ([n]) => say(`  memory run: ${mib(n)} done, renderer VmRSS ${f1((B.memStatus(renderer.pid)?.VmRSS ?? 0) / 1024)} MiB`) }),
+        S.downloadAll([tb], link, MEMORY_SIZE, {
+          timeoutMs: transferTimeout(MEMORY_SIZE),
+          progress: ([n]) => {
+            say(`  memory run: ${mib(n)} done, renderer VmRSS ${f1((B.memStatus(renderer.pid)?.VmRSS ?? 0) / 1024)} MiB`);
+            if (n >= nextMark && n < MEMORY_SIZE) {
+              checkpoint(n);
+              while (nextMark <= n) nextMark += 2 ** 30;
+            }
+          },
+        }),
       );
       [st] = m.result;
       out.memoryOtherCores = m.otherCores;
+      checkpoint(MEMORY_SIZE);
+      await Promise.all(marking);
     } finally {
       s = await sampler.stop();
+      sa = await samplerA.stop();
     }
     const disk1 = diskBytes(b.dir);
     out.memory = {
@@ -405,6 +440,15 @@ async function memoryPhase(tmp, file, out) {
       wasmMemory: s.wasmMemory,
       diskGrowthMiB: disk0 !== null && disk1 !== null ? (disk1 - disk0) / MiB : null,
       seconds: (st.t1 - st.t0) / 1000,
+      checkpoints: checkpoints.sort((x, y) => x.bytes - y.bytes),
+      sharer: {
+        renderer: rendererA,
+        peakWhileHashingMiB: sharePeaks.peakRss / 1024,
+        peakRssMiB: sa.peakRss / 1024,
+        peakAnonMiB: sa.peakAnon / 1024,
+        hwmMiB: sa.hwm / 1024,
+        wasmMemory: sa.wasmMemory,
+      },
     };
     const mm = out.memory;
     say(`  memory: renderer peak VmRSS ${f1(mm.peakRssMiB)} MiB (VmHWM ${f1(mm.hwmMiB)} MiB), JS heap peak ${f1(mm.peakJsHeapMiB)} MiB, wasm memory ${JSON.stringify(mm.wasmMemory)}; B's profile grew ${f1(mm.diskGrowthMiB)} MiB on disk; ${f1(MEMORY_SIZE / 1e6 / mm.seconds)} MB/s`);
@@ -422,10 +466,8 @@ function cpuCell(r, bytes) {
   return `${f1(r.cpu.A.total / g)} / ${f1(r.cpu.B.total / g)} (renderers ${f1(r.cpu.A.renderer / g)} / ${f1(r.cpu.B.renderer / g)})`;
 }
 
-function section(r) {
-  const L = [];
-  const raw = r.raw?.mbps;
-  L.push(SECTION_START, '## Transfer: browser → browser throughput, fan-out, memory', '');
+// The lines every section starts with: when, where, what ran.
+function header(r, L) {
   L.push(`- Date: ${r.date}`);
   L.push(`- Machine: ${r.machine.arch}, ${r.machine.cpus} CPUs, ${r.machine.cpu}, ${f1(r.machine.memGiB)} GiB RAM`);
   L.push(`- Load before the run: ${f2(r.idle.cores)} cores busy (3 s sample), load average ${r.idle.loadavg.map(f2).join(' ')}; ${r.loaded}`);
@@ -442,6 +484,13 @@ function section(r) {
   L.push(`- Command: \`${COMMAND}\`  (\`make bench-transfer\`)`);
   L.push('- MB = 10^6 bytes. Random file written by node, given to the sharing tab with `<input type=file>` (disk-backed `File`); same bytes for every contender.');
   L.push('');
+}
+
+function section(r) {
+  const L = [];
+  const raw = r.raw?.mbps;
+  L.push(SECTION_START, '## Transfer: browser → browser throughput, fan-out', '');
+  header(r, L);
   if (r.raw || r.shoal || r.webtorrent) {
     L.push(`### 1:1, ${mib(SIZE)}, browser A → browser B`, '');
     L.push('| contender | what is timed | s | MB/s | ÷ raw | CPU-s per GiB, A / B | other load (cores) |');
@@ -485,8 +534,18 @@ function section(r) {
     if (s) parts.push(`shoal mesh before start: ${s.mesh}`);
     L.push(`${parts.join('; ')}. Times from the first download()/add() call to the last resolve/\`done\` (wall clock in the pages).`, '');
   }
-  if (r.memory || r.opfsCheck) {
-    L.push(`### Memory of the downloading tab, shoal, ${mib(MEMORY_SIZE)}`, '');
+  L.push('Caveats: 2-CPU machine; every browser and the relay share it, so absolute MB/s are CPU-bound and noisy, ratios within one run are the figures to compare.');
+  L.push(SECTION_END);
+  return L.join('\n');
+}
+
+// The memory phase has a section of its own, so a long run of it alone
+// (--only memory --memory-mib 4096) leaves the throughput figures as they are.
+function memorySection(r) {
+  const L = [];
+  L.push(MEMORY_START, `## Memory of the downloading and the sharing tab, shoal, ${mib(MEMORY_SIZE)}`, '');
+  header(r, L);
+  {
     const m = r.memory;
     if (m) {
       L.push('| measure | value |', '| --- | ---: |');
@@ -504,6 +563,25 @@ function section(r) {
       L.push(`| browser process / storage service VmRSS, peak | ${f1(m.peakBrowserMiB)} / ${f1(m.peakStorageMiB)} MiB |`);
       L.push(`| B's profile directory growth on disk | ${f1(m.diskGrowthMiB)} MiB |`);
       L.push('');
+      if (m.checkpoints?.length) {
+        const wasmCell = (w) => (Array.isArray(w) ? w.map((x) => f1(x / MiB)).join(', ') || 'none' : '?');
+        L.push('Both tabs at each GiB downloaded (the sharer A serves every byte):', '');
+        L.push('| downloaded | B VmRSS | B RssAnon | B wasm memory | A VmRSS | A RssAnon | A wasm memory |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+        const kib = (x) => (x === null ? '—' : `${f1(x / 1024)} MiB`);
+        for (const c of m.checkpoints) {
+          L.push(`| ${mib(c.bytes)} | ${kib(c.b.rssKib)} | ${kib(c.b.anonKib)} | ${wasmCell(c.b.wasm)} MiB | ${kib(c.a.rssKib)} | ${kib(c.a.anonKib)} | ${wasmCell(c.a.wasm)} MiB |`);
+        }
+        const w0 = m.checkpoints[0];
+        const w1 = m.checkpoints[m.checkpoints.length - 1];
+        const flat = (x, y) => JSON.stringify(x.wasm) === JSON.stringify(y.wasm);
+        L.push('');
+        L.push(`Wasm memory from the first checkpoint to the last: B ${flat(w0.b, w1.b) ? 'flat' : 'grew'}, A ${flat(w0.a, w1.a) ? 'flat' : 'grew'}.`);
+      }
+      if (m.sharer) {
+        const a = m.sharer;
+        L.push(`Sharer A's renderer: peak VmRSS ${f1(a.peakWhileHashingMiB)} MiB while hashing the ${mib(MEMORY_SIZE)} file, ${f1(a.peakRssMiB)} MiB over hashing and serving (VmHWM ${f1(a.hwmMiB)} MiB, peak RssAnon ${f1(a.peakAnonMiB)} MiB; goal ≤ 256 MiB: ${goal(a.peakRssMiB <= 256)}).`);
+      }
+      L.push('');
       L.push(`Peak renderer RSS ${f1(Math.max(m.peakRssMiB, 0))} MiB (goal ≤ 256 MiB: ${goal(m.peakRssMiB <= 256)}). Download ran at ${f1(MEMORY_SIZE / 1e6 / m.seconds)} MB/s; other load ${f2(r.memoryOtherCores)} cores.`);
       L.push(`Method: B's tab is the renderer (pid ${m.renderer.pid}, one of ${m.renderer.renderers}) whose CPU time grew during a 0.6 s spin in the tab; VmRSS/RssAnon/VmHWM from /proc/<pid>/status, PSS from /proc/<pid>/smaps_rollup. VmRSS includes Chromium's code mapped from files (shared with every renderer: see the blank tab); RssAnon is the tab's own. The renderer holds the tab's JS heap, wasm memory, workers and Chromium's WebRTC/SCTP stack; OPFS file I/O runs in the storage service process.`);
     }
@@ -515,12 +593,9 @@ function section(r) {
     }
     L.push('');
   }
-  L.push('Caveats: 2-CPU machine; every browser and the relay share it, so absolute MB/s are CPU-bound and noisy, ratios within one run are the figures to compare.');
-  L.push(SECTION_END);
+  L.push(MEMORY_END);
   return L.join('\n');
 }
-
-const writeBenchmarks = (text) => writeSection(SECTION_START, SECTION_END, text);
 
 // ---- main -------------------------------------------------------------------------
 
@@ -575,13 +650,15 @@ async function main() {
     rmSync(tmp, { recursive: true, force: true });
   }
 
-  const text = section(out);
-  console.log(`\n${text}\n`);
+  const sections = [];
+  if (['raw', 'shoal', 'webtorrent', 'fanout'].some((p) => ONLY.has(p))) sections.push([SECTION_START, SECTION_END, section(out)]);
+  if (ONLY.has('memory')) sections.push([MEMORY_START, MEMORY_END, memorySection(out)]);
+  for (const [, , text] of sections) console.log(`\n${text}\n`);
   if (failed) {
     console.error(`not writing BENCHMARKS.md: a phase failed (${failed.message.split('\n')[0]})`);
     process.exitCode = 1;
   } else if (WRITE) {
-    console.log(`wrote ${writeBenchmarks(text)}`);
+    for (const [start, end, text] of sections) console.log(`wrote ${writeSection(start, end, text)}`);
   }
 }
 

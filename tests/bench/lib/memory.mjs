@@ -167,6 +167,14 @@ export async function startSampler(page, rendererPid, browserPid, intervalMs = 2
   }, intervalMs);
   return {
     cdp,
+    /** The peaks so far (a copy). */
+    peaks: () => ({ ...s }),
+    /** The renderer's memory now and the page's wasm memories: one checkpoint. */
+    async mark() {
+      const m = memStatus(rendererPid) ?? {};
+      const wasm = await wasmMemoryBytes(cdp).catch(() => null);
+      return { rssKib: m.VmRSS ?? null, anonKib: m.RssAnon ?? null, wasm };
+    },
     async stop() {
       stopped = true;
       clearInterval(timer);
