@@ -45,6 +45,7 @@ mod download;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
 mod outbox;
+mod reader;
 mod session;
 mod store;
 mod stored;
@@ -634,17 +635,17 @@ impl Transfers {
             .take(255)
             .collect();
         let mut builder = ManifestBuilder::new(&name, &media_type, chunk_size)?;
-        let store = Store::Blob(blob);
+        let mut reader = reader::BlobReader::new(&blob);
         let count = shoal_share::chunk_count(size, chunk_size);
         for index in 0..count {
             let range = shoal_share::chunk_range(size, chunk_size, index).unwrap_or(0..0);
-            let bytes = store
-                .read(range.start, (range.end - range.start) as u32)
-                .await?;
+            let bytes = reader.next((range.end - range.start) as u32).await?;
             builder
-                .push_chunk(&bytes)
+                .push_chunk(bytes)
                 .map_err(|e| TransferError::Storage(e.to_string()))?;
         }
+        drop(reader);
+        let store = Store::Blob(blob);
         let manifest = builder.finish()?;
         let id = manifest.share_id();
         let share = Rc::new(Share::new(id));

@@ -57,7 +57,7 @@ extern "C" {
     fn opfs_close(name: &str) -> js_sys::Promise;
 }
 
-fn js_err(context: &'static str) -> impl Fn(JsValue) -> TransferError {
+pub(super) fn js_err(context: &'static str) -> impl Fn(JsValue) -> TransferError {
     move |e| TransferError::Storage(format!("{context}: {}", describe(&e)))
 }
 
@@ -198,7 +198,8 @@ impl Store {
         Ok(Store::Opfs { data, lock })
     }
 
-    /// Reads `len` bytes at `offset`.
+    /// Reads `len` bytes at `offset` (the tests' shorthand).
+    #[cfg(test)]
     pub async fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, TransferError> {
         self.read_after(Vec::new(), offset, len).await
     }

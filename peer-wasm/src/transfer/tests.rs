@@ -131,3 +131,30 @@ async fn a_lock_is_held_once_per_tab_and_free_once_released() {
         .expect("free again once released");
     assert_eq!(writer.mode(), LockMode::Exclusive);
 }
+
+/// A blob of `bytes`.
+fn blob_of(bytes: &[u8]) -> web_sys::Blob {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_picked_file_is_read_in_order_into_one_buffer_with_a_short_last_read() {
+    let whole = bytes(1000, 9);
+    let mut reader = super::reader::BlobReader::new(&blob_of(&whole));
+    let mut got = Vec::new();
+    let mut lens = Vec::new();
+    while got.len() < whole.len() {
+        let part = reader.next(300).await.unwrap();
+        lens.push(part.len());
+        got.extend_from_slice(part);
+    }
+    assert_eq!(lens, [300, 300, 300, 100]);
+    assert_eq!(got, whole);
+    // At the end: nothing more, and no read that waits for ever.
+    assert_eq!(reader.next(300).await.unwrap(), b"");
+
+    // An empty file reads as nothing.
+    let mut empty = super::reader::BlobReader::new(&blob_of(&[]));
+    assert_eq!(empty.next(300).await.unwrap(), b"");
+}
