@@ -20,8 +20,9 @@
 // 2. Fan-out (--fanout-mib, default 64): 1 sharer → 4 downloaders started
 //    together (5 browser processes), shoal then WebTorrent: time until all 4
 //    are done, and what the sharer uploaded ÷ file size.
-// 3. Memory (--memory-mib, default 1024): shoal A → B, B's renderer sampled
-//    (see lib/memory.mjs for what exactly is measured and why).
+// 3. Memory (--memory-mib, default 4096): shoal A → B, both tabs' renderers
+//    sampled from before A hashes the file, with checkpoints every GiB (see
+//    lib/memory.mjs for what exactly is measured and why). Its own section.
 // Where the CPU goes: tests/bench/profile.mjs (make bench-profile).
 // Prints everything and rewrites its own section of BENCHMARKS.md.
 
@@ -48,7 +49,7 @@ const positive = (name, fallback) => {
 };
 const SIZE = Math.round(positive('--size-mib', 256) * MiB);
 const FANOUT_SIZE = Math.round(positive('--fanout-mib', 64) * MiB);
-const MEMORY_SIZE = Math.round(positive('--memory-mib', 1024) * MiB);
+const MEMORY_SIZE = Math.round(positive('--memory-mib', 4096) * MiB);
 const ALL = ['raw', 'shoal', 'webtorrent', 'fanout', 'memory'];
 const ONLY = new Set(option('--only', ALL.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
 for (const o of ONLY) if (!ALL.includes(o)) throw new Error(`--only: unknown "${o}" (one of ${ALL.join(', ')})`);
