@@ -92,11 +92,12 @@ const pending = new Map();
 // long download makes no garbage per chunk (and the tab's memory stays flat).
 const POOL_MAX = 16;
 const pool = [];
-function takeBuffer(len) {
+// Buffers lent out for reads (here and in read.js) and given back once copied.
+export function takeBuffer(len) {
   const i = pool.findIndex((b) => b.byteLength >= len && b.byteLength <= 2 * len);
   return i >= 0 ? pool.splice(i, 1)[0] : new ArrayBuffer(len);
 }
-function giveBack(buf) {
+export function giveBack(buf) {
   if (buf && buf.byteLength > 0 && pool.length < POOL_MAX) pool.push(buf);
 }
 

@@ -1,5 +1,6 @@
-// Reads a Blob (a picked File) from start to end into one reused buffer, for
-// hashing a share.
+// Reads of a Blob (a picked File, or a finished download) into reused
+// buffers: from start to end for hashing a share (blobReader), and one chunk
+// at a time for serving it (blobRead).
 //
 // Blob.slice().arrayBuffer() per chunk makes a fresh ArrayBuffer per chunk,
 // and Chromium collects them late: a tab hashing a 4 GiB file that way
@@ -11,6 +12,41 @@
 //
 // No read is issued past the blob's size: Chromium was seen to leave a read
 // pending for good once a blob stream's bytes were all taken.
+
+import { giveBack, takeBuffer } from './opfs.js';
+
+/**
+ * `len` bytes at `offset` of `blob` (fewer at its end) in a pooled buffer:
+ * hand the view to opfsRecycle once copied. A BYOB reader of the slice's
+ * stream, cancelled after it, instead of slice().arrayBuffer(), whose fresh
+ * buffer per served chunk is the garbage the header above describes.
+ */
+export async function blobRead(blob, offset, len) {
+  const part = blob.slice(offset, offset + len);
+  const want = part.size;
+  let reader;
+  try {
+    reader = part.stream().getReader({ mode: 'byob' });
+  } catch {
+    return new Uint8Array(await part.arrayBuffer());
+  }
+  let buf = takeBuffer(Math.max(want, 1));
+  let filled = 0;
+  try {
+    while (filled < want) {
+      const { done, value } = await reader.read(new Uint8Array(buf, filled, want - filled));
+      if (value) buf = value.buffer;
+      if (done) break;
+      filled += value.byteLength;
+    }
+  } catch (e) {
+    giveBack(buf);
+    throw e;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return new Uint8Array(buf, 0, filled);
+}
 
 export function blobReader(blob) {
   let reader = null;

@@ -21,6 +21,13 @@ use web_sys::{Blob, File, FilePropertyBag};
 
 use super::TransferError;
 
+#[wasm_bindgen(module = "/js/read.js")]
+extern "C" {
+    /// Resolves to a view of a pooled buffer: hand it to `opfs_recycle`.
+    #[wasm_bindgen(js_name = blobRead)]
+    fn blob_read(blob: &Blob, offset: f64, len: u32) -> js_sys::Promise;
+}
+
 #[wasm_bindgen(module = "/js/opfs.js")]
 extern "C" {
     #[wasm_bindgen(js_name = opfsLock)]
@@ -212,20 +219,20 @@ impl Store {
         offset: u64,
         len: u32,
     ) -> Result<Vec<u8>, TransferError> {
-        let view: Uint8Array = match self {
+        // Both reads lend a pooled buffer, given back once copied.
+        let read = match self {
             Store::Blob(blob) | Store::Stored { file: blob, .. } => {
-                Uint8Array::new(&blob_part(blob, offset, len).await?)
+                blob_read(blob, offset as f64, len)
             }
-            Store::Opfs { data, .. } => JsFuture::from(opfs_read(data, offset as f64, len))
-                .await
-                .map_err(js_err("reading a chunk"))?
-                .unchecked_into(),
+            Store::Opfs { data, .. } => opfs_read(data, offset as f64, len),
         };
+        let view: Uint8Array = JsFuture::from(read)
+            .await
+            .map_err(js_err("reading a chunk"))?
+            .unchecked_into();
         let got = view.length() as usize;
         let bytes = append_view(prefix, &view);
-        if matches!(self, Store::Opfs { .. }) {
-            opfs_recycle(&view);
-        }
+        opfs_recycle(&view);
         if got != len as usize {
             return Err(TransferError::Storage(format!(
                 "read {got} bytes at {offset}, expected {len}"
@@ -335,16 +342,13 @@ pub fn named_file(blob: &Blob, manifest: &Manifest) -> Result<File, TransferErro
 
 /// Reads `len` bytes at `offset` of `blob` (fewer at its end).
 pub async fn read_blob(blob: &Blob, offset: u64, len: u32) -> Result<Vec<u8>, TransferError> {
-    Ok(Uint8Array::new(&blob_part(blob, offset, len).await?).to_vec())
-}
-
-async fn blob_part(blob: &Blob, offset: u64, len: u32) -> Result<JsValue, TransferError> {
-    let part = blob
-        .slice_with_f64_and_f64(offset as f64, (offset + u64::from(len)) as f64)
-        .map_err(js_err("slicing the file"))?;
-    JsFuture::from(part.array_buffer())
+    let view: Uint8Array = JsFuture::from(blob_read(blob, offset as f64, len))
         .await
-        .map_err(js_err("reading the file"))
+        .map_err(js_err("reading the file"))?
+        .unchecked_into();
+    let bytes = view.to_vec();
+    opfs_recycle(&view);
+    Ok(bytes)
 }
 
 /// `bytes` with `view` appended, copied once from JS memory.

@@ -139,7 +139,7 @@ fn blob_of(bytes: &[u8]) -> web_sys::Blob {
 }
 
 #[wasm_bindgen_test]
-async fn a_picked_file_is_read_in_order_into_one_buffer_with_a_short_last_read() {
+async fn a_picked_file_is_read_in_order_and_at_any_offset_into_reused_buffers() {
     let whole = bytes(1000, 9);
     let mut reader = super::reader::BlobReader::new(&blob_of(&whole));
     let mut got = Vec::new();
@@ -153,6 +153,17 @@ async fn a_picked_file_is_read_in_order_into_one_buffer_with_a_short_last_read()
     assert_eq!(got, whole);
     // At the end: nothing more, and no read that waits for ever.
     assert_eq!(reader.next(300).await.unwrap(), b"");
+
+    // Served chunks: any offset, in pooled buffers; a read past the end is short.
+    let store = Store::Blob(blob_of(&whole));
+    assert_eq!(store.read(300, 400).await.unwrap(), &whole[300..700]);
+    assert_eq!(store.read(0, 1000).await.unwrap(), whole);
+    assert_eq!(store.read(300, 400).await.unwrap(), &whole[300..700]);
+    assert!(store.read(900, 300).await.is_err());
+    assert_eq!(
+        store::read_blob(&blob_of(&whole), 900, 300).await.unwrap(),
+        &whole[900..]
+    );
 
     // An empty file reads as nothing.
     let mut empty = super::reader::BlobReader::new(&blob_of(&[]));
