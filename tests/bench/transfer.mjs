@@ -17,7 +17,7 @@
 //    shoal (download() call → resolve), WebTorrent (add(magnet) → 'done');
 //    --rounds N repeats shoal and WebTorrent, interleaved with raw.
 //    Reported as ratios, with CPU seconds per GiB of each browser.
-// 2. Fan-out (--fanout-mib, default 64): 1 sharer → 4 downloaders started
+// 2. Fan-out (--fanout-mib, default 256): 1 sharer → 4 downloaders started
 //    together (5 browser processes), shoal then WebTorrent: time until all 4
 //    are done, and what the sharer uploaded ÷ file size.
 // 3. Memory (--memory-mib, default 4096): shoal A → B, both tabs' renderers
@@ -48,7 +48,7 @@ const positive = (name, fallback) => {
   return n;
 };
 const SIZE = Math.round(positive('--size-mib', 256) * MiB);
-const FANOUT_SIZE = Math.round(positive('--fanout-mib', 64) * MiB);
+const FANOUT_SIZE = Math.round(positive('--fanout-mib', 256) * MiB);
 const MEMORY_SIZE = Math.round(positive('--memory-mib', 4096) * MiB);
 const ALL = ['raw', 'shoal', 'webtorrent', 'fanout', 'memory'];
 const ONLY = new Set(option('--only', ALL.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
@@ -59,6 +59,8 @@ const FANOUT_N = 4;
 
 const SECTION_START = '<!-- bench:transfer -->';
 const SECTION_END = '<!-- /bench:transfer -->';
+const FANOUT_START = '<!-- bench:fanout -->';
+const FANOUT_END = '<!-- /bench:fanout -->';
 const MEMORY_START = '<!-- bench:memory -->';
 const MEMORY_END = '<!-- /bench:memory -->';
 
@@ -490,7 +492,7 @@ function header(r, L) {
 function section(r) {
   const L = [];
   const raw = r.raw?.mbps;
-  L.push(SECTION_START, '## Transfer: browser → browser throughput, fan-out', '');
+  L.push(SECTION_START, '## Transfer: browser → browser throughput', '');
   header(r, L);
   if (r.raw || r.shoal || r.webtorrent) {
     L.push(`### 1:1, ${mib(SIZE)}, browser A → browser B`, '');
@@ -520,23 +522,31 @@ function section(r) {
     if (notes.length) L.push('', ...notes.map((n) => `- ${n}.`));
     L.push('');
   }
-  if (r.fanoutShoal || r.fanoutWebtorrent) {
-    const s = r.fanoutShoal;
-    const w = r.fanoutWebtorrent;
-    L.push(`### Fan-out: 1 sharer → ${FANOUT_N} downloaders, ${mib(FANOUT_SIZE)}, ${FANOUT_N + 1} browser processes, started together`, '');
-    L.push('| contender | all done (s) | each downloader (s) | sharer uploaded ÷ file size | CPU-s, all browsers | other load (cores) |');
-    L.push('| --- | ---: | --- | ---: | ---: | ---: |');
-    if (s) L.push(`| **shoal** | ${f2(s.seconds)} | ${s.each.map(f1).join(', ')} | **${f2(s.uploadedRatio)}** | ${f1(s.cpuTotal)} | ${f2(s.otherCores)} |`);
-    if (w) L.push(`| WebTorrent | ${f2(w.seconds)} | ${w.each.map(f1).join(', ')} | ${f2(w.uploadedRatio)} | ${f1(w.cpuTotal)} | ${f2(w.otherCores)} |`);
-    L.push('');
-    const parts = [];
-    if (s) parts.push(`shoal sharer upload ÷ size = ${f2(s.uploadedRatio)} (goal ≤ 1.5: ${goal(s.uploadedRatio <= 1.5)}; naive fan-out = ${FANOUT_N})`);
-    if (s && w) parts.push(`time WebTorrent ÷ shoal = ${f2(w.seconds / s.seconds)}× (shoal all-done ${f2(s.seconds)} s vs ${f2(w.seconds)} s)`);
-    if (s) parts.push(`shoal mesh before start: ${s.mesh}`);
-    L.push(`${parts.join('; ')}. Times from the first download()/add() call to the last resolve/\`done\` (wall clock in the pages).`, '');
-  }
   L.push('Caveats: 2-CPU machine; every browser and the relay share it, so absolute MB/s are CPU-bound and noisy, ratios within one run are the figures to compare.');
   L.push(SECTION_END);
+  return L.join('\n');
+}
+
+// The fan-out has a section of its own too: it runs alone at its goal's size
+// (--only fanout --fanout-mib 256) without touching the 1:1 figures.
+function fanoutSection(r) {
+  const L = [];
+  L.push(FANOUT_START, `## Fan-out: 1 sharer → ${FANOUT_N} downloaders, shoal and WebTorrent`, '');
+  header(r, L);
+  const s = r.fanoutShoal;
+  const w = r.fanoutWebtorrent;
+  L.push(`### Fan-out: 1 sharer → ${FANOUT_N} downloaders, ${mib(FANOUT_SIZE)}, ${FANOUT_N + 1} browser processes, started together`, '');
+  L.push('| contender | all done (s) | each downloader (s) | sharer uploaded ÷ file size | CPU-s, all browsers | other load (cores) |');
+  L.push('| --- | ---: | --- | ---: | ---: | ---: |');
+  if (s) L.push(`| **shoal** | ${f2(s.seconds)} | ${s.each.map(f1).join(', ')} | **${f2(s.uploadedRatio)}** | ${f1(s.cpuTotal)} | ${f2(s.otherCores)} |`);
+  if (w) L.push(`| WebTorrent | ${f2(w.seconds)} | ${w.each.map(f1).join(', ')} | ${f2(w.uploadedRatio)} | ${f1(w.cpuTotal)} | ${f2(w.otherCores)} |`);
+  L.push('');
+  const parts = [];
+  if (s) parts.push(`shoal sharer upload ÷ size = ${f2(s.uploadedRatio)} (goal ≤ 1.5: ${goal(s.uploadedRatio <= 1.5)}; naive fan-out = ${FANOUT_N})`);
+  if (s && w) parts.push(`shoal's time ÷ WebTorrent's = ${f2(s.seconds / w.seconds)} (goal ≤ 0.6: ${goal(s.seconds / w.seconds <= 0.6)}; shoal all-done ${f2(s.seconds)} s vs ${f2(w.seconds)} s)`);
+  if (s) parts.push(`shoal mesh before start: ${s.mesh}`);
+  L.push(`${parts.join('; ')}. Times from the first download()/add() call to the last resolve/\`done\` (wall clock in the pages).`, '');
+  L.push(FANOUT_END);
   return L.join('\n');
 }
 
@@ -546,54 +556,52 @@ function memorySection(r) {
   const L = [];
   L.push(MEMORY_START, `## Memory of the downloading and the sharing tab, shoal, ${mib(MEMORY_SIZE)}`, '');
   header(r, L);
-  {
-    const m = r.memory;
-    if (m) {
-      L.push('| measure | value |', '| --- | ---: |');
-      L.push(`| **renderer peak VmRSS** (sampled every 250 ms, ${m.samples} samples) | **${f1(m.peakRssMiB)} MiB** |`);
-      L.push(`| renderer VmHWM (kernel's peak RSS over the process's life) | ${f1(m.hwmMiB)} MiB |`);
-      L.push(`| renderer peak RssAnon (private memory) | ${f1(m.peakAnonMiB)} MiB |`);
-      L.push(`| renderer peak PSS (shared pages split among processes; every 1 s) | ${f1(m.peakPssMiB)} MiB |`);
-      L.push(`| renderer before download: VmRSS / RssAnon | ${f1(m.rssBeforeMiB)} / ${f1(m.anonBeforeMiB)} MiB |`);
-      L.push(`| renderer VmRSS at end | ${f1(m.endRssMiB)} MiB |`);
-      L.push(`| for scale, a blank tab's renderer in the same browser: VmRSS / RssAnon / PSS | ${f1(m.blank.rssMiB)} / ${f1(m.blank.anonMiB)} / ${f1(m.blank.pssMiB)} MiB |`);
-      L.push(`| JS heap used, peak (CDP Performance.getMetrics JSHeapUsedSize; main thread) | ${f1(m.peakJsHeapMiB)} MiB (total ${f1(m.peakJsHeapTotalMiB)} MiB) |`);
-      const wasm = Array.isArray(m.wasmMemory) ? m.wasmMemory.map((x) => `${f1(x / MiB)} MiB`).join(', ') || 'none found' : `not measured (${m.wasmMemory?.error ?? '?'})`;
-      L.push(`| wasm linear memory at end = its peak (CDP Runtime.queryObjects on WebAssembly.Memory; main realm only) | ${wasm} |`);
-      L.push(`| whole browser B, sum of PSS of all its processes, peak (every 1 s) | ${f1(m.peakTreeMiB)} MiB |`);
-      L.push(`| browser process / storage service VmRSS, peak | ${f1(m.peakBrowserMiB)} / ${f1(m.peakStorageMiB)} MiB |`);
-      L.push(`| B's profile directory growth on disk | ${f1(m.diskGrowthMiB)} MiB |`);
-      L.push('');
-      if (m.checkpoints?.length) {
-        const wasmCell = (w) => (Array.isArray(w) ? w.map((x) => f1(x / MiB)).join(', ') || 'none' : '?');
-        L.push('Both tabs at each GiB downloaded (the sharer A serves every byte):', '');
-        L.push('| downloaded | B VmRSS | B RssAnon | B wasm memory | A VmRSS | A RssAnon | A wasm memory |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-        const kib = (x) => (x === null ? '—' : `${f1(x / 1024)} MiB`);
-        for (const c of m.checkpoints) {
-          L.push(`| ${mib(c.bytes)} | ${kib(c.b.rssKib)} | ${kib(c.b.anonKib)} | ${wasmCell(c.b.wasm)} MiB | ${kib(c.a.rssKib)} | ${kib(c.a.anonKib)} | ${wasmCell(c.a.wasm)} MiB |`);
-        }
-        const w0 = m.checkpoints[0];
-        const w1 = m.checkpoints[m.checkpoints.length - 1];
-        const flat = (x, y) => JSON.stringify(x.wasm) === JSON.stringify(y.wasm);
-        L.push('');
-        L.push(`Wasm memory from the first checkpoint to the last: B ${flat(w0.b, w1.b) ? 'flat' : 'grew'}, A ${flat(w0.a, w1.a) ? 'flat' : 'grew'}.`);
+  const m = r.memory;
+  if (m) {
+    L.push('| measure | value |', '| --- | ---: |');
+    L.push(`| **renderer peak VmRSS** (sampled every 250 ms, ${m.samples} samples) | **${f1(m.peakRssMiB)} MiB** |`);
+    L.push(`| renderer VmHWM (kernel's peak RSS over the process's life) | ${f1(m.hwmMiB)} MiB |`);
+    L.push(`| renderer peak RssAnon (private memory) | ${f1(m.peakAnonMiB)} MiB |`);
+    L.push(`| renderer peak PSS (shared pages split among processes; every 1 s) | ${f1(m.peakPssMiB)} MiB |`);
+    L.push(`| renderer before download: VmRSS / RssAnon | ${f1(m.rssBeforeMiB)} / ${f1(m.anonBeforeMiB)} MiB |`);
+    L.push(`| renderer VmRSS at end | ${f1(m.endRssMiB)} MiB |`);
+    L.push(`| for scale, a blank tab's renderer in the same browser: VmRSS / RssAnon / PSS | ${f1(m.blank.rssMiB)} / ${f1(m.blank.anonMiB)} / ${f1(m.blank.pssMiB)} MiB |`);
+    L.push(`| JS heap used, peak (CDP Performance.getMetrics JSHeapUsedSize; main thread) | ${f1(m.peakJsHeapMiB)} MiB (total ${f1(m.peakJsHeapTotalMiB)} MiB) |`);
+    const wasm = Array.isArray(m.wasmMemory) ? m.wasmMemory.map((x) => `${f1(x / MiB)} MiB`).join(', ') || 'none found' : `not measured (${m.wasmMemory?.error ?? '?'})`;
+    L.push(`| wasm linear memory at end = its peak (CDP Runtime.queryObjects on WebAssembly.Memory; main realm only) | ${wasm} |`);
+    L.push(`| whole browser B, sum of PSS of all its processes, peak (every 1 s) | ${f1(m.peakTreeMiB)} MiB |`);
+    L.push(`| browser process / storage service VmRSS, peak | ${f1(m.peakBrowserMiB)} / ${f1(m.peakStorageMiB)} MiB |`);
+    L.push(`| B's profile directory growth on disk | ${f1(m.diskGrowthMiB)} MiB |`);
+    L.push('');
+    if (m.checkpoints?.length) {
+      const wasmCell = (w) => (Array.isArray(w) ? w.map((x) => f1(x / MiB)).join(', ') || 'none' : '?');
+      L.push('Both tabs at each GiB downloaded (the sharer A serves every byte):', '');
+      L.push('| downloaded | B VmRSS | B RssAnon | B wasm memory | A VmRSS | A RssAnon | A wasm memory |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+      const kib = (x) => (x === null ? '—' : `${f1(x / 1024)} MiB`);
+      for (const c of m.checkpoints) {
+        L.push(`| ${mib(c.bytes)} | ${kib(c.b.rssKib)} | ${kib(c.b.anonKib)} | ${wasmCell(c.b.wasm)} MiB | ${kib(c.a.rssKib)} | ${kib(c.a.anonKib)} | ${wasmCell(c.a.wasm)} MiB |`);
       }
-      if (m.sharer) {
-        const a = m.sharer;
-        L.push(`Sharer A's renderer: peak VmRSS ${f1(a.peakWhileHashingMiB)} MiB while hashing the ${mib(MEMORY_SIZE)} file, ${f1(a.peakRssMiB)} MiB over hashing and serving (VmHWM ${f1(a.hwmMiB)} MiB, peak RssAnon ${f1(a.peakAnonMiB)} MiB; goal ≤ 256 MiB: ${goal(a.peakRssMiB <= 256)}).`);
-      }
+      const w0 = m.checkpoints[0];
+      const w1 = m.checkpoints[m.checkpoints.length - 1];
+      const flat = (x, y) => JSON.stringify(x.wasm) === JSON.stringify(y.wasm);
       L.push('');
-      L.push(`Peak renderer RSS ${f1(Math.max(m.peakRssMiB, 0))} MiB (goal ≤ 256 MiB: ${goal(m.peakRssMiB <= 256)}). Download ran at ${f1(MEMORY_SIZE / 1e6 / m.seconds)} MB/s; other load ${f2(r.memoryOtherCores)} cores.`);
-      L.push(`Method: B's tab is the renderer (pid ${m.renderer.pid}, one of ${m.renderer.renderers}) whose CPU time grew during a 0.6 s spin in the tab; VmRSS/RssAnon/VmHWM from /proc/<pid>/status, PSS from /proc/<pid>/smaps_rollup. VmRSS includes Chromium's code mapped from files (shared with every renderer: see the blank tab); RssAnon is the tab's own. The renderer holds the tab's JS heap, wasm memory, workers and Chromium's WebRTC/SCTP stack; OPFS file I/O runs in the storage service process.`);
+      L.push(`Wasm memory from the first checkpoint to the last: B ${flat(w0.b, w1.b) ? 'flat' : 'grew'}, A ${flat(w0.a, w1.a) ? 'flat' : 'grew'}.`);
     }
-    const c = r.opfsCheck;
-    if (c) {
-      L.push('');
-      const row = (x) => `${f1(x.diskMiB)} MiB more on disk in the profile dir, browser process VmRSS ${x.browserRssMiB >= 0 ? '+' : ''}${f1(x.browserRssMiB)} MiB, storage service ${x.storageRssMiB >= 0 ? '+' : ''}${f1(x.storageRssMiB)} MiB`;
-      L.push(`OPFS placement check, 64 MiB written with \`createWritable()\`: Playwright \`browser.newContext()\` (off-the-record, what tests/e2e uses): ${row(c.offTheRecord)} — OPFS kept in memory; persistent profile: ${row(c.persistent)} — on disk. Hence a persistent profile per browser in this benchmark.`);
+    if (m.sharer) {
+      const a = m.sharer;
+      L.push(`Sharer A's renderer: peak VmRSS ${f1(a.peakWhileHashingMiB)} MiB while hashing the ${mib(MEMORY_SIZE)} file, ${f1(a.peakRssMiB)} MiB over hashing and serving (VmHWM ${f1(a.hwmMiB)} MiB, peak RssAnon ${f1(a.peakAnonMiB)} MiB; goal ≤ 256 MiB: ${goal(a.peakRssMiB <= 256)}).`);
     }
     L.push('');
+    L.push(`Peak renderer RSS ${f1(Math.max(m.peakRssMiB, 0))} MiB (goal ≤ 256 MiB: ${goal(m.peakRssMiB <= 256)}). Download ran at ${f1(MEMORY_SIZE / 1e6 / m.seconds)} MB/s; other load ${f2(r.memoryOtherCores)} cores.`);
+    L.push(`Method: B's tab is the renderer (pid ${m.renderer.pid}, one of ${m.renderer.renderers}) whose CPU time grew during a 0.6 s spin in the tab; VmRSS/RssAnon/VmHWM from /proc/<pid>/status, PSS from /proc/<pid>/smaps_rollup. VmRSS includes Chromium's code mapped from files (shared with every renderer: see the blank tab); RssAnon is the tab's own. The renderer holds the tab's JS heap, wasm memory, workers and Chromium's WebRTC/SCTP stack; OPFS file I/O runs in the storage service process.`);
   }
+  const c = r.opfsCheck;
+  if (c) {
+    L.push('');
+    const row = (x) => `${f1(x.diskMiB)} MiB more on disk in the profile dir, browser process VmRSS ${x.browserRssMiB >= 0 ? '+' : ''}${f1(x.browserRssMiB)} MiB, storage service ${x.storageRssMiB >= 0 ? '+' : ''}${f1(x.storageRssMiB)} MiB`;
+    L.push(`OPFS placement check, 64 MiB written with \`createWritable()\`: Playwright \`browser.newContext()\` (off-the-record, what tests/e2e uses): ${row(c.offTheRecord)} — OPFS kept in memory; persistent profile: ${row(c.persistent)} — on disk. Hence a persistent profile per browser in this benchmark.`);
+  }
+  L.push('');
   L.push(MEMORY_END);
   return L.join('\n');
 }
@@ -652,7 +660,8 @@ async function main() {
   }
 
   const sections = [];
-  if (['raw', 'shoal', 'webtorrent', 'fanout'].some((p) => ONLY.has(p))) sections.push([SECTION_START, SECTION_END, section(out)]);
+  if (['raw', 'shoal', 'webtorrent'].some((p) => ONLY.has(p))) sections.push([SECTION_START, SECTION_END, section(out)]);
+  if (ONLY.has('fanout')) sections.push([FANOUT_START, FANOUT_END, fanoutSection(out)]);
   if (ONLY.has('memory')) sections.push([MEMORY_START, MEMORY_END, memorySection(out)]);
   for (const [, , text] of sections) console.log(`\n${text}\n`);
   if (failed) {
