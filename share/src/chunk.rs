@@ -219,6 +219,11 @@ impl ManifestBuilder {
         self.files.as_deref().unwrap_or(&[])
     }
 
+    /// Bytes per chunk.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
     /// Bytes fed so far.
     pub fn size(&self) -> u64 {
         self.size
