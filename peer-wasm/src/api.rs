@@ -284,10 +284,10 @@ impl Node {
     pub async fn download(
         &self,
         link: String,
-        #[wasm_bindgen(unchecked_param_type = "string[] | null")] paths: Option<js_sys::Array>,
+        paths: Option<Vec<String>>,
     ) -> Result<web_sys::File, JsError> {
         self.transfers
-            .download(&link, paths.map(strings))
+            .download(&link, paths)
             .await
             .map_err(|e| JsError::new(&e.to_string()))
     }
@@ -297,13 +297,13 @@ impl Node {
     pub fn want(
         &self,
         #[wasm_bindgen(js_name = shareId)] share_id: String,
-        #[wasm_bindgen(unchecked_param_type = "string[] | null")] paths: Option<js_sys::Array>,
+        paths: Option<Vec<String>>,
     ) -> Result<(), JsError> {
         let id: shoal_share::ShareId = share_id
             .parse()
             .map_err(|e: shoal_share::ShareIdParseError| JsError::new(&e.to_string()))?;
         self.transfers
-            .want(&id, paths.map(strings))
+            .want(&id, paths)
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
@@ -522,11 +522,6 @@ fn parse_peer(peer_id: &str) -> Result<PeerId, JsError> {
     peer_id
         .parse()
         .map_err(|e| JsError::new(&format!("bad PeerId: {e}")))
-}
-
-/// The strings of a JS array (other values are skipped).
-fn strings(array: js_sys::Array) -> Vec<String> {
-    array.iter().filter_map(|v| v.as_string()).collect()
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
