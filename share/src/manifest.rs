@@ -9,7 +9,7 @@
 //! | field        | bytes                                  | rule                                   |
 //! |--------------|----------------------------------------|----------------------------------------|
 //! | magic        | `53 48 4f 41 4c` (`"SHOAL"`)           |                                        |
-//! | version      | 1 byte, `0x01`                         | other values: `UnsupportedVersion`     |
+//! | version      | 1 byte, `0x01`                         | `0x02`: below; others `UnsupportedVersion` |
 //! | name         | varint length, then UTF-8 bytes        | 1..=1024 bytes; rules below            |
 //! | media type   | varint length, then ASCII bytes        | 0..=255 bytes of `0x20..=0x7e`; empty = unknown |
 //! | size         | varint                                 | file length in bytes                   |

@@ -17,6 +17,13 @@
 //! - [`stored`]: shares kept on disk across page loads: resume, serve again,
 //!   list, delete, clean up (rules in `shoal_share::resume`).
 //!
+//! A share of several files (manifest version 2) is one byte stream here
+//! too: the sharer's store is a `Blob` of the files in the manifest's order
+//! (it only refers to them), a downloader's data file holds them one after
+//! the other, and the page slices each file out of the finished `File`.
+//! [`Share`]'s `wanted` (the paths the page picked) narrows the scheduler
+//! to the chunks of those files (`Scheduler::set_wanted`).
+//!
 //! Sessions are opened by downloaders, to every connected peer that is a
 //! member of the swarm (seen in its rendezvous namespace), over whichever
 //! path exists (direct, or relayed until a direct one is made); inbound
