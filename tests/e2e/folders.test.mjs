@@ -12,7 +12,8 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe } from 'node:test';
@@ -190,5 +191,47 @@ describe('folders and several files in one link', () => {
     assert.deepEqual([...shown].sort(), all.map((f) => f.path).sort());
     const text = await b.page.evaluate(() => document.querySelector('ul.tree').textContent);
     assert.ok(text.includes('夏/') && text.includes('Привет'), `the tree's text: ${text.slice(0, 200)}`);
+  });
+
+  it('the page: a folder picked in A is one link; B opens it and the tree lists every file as text', async () => {
+    const [a, b] = await launchSwarm('A', 'B');
+    // A folder on disk, picked through the page's folder input (webkitdirectory).
+    const root = mkdtempSync(path.join(tmpdir(), 'shoal-folder-'));
+    const folder = path.join(root, 'Мой альбом');
+    const made = [];
+    try {
+      for (const [rel, size] of [['a.txt', 10], ['empty', 0], ['sub/日本.bin', 300_000], ['sub/deeper/ünï.bin', 5000], ['z/only', 1]]) {
+        const bytes = randomBytes(size);
+        mkdirSync(path.dirname(path.join(folder, rel)), { recursive: true });
+        writeFileSync(path.join(folder, rel), bytes);
+        made.push({ path: rel, size, sha256: createHash('sha256').update(bytes).digest('hex') });
+      }
+      await a.page.locator('input[webkitdirectory]').setInputFiles(folder);
+      const row = a.page.locator('#shares li[data-state="ready"]');
+      await row.waitFor({ timeout: 4 * h.WAIT_MS });
+      const link = await row.locator('.link-text').inputValue();
+      assert.match(await row.locator('.item-name').textContent(), /Мой альбом \(5 files\)/);
+
+      await b.page.fill('#paste-input', link);
+      await b.page.click('#paste-form button[type="submit"]');
+      const id = F.shareIdOf(link);
+      await b.page.locator(`li.download[data-share-id="${id}"][data-state="done"]`).waitFor({ timeout: F.DOWNLOAD_MS });
+      const got = await b.page.evaluate(async ({ link, id }) => {
+        const hex = async (blob) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer())), (x) => x.toString(16).padStart(2, '0')).join('');
+        const file = await window.shoal.download(link);
+        const d = window.shoal.downloads().find((x) => x.shareId === id);
+        const files = [];
+        for (const f of d.files) files.push({ path: f.path, size: f.size, sha256: await hex(file.slice(f.offset, f.offset + f.size)) });
+        const li = document.querySelector(`li.download[data-share-id="${id}"]`);
+        return { name: d.name, files, rows: [...li.querySelectorAll('li.tree-file')].map((r) => r.textContent), dirs: [...li.querySelectorAll('li.tree-dir')].map((r) => r.textContent) };
+      }, { link, id });
+      assert.equal(got.name, 'Мой альбом');
+      assert.deepEqual(got.files.sort(byPath), made.sort(byPath));
+      assert.equal(got.rows.length, 5);
+      assert.ok(got.rows.some((r) => r.includes('日本.bin')), JSON.stringify(got.rows));
+      assert.deepEqual(got.dirs.sort(), ['deeper/', 'sub/', 'z/']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
