@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe } from 'node:test';
 import * as F from './files.mjs';
+import { firefoxUnavailable, launchFirefoxPeer } from './firefox.mjs';
 import * as h from './harness.mjs';
 
 const TEST = { timeout: 8 * h.WAIT_MS + 3 * F.DOWNLOAD_MS };
@@ -124,7 +125,7 @@ function chunksOf(files) {
 }
 
 describe('folders and several files in one link', () => {
-  const { it, launchSwarm } = h.relaySuite('folders', TEST);
+  const { it, launchSwarm, relay, open, swarm } = h.relaySuite('folders', TEST);
 
   it('a tree of 60 files: a subset fetches only its chunks, then two peers get every file intact', async (t) => {
     const [a, b, c, d] = await launchSwarm('A', 'B', 'C', 'D');
@@ -233,5 +234,25 @@ describe('folders and several files in one link', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('Firefox (no directory picker) downloads a tree from Chromium and zips it intact', async (t) => {
+    const unavailable = firefoxUnavailable();
+    if (unavailable) return t.skip(unavailable);
+    const s = swarm('folders-firefox');
+    const c = await h.launchPeer(relay.url, { name: 'C', swarm: s });
+    open.push(c);
+    const f = await launchFirefoxPeer(relay.url, { name: 'F', swarm: s });
+    open.push(f);
+    await Promise.all([c.started(), f.started()]);
+    await h.waitMeshDirect([c, f]);
+    const orig = await h.within('C to make and share the tree', c.page.evaluate(shareTreeInPage), 4 * h.WAIT_MS);
+    const got = await h.within('F to download the tree', f.page.evaluate(downloadTreeInPage, { link: orig.link }), F.DOWNLOAD_MS);
+    const all = [...orig.files].sort(byPath);
+    assert.deepEqual(got.files.sort(byPath), all, "F's files differ from C's");
+    assert.deepEqual(got.written.sort(byPath), all, "the tree F wrote differs from C's files");
+    t.diagnostic(`Firefox's showDirectoryPicker: ${await f.page.evaluate(() => typeof window.showDirectoryPicker)} (without one, Save writes the zip)`);
+    const zipped = readZip(await f.page.evaluate(zipTreeInPage, { link: orig.link, shareId: F.shareIdOf(orig.link) }));
+    assert.deepEqual(zipped.sort(byPath), all, "the zip of F's download differs from C's files");
   });
 });
