@@ -28,9 +28,11 @@ esac
 say() { printf 'setup: %s\n' "$*"; }
 
 # npm tools of `make wasm`, pinned, in .tools/npm (the Makefile names the
-# same paths): binaryen's wasm-opt and esbuild (which minifies the JS glue).
+# same paths): binaryen's wasm-opt and esbuild (which minifies the JS glue),
+# and client-zip, which esbuild bundles into the page's zip writer.
 BINARYEN=132
 ESBUILD=0.28.2
+CLIENT_ZIP=2.5.1
 NPM_TOOLS=.tools/npm
 WASM_OPT=$NPM_TOOLS/node_modules/.bin/wasm-opt
 ESBUILD_BIN=$NPM_TOOLS/node_modules/.bin/esbuild
@@ -78,12 +80,13 @@ setup_build() {
   # in .tools/npm: `make wasm` folds the peer's duplicate functions and
   # minifies its JS glue with them (see the Makefile).
   if [ "$("$WASM_OPT" --version 2>/dev/null || true)" != "wasm-opt version $BINARYEN (version_$BINARYEN)" ] ||
-    [ "$("$ESBUILD_BIN" --version 2>/dev/null || true)" != "$ESBUILD" ]; then
-    say "installing binaryen $BINARYEN and esbuild $ESBUILD (npm) into $NPM_TOOLS"
+    [ "$("$ESBUILD_BIN" --version 2>/dev/null || true)" != "$ESBUILD" ] ||
+    ! grep -q "\"version\": \"$CLIENT_ZIP\"" "$NPM_TOOLS/node_modules/client-zip/package.json" 2>/dev/null; then
+    say "installing binaryen $BINARYEN, esbuild $ESBUILD and client-zip $CLIENT_ZIP (npm) into $NPM_TOOLS"
     rm -rf "$NPM_TOOLS"
     mkdir -p "$NPM_TOOLS"
     npm install --prefix "$NPM_TOOLS" --no-save --no-audit --no-fund --no-package-lock \
-      "binaryen@$BINARYEN.0.0" "esbuild@$ESBUILD"
+      "binaryen@$BINARYEN.0.0" "esbuild@$ESBUILD" "client-zip@$CLIENT_ZIP"
   fi
 }
 

@@ -249,12 +249,61 @@ impl Node {
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
-    /// Downloads the file behind a share link from every peer that has it;
-    /// resolves to a `File` backed by the browser's private storage.
-    pub async fn download(&self, link: String) -> Result<web_sys::File, JsError> {
+    /// Shares several files under one link (a folder: `name` is its name):
+    /// `[{ path, file }]`, paths relative and `/`-separated (e.g. a `File`'s
+    /// `webkitRelativePath`). The files are read in chunks, never whole.
+    #[wasm_bindgen(js_name = shareFiles)]
+    pub async fn share_files(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "ShareEntry[]")] entries: js_sys::Array,
+    ) -> Result<String, JsError> {
+        let mut files = Vec::with_capacity(entries.length() as usize);
+        for entry in entries.iter() {
+            let path = js_sys::Reflect::get(&entry, &"path".into())
+                .ok()
+                .and_then(|p| p.as_string())
+                .ok_or_else(|| JsError::new("each entry needs a string `path`"))?;
+            let file = js_sys::Reflect::get(&entry, &"file".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<web_sys::Blob>().ok())
+                .ok_or_else(|| JsError::new("each entry needs a Blob `file`"))?;
+            files.push((path, file));
+        }
         self.transfers
-            .download(&link)
+            .share_files(name, files)
             .await
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Downloads the file behind a share link from every peer that has it;
+    /// resolves to a `File` backed by the browser's private storage. For a
+    /// share of files, that `File` is all files one after the other (each at
+    /// its `downloads()[].files[].offset`), and `paths` limits the download
+    /// to those files (all when omitted).
+    pub async fn download(
+        &self,
+        link: String,
+        paths: Option<Vec<String>>,
+    ) -> Result<web_sys::File, JsError> {
+        self.transfers
+            .download(&link, paths)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Changes which files of a share of files a running download fetches
+    /// (`null`: all); it completes once those are stored.
+    pub fn want(
+        &self,
+        #[wasm_bindgen(js_name = shareId)] share_id: String,
+        paths: Option<Vec<String>>,
+    ) -> Result<(), JsError> {
+        let id: shoal_share::ShareId = share_id
+            .parse()
+            .map_err(|e: shoal_share::ShareIdParseError| JsError::new(&e.to_string()))?;
+        self.transfers
+            .want(&id, paths)
             .map_err(|e| JsError::new(&e.to_string()))
     }
 

@@ -64,6 +64,28 @@ export interface DownloadInfo {
   bytesTotal: number;
   sources: SourceInfo[];
   error: string | null;
+  /** A share of files: each file and its progress; null for one file. */
+  files: FileInfo[] | null;
+}
+
+/** One file of a share of files (a folder). */
+export interface FileInfo {
+  /** Relative, `/`-separated; peer-supplied: show it as text. */
+  path: string;
+  size: number;
+  /** Where it starts in the downloaded `File`: `file.slice(offset, offset + size)`. */
+  offset: number;
+  chunksDone: number;
+  chunksTotal: number;
+  /** Whether it is being fetched (`Node.want`). */
+  wanted: boolean;
+}
+
+/** An entry of `Node.shareFiles`. */
+export interface ShareEntry {
+  /** Relative, `/`-separated, e.g. a `File`'s `webkitRelativePath`. */
+  path: string;
+  file: Blob;
 }
 
 export interface ShareInfo {

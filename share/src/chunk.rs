@@ -12,7 +12,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use crate::manifest::{self, Manifest, ManifestError, MAX_CHUNKS, MAX_CHUNK_SIZE};
+use crate::manifest::{self, FileEntry, Manifest, ManifestError, MAX_CHUNKS, MAX_CHUNK_SIZE};
 
 /// Chunk size for new shares: 256 KiB.
 ///
@@ -171,6 +171,8 @@ pub struct ManifestBuilder {
     /// Bytes of the current, unfinished chunk hashed so far.
     pending: u32,
     size: u64,
+    /// For a share of several files: the list, in canonical order.
+    files: Option<Vec<FileEntry>>,
 }
 
 impl ManifestBuilder {
@@ -194,7 +196,32 @@ impl ManifestBuilder {
             hasher: blake3::Hasher::new(),
             pending: 0,
             size: 0,
+            files: None,
         })
+    }
+
+    /// Starts a manifest of several files (version 2). The list is checked
+    /// and sorted now (rules in [`crate::manifest`]); feed the files' bytes
+    /// one after the other in the order of [`files`](Self::files).
+    pub fn with_files(
+        name: impl Into<String>,
+        files: Vec<FileEntry>,
+        chunk_size: u32,
+    ) -> Result<Self, ManifestError> {
+        let files = FileEntry::canonical_order(files)?;
+        let mut builder = Self::new(name, "", chunk_size)?;
+        builder.files = Some(files);
+        Ok(builder)
+    }
+
+    /// The files to feed, in order (empty for a single file).
+    pub fn files(&self) -> &[FileEntry] {
+        self.files.as_deref().unwrap_or(&[])
+    }
+
+    /// Bytes per chunk.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
     }
 
     /// Bytes fed so far.
@@ -247,6 +274,16 @@ impl ManifestBuilder {
     pub fn finish(mut self) -> Result<Manifest, ManifestError> {
         if self.pending > 0 {
             self.finish_chunk();
+        }
+        if let Some(files) = self.files {
+            let expected: u64 = files.iter().map(FileEntry::size).sum();
+            if expected != self.size {
+                return Err(ManifestError::SizeMismatch {
+                    expected,
+                    actual: self.size,
+                });
+            }
+            return Manifest::with_files(self.name, files, self.chunk_size, self.chunks);
         }
         Manifest::new(
             self.name,

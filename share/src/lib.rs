@@ -1,7 +1,7 @@
 //! Content addressing, manifests and the download scheduler for shoal.
 //!
-//! A shared file is cut into fixed-size chunks, each named by its BLAKE3
-//! hash. A [`Manifest`] lists the file's name, size, media type, chunk size
+//! A shared file (or several files, concatenated into one byte stream) is
+//! cut into fixed-size chunks, each named by its BLAKE3 hash. A [`Manifest`] lists the file's name, size, media type, chunk size
 //! and chunk hashes; BLAKE3 of its encoding is the [`ShareId`] that a share
 //! link carries. A downloader fetches the manifest, checks it against the id,
 //! and then runs a [`Scheduler`] that asks every peer with the file for
@@ -12,7 +12,9 @@
 //! - [`chunk`]: chunk size, chunk arithmetic, chunk hashes, and
 //!   [`ManifestBuilder`], which hashes a file as a stream for the sharer.
 //! - [`manifest`]: the manifest, its versioned canonical binary encoding
-//!   (documented there), name rules, and [`ShareId`] with its text form.
+//!   (documented there: version 1 one file, version 2 several files with
+//!   relative paths in one byte stream), name and path rules, and
+//!   [`ShareId`] with its text form.
 //! - [`link`]: share links; the share id rides in the URL fragment.
 //! - [`bitfield`]: which chunks a peer has, and its wire encoding.
 //! - [`scheduler`]: the sans-IO state machine for one download.
@@ -64,7 +66,7 @@ pub use chunk::{
     VerifyError, DEFAULT_CHUNK_SIZE,
 };
 pub use link::{make_link, parse_link, LinkError};
-pub use manifest::{Manifest, ManifestError, ShareId, ShareIdParseError};
+pub use manifest::{FileEntry, Manifest, ManifestError, PathError, ShareId, ShareIdParseError};
 pub use scheduler::{Action, Config, PeerStats, Progress, Scheduler, SchedulerError, Verdict};
 pub use wire::{
     encode_chunk_header, encode_manifest_header, Message, MessageReader, WireError,

@@ -25,6 +25,21 @@ pub const MAX_BITFIELD_LEN: usize = 1 + 10 + (MAX_CHUNKS as usize).div_ceil(8);
 /// Longest `Manifest` body: type byte and the largest encoded manifest.
 pub const MAX_MANIFEST_MESSAGE_LEN: usize = 1 + MAX_ENCODED_LEN;
 
+/// Files in one share (manifest version 2). The page lists each as a row
+/// with a checkbox and its own progress, recomputed at every redraw, and a
+/// save writes each with its own file-system call; past some thousands
+/// that gets slow, and a tree that large is better shared as one archive.
+/// The manifest's 8 MiB cap bounds the paths' bytes as well.
+pub const MAX_FILES: u32 = 10_000;
+
+/// Bytes of one file's relative path, separators included: Linux's
+/// `PATH_MAX` (4096). Deeper trees cannot be written out on most systems.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// Bytes of one path component: `NAME_MAX` of ext4, APFS and others (255).
+/// A longer name cannot be created on disk when the tree is saved.
+pub const MAX_COMPONENT_LEN: usize = 255;
+
 /// Longest body of a message that carries one index (`Have`, `Request`,
 /// `Reject`, `Cancel`): type and a 5-byte varint.
 pub const MAX_INDEX_MESSAGE_LEN: usize = 1 + 5;

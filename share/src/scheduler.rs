@@ -31,6 +31,11 @@
 //!   DTLS already authenticates every byte in transit: a chunk that fails its
 //!   hash was wrong when the peer sent it, through bad storage or malice, and
 //!   each bad chunk costs a whole chunk of bandwidth.
+//! - **Subset.** [`Scheduler::set_wanted`] narrows the download to some
+//!   chunks (those of the files a user picked, [`Manifest::wanted_chunks`]):
+//!   only wanted chunks are requested, and [`Action::Done`] comes when every
+//!   wanted chunk is stored. A verified chunk that is not wanted (a late
+//!   answer) is still stored, and everything stored is served.
 //! - **Timeouts** measure silence: a request times out when its peer has sent
 //!   no chunk for [`Config::request_timeout`] since the request was made. A
 //!   timed-out request is cancelled and its chunk requeued; the peer is not
@@ -107,7 +112,9 @@ pub enum Action<P> {
     /// `peer` sent bad data and is ignored from now on; the driver may close
     /// its connection and should stop serving it.
     Ban { peer: P },
-    /// Every chunk is stored. Emitted once.
+    /// Every wanted chunk is stored (every chunk, unless
+    /// [`Scheduler::set_wanted`] narrowed it). Emitted once each time the
+    /// wanted set becomes complete.
     Done,
 }
 
@@ -170,6 +177,10 @@ pub struct Progress<P: Ord> {
     pub chunks_total: u32,
     pub bytes_done: u64,
     pub bytes_total: u64,
+    /// Chunks wanted ([`Scheduler::set_wanted`]; all by default) and how
+    /// many of those are stored.
+    pub chunks_wanted: u32,
+    pub chunks_wanted_done: u32,
     /// Every peer seen during this download.
     pub peers: VecMap<P, PeerStats>,
 }
@@ -205,6 +216,10 @@ pub struct Scheduler<P> {
     manifest: Manifest,
     config: Config,
     have: Bitfield,
+    /// Chunks to fetch; the rest are never requested.
+    wanted: Bitfield,
+    /// Wanted chunks not stored yet: done at zero.
+    wanted_missing: u32,
     bytes_done: u64,
     /// Connected, unbanned peers that have each chunk.
     availability: Vec<u32>,
@@ -253,6 +268,8 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             ready_key: vec![None; count as usize],
             manifest,
             config,
+            wanted: Bitfield::full(count),
+            wanted_missing: count - have.count_ones(),
             have,
             bytes_done,
             ready: BTreeSet::new(),
@@ -276,9 +293,50 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         &self.have
     }
 
-    /// Whether every chunk is stored.
+    /// Whether every wanted chunk is stored.
     pub fn is_done(&self) -> bool {
-        self.have.is_full()
+        self.wanted_missing == 0
+    }
+
+    /// The chunks to fetch (all, unless narrowed by
+    /// [`set_wanted`](Self::set_wanted)).
+    pub fn wanted(&self) -> &Bitfield {
+        &self.wanted
+    }
+
+    /// Fetches only the chunks in `wanted` from now on (widening or
+    /// narrowing): requests in flight for chunks no longer wanted are
+    /// cancelled, and [`Action::Done`] comes once every wanted chunk is
+    /// stored (at once, if they all are). `O(n log n)`.
+    pub fn set_wanted(&mut self, wanted: Bitfield) -> Result<(), SchedulerError> {
+        let count = self.manifest.chunk_count();
+        if wanted.len() != count {
+            return Err(SchedulerError::BitfieldLength {
+                expected: count,
+                actual: wanted.len(),
+            });
+        }
+        let dropped: Vec<u32> = self
+            .in_flight
+            .keys()
+            .copied()
+            .filter(|&i| !wanted.get(i))
+            .collect();
+        for index in dropped {
+            for peer in self.in_flight.remove(&index).unwrap_or_default() {
+                if let Some(conn) = self.conn_mut(&peer) {
+                    conn.requests.remove(&index);
+                }
+                self.actions.push_back(Action::Cancel { peer, index });
+            }
+        }
+        self.wanted_missing = wanted.iter_ones().filter(|&i| !self.have.get(i)).count() as u32;
+        self.wanted = wanted;
+        self.done = false;
+        let all: Vec<u32> = (0..count).collect();
+        self.refresh_many(&all);
+        self.check_done();
+        Ok(())
     }
 
     /// How many connected, unbanned peers have chunk `index`.
@@ -464,6 +522,9 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         }
         // `index` verified, so it is in range.
         let _ = self.have.set(index);
+        if self.wanted.get(index) {
+            self.wanted_missing -= 1;
+        }
         self.bytes_done += len;
         for other in self.in_flight.remove(&index).unwrap_or_default() {
             if let Some(conn) = self.conn_mut(&other) {
@@ -507,13 +568,15 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             chunks_total: self.manifest.chunk_count(),
             bytes_done: self.bytes_done,
             bytes_total: self.manifest.size(),
+            chunks_wanted: self.wanted.count_ones(),
+            chunks_wanted_done: self.wanted.count_ones() - self.wanted_missing,
             peers,
         }
     }
 
     /// Fills free request slots: rarest chunks first, then endgame duplicates.
     fn plan(&mut self, now: Duration) {
-        if self.have.is_full() {
+        if self.is_done() {
             return;
         }
         let max = self.config.max_in_flight_per_peer as usize;
@@ -732,7 +795,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             self.ready.remove(&(avail, tie, index));
         }
         let avail = self.availability[i];
-        if avail > 0 && !self.have.get(index) && !self.in_flight.contains_key(&index) {
+        if avail > 0 && self.is_requestable(index) {
             self.ready.insert((avail, tie, index));
             self.ready_key[i] = Some(avail);
             self.dirty = true;
@@ -753,7 +816,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         for index in 0..self.manifest.chunk_count() {
             let i = index as usize;
             let avail = self.availability[i];
-            if avail > 0 && !self.have.get(index) && !self.in_flight.contains_key(&index) {
+            if avail > 0 && self.is_requestable(index) {
                 entries.push((avail, self.tie_break(index), index));
                 self.ready_key[i] = Some(avail);
             } else {
@@ -778,8 +841,13 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         z ^ (z >> 31)
     }
 
+    /// Wanted, missing, and not asked for yet (availability aside).
+    fn is_requestable(&self, index: u32) -> bool {
+        self.wanted.get(index) && !self.have.get(index) && !self.in_flight.contains_key(&index)
+    }
+
     fn check_done(&mut self) {
-        if self.have.is_full() && !self.done {
+        if self.is_done() && !self.done {
             self.done = true;
             self.actions.push_back(Action::Done);
         }
@@ -830,6 +898,134 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Delivers every request in `actions` from the data; returns the
+    /// actions that followed.
+    fn answer(s: &mut Scheduler<u8>, data: &[Vec<u8>], actions: &[Action<u8>]) -> Vec<Action<u8>> {
+        for (peer, index) in requests(actions) {
+            s.chunk_received(&peer, index, data[index as usize].clone(), T0);
+        }
+        drain(s, T0)
+    }
+
+    #[test]
+    fn a_subset_download_requests_exactly_the_wanted_chunks() {
+        let (mut s, data) = sched(16, cfg(16));
+        let mut wanted = Bitfield::new(16);
+        for i in [3, 4, 9] {
+            wanted.set(i).expect("in range");
+        }
+        s.set_wanted(wanted.clone()).expect("right length");
+        s.peer_joined(1, Bitfield::full(16)).expect("joins");
+        s.peer_joined(2, Bitfield::full(16)).expect("joins");
+        let first = drain(&mut s, T0);
+        let mut asked: Vec<u32> = requests(&first).iter().map(|&(_, i)| i).collect();
+        asked.sort_unstable();
+        // Each from one peer, then once more from the other (endgame).
+        assert_eq!(asked, [3, 3, 4, 4, 9, 9]);
+        let rest = answer(&mut s, &data, &first);
+        // Done with the wanted three; nothing else is ever asked for.
+        assert!(rest.contains(&Action::Done));
+        assert!(requests(&rest).is_empty(), "{rest:?}");
+        assert!(s.is_done());
+        assert_eq!(s.have().iter_ones().collect::<Vec<_>>(), [3, 4, 9]);
+        let p = s.progress();
+        assert_eq!((p.chunks_wanted, p.chunks_wanted_done), (3, 3));
+        assert_eq!((p.chunks_done, p.chunks_total), (3, 16));
+
+        // Widening after Done: the new chunks only, then Done once more.
+        wanted.set(10).expect("in range");
+        s.set_wanted(wanted).expect("right length");
+        let more = drain(&mut s, T0);
+        assert_eq!(
+            requests(&more).iter().map(|&(_, i)| i).collect::<Vec<_>>(),
+            [10, 10]
+        );
+        assert!(answer(&mut s, &data, &more).contains(&Action::Done));
+        assert_eq!(
+            Scheduler::<u8>::new(file(3).0, Bitfield::new(3), Config::default())
+                .expect("valid")
+                .set_wanted(Bitfield::new(2)),
+            Err(SchedulerError::BitfieldLength {
+                expected: 3,
+                actual: 2
+            })
+        );
+    }
+
+    #[test]
+    fn narrowing_the_wanted_set_cancels_requests_for_the_rest() {
+        let (mut s, data) = sched(8, cfg(8));
+        s.peer_joined(1, Bitfield::full(8)).expect("joins");
+        let first = drain(&mut s, T0);
+        assert_eq!(requests(&first).len(), 8);
+        let mut wanted = Bitfield::new(8);
+        wanted.set(2).expect("in range");
+        s.set_wanted(wanted).expect("right length");
+        let after = drain(&mut s, T0);
+        let mut cancelled: Vec<u32> = after
+            .iter()
+            .filter_map(|a| match a {
+                Action::Cancel { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        cancelled.sort_unstable();
+        assert_eq!(cancelled, [0, 1, 3, 4, 5, 6, 7]);
+        assert_eq!(s.progress().peers[&1].in_flight, 1);
+        // A late unwanted chunk that verifies is kept (and may be served),
+        // but is not what Done waits for.
+        assert_eq!(
+            s.chunk_received(&1, 5, data[5].clone(), T0),
+            Verdict::Stored
+        );
+        assert!(!s.is_done());
+        s.chunk_received(&1, 2, data[2].clone(), T0);
+        assert!(drain(&mut s, T0).contains(&Action::Done));
+        // Nothing wanted at all: done at once.
+        let (mut none, _) = sched(4, cfg(4));
+        none.set_wanted(Bitfield::new(4)).expect("right length");
+        none.peer_joined(1, Bitfield::full(4)).expect("joins");
+        assert_eq!(drain(&mut none, T0), [Action::Done]);
+    }
+
+    /// The wanted chunks of a tree's files are the chunks that hold their
+    /// bytes, including one shared with a neighbour across a file boundary.
+    #[test]
+    fn picking_files_of_a_tree_fetches_their_chunks_only() {
+        use crate::manifest::FileEntry;
+        // Files of 1.5, 0, 2 and 0.5 chunks: a/1 in chunks 0-1, a/2 empty,
+        // b in 1-3, c in 3.
+        let sizes = [
+            ("a/1", CS * 3 / 2),
+            ("a/2", 0),
+            ("b", CS * 2),
+            ("c", CS / 2),
+        ];
+        let files = sizes
+            .iter()
+            .map(|&(p, n)| FileEntry::new(p, n as u64))
+            .collect();
+        let mut b = ManifestBuilder::with_files("tree", files, MIN_CHUNK_SIZE).expect("valid");
+        let stream: Vec<u8> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &(_, n))| vec![k as u8; n])
+            .collect();
+        b.update(&stream).expect("fits");
+        let m = b.finish().expect("valid");
+        assert_eq!(m.chunk_count(), 4);
+        let wanted = m.wanted_chunks(|f| f.path() == "b");
+        let mut s = Scheduler::new(m, Bitfield::new(4), cfg(8)).expect("valid");
+        s.set_wanted(wanted).expect("right length");
+        s.peer_joined(7, Bitfield::full(4)).expect("joins");
+        let asked = drain(&mut s, T0);
+        let mut indices: Vec<u32> = requests(&asked).iter().map(|&(_, i)| i).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, [1, 2, 3]);
+        let chunks: Vec<Vec<u8>> = stream.chunks(CS).map(<[u8]>::to_vec).collect();
+        assert!(answer(&mut s, &chunks, &asked).contains(&Action::Done));
     }
 
     #[test]

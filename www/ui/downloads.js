@@ -4,6 +4,7 @@
 import { el, errorText, setAttr, setClass, setHidden, setText, syncChildren } from './dom.js';
 import { formatBytes, formatDuration, formatPercent, formatSpeed, shortId, SpeedMeter } from './format.js';
 import { hasShare, shareIdOf, targetOf } from './links.js';
+import { createTree, saveTree } from './folders.js';
 import { saveFile } from './save.js';
 
 const $ = (id) => document.getElementById(id);
@@ -114,7 +115,8 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
       // File; for a finished download it resolves at once.
       let file = record?.file;
       if (!file) file = await node.download(id);
-      const result = await saveFile(file);
+      const d = node.downloads().find((x) => x.shareId === id);
+      const result = d?.files ? await saveTree(file, d) : await saveFile(file);
       setText(
         row.saveStatus,
         result === 'saved' ? 'Saved.' : result === 'started' ? 'Handed to your browser’s downloads.' : '',
@@ -134,6 +136,8 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     const pct = el('span', { class: 'pct' });
     const detail = el('span', { class: 'detail' });
     const meta = el('p', { class: 'item-meta' }, pct, detail);
+    const tree = createTree(id);
+    tree.list.hidden = true;
     const sourcesLabel = el('p', { class: 'sources-label' });
     const sources = el('ul', { class: 'sources' });
     const error = el('p', { class: 'inline-error', role: 'alert' });
@@ -147,12 +151,13 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
       el('div', { class: 'item-head' }, name, size, badge),
       progress,
       meta,
+      tree.list,
       sourcesLabel,
       sources,
       error,
       actions,
     );
-    const row = { li, name, size, badge, progress, pct, detail, sourcesLabel, sources, sourceRows: new Map(), error, save, saveStatus, dismiss, actions };
+    const row = { li, name, size, badge, progress, pct, detail, tree, sourcesLabel, sources, sourceRows: new Map(), error, save, saveStatus, dismiss, actions };
     save.addEventListener('click', () => saveDownload(id, row));
     dismiss.addEventListener('click', () => {
       dismissed.add(id);
@@ -274,6 +279,9 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     setHidden(row.pct, !pct);
     setText(row.detail, detail);
 
+    // A share of files: its tree, a checkbox and progress per file.
+    setHidden(row.tree.list, !d?.files);
+    if (d?.files) row.tree.update(node, d);
     updateSources(row, d?.sources ?? []);
 
     const error = state === 'failed' ? (d?.error ?? record?.error ?? 'No reason was given.') : null;

@@ -6,6 +6,7 @@
 
 import { coalesce, copyFromInput, el, errorText, setAttr, setClass, setHidden, setText, syncChildren } from './dom.js';
 import { formatBytes, formatDuration } from './format.js';
+import { fromDroppedEntries, setupFolderPicker } from './folders.js';
 import { shareIdOf } from './links.js';
 
 const $ = (id) => document.getElementById(id);
@@ -39,7 +40,29 @@ export function createShares({ ready, announce }) {
     schedule();
   }
 
-  async function hash(entry, file) {
+  /** A folder (or several files) under one link: `{ name, entries: [{ path, file }] }`. */
+  function addFolder({ name, entries: files }) {
+    if (!files.length) {
+      announce(`${name} has no files to share.`);
+      return;
+    }
+    const entry = {
+      key: `local-${(seq += 1)}`,
+      name: `${name} (${files.length} ${files.length === 1 ? 'file' : 'files'})`,
+      size: files.reduce((n, f) => n + f.file.size, 0),
+      state: 'queued',
+      error: null,
+      shareId: null,
+      link: null,
+      startedAt: 0,
+    };
+    entries.push(entry);
+    queue = queue.then(() => hash(entry, null, (n) => n.shareFiles(name, files)));
+    announce(`Preparing ${entry.name}…`);
+    schedule();
+  }
+
+  async function hash(entry, file, share = (n) => n.share(file)) {
     let n;
     try {
       n = await ready;
@@ -53,7 +76,7 @@ export function createShares({ ready, announce }) {
     entry.startedAt = performance.now();
     schedule();
     try {
-      const link = await n.share(file);
+      const link = await share(n);
       const shareId = shareIdOf(link);
       const existing = entries.find((e) => e !== entry && e.shareId && e.shareId === shareId);
       if (existing) {
@@ -217,13 +240,15 @@ export function createShares({ ready, announce }) {
       depth = 0;
       zone.classList.remove('dragging');
       const files = [];
-      let folders = 0;
+      const folders = [];
       const items = [...(ev.dataTransfer.items ?? [])];
       if (items.length) {
         for (const item of items) {
           if (item.kind !== 'file') continue;
-          if (item.webkitGetAsEntry?.()?.isDirectory) {
-            folders += 1;
+          // Entries can only be had during the event; read them after.
+          const entry = item.webkitGetAsEntry?.();
+          if (entry?.isDirectory) {
+            folders.push(entry);
             continue;
           }
           const f = item.getAsFile();
@@ -232,7 +257,10 @@ export function createShares({ ready, announce }) {
       } else {
         files.push(...ev.dataTransfer.files);
       }
-      if (folders) announce(`Folders cannot be shared; drop the files inside instead (${folders} skipped).`);
+      // Each dropped folder gets one link for all its files.
+      for (const folder of folders) {
+        fromDroppedEntries([folder]).then(addFolder, (e) => announce(`Could not read the folder ${folder.name}: ${errorText(e)}`));
+      }
       add(files);
     });
   }
@@ -248,10 +276,12 @@ export function createShares({ ready, announce }) {
 
   setupDrop();
   setupPicker();
+  setupFolderPicker($('file-button'), addFolder);
   render();
 
   return {
     add,
+    addFolder,
     /** Called on every page render with the running node. */
     update(n, ids) {
       node = n;

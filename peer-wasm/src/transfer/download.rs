@@ -28,7 +28,7 @@ use web_sys::File;
 use web_time::Instant;
 
 use super::{
-    fill_view_header,
+    file_views, fill_view_header,
     store::WriteError,
     stored::{self, Opened},
     DlEvent, DownloadState, Share, SourceView, Store, TransferError, Transfers,
@@ -128,6 +128,10 @@ async fn download(
     // Peers start on different chunks, so they have something to trade.
     config.seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
     let mut sched = Scheduler::new(manifest.clone(), have, config)
+        .map_err(|e| TransferError::Stopped(e.to_string()))?;
+    // Of a share of files, only those the page picked (all by default).
+    sched
+        .set_wanted(share.wanted_chunks(&manifest))
         .map_err(|e| TransferError::Stopped(e.to_string()))?;
     for (peer, have) in bitfields {
         if have.len() == count && !t.is_banned(&share.id, &peer) {
@@ -260,6 +264,11 @@ async fn download(
             }
             DlEvent::Reject { peer, index } => sched.request_failed(&peer, index),
             DlEvent::Left { peer } => sched.peer_left(&peer),
+            DlEvent::Wanted => {
+                let _ = sched.set_wanted(share.wanted_chunks(&manifest));
+                update_view(share, &sched);
+                t.notify();
+            }
             DlEvent::Unknown { .. } | DlEvent::Manifest { .. } => {}
         }
     }
@@ -286,6 +295,7 @@ fn serve(share: &Share, manifest: Manifest, have: Bitfield, store: Rc<Store>) {
         fill_view_header(&mut view, &manifest);
         view.chunks_done = have.count_ones();
         view.bytes_done = resume::bytes_of(&manifest, &have);
+        view.files = file_views(&manifest, &have, share.wanted.borrow().as_ref());
     }
     *share.store.borrow_mut() = Some(store);
     *share.have.borrow_mut() = have.clone();
@@ -406,6 +416,11 @@ fn update_view(share: &Share, sched: &Scheduler<PeerId>) {
     view.chunks_total = progress.chunks_total;
     view.bytes_done = progress.bytes_done;
     view.bytes_total = progress.bytes_total;
+    view.files = file_views(
+        sched.manifest(),
+        sched.have(),
+        share.wanted.borrow().as_ref(),
+    );
     for (peer, n) in share.requested.borrow().iter() {
         if let Some(src) = by_peer.get_mut(&peer.to_base58()) {
             src.requested = *n;

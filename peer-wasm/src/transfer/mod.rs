@@ -17,6 +17,13 @@
 //! - [`stored`]: shares kept on disk across page loads: resume, serve again,
 //!   list, delete, clean up (rules in `shoal_share::resume`).
 //!
+//! A share of several files (manifest version 2) is one byte stream here
+//! too: the sharer's store is a `Blob` of the files in the manifest's order
+//! (it only refers to them), a downloader's data file holds them one after
+//! the other, and the page slices each file out of the finished `File`.
+//! [`Share`]'s `wanted` (the paths the page picked) narrows the scheduler
+//! to the chunks of those files (`Scheduler::set_wanted`).
+//!
 //! Sessions are opened by downloaders, to every connected peer that is a
 //! member of the swarm (seen in its rendezvous namespace), over whichever
 //! path exists (direct, or relayed until a direct one is made); inbound
@@ -65,7 +72,7 @@ use shoal_share::{
     admission::{Admission, Refusal, SessionId},
     handshake::ShareKey,
     limits::DOWNLOAD_EVENT_QUEUE,
-    Bitfield, Manifest, ManifestBuilder, ShareId,
+    Bitfield, FileEntry, Manifest, ManifestBuilder, ShareId,
 };
 use web_sys::{Blob, File};
 use web_time::Instant;
@@ -134,6 +141,8 @@ pub enum DlEvent {
     Left {
         peer: PeerId,
     },
+    /// The page changed which files it wants (`Share::wanted`).
+    Wanted,
 }
 
 struct SessionHandle {
@@ -178,6 +187,8 @@ pub struct Share {
     reopens: RefCell<VecMap<PeerId, u32>>,
     /// Chunk requests sent per peer (all its sessions).
     requested: RefCell<VecMap<PeerId, u32>>,
+    /// The paths the page wants of a share of files; `None`: all of it.
+    wanted: RefCell<Option<VecSet<String>>>,
 }
 
 impl Share {
@@ -194,6 +205,15 @@ impl Share {
             file: RefCell::default(),
             reopens: RefCell::default(),
             requested: RefCell::default(),
+            wanted: RefCell::default(),
+        }
+    }
+
+    /// The chunks of the files the page wants (all, by default).
+    fn wanted_chunks(&self, manifest: &Manifest) -> Bitfield {
+        match &*self.wanted.borrow() {
+            None => Bitfield::full(manifest.chunk_count()),
+            Some(paths) => manifest.wanted_chunks(|f| paths.contains(f.path())),
         }
     }
 
@@ -299,6 +319,24 @@ pub struct DownloadView {
     pub bytes_total: u64,
     pub sources: Vec<SourceView>,
     pub error: Option<String>,
+    /// A share of files (manifest version 2): each file, where it lies in
+    /// the downloaded byte stream, and its progress. `None` for one file.
+    pub files: Option<Vec<FileView>>,
+}
+
+/// One file of a share of files, as the page sees it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileView {
+    pub path: String,
+    pub size: u64,
+    /// Where its bytes start in the share's byte stream (the `File` that
+    /// `download` resolves to): `file.slice(offset, offset + size)`.
+    pub offset: u64,
+    pub chunks_done: u32,
+    pub chunks_total: u32,
+    /// Whether it is being fetched (`Node.want`).
+    pub wanted: bool,
 }
 
 impl DownloadView {
@@ -315,6 +353,7 @@ impl DownloadView {
             bytes_total: 0,
             sources: Vec::new(),
             error: None,
+            files: None,
         }
     }
 }
@@ -627,14 +666,52 @@ impl Transfers {
     /// Hashes `blob` chunk by chunk (never whole in memory) and serves it.
     pub async fn share(&self, blob: Blob, name: String) -> Result<String, TransferError> {
         let size = blob.size() as u64;
-        let chunk_size = shoal_share::chunk_size_for(size);
         let media_type: String = blob
             .type_()
             .chars()
             .filter(|c| c.is_ascii_graphic())
             .take(255)
             .collect();
-        let mut builder = ManifestBuilder::new(&name, &media_type, chunk_size)?;
+        let builder = ManifestBuilder::new(&name, &media_type, shoal_share::chunk_size_for(size))?;
+        self.share_stream(blob, builder).await
+    }
+
+    /// Shares several files under `name` (manifest version 2): the list is
+    /// checked and sorted, and the files' bytes are hashed as one stream in
+    /// that order, read from a `Blob` that only refers to them (never whole
+    /// in memory, like a single file).
+    pub async fn share_files(
+        &self,
+        name: String,
+        files: Vec<(String, Blob)>,
+    ) -> Result<String, TransferError> {
+        let entries = files
+            .iter()
+            .map(|(path, blob)| FileEntry::new(path.clone(), blob.size() as u64))
+            .collect();
+        let size = files.iter().map(|(_, b)| b.size() as u64).sum();
+        let builder =
+            ManifestBuilder::with_files(&name, entries, shoal_share::chunk_size_for(size))?;
+        // Paths are unique once checked: each names one of the blobs.
+        let mut by_path: VecMap<String, Blob> = files.into_iter().collect();
+        let parts = js_sys::Array::new();
+        for entry in builder.files() {
+            if let Some(blob) = by_path.remove(entry.path()) {
+                parts.push(&blob);
+            }
+        }
+        let stream = Blob::new_with_blob_sequence(&parts)
+            .map_err(|e| TransferError::Storage(store::describe(&e)))?;
+        self.share_stream(stream, builder).await
+    }
+
+    async fn share_stream(
+        &self,
+        blob: Blob,
+        mut builder: ManifestBuilder,
+    ) -> Result<String, TransferError> {
+        let size = blob.size() as u64;
+        let chunk_size = builder.chunk_size();
         let mut reader = reader::BlobReader::new(&blob);
         let count = shoal_share::chunk_count(size, chunk_size);
         for index in 0..count {
@@ -655,6 +732,7 @@ impl Transfers {
             view.state = DownloadState::Done;
             fill_view_header(&mut view, &manifest);
         }
+        let name = manifest.name().to_owned();
         let bytes: Rc<[u8]> = manifest.encode().into();
         *share.manifest.borrow_mut() = Some(Rc::new((manifest, bytes)));
         *share.store.borrow_mut() = Some(Rc::new(store));
@@ -664,12 +742,33 @@ impl Transfers {
         Ok(self.link(&id))
     }
 
+    /// Fetches only the files at `paths` of a share of files (all of it
+    /// when `None`), from now on; the download's `Done` comes when they are
+    /// stored. Only while it downloads.
+    pub fn want(&self, id: &ShareId, paths: Option<Vec<String>>) -> Result<(), TransferError> {
+        let share = self
+            .share_by_id(id)
+            .filter(|s| s.download.borrow().is_some())
+            .ok_or_else(|| TransferError::Stopped("not downloading this share".into()))?;
+        *share.wanted.borrow_mut() = paths.map(|p| p.into_iter().collect());
+        // A full queue is busy: the loop reads `wanted` at its next event.
+        if let Some(tx) = share.download.borrow_mut().as_mut() {
+            let _ = tx.try_send(DlEvent::Wanted);
+        }
+        Ok(())
+    }
+
     fn link(&self, id: &ShareId) -> String {
         shoal_share::make_link(&self.0.origin, &self.0.swarm, id)
     }
 
-    /// Fetches the file behind `link` from every peer that has it.
-    pub async fn download(&self, link: &str) -> Result<File, TransferError> {
+    /// Fetches the file behind `link` from every peer that has it; of a
+    /// share of files, only the files at `wanted` if given (see `want`).
+    pub async fn download(
+        &self,
+        link: &str,
+        wanted: Option<Vec<String>>,
+    ) -> Result<File, TransferError> {
         let id = shoal_share::parse_link(link)?;
         if let Some(share) = self.share_by_id(&id) {
             if let Some(file) = share.file.borrow().clone() {
@@ -696,6 +795,7 @@ impl Transfers {
             }
         }
         let share = Rc::new(Share::new(id));
+        *share.wanted.borrow_mut() = wanted.map(|p| p.into_iter().collect());
         // Each session clones the sender once: the queue holds at most
         // this many events plus one per session (sessions are bounded).
         let (tx, rx) = mpsc::channel(DOWNLOAD_EVENT_QUEUE);
@@ -870,6 +970,34 @@ impl Transfers {
                 .collect(),
         }
     }
+}
+
+/// Each file's progress from the chunks stored, for a share of files.
+fn file_views(
+    manifest: &Manifest,
+    have: &Bitfield,
+    wanted: Option<&VecSet<String>>,
+) -> Option<Vec<FileView>> {
+    if !manifest.has_paths() {
+        return None;
+    }
+    let views = manifest
+        .files()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let chunks = manifest.file_chunks(i);
+            FileView {
+                path: f.path().to_owned(),
+                size: f.size(),
+                offset: f.offset(),
+                chunks_done: chunks.clone().filter(|&c| have.get(c)).count() as u32,
+                chunks_total: chunks.len() as u32,
+                wanted: wanted.is_none_or(|w| w.contains(f.path())),
+            }
+        })
+        .collect();
+    Some(views)
 }
 
 fn fill_view_header(view: &mut DownloadView, manifest: &Manifest) {
