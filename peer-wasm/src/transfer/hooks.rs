@@ -130,7 +130,7 @@ impl Transfers {
     pub async fn random_hello(&self, peer: PeerId) -> ReplayOutcome {
         let mut bytes =
             [0u8; shoal_share::handshake::NONCE_LEN + shoal_share::handshake::PROOF_LEN];
-        if getrandom::getrandom(&mut bytes).is_err() {
+        if getrandom::fill(&mut bytes).is_err() {
             return ReplayOutcome::Error;
         }
         let (n, p) = bytes.split_at(shoal_share::handshake::NONCE_LEN);
