@@ -47,6 +47,7 @@ use shoal_proto::{
 use web_time::Instant;
 
 use crate::{
+    milestones::Milestone,
     state::{Path, SharedState},
     streams,
     transfer::Transfers,
@@ -198,6 +199,7 @@ pub async fn run(
     if let Err(e) = swarm.listen_on(webrtc_addr.clone()) {
         tracing::warn!(%webrtc_addr, "cannot listen: {e}");
     }
+    lp.state.mark(Milestone::RelayDial);
     lp.dial_relay(&mut swarm);
     let mut tick = Delay::new(TICK).fuse();
     loop {
@@ -316,6 +318,7 @@ impl Loop {
 
     fn dial_webrtc(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
         let attempt = self.state.update(|s| s.begin_webrtc_attempt(&peer));
+        self.state.mark(Milestone::WebrtcStart);
         let addr = self
             .circuit_addr()
             .with(Protocol::WebRTC)
@@ -431,6 +434,7 @@ impl Loop {
 
     fn on_relay_connected(&mut self, swarm: &mut Swarm<Behaviour>, connection_id: ConnectionId) {
         tracing::info!("connected to the relay");
+        self.state.mark(Milestone::RelayConnected);
         if self.relay.dial == Some(connection_id) {
             self.relay.dial = None;
         }
@@ -497,6 +501,10 @@ impl Loop {
                     Path::Relayed
                 };
                 tracing::info!(peer = %peer_id, ?path, "connection established");
+                self.state.mark(match path {
+                    Path::Direct => Milestone::Direct,
+                    Path::Relayed => Milestone::PeerRelayed,
+                });
                 self.state
                     .update(|s| s.connection_opened(peer_id, connection_id, path));
                 // Transfers start at once on whatever path exists and move
@@ -562,6 +570,10 @@ impl Loop {
                     tracing::debug!(?peer_id, "dial failed: {error}");
                 }
             }
+            // A peer's `/webrtc` signaling stream arrived.
+            SwarmEvent::IncomingConnection { send_back_addr, .. } if is_direct(&send_back_addr) => {
+                self.state.mark(Milestone::WebrtcStart);
+            }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error,
@@ -607,6 +619,7 @@ impl Loop {
                 ..
             }) => {
                 tracing::info!("relay reservation accepted");
+                self.state.mark(Milestone::Reserved);
                 self.relay.backoff.reset();
                 swarm.add_external_address(self.circuit_addr());
                 self.state.update(|s| s.relay_reserved());
@@ -624,6 +637,7 @@ impl Loop {
                     if peer == me {
                         continue;
                     }
+                    self.state.mark(Milestone::Discovered);
                     // Signed by the peer: it registered in this swarm.
                     // Sessions are opened to and accepted from members only.
                     self.transfers.member_seen(peer);
@@ -657,6 +671,7 @@ impl Loop {
                 namespace, ..
             }) => {
                 tracing::info!(%namespace, "registered in the swarm");
+                self.state.mark(Milestone::Registered);
                 // Whoever registered just before us is found now; whoever
                 // registers after us finds us. No one waits for a round.
                 self.discover(swarm);
