@@ -2,7 +2,8 @@
 // Benchmark: how long from page load to the first direct peer, and to the first
 // verified chunk.
 //
-//   node tests/bench/connect.mjs [--runs N] [--compare DIR] [--only waiting|together] [--no-write]
+//   node tests/bench/connect.mjs [--runs N] [--compare DIR [--compare-relay BIN]]
+//                                [--only waiting|together] [--no-write]
 //                                                                          (make bench)
 //
 // - "waiting" (the headline, issue #10's goal): a peer with a file already waits in the
@@ -17,7 +18,8 @@
 //   Chromium processes, in a swarm of its own (both compile the wasm on the same cores).
 // - --compare DIR: another build of the page (DIR/pkg, e.g. main's `www`) served by a
 //   second relay; every run is made with both, alternating which goes first, so that
-//   the two are compared side by side on a noisy machine.
+//   the two are compared side by side on a noisy machine. --compare-relay BIN: that
+//   build's relay is another binary (to measure a change of the relay).
 // - Sizes of the served peer: .wasm and .js, raw and the pre-compressed copies
 //   the relay serves in their place (`.br`, `.gz`, written by scripts/compress.mjs).
 // - Relay memory: VmRSS from /proc/<pid>/status when idle, and with three
@@ -37,6 +39,8 @@ const { argv, flag, option } = cliArgs();
 const RUNS = Math.max(5, Number.parseInt(option('--runs', '10'), 10) || 10);
 const WRITE = !flag('--no-write');
 const COMPARE = option('--compare', null);
+// The compared build's relay binary, when the change under test is the relay's (default: the same relay).
+const COMPARE_RELAY = option('--compare-relay', null);
 const ONLY = option('--only', null);
 const CASES = ['waiting', 'together'].filter((c) => !ONLY || ONLY === c);
 
@@ -281,16 +285,20 @@ async function main() {
     sizes: sizes(),
     builds: [],
   };
-  const newBuild = (label, www) => ({
+  const newBuild = (label, www, bin = undefined) => ({
     label,
     www,
+    bin,
     relay: null,
     cases: Object.fromEntries(CASES.map((c) => [c, { marks: [], perRun: [], failures: 0 }])),
   });
   result.builds.push(newBuild(path.relative(h.REPO, h.wwwDir()) || '.', h.wwwDir()));
-  if (COMPARE) result.builds.push(newBuild(COMPARE, path.resolve(COMPARE)));
+  if (COMPARE) {
+    const label = COMPARE_RELAY ? `${COMPARE} + ${COMPARE_RELAY}` : COMPARE;
+    result.builds.push(newBuild(label, path.resolve(COMPARE), COMPARE_RELAY ? path.resolve(COMPARE_RELAY) : undefined));
+  }
   try {
-    for (const b of result.builds) b.relay = await h.startRelay({ www: b.www });
+    for (const b of result.builds) b.relay = await h.startRelay({ www: b.www, ...(b.bin ? { bin: b.bin } : {}) });
     const relay = result.builds[0].relay;
     result.rssIdle = vmRssKib(relay.pid);
     const browsers = await Promise.all([h.launchBrowser(), h.launchBrowser()]);
@@ -310,7 +318,7 @@ async function main() {
             console.log(`${kase} run ${i + 1}/${RUNS} (${b.label}): ${line} ms`);
             // SHOAL_BENCH_SLOW_MS=N: print the pages' and relay's logs of a run slower than N ms.
             const slow = Number(process.env.SHOAL_BENCH_SLOW_MS ?? Infinity);
-            if (marks.some((m) => m.firstDirect > slow)) h.dumpLogs(`logs up to slow run ${i + 1}`);
+            if (marks.some((m) => m.firstDirect > slow || m.firstChunk > slow)) h.dumpLogs(`logs up to slow run ${i + 1}`);
           } catch (e) {
             c.failures++;
             console.error(`${kase} run ${i + 1}/${RUNS} (${b.label}) failed: ${e.message}`);
