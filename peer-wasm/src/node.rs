@@ -204,7 +204,10 @@ pub async fn run(
     let mut tick = Delay::new(TICK).fuse();
     loop {
         futures::select! {
-            ev = swarm.select_next_some() => lp.on_event(&mut swarm, ev),
+            ev = swarm.select_next_some() => {
+                lp.on_event(&mut swarm, ev);
+                lp.discover_if_asked(&mut swarm);
+            }
             _ = tick => {
                 // A timer that outlives events: busy swarms still get their ticks.
                 tick = Delay::new(TICK).fuse();
@@ -375,19 +378,7 @@ impl Loop {
         if self.next_discover.is_some_and(|t| instant >= t) {
             self.discover(swarm);
         }
-        // The request is taken only when it can be served: one made within
-        // a second of the last round waits for the next tick.
-        if swarm.is_connected(&self.settings.relay_peer)
-            && self
-                .last_discover
-                .is_none_or(|t| instant >= t + DISCOVER_ON_DEMAND_EVERY)
-            && self.transfers.take_discover_request()
-        {
-            // A whole listing, not only what is new since the cookie: the
-            // peer asked about may have registered before it.
-            self.cookie = None;
-            self.discover(swarm);
-        }
+        self.discover_if_asked(swarm);
         if self.next_register.is_some_and(|t| instant >= t) {
             self.register(swarm);
         }
@@ -401,6 +392,24 @@ impl Loop {
         }
         self.paths.handle_timeout(now);
         self.apply_paths(swarm);
+    }
+
+    /// Discovery asked for by transfers. The request is taken only when it
+    /// can be served: one made within a second of the last round waits for
+    /// a later tick. Checked after every swarm event too, so that a peer
+    /// that connected before it was seen as a member is looked up at once.
+    fn discover_if_asked(&mut self, swarm: &mut Swarm<Behaviour>) {
+        if swarm.is_connected(&self.settings.relay_peer)
+            && self
+                .last_discover
+                .is_none_or(|t| Instant::now() >= t + DISCOVER_ON_DEMAND_EVERY)
+            && self.transfers.take_discover_request()
+        {
+            // A whole listing, not only what is new since the cookie: the
+            // peer asked about may have registered before it.
+            self.cookie = None;
+            self.discover(swarm);
+        }
     }
 
     fn discover(&mut self, swarm: &mut Swarm<Behaviour>) {
