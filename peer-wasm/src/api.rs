@@ -15,6 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::{
+    milestones::{self, Milestone},
     node::{self, Command, Settings},
     state::SharedState,
     transfer::Transfers,
@@ -143,7 +144,9 @@ impl Node {
             &relay_url.port(),
         )
         .map_err(|e| JsError::new(&e.to_string()))?;
+        let started_at = milestones::now();
         let info = fetch_info(&opts.relay).await?;
+        let info_at = milestones::now();
         let relay_peer: PeerId = info
             .peer_id
             .parse()
@@ -170,6 +173,8 @@ impl Node {
         let (swarm, control) = node::build(keypair, webrtc_config, opts.max_peers, relay_peer)
             .map_err(|e| JsError::new(&e.to_string()))?;
         let state = SharedState::new(&relay_peer);
+        state.mark_at(Milestone::Start, started_at);
+        state.mark_at(Milestone::InfoFetched, info_at);
         let transfers = Transfers::new(
             control,
             peer_id,
@@ -224,6 +229,15 @@ impl Node {
     #[wasm_bindgen(unchecked_return_type = "RelayStatus")]
     pub fn relay(&self) -> Result<JsValue, JsError> {
         to_js(&self.state.read(|s| s.relay()))
+    }
+
+    /// `{ start, infoFetched, relayDial, relayConnected, reserved, registered,
+    /// discovered, peerRelayed, webrtcStart, direct, firstChunk }`: the
+    /// `performance.now()` at which each stage of joining was first reached,
+    /// `null` until then (see `milestones.rs`).
+    #[wasm_bindgen(unchecked_return_type = "Milestones")]
+    pub fn milestones(&self) -> Result<JsValue, JsError> {
+        to_js(&self.state.milestones())
     }
 
     /// Calls `listener()` after every change of `peers()` or `relay()`.

@@ -12,6 +12,8 @@
 //!   manifest fetch, scheduler and resume rules are sans-IO in `shoal_share`).
 //! - `types`: the TypeScript declarations of the JS API's values.
 //! - `log`: `tracing` to the browser console.
+//! - `milestones`: when the node first reached each stage of joining
+//!   (`node.milestones()`, for the connect benchmark).
 //! - `peer_limit`: `maxPeers`, denying connections to peers beyond it.
 //! - `ws`: the WebSocket transport to the relay (why our own: see there).
 //! - `state`: what the page sees — relay status, peers, paths, RTTs.
@@ -33,6 +35,7 @@ pub mod api;
 #[cfg(feature = "test-hooks")]
 mod echo;
 mod log;
+mod milestones;
 mod node;
 mod peer_limit;
 mod state;

@@ -47,6 +47,7 @@ use shoal_proto::{
 use web_time::Instant;
 
 use crate::{
+    milestones::Milestone,
     state::{Path, SharedState},
     streams,
     transfer::Transfers,
@@ -198,11 +199,15 @@ pub async fn run(
     if let Err(e) = swarm.listen_on(webrtc_addr.clone()) {
         tracing::warn!(%webrtc_addr, "cannot listen: {e}");
     }
+    lp.state.mark(Milestone::RelayDial);
     lp.dial_relay(&mut swarm);
     let mut tick = Delay::new(TICK).fuse();
     loop {
         futures::select! {
-            ev = swarm.select_next_some() => lp.on_event(&mut swarm, ev),
+            ev = swarm.select_next_some() => {
+                lp.on_event(&mut swarm, ev);
+                lp.discover_if_asked(&mut swarm);
+            }
             _ = tick => {
                 // A timer that outlives events: busy swarms still get their ticks.
                 tick = Delay::new(TICK).fuse();
@@ -316,6 +321,7 @@ impl Loop {
 
     fn dial_webrtc(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
         let attempt = self.state.update(|s| s.begin_webrtc_attempt(&peer));
+        self.state.mark(Milestone::WebrtcStart);
         let addr = self
             .circuit_addr()
             .with(Protocol::WebRTC)
@@ -372,19 +378,7 @@ impl Loop {
         if self.next_discover.is_some_and(|t| instant >= t) {
             self.discover(swarm);
         }
-        // The request is taken only when it can be served: one made within
-        // a second of the last round waits for the next tick.
-        if swarm.is_connected(&self.settings.relay_peer)
-            && self
-                .last_discover
-                .is_none_or(|t| instant >= t + DISCOVER_ON_DEMAND_EVERY)
-            && self.transfers.take_discover_request()
-        {
-            // A whole listing, not only what is new since the cookie: the
-            // peer asked about may have registered before it.
-            self.cookie = None;
-            self.discover(swarm);
-        }
+        self.discover_if_asked(swarm);
         if self.next_register.is_some_and(|t| instant >= t) {
             self.register(swarm);
         }
@@ -398,6 +392,24 @@ impl Loop {
         }
         self.paths.handle_timeout(now);
         self.apply_paths(swarm);
+    }
+
+    /// Discovery asked for by transfers. The request is taken only when it
+    /// can be served: one made within a second of the last round waits for
+    /// a later tick. Checked after every swarm event too, so that a peer
+    /// that connected before it was seen as a member is looked up at once.
+    fn discover_if_asked(&mut self, swarm: &mut Swarm<Behaviour>) {
+        if swarm.is_connected(&self.settings.relay_peer)
+            && self
+                .last_discover
+                .is_none_or(|t| Instant::now() >= t + DISCOVER_ON_DEMAND_EVERY)
+            && self.transfers.take_discover_request()
+        {
+            // A whole listing, not only what is new since the cookie: the
+            // peer asked about may have registered before it.
+            self.cookie = None;
+            self.discover(swarm);
+        }
     }
 
     fn discover(&mut self, swarm: &mut Swarm<Behaviour>) {
@@ -431,6 +443,7 @@ impl Loop {
 
     fn on_relay_connected(&mut self, swarm: &mut Swarm<Behaviour>, connection_id: ConnectionId) {
         tracing::info!("connected to the relay");
+        self.state.mark(Milestone::RelayConnected);
         if self.relay.dial == Some(connection_id) {
             self.relay.dial = None;
         }
@@ -497,6 +510,10 @@ impl Loop {
                     Path::Relayed
                 };
                 tracing::info!(peer = %peer_id, ?path, "connection established");
+                self.state.mark(match path {
+                    Path::Direct => Milestone::Direct,
+                    Path::Relayed => Milestone::PeerRelayed,
+                });
                 self.state
                     .update(|s| s.connection_opened(peer_id, connection_id, path));
                 // Transfers start at once on whatever path exists and move
@@ -562,6 +579,10 @@ impl Loop {
                     tracing::debug!(?peer_id, "dial failed: {error}");
                 }
             }
+            // A peer's `/webrtc` signaling stream arrived.
+            SwarmEvent::IncomingConnection { send_back_addr, .. } if is_direct(&send_back_addr) => {
+                self.state.mark(Milestone::WebrtcStart);
+            }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error,
@@ -607,6 +628,7 @@ impl Loop {
                 ..
             }) => {
                 tracing::info!("relay reservation accepted");
+                self.state.mark(Milestone::Reserved);
                 self.relay.backoff.reset();
                 swarm.add_external_address(self.circuit_addr());
                 self.state.update(|s| s.relay_reserved());
@@ -624,6 +646,7 @@ impl Loop {
                     if peer == me {
                         continue;
                     }
+                    self.state.mark(Milestone::Discovered);
                     // Signed by the peer: it registered in this swarm.
                     // Sessions are opened to and accepted from members only.
                     self.transfers.member_seen(peer);
@@ -657,6 +680,7 @@ impl Loop {
                 namespace, ..
             }) => {
                 tracing::info!(%namespace, "registered in the swarm");
+                self.state.mark(Milestone::Registered);
                 // Whoever registered just before us is found now; whoever
                 // registers after us finds us. No one waits for a round.
                 self.discover(swarm);

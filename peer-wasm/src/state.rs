@@ -8,6 +8,8 @@ use libp2p::{swarm::ConnectionId, PeerId};
 use serde::Serialize;
 use shoal_proto::vecmap::VecMap;
 
+use crate::milestones::{self, Milestone, Milestones};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     Direct,
@@ -196,6 +198,7 @@ impl State {
 pub struct SharedState {
     inner: Rc<RefCell<State>>,
     listeners: Rc<RefCell<Vec<js_sys::Function>>>,
+    milestones: Rc<RefCell<Milestones>>,
 }
 
 impl SharedState {
@@ -210,7 +213,22 @@ impl SharedState {
                 peers: VecMap::new(),
             })),
             listeners: Rc::default(),
+            milestones: Rc::default(),
         }
+    }
+
+    /// Notes that `m` happened now (the first time only); tells no one.
+    pub fn mark(&self, m: Milestone) {
+        self.mark_at(m, milestones::now());
+    }
+
+    /// The same for something that happened at `at` (`milestones::now()`).
+    pub fn mark_at(&self, m: Milestone, at: f64) {
+        self.milestones.borrow_mut().mark(m, at);
+    }
+
+    pub fn milestones(&self) -> Milestones {
+        self.milestones.borrow().clone()
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {

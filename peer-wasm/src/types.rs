@@ -111,6 +111,21 @@ export interface StoredShare {
   inUse: "here" | "elsewhere" | null;
 }
 
+/** `performance.now()` (ms since navigation start) when each stage of joining was first reached. */
+export interface Milestones {
+  start: number | null;
+  infoFetched: number | null;
+  relayDial: number | null;
+  relayConnected: number | null;
+  reserved: number | null;
+  registered: number | null;
+  discovered: number | null;
+  peerRelayed: number | null;
+  webrtcStart: number | null;
+  direct: number | null;
+  firstChunk: number | null;
+}
+
 export interface PathBytes { up: number; down: number }
 
 export interface Stats {

@@ -229,20 +229,26 @@ impl Relay {
         let mut http_task = match tls {
             tls::Tls::Off => tokio::spawn(
                 server
-                    .acceptor(accept::FirstByte::new(limits::HTTP_HEADER_TIMEOUT))
+                    .acceptor(accept::NoDelay(accept::FirstByte::new(
+                        limits::HTTP_HEADER_TIMEOUT,
+                    )))
                     .serve(app),
             ),
             tls::Tls::Files(config) => tokio::spawn(
                 server
                     .acceptor(
                         RustlsAcceptor::new(config)
-                            .handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT),
+                            .handshake_timeout(limits::TLS_HANDSHAKE_TIMEOUT)
+                            .acceptor(accept::NoDelay(axum_server::accept::DefaultAcceptor)),
                     )
                     .serve(app),
             ),
             tls::Tls::Acme(acceptor) => tokio::spawn(
                 server
-                    .acceptor(tls::Timeout::new(acceptor, limits::TLS_HANDSHAKE_TIMEOUT))
+                    .acceptor(tls::Timeout::new(
+                        accept::NoDelay(acceptor),
+                        limits::TLS_HANDSHAKE_TIMEOUT,
+                    ))
                     .serve(app),
             ),
         };

@@ -34,7 +34,7 @@ describe('TypeScript declarations', () => {
   const { relay, open } = h.relaySuite('types');
 
   test('the methods are typed, not any', () => {
-    for (const sig of ['peers(): PeerInfo[]', 'relay(): RelayStatus', 'downloads(): DownloadInfo[]', 'shares(): ShareInfo[]', 'storedShares(): Promise<StoredShare[]>', 'stats(): Stats', 'start(options: StartOptions): Promise<Node>', 'shareFiles(name: string, entries: ShareEntry[]): Promise<string>', 'download(link: string, paths?: string[] | null): Promise<File>', 'want(shareId: string, paths?: string[] | null): void']) {
+    for (const sig of ['peers(): PeerInfo[]', 'relay(): RelayStatus', 'downloads(): DownloadInfo[]', 'shares(): ShareInfo[]', 'storedShares(): Promise<StoredShare[]>', 'stats(): Stats', 'milestones(): Milestones', 'start(options: StartOptions): Promise<Node>', 'shareFiles(name: string, entries: ShareEntry[]): Promise<string>', 'download(link: string, paths?: string[] | null): Promise<File>', 'want(shareId: string, paths?: string[] | null): void']) {
       assert.ok(DTS.includes(sig), `peer_wasm.d.ts lacks "${sig}"`);
     }
   });
@@ -48,6 +48,7 @@ describe('TypeScript declarations', () => {
       relay: window.shoal.relay(),
       download: window.shoal.downloads()[0],
       stats: window.shoal.stats(),
+      milestones: window.shoal.milestones(),
       stored: (await window.shoal.storedShares())[0],
     }));
     const share = await a.page.evaluate(() => window.shoal.shares()[0]);
@@ -58,6 +59,7 @@ describe('TypeScript declarations', () => {
     assert.deepEqual(keys(share), keysOf('ShareInfo'));
     assert.deepEqual(keys(v.stored), keysOf('StoredShare'));
     assert.deepEqual(keys(v.stats), keysOf('Stats'));
+    assert.deepEqual(keys(v.milestones), keysOf('Milestones'));
     assert.deepEqual(keys(v.stats.peers[0].direct), keysOf('PathBytes'));
   }, () => open));
 });

@@ -27,6 +27,8 @@ use shoal_share::{
 use web_sys::File;
 use web_time::Instant;
 
+use crate::milestones::Milestone;
+
 use super::{
     file_views, fill_view_header,
     store::WriteError,
@@ -230,6 +232,7 @@ async fn download(
         let ev = futures::select! {
             done = writes.select_next_some() => {
                 stored(share, &mut checkpoints, epoch.elapsed(), done.map_err(full)?);
+                t.0.state.mark(Milestone::FirstChunk);
                 continue;
             }
             ev = rx.next() => ev,

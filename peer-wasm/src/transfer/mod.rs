@@ -86,6 +86,8 @@ pub use store::Store;
 /// Sessions re-opened to one peer while its connections stay the same, at
 /// most (a peer whose sessions keep failing on a stable path is given up).
 const MAX_REOPENS: u32 = 8;
+/// Pause before re-opening a session after the first re-open.
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -425,6 +427,10 @@ struct Inner {
     /// An inbound session came from a peer not (yet) known as a member:
     /// the node should ask the relay for the swarm's members now.
     discover_wanted: Cell<bool>,
+    /// Inbound sessions waiting for their peer to be seen as a member: woken
+    /// by [`Transfers::member_seen`] (one per waiting session, which the
+    /// admission limits bound).
+    member_waiters: RefCell<Vec<std::task::Waker>>,
     uploaded: Cell<u64>,
     downloaded: Cell<u64>,
     /// Chunk bytes per peer, by the path of the session's connection.
@@ -473,6 +479,7 @@ impl Transfers {
             usable: RefCell::default(),
             admission: RefCell::default(),
             discover_wanted: Cell::new(false),
+            member_waiters: RefCell::default(),
             uploaded: Cell::new(0),
             downloaded: Cell::new(0),
             by_peer: RefCell::default(),
@@ -573,6 +580,9 @@ impl Transfers {
     pub fn member_seen(&self, peer: PeerId) {
         if !self.0.admission.borrow_mut().member_seen(peer) {
             return;
+        }
+        for waker in self.0.member_waiters.take() {
+            waker.wake();
         }
         if self.0.usable.borrow().contains(&peer) {
             self.open_for_downloads(peer);
@@ -888,8 +898,19 @@ impl Transfers {
         }
         let this = self.clone();
         let share = share.clone();
+        // The first re-open since the peer's paths changed is at once: that
+        // is a session whose relayed connection closed for a direct one
+        // (waiting here delayed a joining page's first chunk by 500 ms).
+        // Later ones wait, so a session that keeps failing does not spin.
+        let pause = if attempts == 1 {
+            std::time::Duration::ZERO
+        } else {
+            REOPEN_PAUSE
+        };
         wasm_bindgen_futures::spawn_local(async move {
-            futures_timer::Delay::new(std::time::Duration::from_millis(500)).await;
+            if !pause.is_zero() {
+                futures_timer::Delay::new(pause).await;
+            }
             if share.download.borrow().is_some() && this.is_usable(&peer) {
                 this.open_session(&share, peer);
             }

@@ -53,6 +53,8 @@ enum Ended {
     RemoteClosedMidMessage,
     #[error("the peer is not a member of this swarm")]
     NotMember,
+    #[error("its connection closed")]
+    ConnectionGone,
     #[error("its outbox is full (a peer that does not read)")]
     Flooded,
     #[error("banned")]
@@ -70,13 +72,26 @@ pub async fn accept(t: Transfers, peer: PeerId, stream: PathStream, ticket: Tick
         gone,
         mut stream,
     } = stream;
-    if !wait_member(&t, &peer).await {
+    // Until the handshake is done, a closed connection ends the wait at
+    // once: its stream's read may stay pending (see `ConnectionGone`).
+    let member = futures::select! {
+        m = wait_member(&t, &peer).fuse() => m,
+        () = gone.clone().fuse() => {
+            tracing::debug!(%peer, "session not read: {}", Ended::ConnectionGone);
+            return;
+        }
+    };
+    if !member {
         tracing::debug!(%peer, "session not read: {}", Ended::NotMember);
         return;
     }
     let mut machine = Session::accept(&t.local().to_bytes(), &peer.to_bytes(), t.now());
     let mut buf = vec![0u8; READ_BUF];
-    let share = match handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).await {
+    let handshake = futures::select! {
+        r = handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).fuse() => r,
+        () = gone.clone().fuse() => Err(Ended::ConnectionGone),
+    };
+    let share = match handshake {
         Ok(share) => share,
         Err(e) => {
             tracing::debug!(%peer, "session refused: {e}");
@@ -123,7 +138,15 @@ pub async fn open(
         t.now(),
     );
     let mut buf = vec![0u8; READ_BUF];
-    if let Err(e) = handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).await {
+    // A relayed connection closed for a direct one (the usual case while a
+    // session is young) ends the handshake at once, so the session re-opens
+    // on the direct path; its stream's read alone may stay pending until
+    // the handshake timeout (10 s, measured in tests/bench/connect.mjs).
+    let handshake = futures::select! {
+        r = handshake_phase(&t, &peer, &mut machine, &mut stream, &mut buf).fuse() => r,
+        () = gone.clone().fuse() => Err(Ended::ConnectionGone),
+    };
+    if let Err(e) = handshake {
         tracing::debug!(%peer, share = %share.id, "session not established: {e}");
         let _ = stream.close().await;
         // A peer without the share is not asked again until its paths
@@ -138,7 +161,9 @@ pub async fn open(
 }
 
 /// Waits (at most the handshake timeout) until `peer` is known as a member
-/// of the swarm, asking the node to look the members up.
+/// of the swarm, asking the node to look the members up (again every
+/// [`MEMBER_POLL`], in case a lookup came before the peer registered).
+/// Wakes as soon as a lookup names it.
 async fn wait_member(t: &Transfers, peer: &PeerId) -> bool {
     let mut waited = Duration::ZERO;
     while !t.is_member(peer) {
@@ -146,7 +171,19 @@ async fn wait_member(t: &Transfers, peer: &PeerId) -> bool {
             return false;
         }
         t.0.discover_wanted.set(true);
-        Delay::new(MEMBER_POLL).await;
+        let seen = std::future::poll_fn(|cx| {
+            if t.is_member(peer) {
+                return std::task::Poll::Ready(());
+            }
+            let mut waiters = t.0.member_waiters.borrow_mut();
+            waiters.retain(|w| !w.will_wake(cx.waker()));
+            waiters.push(cx.waker().clone());
+            std::task::Poll::Pending
+        });
+        futures::select! {
+            () = seen.fuse() => return true,
+            () = Delay::new(MEMBER_POLL).fuse() => {}
+        }
         waited += MEMBER_POLL;
     }
     true

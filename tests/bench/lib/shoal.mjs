@@ -93,18 +93,70 @@ export const stats = (tab) => tab.page.evaluate(() => window.shoal.stats());
 
 /**
  * An init script (runs in the page before its scripts): `window.__bench` gets
- * performance.now() — ms since navigation start — when the node started (`window.shoal`
- * set), when the relay reservation was accepted, and at the first change where
- * shoal.peers() holds a direct peer. Used by connect.mjs and lab.mjs.
+ * performance.now() — ms since navigation start — of each stage of the page joining
+ * its swarm. Used by connect.mjs and lab.mjs.
+ * - From the page: HTML received (`html`), app.js fetched (`appFetched`) and running
+ *   (`app`), the wasm fetched (`wasmFetched`) and ready (`wasmReady`), `Node.start`
+ *   resolved (`started`).
+ * - From the browser's objects, wrapped here: the first WebSocket opened (`wsOpen`:
+ *   the relay's), and of the first RTCPeerConnection: created (`pcCreated`), its first
+ *   SDP applied (`sdp`: signaling state left `stable`), ICE `checking` and `connected`
+ *   (`iceChecking`, `iceConnected`), `connectionState` `connected` (`dtlsConnected`:
+ *   ICE and DTLS done), the first data channel open (`channelOpen`: SCTP up).
+ * - From the node: relay reservation accepted (`reserved`) and the first direct peer
+ *   in `peers()` (`firstDirect`), seen through onChange; and, where the build has it,
+ *   `node.milestones()` (the node's own clock for stages JS cannot see), which
+ *   `benchMarks()` merges in with an `n` prefix (`nRelayConnected`, ...).
  */
 export function recordMilestones() {
   let node;
   const marks = (window.__bench = {});
+  const mark = (key) => {
+    if (marks[key] === undefined) marks[key] = performance.now();
+  };
+  const NativeWs = window.WebSocket;
+  if (typeof NativeWs === 'function') {
+    window.WebSocket = class extends NativeWs {
+      constructor(...args) {
+        super(...args);
+        mark('wsCreated');
+        this.addEventListener('open', () => mark('wsOpen'));
+      }
+    };
+  }
+  const NativePc = window.RTCPeerConnection;
+  if (typeof NativePc === 'function') {
+    let first = true;
+    window.RTCPeerConnection = class extends NativePc {
+      constructor(...args) {
+        super(...args);
+        if (!first) return;
+        first = false;
+        mark('pcCreated');
+        this.addEventListener('signalingstatechange', () => this.signalingState !== 'stable' && mark('sdp'));
+        this.addEventListener('iceconnectionstatechange', () => {
+          if (this.iceConnectionState === 'checking') mark('iceChecking');
+          if (this.iceConnectionState === 'connected' || this.iceConnectionState === 'completed') mark('iceConnected');
+        });
+        this.addEventListener('connectionstatechange', () => this.connectionState === 'connected' && mark('dtlsConnected'));
+        // The answerer hears of channels the dialer opened once they are open.
+        this.addEventListener('datachannel', () => mark('channelOpen'));
+      }
+
+      createDataChannel(...args) {
+        const dc = super.createDataChannel(...args);
+        dc.addEventListener('open', () => mark('channelOpen'));
+        return dc;
+      }
+    };
+  }
   const check = () => {
     if (marks.reserved === undefined && node.relay().state === 'reserved') marks.reserved = performance.now();
     if (marks.firstDirect === undefined && node.peers().some((p) => p.path === 'direct')) {
       marks.firstDirect = performance.now();
     }
+    // Builds without node.milestones(): the first progress event that counts a chunk.
+    if (marks.firstChunk === undefined && node.downloads().some((d) => d.chunksDone > 0)) marks.firstChunk = performance.now();
   };
   // The page assigns window.shoal once Node.start resolved: hook in right there.
   Object.defineProperty(window, 'shoal', {
@@ -118,6 +170,7 @@ export function recordMilestones() {
       const at = (name) => performance.getEntriesByName(name)[0]?.startTime;
       const fetched = (suffix) => performance.getEntriesByType('resource').find((e) => e.name.endsWith(suffix))?.responseEnd;
       marks.html = performance.getEntriesByType('navigation')[0]?.responseEnd;
+      marks.appFetched = fetched('/app.js');
       marks.app = at('shoal:app');
       marks.wasmFetched = fetched('peer_wasm_bg.wasm');
       marks.wasmReady = at('shoal:wasm-ready');
@@ -125,4 +178,12 @@ export function recordMilestones() {
       check();
     },
   });
+}
+
+/** Evaluated in a page with recordMilestones: its marks, and the node's own milestones (n-prefixed). */
+export function benchMarks() {
+  const out = { ...window.__bench };
+  const m = typeof window.shoal?.milestones === 'function' ? window.shoal.milestones() : {};
+  for (const [k, v] of Object.entries(m)) if (typeof v === 'number') out[`n${k[0].toUpperCase()}${k.slice(1)}`] = v;
+  return out;
 }
