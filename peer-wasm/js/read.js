@@ -8,78 +8,132 @@
 // 256 KiB slices left +190 MiB behind, and the same read with a gc() every
 // 64 slices stayed flat. A BYOB reader of blob.stream() fills the same buffer
 // again and again: flat, and about 5× faster (1 GiB in 1.0 s against 5 s).
-// Where a blob's stream has no BYOB reader, this falls back to slices.
 //
-// No read is issued past the blob's size: Chromium was seen to leave a read
-// pending for good once a blob stream's bytes were all taken.
+// But Chromium 156 now and then leaves a BYOB read of a blob stream pending
+// for good: in a page reading a 1 GiB file again and again, one of the first
+// three passes hung, reading slice by slice and reading the whole stream
+// alike. So every BYOB read has a deadline (READ_STALL_MS); a read that
+// misses it is given up, and from then on this page reads by slices, as it
+// also does where a blob's stream has no BYOB reader. No read is issued past
+// a blob's size either.
 
 import { giveBack, takeBuffer } from './opfs.js';
 
+/** How long one BYOB read of a local file may take before it counts as stalled. */
+const READ_STALL_MS = 3000;
+const STALLED = Symbol('stalled');
+/** Set for good at the first stalled read: slices from then on. */
+let byobFailed = false;
+
+/** `promise`, or STALLED thrown once READ_STALL_MS have passed without it. */
+async function withDeadline(promise) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(STALLED), READ_STALL_MS);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A BYOB reader of `blob`'s stream, or null (none, or given up on). */
+function byobReader(blob) {
+  if (byobFailed) return null;
+  try {
+    return blob.stream().getReader({ mode: 'byob' });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Fills `want` bytes from `reader` into `buf` (or a larger one) from its start.
+ * Resolves to { buf, filled }; `filled` < `want` only when the stream ended.
+ * A stalled read sets byobFailed and throws STALLED; `buf` is then lost (it
+ * was handed to the pending read).
+ */
+async function fill(reader, buf, want) {
+  let filled = 0;
+  while (filled < want) {
+    let r;
+    try {
+      r = await withDeadline(reader.read(new Uint8Array(buf, filled, want - filled)));
+    } catch (e) {
+      if (e === STALLED) byobFailed = true;
+      throw e;
+    }
+    if (r.value) buf = r.value.buffer;
+    if (r.done) break;
+    filled += r.value.byteLength;
+  }
+  return { buf, filled };
+}
+
 /**
  * `len` bytes at `offset` of `blob` (fewer at its end) in a pooled buffer:
- * hand the view to opfsRecycle once copied. A BYOB reader of the slice's
- * stream, cancelled after it, instead of slice().arrayBuffer(), whose fresh
- * buffer per served chunk is the garbage the header above describes.
+ * hand the view to opfsRecycle once copied.
  */
 export async function blobRead(blob, offset, len) {
   const part = blob.slice(offset, offset + len);
-  const want = part.size;
-  let reader;
-  try {
-    reader = part.stream().getReader({ mode: 'byob' });
-  } catch {
-    return new Uint8Array(await part.arrayBuffer());
-  }
-  let buf = takeBuffer(Math.max(want, 1));
-  let filled = 0;
-  try {
-    while (filled < want) {
-      const { done, value } = await reader.read(new Uint8Array(buf, filled, want - filled));
-      if (value) buf = value.buffer;
-      if (done) break;
-      filled += value.byteLength;
+  const reader = byobReader(part);
+  if (reader) {
+    const pooled = takeBuffer(Math.max(part.size, 1));
+    try {
+      const { buf, filled } = await fill(reader, pooled, part.size);
+      return new Uint8Array(buf, 0, filled);
+    } catch (e) {
+      if (e !== STALLED) {
+        giveBack(pooled);
+        throw e;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
     }
-  } catch (e) {
-    giveBack(buf);
-    throw e;
-  } finally {
-    reader.cancel().catch(() => {});
   }
-  return new Uint8Array(buf, 0, filled);
+  return new Uint8Array(await part.arrayBuffer());
 }
 
+/** Reads `blob` from start to end: `read(len)` gives the next `len` bytes. */
 export function blobReader(blob) {
-  let reader = null;
-  try {
-    reader = blob.stream().getReader({ mode: 'byob' });
-  } catch {
-    reader = null;
-  }
+  let reader = byobReader(blob);
   let buf = null;
   let offset = 0;
   return {
     /** The next `len` bytes (fewer only at the end), as a view that is valid until the next call. */
     async read(len) {
       const want = Math.max(0, Math.min(len, blob.size - offset));
-      if (!reader) {
-        const ab = await blob.slice(offset, offset + want).arrayBuffer();
-        offset += ab.byteLength;
-        return new Uint8Array(ab);
+      if (reader && !byobFailed) {
+        if (!buf || buf.byteLength < want) buf = new ArrayBuffer(Math.max(want, 1));
+        try {
+          const r = await fill(reader, buf, want);
+          buf = r.buf;
+          if (r.filled < want) throw new Error(`the file ended after ${offset + r.filled} of ${blob.size} bytes: it changed while it was read`);
+          offset += r.filled;
+          return new Uint8Array(buf, 0, r.filled);
+        } catch (e) {
+          if (e !== STALLED) throw e;
+          // Read this chunk again, and the rest, by slices.
+          buf = null;
+        }
       }
-      if (!buf || buf.byteLength < want) buf = new ArrayBuffer(Math.max(want, 1));
-      let filled = 0;
-      while (filled < want) {
-        const { done, value } = await reader.read(new Uint8Array(buf, filled, want - filled));
-        if (value) buf = value.buffer;
-        if (done) throw new Error(`the file ended after ${offset + filled} of ${blob.size} bytes: it changed while it was read`);
-        filled += value.byteLength;
+      if (reader) {
+        reader.cancel().catch(() => {});
+        reader = null;
       }
-      offset += filled;
-      return new Uint8Array(buf, 0, filled);
+      const ab = await blob.slice(offset, offset + want).arrayBuffer();
+      offset += ab.byteLength;
+      return new Uint8Array(ab);
     },
     close() {
       if (reader) reader.cancel().catch(() => {});
       reader = null;
     },
   };
+}
+
+/** Reads by BYOB readers again (the browser-glue tests: one page runs them all). */
+export function retryByob() {
+  byobFailed = false;
 }

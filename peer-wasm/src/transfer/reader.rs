@@ -1,7 +1,8 @@
 //! A picked file read once from start to end, for hashing it when it is
 //! shared: one reused buffer on the JS side (a BYOB reader of the blob's
 //! stream, `js/read.js`, which says why) and one on ours, so a file of any
-//! size is hashed in constant memory.
+//! size is hashed in constant memory. A read that stalls (a Chromium bug,
+//! see there) is redone by slices.
 
 use js_sys::Uint8Array;
 use wasm_bindgen::{prelude::wasm_bindgen, JsCast as _};
@@ -19,6 +20,9 @@ extern "C" {
     fn read(this: &JsBlobReader, len: u32) -> js_sys::Promise;
     #[wasm_bindgen(method)]
     fn close(this: &JsBlobReader);
+    #[cfg(test)]
+    #[wasm_bindgen(js_name = retryByob)]
+    pub fn retry_byob();
 }
 
 /// Reads `blob` in order; its JS reader is cancelled when this is dropped.

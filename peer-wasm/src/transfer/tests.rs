@@ -169,3 +169,34 @@ async fn a_picked_file_is_read_in_order_and_at_any_offset_into_reused_buffers() 
     let mut empty = super::reader::BlobReader::new(&blob_of(&[]));
     assert_eq!(empty.next(300).await.unwrap(), b"");
 }
+
+/// A blob of `bytes` whose streams never deliver, as Chromium's now and then
+/// do: its reads must fall back to slices after the deadline, bytes intact.
+fn stalling_blob_of(bytes: &[u8]) -> web_sys::Blob {
+    use wasm_bindgen::JsCast as _;
+    let make = js_sys::Function::new_with_args(
+        "bytes",
+        "const fake = (b) => ({ size: b.size, slice: (x, y) => fake(b.slice(x, y)), \
+           arrayBuffer: () => b.arrayBuffer(), \
+           stream: () => new ReadableStream({ type: 'bytes', pull: () => new Promise(() => {}) }) }); \
+         return fake(new Blob([bytes]));",
+    );
+    make.call1(
+        &wasm_bindgen::JsValue::NULL,
+        &js_sys::Uint8Array::from(bytes),
+    )
+    .unwrap()
+    .unchecked_into()
+}
+
+#[wasm_bindgen_test]
+async fn a_stalled_read_is_redone_by_slices() {
+    let whole = bytes(1000, 5);
+    let mut reader = super::reader::BlobReader::new(&stalling_blob_of(&whole));
+    let mut got = reader.next(600).await.unwrap().to_vec();
+    got.extend_from_slice(reader.next(600).await.unwrap());
+    assert_eq!(got, whole);
+    let store = Store::Blob(stalling_blob_of(&whole));
+    assert_eq!(store.read(300, 400).await.unwrap(), &whole[300..700]);
+    super::reader::retry_byob();
+}
