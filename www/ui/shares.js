@@ -21,19 +21,16 @@ export function createShares({ ready, announce }) {
   let downloadIds = new Set();
   const schedule = coalesce(() => render());
 
+  /** A new row in the list of shares, queued for hashing. */
+  function newEntry(name, size) {
+    const entry = { key: `local-${(seq += 1)}`, name, size, state: 'queued', error: null, shareId: null, link: null, startedAt: 0 };
+    entries.push(entry);
+    return entry;
+  }
+
   function add(files) {
     for (const file of files) {
-      const entry = {
-        key: `local-${(seq += 1)}`,
-        name: file.name || 'shared-file',
-        size: file.size,
-        state: 'queued',
-        error: null,
-        shareId: null,
-        link: null,
-        startedAt: 0,
-      };
-      entries.push(entry);
+      const entry = newEntry(file.name || 'shared-file', file.size);
       queue = queue.then(() => hash(entry, file));
     }
     if (files.length) announce(files.length === 1 ? `Preparing ${files[0].name || 'the file'}…` : `Preparing ${files.length} files…`);
@@ -46,17 +43,10 @@ export function createShares({ ready, announce }) {
       announce(`${name} has no files to share.`);
       return;
     }
-    const entry = {
-      key: `local-${(seq += 1)}`,
-      name: `${name} (${files.length} ${files.length === 1 ? 'file' : 'files'})`,
-      size: files.reduce((n, f) => n + f.file.size, 0),
-      state: 'queued',
-      error: null,
-      shareId: null,
-      link: null,
-      startedAt: 0,
-    };
-    entries.push(entry);
+    const entry = newEntry(
+      `${name} (${files.length} ${files.length === 1 ? 'file' : 'files'})`,
+      files.reduce((n, f) => n + f.file.size, 0),
+    );
     queue = queue.then(() => hash(entry, null, (n) => n.shareFiles(name, files)));
     announce(`Preparing ${entry.name}…`);
     schedule();
