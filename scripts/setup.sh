@@ -113,6 +113,8 @@ setup_test() {
     /usr/sbin/nginx nginx openssl openssl pebble pebble
   # Firefox ESR for the cross-browser tests (driven over WebDriver BiDi by puppeteer-core).
   apt_need /usr/bin/firefox-esr firefox-esr
+  # ffmpeg makes the WebM videos of the streaming test and benchmark (tests/e2e/stream.test.mjs).
+  apt_need /usr/bin/ffmpeg ffmpeg
 
   # The NAT lab (tests/lab/, scripts/nat-lab.sh): network namespaces
   # (iproute2), NAT (nftables), health checks inside the namespaces (curl).

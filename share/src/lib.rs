@@ -18,6 +18,8 @@
 //! - [`link`]: share links; the share id rides in the URL fragment.
 //! - [`bitfield`]: which chunks a peer has, and its wire encoding.
 //! - [`scheduler`]: the sans-IO state machine for one download.
+//! - [`stream`]: streaming reads (play while downloading): which chunks a
+//!   byte range needs, and the focus the scheduler fetches first.
 //! - [`resume`]: what a downloader keeps on disk to resume after a reload
 //!   (file names, the record of stored chunks, re-verification, what may be
 //!   deleted, when to checkpoint).
@@ -58,6 +60,7 @@ pub mod manifest;
 pub mod resume;
 pub mod scheduler;
 pub mod session;
+pub mod stream;
 pub mod wire;
 
 pub use bitfield::{Bitfield, BitfieldError};

@@ -102,3 +102,27 @@ const _: () = assert!(MAX_WELCOME_LEN <= MAX_HELLO_LEN);
 const _: () = assert!(MAX_BITFIELD_LEN < MAX_MESSAGE_LEN);
 const _: () = assert!(MAX_MANIFEST_MESSAGE_LEN < MAX_MESSAGE_LEN);
 const _: () = assert!(MAX_BITFIELD_LEN + 64 <= MAX_OUTBOX_BYTES);
+
+/// Bytes one streaming read (`Node.read`, what the page's service worker
+/// asks for a media element) returns at most: a few chunks, so a player
+/// gets its first bytes as soon as the first chunk is stored, and a read is
+/// never a whole file in memory (the worker pulls piece after piece).
+pub const STREAM_MAX_READ: u32 = 1024 * 1024;
+
+/// Bytes past a streaming read's start that the download fetches first (the
+/// scheduler's focus): the read-ahead a player plays from while the rest
+/// comes. 8 MiB is ten seconds or more of a 5 Mbit/s video, and 32 chunks
+/// of 256 KiB: enough to spread over many peers' focus slots.
+pub const STREAM_READ_AHEAD: u64 = 8 * 1024 * 1024;
+
+/// Streaming reads of one share waiting for chunks at once. A media element
+/// makes one or two; past this the page asks too much at once, and the
+/// read is refused rather than queued without bound.
+pub const MAX_STREAM_READS: usize = 16;
+
+/// How long a streaming read waits for its chunks before it fails (no peer
+/// has them, or they never come): the player shows an error instead of
+/// hanging, and may ask again.
+pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+const _: () = assert!(STREAM_MAX_READ as u64 <= STREAM_READ_AHEAD);

@@ -36,6 +36,15 @@
 //!   only wanted chunks are requested, and [`Action::Done`] comes when every
 //!   wanted chunk is stored. A verified chunk that is not wanted (a late
 //!   answer) is still stored, and everything stored is served.
+//! - **Focus** (playing while downloading). [`Scheduler::set_focus`] names
+//!   a range of chunks a reader waits for: the playhead and the read-ahead
+//!   window after it. Its missing chunks are requested before any other, in
+//!   order from its start, but only in up to [`Config::focus_slots`] of each
+//!   peer's request slots: the rest still go rarest first, so a swarm of
+//!   players keeps trading rare chunks instead of all fetching the same
+//!   few. Moving the focus (a seek) makes the next free slots start at the
+//!   new place; requests already made for the old one are left to finish.
+//!   Focus never widens the download: unwanted chunks stay unrequested.
 //! - **Timeouts** measure silence: a request times out when its peer has sent
 //!   no chunk for [`Config::request_timeout`] since the request was made. A
 //!   timed-out request is cancelled and its chunk requeued; the peer is not
@@ -82,6 +91,12 @@ pub struct Config {
     /// Seed of the tie-break order among equally rare chunks. Drivers should
     /// pass a random value; tests pass a fixed one. Default 0.
     pub seed: u64,
+    /// Of each peer's `max_in_flight_per_peer` slots, how many may carry
+    /// requests for the focus ([`Scheduler::set_focus`]); 0 turns focus off.
+    /// Default 2, half of the default slots: a player gets two chunks in
+    /// flight per peer (512 KiB at 256 KiB chunks, many times a video's
+    /// bitrate per round trip), and the other half keeps rarest first going.
+    pub focus_slots: u32,
 }
 
 impl Default for Config {
@@ -92,6 +107,7 @@ impl Default for Config {
             max_bad_chunks: 1,
             endgame_duplicates: 1,
             seed: 0,
+            focus_slots: 2,
         }
     }
 }
@@ -232,6 +248,8 @@ pub struct Scheduler<P> {
     in_flight: VecMap<u32, VecSet<P>>,
     peers: VecMap<P, PeerState>,
     actions: VecDeque<Action<P>>,
+    /// Chunks a reader waits for, requested first ([`Scheduler::set_focus`]).
+    focus: Option<std::ops::Range<u32>>,
     /// Something changed since requests were last planned.
     dirty: bool,
     done: bool,
@@ -276,6 +294,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             in_flight: VecMap::new(),
             peers: VecMap::new(),
             actions: VecDeque::new(),
+            focus: None,
             dirty: false,
             done: false,
         };
@@ -337,6 +356,26 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         self.refresh_many(&all);
         self.check_done();
         Ok(())
+    }
+
+    /// Requests the chunks of `focus` first, in order (a player's position
+    /// and read-ahead; see the module docs), or none with `None`. Clipped to
+    /// the file; an empty range is no focus. `O(1)`; the next
+    /// [`poll_action`](Self::poll_action) plans with it.
+    pub fn set_focus(&mut self, focus: Option<std::ops::Range<u32>>) {
+        let count = self.manifest.chunk_count();
+        let focus = focus
+            .map(|r| r.start.min(count)..r.end.min(count))
+            .filter(|r| !r.is_empty());
+        if focus != self.focus {
+            self.focus = focus;
+            self.dirty = true;
+        }
+    }
+
+    /// The chunks requested first now, if any ([`set_focus`](Self::set_focus)).
+    pub fn focus(&self) -> Option<std::ops::Range<u32>> {
+        self.focus.clone()
     }
 
     /// How many connected, unbanned peers have chunk `index`.
@@ -594,6 +633,10 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         if open == 0 {
             return;
         }
+        self.plan_focus(&mut free, &mut open, now);
+        if open == 0 {
+            return;
+        }
 
         let mut picks: Vec<(u32, P)> = Vec::new();
         for &(_, _, index) in &self.ready {
@@ -645,6 +688,54 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             }
         }
         for (index, peer) in picks {
+            self.request(peer, index, now);
+        }
+    }
+
+    /// Requests the focus's missing chunks, in order, in at most
+    /// `focus_slots` slots of each peer (counting its requests in flight
+    /// for focus chunks already); takes what it uses out of `free`.
+    fn plan_focus(&mut self, free: &mut [(P, usize)], open: &mut usize, now: Duration) {
+        let Some(focus) = self.focus.clone() else {
+            return;
+        };
+        let cap = self.config.focus_slots as usize;
+        if cap == 0 {
+            return;
+        }
+        // Each peer's free slots that focus may use.
+        let mut slots: Vec<(P, usize)> = free
+            .iter()
+            .map(|(peer, n)| {
+                let used = self
+                    .peers
+                    .get(peer)
+                    .and_then(|s| s.conn.as_ref())
+                    .map_or(0, |c| {
+                        c.requests.keys().filter(|i| focus.contains(i)).count()
+                    });
+                (peer.clone(), (*n).min(cap.saturating_sub(used)))
+            })
+            .collect();
+        let mut left: usize = slots.iter().map(|(_, n)| n).sum();
+        for index in focus {
+            if left == 0 {
+                break;
+            }
+            // Requestable and held by someone: filed in `ready`.
+            if self.ready_key[index as usize].is_none() {
+                continue;
+            }
+            let Some(k) = self.best_peer(&slots, index) else {
+                continue;
+            };
+            slots[k].1 -= 1;
+            left -= 1;
+            free[k].1 -= 1;
+            if free[k].1 == 0 {
+                *open -= 1;
+            }
+            let peer = slots[k].0.clone();
             self.request(peer, index, now);
         }
     }
@@ -1361,6 +1452,7 @@ mod tests {
             max_bad_chunks: u32::MAX,
             max_in_flight_per_peer: u32::MAX,
             seed: u64::MAX,
+            focus_slots: u32::MAX,
         };
         let (mut s, data) = sched(3, config);
         s.peer_joined(1, Bitfield::full(3)).expect("valid");
@@ -1380,6 +1472,155 @@ mod tests {
             );
         }
         assert_eq!(drain(&mut s, late).last(), Some(&Action::Done));
+    }
+
+    /// What a scheduler like `s` would request with no focus, in order.
+    fn unfocused_order(chunks: u32, config: Config, peers: &[u8]) -> Vec<(u8, u32)> {
+        let (mut s, _) = sched(chunks, config);
+        for &p in peers {
+            s.peer_joined(p, Bitfield::full(chunks)).expect("valid");
+        }
+        requests(&drain(&mut s, T0))
+    }
+
+    #[test]
+    fn focus_is_requested_first_in_order_within_its_slots() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(4)
+        };
+        let (mut s, data) = sched(32, config.clone());
+        s.set_focus(Some(8..16));
+        s.peer_joined(1, Bitfield::full(32)).expect("valid");
+        let reqs = requests(&drain(&mut s, T0));
+        // Two slots (focus_slots) for the focus, from its start; the other
+        // two rarest first, as without focus (less the chunks taken).
+        let rest: Vec<(u8, u32)> = unfocused_order(32, config, &[1])
+            .into_iter()
+            .filter(|&(_, i)| i != 8 && i != 9)
+            .take(2)
+            .collect();
+        assert_eq!(reqs[..2], [(1, 8), (1, 9)]);
+        assert_eq!(reqs[2..], rest[..]);
+        // A focus chunk arrives: its slot goes to the next focus chunk not
+        // yet asked for.
+        assert_eq!(
+            s.chunk_received(&1, 8, data[8].clone(), T0),
+            Verdict::Stored
+        );
+        let next = requests(&drain(&mut s, T0));
+        let expected = (10..16).find(|i| !rest.iter().any(|&(_, r)| r == *i));
+        assert_eq!(next, [(1, expected.expect("a focus chunk left"))]);
+    }
+
+    #[test]
+    fn rarest_first_keeps_its_slots_while_focused() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(4)
+        };
+        let (mut s, data) = sched(32, config);
+        s.set_focus(Some(0..32));
+        s.peer_joined(1, Bitfield::full(32)).expect("valid");
+        let reqs = requests(&drain(&mut s, T0));
+        assert_eq!(reqs[..2], [(1, 0), (1, 1)]);
+        // A chunk outside the first two arrives: its slot is not a focus
+        // slot, and the focus has both of its own: rarest first refills it
+        // (any chunk but the focus's next in order, 2, proves it).
+        let other = reqs[2].1;
+        assert_eq!(
+            s.chunk_received(&1, other, data[other as usize].clone(), T0),
+            Verdict::Stored
+        );
+        let next = requests(&drain(&mut s, T0));
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0].1, 2, "{next:?}");
+    }
+
+    #[test]
+    fn seek_moves_the_next_requests_to_the_new_focus() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(4)
+        };
+        let (mut s, data) = sched(64, config);
+        s.set_focus(Some(0..8));
+        s.peer_joined(1, Bitfield::full(64)).expect("valid");
+        let first = requests(&drain(&mut s, T0));
+        assert_eq!(first[..2], [(1, 0), (1, 1)]);
+        // Seek to chunk 50: the old requests stay, and the slots that free
+        // up go to 50, 51, in order.
+        s.set_focus(Some(50..58));
+        assert_eq!(requests(&drain(&mut s, T0)), []);
+        for &(_, i) in &first[..2] {
+            assert_eq!(
+                s.chunk_received(&1, i, data[i as usize].clone(), T0),
+                Verdict::Stored
+            );
+        }
+        let next = requests(&drain(&mut s, T0));
+        // Rarest-first requests still in flight inside the new focus use
+        // focus slots too; the other focus slots go to 50, 51, … in order.
+        let in_focus = first[2..].iter().filter(|&&(_, i)| (50..58).contains(&i));
+        let focus_free = 2 - in_focus.count();
+        let expected: Vec<(u8, u32)> = (50..58)
+            .filter(|i| !first.iter().any(|&(_, r)| r == *i))
+            .take(focus_free)
+            .map(|i| (1, i))
+            .collect();
+        assert_eq!(next.len(), 2);
+        assert_eq!(next[..focus_free], expected[..]);
+        assert_eq!(next[0], (1, 50));
+        assert_eq!(s.focus(), Some(50..58));
+        // No focus: back to rarest first alone.
+        s.set_focus(None);
+        assert_eq!(s.focus(), None);
+    }
+
+    #[test]
+    fn focus_goes_to_the_peer_that_has_the_chunk_and_skips_unwanted() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(4)
+        };
+        let (mut s, _) = sched(16, config);
+        let mut wanted = Bitfield::full(16);
+        wanted.clear(4).expect("in range");
+        s.set_wanted(wanted).expect("valid");
+        assert_eq!(drain(&mut s, T0), []);
+        // Peer 1 has no chunk 5; peer 2 has only 5 and 6.
+        let mut some = Bitfield::full(16);
+        some.clear(5).expect("in range");
+        let mut two = Bitfield::new(16);
+        two.set(5).expect("in range");
+        two.set(6).expect("in range");
+        s.set_focus(Some(4..8));
+        s.peer_joined(1, some).expect("valid");
+        s.peer_joined(2, two).expect("valid");
+        let reqs = requests(&drain(&mut s, T0));
+        // 4 is unwanted; 5 only peer 2 has; 6 goes to the downloader with
+        // fewer chunks (peer 2) too; 7 to peer 1.
+        assert_eq!(reqs[..3], [(2, 5), (2, 6), (1, 7)]);
+        assert!(reqs.iter().all(|&(_, i)| i != 4), "{reqs:?}");
+    }
+
+    #[test]
+    fn focus_is_clipped_and_off_with_zero_slots() {
+        let (mut s, _) = sched(4, cfg(4));
+        s.set_focus(Some(2..100));
+        assert_eq!(s.focus(), Some(2..4));
+        s.set_focus(Some(9..12));
+        assert_eq!(s.focus(), None);
+        let config = Config {
+            focus_slots: 0,
+            endgame_duplicates: 0,
+            ..cfg(2)
+        };
+        let order = unfocused_order(32, config.clone(), &[1]);
+        let (mut s, _) = sched(32, config);
+        s.set_focus(Some(20..24));
+        s.peer_joined(1, Bitfield::full(32)).expect("valid");
+        assert_eq!(requests(&drain(&mut s, T0)), order);
     }
 
     /// Planning cost at the largest manifest: 20 seeders, every chunk
@@ -1445,6 +1686,7 @@ mod tests {
             Failed(u8, u32),
             Timeout(u64),
             Poll(u64),
+            Focus(Option<(u32, u32)>),
         }
 
         fn op() -> impl Strategy<Value = Op> {
@@ -1460,6 +1702,7 @@ mod tests {
                 (peer, index).prop_map(|(p, i)| Op::Failed(p, i)),
                 (0u64..100).prop_map(Op::Timeout),
                 (0u64..100).prop_map(Op::Poll),
+                proptest::option::of((0u32..8, 0u32..8)).prop_map(Op::Focus),
             ]
         }
 
@@ -1472,6 +1715,7 @@ mod tests {
                 max_in_flight in 1u32..3,
                 max_bad_chunks in 1u32..3,
                 endgame_duplicates in 0u32..3,
+                focus_slots in 0u32..3,
             ) {
                 let config = Config {
                     max_in_flight_per_peer: max_in_flight,
@@ -1479,6 +1723,7 @@ mod tests {
                     endgame_duplicates,
                     request_timeout: Duration::from_secs(10),
                     seed: 1,
+                    focus_slots,
                 };
                 let (mut s, data) = sched(6, config);
                 let mut outstanding: BTreeSet<(u8, u32)> = BTreeSet::new();
@@ -1514,12 +1759,14 @@ mod tests {
                             s.handle_timeout(now);
                         }
                         Op::Poll(dt) => now += Duration::from_millis(dt),
+                        Op::Focus(f) => s.set_focus(f.map(|(a, b)| a..b)),
                     }
                     while let Some(action) = s.poll_action(now) {
                         match action {
                             Action::Request { peer, index } => {
                                 prop_assert!(outstanding.insert((peer, index)), "duplicate request");
                                 prop_assert!(!stored.contains(&index));
+                                prop_assert!(s.wanted().get(index), "unwanted chunk requested");
                                 let window = outstanding.iter().filter(|&&(q, _)| q == peer).count() as u32;
                                 prop_assert!(window <= max_in_flight);
                             }
