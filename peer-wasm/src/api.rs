@@ -5,6 +5,7 @@
 //! await init();
 //! const node = await Node.start({ relay: location.origin, swarm: 'default' });
 //! node.peerId; node.peers(); node.relay(); node.onChange(fn); node.stop();
+//! const bytes = await node.read(shareId, offset, length); // play while downloading
 //! ```
 
 use futures::channel::mpsc;
@@ -321,6 +322,35 @@ impl Node {
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
+    /// Reads up to `length` bytes (at most 1 MiB) at `offset` of a share's
+    /// byte stream (a share of files: the files one after the other, each at
+    /// its `downloads()[].files[].offset`), for playing while it downloads.
+    /// Resolves once the chunks holding them are verified and stored; until
+    /// then the download fetches them, and the next 8 MiB, before anything
+    /// else. Rejects when the range is past the end, the bytes belong to a
+    /// file not being downloaded, the download stops, or the chunks do not
+    /// come within 60 s.
+    pub async fn read(
+        &self,
+        #[wasm_bindgen(js_name = shareId)] share_id: String,
+        offset: f64,
+        length: f64,
+    ) -> Result<Vec<u8>, JsError> {
+        let id: shoal_share::ShareId = share_id
+            .parse()
+            .map_err(|e: shoal_share::ShareIdParseError| JsError::new(&e.to_string()))?;
+        let whole = |x: f64| x.is_finite() && x >= 0.0 && x.fract() == 0.0;
+        if !whole(offset) || !whole(length) {
+            return Err(JsError::new(
+                "offset and length must be whole numbers of bytes, 0 or more",
+            ));
+        }
+        self.transfers
+            .read(&id, offset as u64, length as u64)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
     /// `[{ shareId, name, size, mediaType, state, chunksDone, chunksTotal,
     /// bytesDone, bytesTotal, sources: [{ peerId, path, chunks, bytes,
     /// badChunks, banned, requested }], error }]`.
@@ -385,6 +415,13 @@ impl Node {
     #[wasm_bindgen(js_name = setTestCorruption)]
     pub fn set_test_corruption(&self, on: bool) {
         self.transfers.set_corrupt(on);
+    }
+
+    /// Wait `ms` milliseconds before sending each chunk (a slow sharer); 0
+    /// turns it off.
+    #[wasm_bindgen(js_name = setTestServeDelay)]
+    pub fn set_test_serve_delay(&self, ms: u32) {
+        self.transfers.set_serve_delay(ms);
     }
 
     /// Chunk requests this node has received from other peers since start.

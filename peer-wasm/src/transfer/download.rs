@@ -52,6 +52,8 @@ pub async fn run(
 ) {
     let result = download(&t, &share, &mut rx).await;
     *share.download.borrow_mut() = None;
+    // Streaming reads still waiting learn that nothing more comes.
+    share.readers.borrow_mut().clear();
     if result.is_err() {
         abandon(&share).await;
     }
@@ -148,6 +150,9 @@ async fn download(
     let full = |e: WriteError| write_error(e, &manifest, &share.have.borrow());
     loop {
         let now = epoch.elapsed();
+        if let Some(focus) = share.focus.borrow_mut().take() {
+            sched.set_focus(Some(focus));
+        }
         if checkpoints.is_due(now) {
             checkpoint(share, &store).await.map_err(full)?;
             checkpoints.written(now);
@@ -272,6 +277,8 @@ async fn download(
                 update_view(share, &sched);
                 t.notify();
             }
+            // Read at the top of the loop.
+            DlEvent::Focus => {}
             DlEvent::Unknown { .. } | DlEvent::Manifest { .. } => {}
         }
     }
@@ -288,6 +295,7 @@ fn stored(share: &Share, checkpoints: &mut Checkpoints, now: Duration, index: u3
     let _ = share.have.borrow_mut().set(index);
     checkpoints.stored(now);
     share.broadcast(&Message::Have(index));
+    share.wake_readers();
 }
 
 /// From now on `share` is served from `store`: what it has is announced to

@@ -16,6 +16,9 @@
 //!   this tab's Web Lock on each.
 //! - [`stored`]: shares kept on disk across page loads: resume, serve again,
 //!   list, delete, clean up (rules in `shoal_share::resume`).
+//! - [`stream`]: reads of a byte range while it downloads (play while
+//!   downloading): they wait for verified, stored chunks, and steer the
+//!   scheduler's focus (`shoal_share::stream`).
 //!
 //! A share of several files (manifest version 2) is one byte stream here
 //! too: the sharer's store is a `Blob` of the files in the manifest's order
@@ -56,6 +59,7 @@ mod reader;
 mod session;
 mod store;
 mod stored;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -106,6 +110,9 @@ pub enum TransferError {
     InUse,
     #[error("download stopped: {0}")]
     Stopped(String),
+    /// A streaming read that cannot be served (see `stream`).
+    #[error("cannot read: {0}")]
+    Read(String),
 }
 
 /// Sent by sessions to their share's download task. Keyed by PeerId: two
@@ -145,6 +152,8 @@ pub enum DlEvent {
     },
     /// The page changed which files it wants (`Share::wanted`).
     Wanted,
+    /// A streaming read moved the focus (`Share::focus`).
+    Focus,
 }
 
 struct SessionHandle {
@@ -191,6 +200,12 @@ pub struct Share {
     requested: RefCell<VecMap<PeerId, u32>>,
     /// The paths the page wants of a share of files; `None`: all of it.
     wanted: RefCell<Option<VecSet<String>>>,
+    /// The chunks the latest streaming read wants first, until the download
+    /// task hands them to its scheduler (`stream`).
+    focus: RefCell<Option<std::ops::Range<u32>>>,
+    /// Streaming reads waiting for chunks: the chunks each needs, and how
+    /// to wake it once they are all stored (at most `MAX_STREAM_READS`).
+    readers: RefCell<Vec<(std::ops::Range<u32>, oneshot::Sender<()>)>>,
 }
 
 impl Share {
@@ -208,6 +223,8 @@ impl Share {
             reopens: RefCell::default(),
             requested: RefCell::default(),
             wanted: RefCell::default(),
+            focus: RefCell::default(),
+            readers: RefCell::default(),
         }
     }
 
@@ -438,6 +455,9 @@ struct Inner {
     /// Test-only: serve corrupted chunks.
     #[cfg(feature = "test-hooks")]
     corrupt: Cell<bool>,
+    /// Test-only: wait this long before sending each chunk (a slow sharer).
+    #[cfg(feature = "test-hooks")]
+    serve_delay_ms: Cell<u32>,
     /// Test-only: chunk requests received from other peers.
     #[cfg(feature = "test-hooks")]
     requests_received: Cell<u64>,
@@ -485,6 +505,8 @@ impl Transfers {
             by_peer: RefCell::default(),
             #[cfg(feature = "test-hooks")]
             corrupt: Cell::new(false),
+            #[cfg(feature = "test-hooks")]
+            serve_delay_ms: Cell::new(0),
             #[cfg(feature = "test-hooks")]
             requests_received: Cell::new(0),
             #[cfg(feature = "test-hooks")]
@@ -620,6 +642,11 @@ impl Transfers {
     #[cfg(feature = "test-hooks")]
     pub fn set_corrupt(&self, on: bool) {
         self.0.corrupt.set(on);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    pub fn set_serve_delay(&self, ms: u32) {
+        self.0.serve_delay_ms.set(ms);
     }
 
     #[cfg(feature = "test-hooks")]

@@ -492,7 +492,7 @@ async fn writer(
                 }
                 .await
             }
-            Out::Serve(index) => match serve(&share, index).await {
+            Out::Serve(index) => match serve(&t, &share, index).await {
                 #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
                 Ok((mut message, header_len)) => {
                     // Test-only switch (not in release builds): a peer that lies about its data.
@@ -529,7 +529,20 @@ async fn writer(
 
 /// The whole `Chunk` message for chunk `index`, header and data in one
 /// buffer (one write, so whole data-channel messages), and the header's length.
-async fn serve(share: &Share, index: u32) -> Result<(Vec<u8>, usize), super::TransferError> {
+async fn serve(
+    #[cfg_attr(not(feature = "test-hooks"), allow(unused_variables))] t: &Transfers,
+    share: &Share,
+    index: u32,
+) -> Result<(Vec<u8>, usize), super::TransferError> {
+    // Test-only switch: a slow sharer, so that a test can watch a download
+    // in progress (the streaming test: playing before most of it is here).
+    #[cfg(feature = "test-hooks")]
+    {
+        let ms = t.0.serve_delay_ms.get();
+        if ms > 0 {
+            Delay::new(Duration::from_millis(u64::from(ms))).await;
+        }
+    }
     let missing = || super::TransferError::Storage(format!("chunk {index} is not here"));
     let manifest = share.manifest().ok_or_else(missing)?;
     let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
