@@ -15,6 +15,7 @@ import { formatBytes } from './ui/format.js';
 import { DEFAULT_SWARM, hasShare, swarmFromSearch } from './ui/links.js';
 import { createShares } from './ui/shares.js';
 import { createStored } from './ui/stored.js';
+import { listen as listenForStreams } from './ui/stream.js';
 
 const MAX_PEERS = 8;
 // RTTs, speeds and elapsed times change without a change event; refresh this often anyway.
@@ -232,6 +233,8 @@ async function start() {
   setupCopy();
 
   let node = null;
+  // The service worker's questions about files played while they download.
+  listenForStreams(() => node);
   const schedule = coalesce(() => {
     if (node) render(node, ui);
   });

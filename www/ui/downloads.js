@@ -6,6 +6,7 @@ import { formatBytes, formatDuration, formatPercent, formatSpeed, shortId, Speed
 import { hasShare, shareIdOf, targetOf } from './links.js';
 import { createTree, saveTree } from './folders.js';
 import { saveFile } from './save.js';
+import { canStream, openPlayer, playable } from './stream.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -128,6 +129,30 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     }
   }
 
+  /** Whether `name` can be played now: streamed while it downloads, or once done. */
+  function canPlay(name, state) {
+    return playable(name) !== null && (state === 'done' || (state === 'downloading' && canStream()));
+  }
+
+  /** Opens a player for `path` of download `id` (a single file: its name) under its row. */
+  async function play(id, row, path) {
+    const d = node.downloads().find((x) => x.shareId === id);
+    if (!d) return;
+    let file = null;
+    // Complete: play the finished File. Else stream it through the worker.
+    if (d.state === 'done') {
+      file = records.get(id)?.file ?? (await node.download(id));
+      const f = d.files?.find((x) => x.path === path);
+      if (f) file = file.slice(f.offset, f.offset + f.size, playable(path)?.type);
+    }
+    try {
+      await openPlayer(row.player, { shareId: id, path, name: d.files ? path : d.name, file });
+      setText(row.saveStatus, '');
+    } catch (e) {
+      setText(row.saveStatus, `Could not play: ${errorText(e)}`);
+    }
+  }
+
   function makeRow(id) {
     const name = el('span', { class: 'item-name' });
     const size = el('span', { class: 'item-size' });
@@ -136,15 +161,17 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     const pct = el('span', { class: 'pct' });
     const detail = el('span', { class: 'detail' });
     const meta = el('p', { class: 'item-meta' }, pct, detail);
-    const tree = createTree(id);
+    const tree = createTree(id, { canPlay, onPlay: (path) => play(id, row, path) });
     tree.list.hidden = true;
     const sourcesLabel = el('p', { class: 'sources-label' });
     const sources = el('ul', { class: 'sources' });
     const error = el('p', { class: 'inline-error', role: 'alert' });
     const save = el('button', { type: 'button', class: 'save', text: 'Save' });
+    const playButton = el('button', { type: 'button', class: 'play secondary', text: 'Play' });
+    const player = el('div', { class: 'player-slot' });
     const saveStatus = el('span', { class: 'hint', role: 'status', 'aria-live': 'polite' });
     const dismiss = el('button', { type: 'button', class: 'secondary', text: 'Remove' });
-    const actions = el('div', { class: 'actions' }, save, dismiss, saveStatus);
+    const actions = el('div', { class: 'actions' }, save, playButton, dismiss, saveStatus);
     const li = el(
       'li',
       { class: 'item download', dataset: { shareId: id } },
@@ -156,9 +183,14 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
       sources,
       error,
       actions,
+      player,
     );
-    const row = { li, name, size, badge, progress, pct, detail, tree, sourcesLabel, sources, sourceRows: new Map(), error, save, saveStatus, dismiss, actions };
+    const row = { li, name, size, badge, progress, pct, detail, tree, sourcesLabel, sources, sourceRows: new Map(), error, save, playButton, player, saveStatus, dismiss, actions };
     save.addEventListener('click', () => saveDownload(id, row));
+    playButton.addEventListener('click', () => {
+      const d = node?.downloads().find((x) => x.shareId === id);
+      if (d?.name) play(id, row, d.name);
+    });
     dismiss.addEventListener('click', () => {
       dismissed.add(id);
       $('paste-input').focus();
@@ -292,7 +324,13 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     setAttr(row.save, 'aria-label', `Save ${name ?? 'the file'}`);
     setHidden(row.dismiss, state !== 'failed');
     setAttr(row.dismiss, 'aria-label', `Remove ${name ?? 'this download'} from the list`);
-    setHidden(row.actions, state !== 'done' && state !== 'failed');
+    // A single file that plays here: "Play" (audio, video) or "Open" (PDF, text).
+    const playKind = d && !d.files && d.name ? playable(d.name) : null;
+    const showPlay = playKind !== null && canPlay(d.name, state);
+    setHidden(row.playButton, !showPlay);
+    setText(row.playButton, playKind?.kind === 'frame' ? 'Open' : 'Play');
+    setAttr(row.playButton, 'aria-label', `${playKind?.kind === 'frame' ? 'Open' : 'Play'} ${name ?? 'the file'}${state === 'done' ? '' : ' while it downloads'}`);
+    setHidden(row.actions, state !== 'done' && state !== 'failed' && !showPlay);
 
     // Announce state changes once.
     const prev = lastState.get(id);

@@ -12,6 +12,7 @@
 import { el, setText, syncChildren } from './dom.js';
 import { formatBytes } from './format.js';
 import { saveFile } from './save.js';
+import { playable } from './stream.js';
 
 /** Most files in one share (share/src/limits.rs MAX_FILES). */
 export const MAX_FILES = 10_000;
@@ -92,9 +93,11 @@ export function setupFolderPicker(after, onPick) {
 /**
  * The file tree of a download of a share of files: one row per directory
  * and per file, a checkbox per file (which files to fetch: `node.want`),
- * per-file progress. `update(node, d)` with the node's download view.
+ * per-file progress, and a "Play" button for files that `canPlay(path,
+ * state)`, which calls `onPlay(path)`. `update(node, d)` with the node's
+ * download view.
  */
-export function createTree(shareId) {
+export function createTree(shareId, { canPlay = () => false, onPlay = () => {} } = {}) {
   const list = el('ul', { class: 'tree', 'aria-label': 'Files in this share' });
   const rows = new Map();
   let node = null;
@@ -116,9 +119,11 @@ export function createTree(shareId) {
     const name = el('span', { class: 'tree-name', text: path.split('/').at(-1) });
     const size = el('span', { class: 'item-size' });
     const progress = el('span', { class: 'tree-progress' });
-    const li = el('li', { class: 'tree-file', dataset: { path } }, el('label', {}, box, ' ', name), ' ', size, ' ', progress);
+    const play = el('button', { type: 'button', class: 'play secondary', text: playable(path)?.kind === 'frame' ? 'Open' : 'Play', 'aria-label': `${playable(path)?.kind === 'frame' ? 'Open' : 'Play'} ${path}`, hidden: true });
+    play.addEventListener('click', () => onPlay(path));
+    const li = el('li', { class: 'tree-file', dataset: { path } }, el('label', {}, box, ' ', name), ' ', size, ' ', progress, ' ', play);
     li.style.paddingLeft = `${depth * 1.25}em`;
-    return { li, path, box, size, progress };
+    return { li, path, box, size, progress, play };
   }
 
   function dirRow(dir, depth) {
@@ -151,6 +156,8 @@ export function createTree(shareId) {
       row.li.dataset.done = String(done);
       if (row.box.checked !== f.wanted && document.activeElement !== row.box) row.box.checked = f.wanted;
       row.box.disabled = d.state === 'done' || d.state === 'failed';
+      const playHere = f.wanted && f.size > 0 && canPlay(f.path, d.state);
+      if (row.play.hidden === playHere) row.play.hidden = !playHere;
       items.push(row.li);
     }
     syncChildren(list, items);
