@@ -60,7 +60,7 @@ describe('play while downloading', () => {
   const launchSwarm = (...names) => h.launchSwarm(relay.url, open, swarm(), names, { launch });
   const video = path.join(h.REPO, 'target', 'media', `stream-test-${VIDEO_SECONDS}s.webm`);
 
-  it('a video plays before a quarter of it is here, and a seek to 80 % plays while it downloads', async () => {
+  it('a video plays before a quarter of it is here, and a seek to 80 % plays while it downloads', async (t) => {
     makeVideo(video, { seconds: VIDEO_SECONDS, bitrate: '6M' });
     const size = readFileSync(video).length;
     const [a, b] = await launchSwarm('A', 'B');
@@ -82,6 +82,7 @@ describe('play while downloading', () => {
     const first = playing.find((x) => x.type === 'playing');
     assert.ok(first, `the video failed: ${JSON.stringify(playing)}`);
     h.log('test', `first playing: ${JSON.stringify(first)}`);
+    t.diagnostic(`playing at ${first.bytesDone} of ${size} bytes (${((100 * first.bytesDone) / size).toFixed(1)} %)`);
     assert.equal(first.bytesTotal, size);
     assert.equal(first.state, 'downloading');
     assert.ok(first.bytesDone < size / 4, `playing began only after ${first.bytesDone} of ${size} bytes were here`);
@@ -101,6 +102,7 @@ describe('play while downloading', () => {
     });
     const seeked = events.find((x) => x.type === 'seeked');
     h.log('test', `seeked: ${JSON.stringify(seeked)}`);
+    t.diagnostic(`seeked to ${seeked.currentTime.toFixed(1)} s of ${seeked.duration.toFixed(1)} s at ${((100 * seeked.bytesDone) / size).toFixed(1)} % downloaded`);
     assert.ok(!events.some((x) => x.type === 'error'), JSON.stringify(events));
     assert.equal(seeked.state, 'downloading', 'the download was over before the seek played');
     assert.ok(seeked.bytesDone < size, JSON.stringify(seeked));
@@ -109,7 +111,8 @@ describe('play while downloading', () => {
 
     // The download completes, and is the file A shared.
     await a.page.evaluate(() => window.shoal.setTestServeDelay(0));
-    const got = await F.startDownload(b, link);
+    await h.waitFor('B\'s download to complete', () => F.entryOf(b, id), (d) => d?.state === 'done', { timeout: F.DOWNLOAD_MS });
+    const got = await b.page.evaluate(F.downloadInPage, link);
     assert.equal(got.size, size);
     assert.equal(got.sha256, createHash('sha256').update(readFileSync(video)).digest('hex'));
   });
@@ -152,7 +155,7 @@ describe('play while downloading', () => {
       const url = streamUrl(id, 'notes.txt');
       const hex = (b) => Array.from(new Uint8Array(b), (v) => v.toString(16).padStart(2, '0')).join('');
       const whole = await fetch(url, { headers: { Range: 'bytes=0-' } });
-      const wholeBytes = await whole.arrayBuffer();
+      const wholeBytes = await whole.arrayBuffer().catch((e) => { throw new Error(`reading the whole file: ${e}`); });
       const small = await fetch(url, { headers: { Range: 'bytes=10-19' } });
       const past = await fetch(url, { headers: { Range: 'bytes=999999999-' } });
       const garbled = await fetch(url, { headers: { Range: 'pages=1-2' } });

@@ -93,6 +93,7 @@ export function listen(getNode) {
       const bytes = await node.read(msg.share, file.offset + msg.offset, length);
       port.postMessage({ bytes: bytes.buffer }, [bytes.buffer]);
     } catch (e) {
+      console.warn(`shoal: a streaming read of ${msg.share} failed: ${errorText(e)}`);
       port.postMessage({ error: errorText(e) });
     }
   });

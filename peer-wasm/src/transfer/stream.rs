@@ -17,6 +17,12 @@ use shoal_share::{
 
 use super::{DlEvent, Share, TransferError, Transfers};
 
+/// Reads of the store per streaming read, at most (see `Transfers::read`).
+const READ_ATTEMPTS: u32 = 5;
+/// Pause between them: closing a data file and opening the finished file
+/// takes a few milliseconds.
+const READ_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn read_error(what: impl Into<String>) -> TransferError {
     TransferError::Read(what.into())
 }
@@ -104,10 +110,14 @@ impl Transfers {
                 return Err(read_error("the download stopped"));
             }
         }
-        // A download that completes meanwhile swaps its store for the
-        // finished file: a read that raced with that is made once more.
+        // A download that completes meanwhile closes its data file, and a
+        // moment later swaps its store for the finished file: a read that
+        // raced with that is made again on the store there is then.
         let mut last = None;
-        for _ in 0..2 {
+        for attempt in 0..READ_ATTEMPTS {
+            if attempt > 0 {
+                Delay::new(READ_RETRY_PAUSE).await;
+            }
             let store = share
                 .store
                 .borrow()
