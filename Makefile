@@ -14,6 +14,8 @@
 #   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
+#   make bench-stream  play while downloading: first frame of a 256 MiB video from a share link, and
+#                after a seek to 80 % → BENCHMARKS.md (STREAM_ARGS="--runs 5 --mib 256")
 #   make bench-profile   where a transfer's CPU goes, by thread and function, shoal beside raw → BENCHMARKS.md
 #                (TRANSFER_ARGS="--size-mib 32 --only raw,shoal" for a quick one; ≈10 min at the defaults)
 #   make bench-lab  in the NAT lab (root): page load → first direct peer through cone NATs, and
@@ -35,7 +37,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-stream bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -105,6 +107,9 @@ WWW_PROFILING := target/www-profiling
 bench-profile: setup-test relay $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 	$(call page,$(WWW_PROFILING),,CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false,--debuginfo)
 	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
+
+bench-stream: setup-test wasm relay
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/stream.mjs $(STREAM_ARGS)
 
 bench-transfer: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
