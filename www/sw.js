@@ -2,8 +2,8 @@
 // `/stream/<shareId>/<path>` (a <video>, <audio> or <iframe> src) from the
 // node in the page that asked, and leaves every other request alone.
 //
-// - The page (ui/stream.js) registers it only when a file is first played,
-//   so pages that never stream never run it.
+// - The page (ui/stream.js) registers it only once a file that plays starts
+//   downloading, so pages that never stream never run it.
 // - For each request it asks the page, over a MessageChannel, what the file
 //   is (`info`: size and type, or not found), then answers the Range header:
 //   206 with Content-Range, 200 without a Range, 416 for a range outside the

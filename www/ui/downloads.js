@@ -6,7 +6,7 @@ import { formatBytes, formatDuration, formatPercent, formatSpeed, shortId, Speed
 import { hasShare, shareIdOf, targetOf } from './links.js';
 import { createTree, saveTree } from './folders.js';
 import { saveFile } from './save.js';
-import { canStream, openPlayer, playable } from './stream.js';
+import { canStream, openPlayer, playable, streamReady } from './stream.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -328,6 +328,11 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     const playKind = d && !d.files && d.name ? playable(d.name) : null;
     const showPlay = playKind !== null && canPlay(d.name, state);
     setHidden(row.playButton, !showPlay);
+    // Something may be played while it downloads: have the worker ready
+    // before Play is pressed (registering it takes a moment).
+    if ((showPlay || d?.files?.some((f) => f.wanted && canPlay(f.path, state))) && state === 'downloading') {
+      streamReady().catch((e) => console.warn('shoal: the streaming worker did not start', e));
+    }
     setText(row.playButton, playKind?.kind === 'frame' ? 'Open' : 'Play');
     setAttr(row.playButton, 'aria-label', `${playKind?.kind === 'frame' ? 'Open' : 'Play'} ${name ?? 'the file'}${state === 'done' ? '' : ' while it downloads'}`);
     setHidden(row.actions, state !== 'done' && state !== 'failed' && !showPlay);

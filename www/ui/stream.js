@@ -4,8 +4,8 @@
 // them from the node (`node.read`, which resolves once they are verified,
 // and meanwhile has the download fetch them first).
 //
-// - The worker is registered when a file is first played, not at load:
-//   pages that never stream never run it.
+// - The worker is registered once a file that plays here starts downloading
+//   (ui/downloads.js), not at load: pages that never stream never run it.
 // - Without service workers (some private windows, old browsers), a file
 //   plays once its download is complete, from the finished File.
 // - The content type comes from the file name's extension, from the list
