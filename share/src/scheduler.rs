@@ -39,8 +39,10 @@
 //! - **Focus** (playing while downloading). [`Scheduler::set_focus`] names
 //!   a range of chunks a reader waits for: the playhead and the read-ahead
 //!   window after it. Its missing chunks are requested before any other, in
-//!   order from its start, but only in up to [`Config::focus_slots`] of each
-//!   peer's request slots: the rest still go rarest first, so a swarm of
+//!   order from its start, but a peer never has more than
+//!   [`Config::focus_slots`] requests made for the focus in flight (requests
+//!   made rarest first that happen to lie in it do not count): the rest still
+//!   go rarest first, so a swarm of
 //!   players keeps trading rare chunks instead of all fetching the same
 //!   few. Moving the focus (a seek) makes the next free slots start at the
 //!   new place; requests already made for the old one are left to finish.
@@ -221,6 +223,9 @@ struct Conn {
     requests: VecMap<u32, Duration>,
     /// Chunks whose request to this peer failed; it is asked for them last.
     failed: VecSet<u32>,
+    /// Chunks requested for the focus. Those still in `requests` count
+    /// against `focus_slots` (pruned when planning).
+    focused: VecSet<u32>,
 }
 
 /// Sans-IO scheduler for downloading one share (module docs).
@@ -415,6 +420,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             has,
             requests: VecMap::new(),
             failed: VecSet::new(),
+            focused: VecSet::new(),
         });
         for &index in &held {
             self.availability[index as usize] += 1;
@@ -703,20 +709,18 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         if cap == 0 {
             return;
         }
-        // Each peer's free slots that focus may use.
-        let mut slots: Vec<(P, usize)> = free
-            .iter()
-            .map(|(peer, n)| {
-                let used = self
-                    .peers
-                    .get(peer)
-                    .and_then(|s| s.conn.as_ref())
-                    .map_or(0, |c| {
-                        c.requests.keys().filter(|i| focus.contains(i)).count()
-                    });
-                (peer.clone(), (*n).min(cap.saturating_sub(used)))
-            })
-            .collect();
+        // Each peer's free slots that focus may use: `focus_slots` less its
+        // focus requests in flight (wherever the focus was when they were
+        // made: a peer never has more than `focus_slots` of them).
+        let mut slots: Vec<(P, usize)> = Vec::with_capacity(free.len());
+        for (peer, n) in free.iter() {
+            let used = self.conn_mut(peer).map_or(0, |c| {
+                let requests = &c.requests;
+                c.focused.retain(|i| requests.contains_key(i));
+                c.focused.len()
+            });
+            slots.push((peer.clone(), (*n).min(cap.saturating_sub(used))));
+        }
         let mut left: usize = slots.iter().map(|(_, n)| n).sum();
         for index in focus {
             if left == 0 {
@@ -736,7 +740,10 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
                 *open -= 1;
             }
             let peer = slots[k].0.clone();
-            self.request(peer, index, now);
+            self.request(peer.clone(), index, now);
+            if let Some(conn) = self.conn_mut(&peer) {
+                conn.focused.insert(index);
+            }
         }
     }
 
@@ -770,6 +777,8 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         let deadline = now.saturating_add(self.config.request_timeout);
         if let Some(conn) = self.peers.get_mut(&peer).and_then(|s| s.conn.as_mut()) {
             conn.requests.insert(index, deadline);
+            // A focus request marks itself after this (`plan_focus`).
+            conn.focused.remove(&index);
             self.in_flight
                 .entry(index)
                 .or_default()
@@ -1535,6 +1544,41 @@ mod tests {
         let next = requests(&drain(&mut s, T0));
         assert_eq!(next.len(), 1);
         assert_ne!(next[0].1, 2, "{next:?}");
+    }
+
+    #[test]
+    fn requests_in_flight_before_the_focus_do_not_take_its_slots() {
+        let config = Config {
+            endgame_duplicates: 0,
+            ..cfg(4)
+        };
+        let (mut s, data) = sched(12, config);
+        s.peer_joined(1, Bitfield::full(12)).expect("valid");
+        let first = requests(&drain(&mut s, T0));
+        assert_eq!(first.len(), 4);
+        // The whole file is the focus: the four rarest-first requests in
+        // flight lie inside it, but were not made for it.
+        s.set_focus(Some(0..12));
+        assert_eq!(drain(&mut s, T0), []);
+        let asked = |c: u32, list: &[(u8, u32)]| list.iter().any(|&(_, r)| r == c);
+        let mut expected = (0..12).filter(|&c| !asked(c, &first));
+        for &(_, i) in &first[..2] {
+            assert_eq!(
+                s.chunk_received(&1, i, data[i as usize].clone(), T0),
+                Verdict::Stored
+            );
+            let next = requests(&drain(&mut s, T0));
+            assert_eq!(next, [(1, expected.next().expect("one left"))]);
+        }
+        // Both focus slots are taken now: the next free slot goes rarest
+        // first (here, with one peer and everything in focus, the rarest
+        // is some chunk not asked yet).
+        let (_, i) = first[2];
+        assert_eq!(
+            s.chunk_received(&1, i, data[i as usize].clone(), T0),
+            Verdict::Stored
+        );
+        assert_eq!(requests(&drain(&mut s, T0)).len(), 1);
     }
 
     #[test]

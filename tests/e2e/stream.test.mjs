@@ -13,7 +13,8 @@
 //
 // Then the worker's HTTP: a bad Range gets 416, an unknown share 404, a
 // small range 206 with the right Content-Range, and the bytes it serves
-// while a peer sends corrupted chunks are the source's bytes.
+// while a peer sends corrupted chunks are the source's bytes. And a Firefox
+// page streams through the same worker.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -21,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe } from 'node:test';
 import * as F from './files.mjs';
+import { firefoxUnavailable, launchFirefoxPeer } from './firefox.mjs';
 import * as h from './harness.mjs';
 import { makeVideo } from './video.mjs';
 
@@ -183,4 +185,43 @@ describe('play while downloading', () => {
     const fromC = r.sources.find((s) => s.peerId === c.peerId);
     assert.ok(fromC && fromC.badChunks > 0 && fromC.banned, JSON.stringify(r.sources));
   });
+
+  it('a Firefox page streams a file through the worker while it downloads', async (t) => {
+    const unavailable = firefoxUnavailable();
+    if (unavailable) return t.skip(unavailable);
+    const s = swarm();
+    const [a] = await h.launchSwarm(relay.url, open, s, ['A']);
+    const f = await launchFirefoxPeer(relay.url, { name: 'F', swarm: s });
+    open.push(f);
+    await f.started();
+    await h.waitMeshDirect([a, f]);
+    const orig = await F.shareRandom(a, 3 * F.MiB, 'notes.txt');
+    await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), SERVE_DELAY_MS);
+    const id = F.shareIdOf(orig.link);
+    const r = await f.page.evaluate(async ({ link, id }) => {
+      const { canStream, streamReady, streamUrl } = await import('/ui/stream.js');
+      if (!canStream()) return { canStream: false };
+      await streamReady();
+      window.shoal.download(link).catch(() => {});
+      while (!window.shoal.downloads().find((d) => d.shareId === id)?.size) await new Promise((r) => setTimeout(r, 50));
+      const res = await fetch(streamUrl(id, 'notes.txt'), { headers: { Range: 'bytes=0-' } });
+      const reader = res.body.getReader();
+      let first = null;
+      const parts = [];
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        first ??= window.shoal.downloads().find((d) => d.shareId === id).bytesDone;
+        parts.push(value);
+      }
+      const bytes = await new Blob(parts).arrayBuffer();
+      const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (v) => v.toString(16).padStart(2, '0')).join('');
+      return { canStream: true, status: res.status, range: res.headers.get('Content-Range'), first, sha256: hex };
+    }, { link: orig.link, id });
+    assert.deepEqual({ ...r, first: undefined }, { canStream: true, status: 206, range: `bytes 0-${orig.size - 1}/${orig.size}`, first: undefined, sha256: orig.sha256 });
+    // The first bytes came while most of the file was still to come.
+    assert.ok(r.first < orig.size, JSON.stringify(r));
+    t.diagnostic(`Firefox: first piece read at ${r.first} of ${orig.size} bytes downloaded`);
+  });
 });
+
