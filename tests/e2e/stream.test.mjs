@@ -135,6 +135,8 @@ describe('play while downloading', () => {
     const link = await a.page.evaluate(shareSeeded, { size: SIZE, name: 'notes.txt' });
     assert.equal(await c.page.evaluate(shareSeeded, { size: SIZE, name: 'notes.txt' }), link);
     await c.page.evaluate(() => window.shoal.setTestCorruption(true));
+    // A is slow: C is asked for chunks too, whenever its session comes up.
+    await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), 2 * SERVE_DELAY_MS);
     const source = await a.page.evaluate(async (size) => {
       const bytes = new Uint8Array(size);
       let x = 0x9e3779b9;
