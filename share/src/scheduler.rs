@@ -42,9 +42,8 @@
 //!   order from its start, but a peer never has more than
 //!   [`Config::focus_slots`] requests made for the focus in flight (requests
 //!   made rarest first that happen to lie in it do not count): the rest still
-//!   go rarest first, so a swarm of
-//!   players keeps trading rare chunks instead of all fetching the same
-//!   few. Moving the focus (a seek) makes the next free slots start at the
+//!   go rarest first, so a swarm of players keeps trading rare chunks
+//!   instead of all fetching the same few. Moving the focus (a seek) makes the next free slots start at the
 //!   new place; requests already made for the old one are left to finish.
 //!   Focus never widens the download: unwanted chunks stay unrequested.
 //! - **Timeouts** measure silence: a request times out when its peer has sent
