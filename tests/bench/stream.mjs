@@ -147,7 +147,8 @@ measured page's navigation start (page load included); the seek from setting \`c
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-Median of ${results.length}: first frame **${fmt(med('frameMs'))} ms**; after a seek to 80 %, a frame in **${fmt(med('seekFrameMs'))} ms**.
+Median of ${results.length}: first frame **${fmt(med('frameMs'))} ms** (\`playing\` ${fmt(med('playingMs'))} ms) after navigation start; after a seek to
+80 %, a frame in **${fmt(med('seekFrameMs'))} ms** (\`playing\` ${fmt(med('seekPlayingMs'))} ms), while the download went on.
 
 Machine: ${m.arch}, ${m.cpus} cores (${m.cpu}), ${m.memGiB.toFixed(1)} GiB; ${new Date().toISOString().slice(0, 10)}.
 Command: \`${COMMAND}\`.
