@@ -171,8 +171,10 @@ wasm: $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 
 # The page with a wasm that has the test switches (feature test-hooks), in
 # $(WWW_TEST): what the end-to-end tests serve. Release builds never have them.
+# Without the default feature `quiet`: its console keeps the info lines that
+# the tests print when they fail.
 wasm-test: $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
-	$(call page,$(WWW_TEST),--features test-hooks,,)
+	$(call page,$(WWW_TEST),--no-default-features --features test-hooks,,)
 
 # $(call page,DIR,WASM-PACK FLAGS,ENV,WASM-OPT FLAGS): a copy of the page in DIR
 # (no stale compressed copies) with its own build of the peer, through
