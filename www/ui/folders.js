@@ -91,7 +91,8 @@ export function setupFolderPicker(after, onPick) {
 
 /**
  * The file tree of a download of a share of files: one row per directory
- * and per file, a checkbox per file (which files to fetch: `node.want`),
+ * and per file, a checkbox per file (which files to fetch: `node.want`, also
+ * after the download finished),
  * per-file progress. `update(node, d)` with the node's download view.
  */
 export function createTree(shareId) {
@@ -150,7 +151,9 @@ export function createTree(shareId) {
       setText(row.progress, done ? (f.wanted || f.size === 0 ? 'done' : 'have') : `${Math.floor((100 * f.chunksDone) / f.chunksTotal)}%`);
       row.li.dataset.done = String(done);
       if (row.box.checked !== f.wanted && document.activeElement !== row.box) row.box.checked = f.wanted;
-      row.box.disabled = d.state === 'done' || d.state === 'failed';
+      // A finished download takes more files too: ticking one whose chunks are
+      // not all here reopens it for them (node.want).
+      row.box.disabled = d.state === 'failed';
       items.push(row.li);
     }
     syncChildren(list, items);
