@@ -25,6 +25,6 @@ export async function idleLoad(ms = 3_000) {
 /** One line for a section's header from idleLoad(). */
 export function loadLine(idle) {
   const busiest = idle.top.map((p) => `${p.comm} ${p.cores.toFixed(2)}`).join(', ');
-  const state = idle.cores > 0.3 ? `**machine was loaded by other work** (busiest, in cores: ${busiest || '?'})` : 'machine idle at start';
+  const state = idle.cores > 0.3 ? `**machine was loaded by other work**${busiest ? ` (busiest, in cores: ${busiest})` : ''}` : 'machine idle at start';
   return `${idle.cores.toFixed(2)} cores busy (3 s sample), load average ${idle.loadavg.map((x) => x.toFixed(2)).join(' ')}; ${state}`;
 }
