@@ -22,7 +22,9 @@
 //! (it only refers to them), a downloader's data file holds them one after
 //! the other, and the page slices each file out of the finished `File`.
 //! [`Share`]'s `wanted` (the paths the page picked) narrows the scheduler
-//! to the chunks of those files (`Scheduler::set_wanted`).
+//! to the chunks of those files (`Scheduler::set_wanted`). Picking files
+//! after a download finished here reopens it when they lack chunks: the new
+//! attempt resumes from the chunks stored (`shoal_share::pick` decides).
 //!
 //! Sessions are opened by downloaders, to every connected peer that is a
 //! member of the swarm (seen in its rendezvous namespace), over whichever
