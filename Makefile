@@ -11,8 +11,10 @@
 #   make lab     only the NAT lab tests, against what is built
 #   make fuzz    every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly; installed on demand).
 #                `make test` replays the committed fuzz corpora on stable (fuzz/props)
-#   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
+#   make bench   time to first direct peer, sizes, relay memory, then bench-transfer and bench-folders → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
+#   make bench-folders   a folder of 1,000 small files against the same bytes as one file (files/s, MB/s,
+#                share and save times) → BENCHMARKS.md (FOLDERS_ARGS="--rounds 5 --profile")
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
 #   make bench-profile   where a transfer's CPU goes, by thread and function, shoal beside raw → BENCHMARKS.md
 #                (TRANSFER_ARGS="--size-mib 32 --only raw,shoal" for a quick one; ≈10 min at the defaults)
@@ -35,7 +37,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-folders bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -97,6 +99,7 @@ lab:
 bench: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/folders.mjs $(FOLDERS_ARGS)
 
 # Where a transfer's CPU goes, by thread and (main thread) by function, shoal
 # beside raw: the page served with a wasm that keeps its name section, built
@@ -105,6 +108,10 @@ WWW_PROFILING := target/www-profiling
 bench-profile: setup-test relay $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 	$(call page,$(WWW_PROFILING),,CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false,--debuginfo)
 	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
+
+# A folder of 1,000 small files against the same bytes as one file, two browsers.
+bench-folders: setup-test wasm relay
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/folders.mjs $(FOLDERS_ARGS)
 
 bench-transfer: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
