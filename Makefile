@@ -11,8 +11,10 @@
 #   make lab     only the NAT lab tests, against what is built
 #   make fuzz    every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly; installed on demand).
 #                `make test` replays the committed fuzz corpora on stable (fuzz/props)
-#   make bench   time to first direct peer, sizes, relay memory, then bench-transfer → BENCHMARKS.md
+#   make bench   time to first direct peer, sizes, relay memory, then bench-transfer and bench-folders → BENCHMARKS.md
 #                (BENCH_ARGS="--runs 10" for more runs)
+#   make bench-folders   a folder of 1,000 small files against the same bytes as one file (files/s, MB/s,
+#                share and save times) → BENCHMARKS.md (FOLDERS_ARGS="--rounds 5 --profile")
 #   make bench-transfer  throughput vs raw RTCDataChannel and WebTorrent, fan-out, tab memory → BENCHMARKS.md
 #   make bench-stream  play while downloading: first frame of a 256 MiB video from a share link, and
 #                after a seek to 80 % → BENCHMARKS.md (STREAM_ARGS="--runs 5 --mib 256")
@@ -37,7 +39,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WWW_TEST    := target/www-test
 
-.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-stream bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
+.PHONY: run build test lint wasm-unit fuzz setup-fuzz bench bench-folders bench-stream bench-transfer bench-profile bench-lab bench-load e2e lab wasm wasm-test relay relay-debug setup-build setup-test clean
 
 run: setup-build wasm relay
 	target/release/relay --listen $(LISTEN) --identity $(IDENTITY) --www www $(RELAY_ARGS)
@@ -99,6 +101,7 @@ lab:
 bench: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/folders.mjs $(FOLDERS_ARGS)
 
 # Where a transfer's CPU goes, by thread and (main thread) by function, shoal
 # beside raw: the page served with a wasm that keeps its name section, built
@@ -107,6 +110,10 @@ WWW_PROFILING := target/www-profiling
 bench-profile: setup-test relay $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 	$(call page,$(WWW_PROFILING),,CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false,--debuginfo)
 	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
+
+# A folder of 1,000 small files against the same bytes as one file, two browsers.
+bench-folders: setup-test wasm relay
+	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/folders.mjs $(FOLDERS_ARGS)
 
 bench-stream: setup-test wasm relay
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/stream.mjs $(STREAM_ARGS)
@@ -176,8 +183,10 @@ wasm: $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 
 # The page with a wasm that has the test switches (feature test-hooks), in
 # $(WWW_TEST): what the end-to-end tests serve. Release builds never have them.
+# Without the default feature `quiet`: its console keeps the info lines that
+# the tests print when they fail.
 wasm-test: $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
-	$(call page,$(WWW_TEST),--features test-hooks,,)
+	$(call page,$(WWW_TEST),--no-default-features --features test-hooks,,)
 
 # $(call page,DIR,WASM-PACK FLAGS,ENV,WASM-OPT FLAGS): a copy of the page in DIR
 # (no stale compressed copies) with its own build of the peer, through

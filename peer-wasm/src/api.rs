@@ -9,7 +9,7 @@
 //! ```
 
 use futures::channel::mpsc;
-use libp2p::{identity::Keypair, rendezvous::Namespace, Multiaddr, PeerId};
+use libp2p::{identity::Keypair, rendezvous::Namespace, PeerId};
 use serde::Deserialize;
 use shoal_proto::info::{IceServer, Origin, RelayInfo};
 use wasm_bindgen::prelude::*;
@@ -152,10 +152,7 @@ impl Node {
             .peer_id
             .parse()
             .map_err(|e| JsError::new(&format!("relay sent a bad PeerId: {e}")))?;
-        let relay_addr: Multiaddr = origin
-            .relay_multiaddr(&info.p2p_path, &info.peer_id)
-            .parse()
-            .map_err(|e| JsError::new(&format!("relay address: {e}")))?;
+        let relay_addr = crate::ws::relay_addr(&origin, &info.p2p_path, relay_peer);
         let ice_servers = match opts.ice_servers {
             Some(servers) => servers.into_iter().map(IceServer::from).collect(),
             None => info.ice_servers_for(&origin),

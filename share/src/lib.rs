@@ -18,6 +18,9 @@
 //! - [`link`]: share links; the share id rides in the URL fragment.
 //! - [`bitfield`]: which chunks a peer has, and its wire encoding.
 //! - [`scheduler`]: the sans-IO state machine for one download.
+//! - [`pick`]: which files of a share the page asks for, and what that
+//!   takes: a running download told, a finished one kept or reopened for
+//!   the missing chunks of newly picked files.
 //! - [`stream`]: streaming reads (play while downloading): which chunks a
 //!   byte range needs, and the focus the scheduler fetches first.
 //! - [`resume`]: what a downloader keeps on disk to resume after a reload
@@ -57,6 +60,7 @@ pub mod handshake;
 pub mod limits;
 pub mod link;
 pub mod manifest;
+pub mod pick;
 pub mod resume;
 pub mod scheduler;
 pub mod session;

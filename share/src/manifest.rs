@@ -748,9 +748,8 @@ pub struct ShareId([u8; 32]);
 
 /// Length of a [`ShareId`]'s text form.
 pub const SHARE_ID_TEXT_LEN: usize = 52;
-/// RFC 4648 base32 without padding; decoding takes either case and checks
-/// that unused trailing bits are zero (writes upper case: lowered in `Display`).
-const BASE32: data_encoding::Encoding = data_encoding::BASE32_NOPAD_NOCASE;
+/// RFC 4648 base32, lower case, without padding (the `base32` crate).
+const BASE32: base32::Alphabet = base32::Alphabet::Rfc4648Lower { padding: false };
 
 impl ShareId {
     /// Wraps raw id bytes.
@@ -771,9 +770,7 @@ impl ShareId {
 
 impl fmt::Display for ShareId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = BASE32.encode(&self.0);
-        text.make_ascii_lowercase();
-        f.write_str(&text)
+        f.write_str(&base32::encode(BASE32, &self.0))
     }
 }
 
@@ -802,21 +799,22 @@ impl FromStr for ShareId {
         if s.len() != SHARE_ID_TEXT_LEN {
             return Err(ShareIdParseError::WrongLength(s.len()));
         }
-        let mut out = [0u8; 32];
-        match BASE32.decode_mut(s.as_bytes(), &mut out) {
-            Ok(_) => Ok(Self(out)),
-            Err(partial) => Err(match partial.error.kind {
-                // The four unused low bits of the last character are not zero.
-                data_encoding::DecodeKind::Trailing => ShareIdParseError::NonCanonical,
-                // Every character before `position` is ASCII base32, so
-                // `position` starts a character.
-                _ => ShareIdParseError::InvalidChar(
-                    s.get(partial.error.position..)
-                        .and_then(|rest| rest.chars().next())
-                        .unwrap_or(char::REPLACEMENT_CHARACTER),
-                ),
-            }),
+        if let Some(c) = s
+            .chars()
+            .find(|c| !matches!(c.to_ascii_lowercase(), 'a'..='z' | '2'..='7'))
+        {
+            return Err(ShareIdParseError::InvalidChar(c));
         }
+        let lower = s.to_ascii_lowercase();
+        let bytes: [u8; 32] = base32::decode(BASE32, &lower)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(ShareIdParseError::NonCanonical)?;
+        // 52 characters carry 260 bits: the last one's 4 unused low bits
+        // must be zero, so that each id has one spelling.
+        if base32::encode(BASE32, &bytes) != lower {
+            return Err(ShareIdParseError::NonCanonical);
+        }
+        Ok(Self(bytes))
     }
 }
 

@@ -26,19 +26,19 @@
 // Where the CPU goes: tests/bench/profile.mjs (make bench-profile).
 // Prints everything and rewrites its own section of BENCHMARKS.md.
 
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
-import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
+import { benchCommand, cliArgs, machine, wasmBuild, writeSection } from './lib/report.mjs';
 import * as B from './lib/browsers.mjs';
 import { MiB, writeRandomFile } from './lib/files.mjs';
 import { opfsPlacementCheck, startSampler, diskBytes } from './lib/memory.mjs';
 import { describeRaw, rawTransfer, RAW_CONFIGS } from './lib/raw.mjs';
 import { startBenchServer } from './lib/server.mjs';
 import * as S from './lib/shoal.mjs';
-import { transferTimeout, sleep } from './lib/util.mjs';
+import { transferTimeout } from './lib/util.mjs';
+import { idleLoad } from './lib/load.mjs';
 import * as W from './lib/webtorrent.mjs';
 
 const { argv, flag, option } = cliArgs();
@@ -77,35 +77,6 @@ const f1 = (x) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.
 const f2 = (x) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(2));
 const goal = (ok) => (ok ? 'met' : 'NOT met');
 const say = (line) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
-
-/** Which build of the peer the pages load: short SHA-256 and mtime of the wasm. */
-function wasmBuild() {
-  const file = path.join(h.REPO, 'www', 'pkg', 'peer_wasm_bg.wasm');
-  try {
-    const buf = readFileSync(file);
-    return `${createHash('sha256').update(buf).digest('hex').slice(0, 12)}, ${(buf.length / 1e6).toFixed(2)} MB, built ${statSync(file).mtime.toISOString()}`;
-  } catch {
-    return 'missing';
-  }
-}
-
-
-/** Machine-wide CPU busy (in cores) over `ms` before we start anything, and the busiest processes. */
-async function idleLoad(ms = 3_000) {
-  const procs = () => new Map(B.allProcesses().map((p) => [p.pid, p]));
-  const p0 = procs();
-  const a = B.machineTicks();
-  await sleep(ms);
-  const b = B.machineTicks();
-  const p1 = procs();
-  const cpus = os.availableParallelism();
-  const top = [...p1.values()]
-    .map((p) => ({ comm: p.comm, cores: (p.cpu - (p0.get(p.pid)?.cpu ?? p.cpu)) / (ms / 1000) }))
-    .filter((p) => p.cores >= 0.05)
-    .sort((x, y) => y.cores - x.cores)
-    .slice(0, 4);
-  return { cores: ((b.busy - a.busy) / (b.total - a.total)) * cpus, loadavg: os.loadavg(), top };
-}
 
 // ---- measuring -----------------------------------------------------------------
 

@@ -264,6 +264,14 @@ export function createDownloads({ ready, announce, swarm, onChange }) {
     if (state === 'downloading') meter.add(done, now);
     if (record && done > 0 && !record.firstBytesAt) record.firstBytesAt = now;
     if (record && state === 'done' && !record.doneAt) record.doneAt = now;
+    // Files picked after it finished reopened it: the File it gave is stale
+    // (Save asks the node for the new one), and its timing starts over.
+    if (record?.file && state !== 'done') {
+      record.file = null;
+      record.startedAt = now;
+      record.doneAt = 0;
+      record.firstBytesAt = 0;
+    }
 
     if (total > 0) {
       setAttr(row.progress, 'max', total);

@@ -92,10 +92,10 @@ export function setupFolderPicker(after, onPick) {
 
 /**
  * The file tree of a download of a share of files: one row per directory
- * and per file, a checkbox per file (which files to fetch: `node.want`),
- * per-file progress, and a "Play" button for files that `canPlay(path,
- * state)`, which calls `onPlay(path)`. `update(node, d)` with the node's
- * download view.
+ * and per file, a checkbox per file (which files to fetch: `node.want`, also
+ * after the download finished), per-file progress, and a "Play" button for
+ * files that `canPlay(path, state)`, which calls `onPlay(path)`.
+ * `update(node, d)` with the node's download view.
  */
 export function createTree(shareId, { canPlay = () => false, onPlay = () => {} } = {}) {
   const list = el('ul', { class: 'tree', 'aria-label': 'Files in this share' });
@@ -155,7 +155,9 @@ export function createTree(shareId, { canPlay = () => false, onPlay = () => {} }
       setText(row.progress, done ? (f.wanted || f.size === 0 ? 'done' : 'have') : `${Math.floor((100 * f.chunksDone) / f.chunksTotal)}%`);
       row.li.dataset.done = String(done);
       if (row.box.checked !== f.wanted && document.activeElement !== row.box) row.box.checked = f.wanted;
-      row.box.disabled = d.state === 'done' || d.state === 'failed';
+      // A finished download takes more files too: ticking one whose chunks are
+      // not all here reopens it for them (node.want).
+      row.box.disabled = d.state === 'failed';
       const playHere = f.wanted && f.size > 0 && canPlay(f.path, d.state);
       if (row.play.hidden === playHere) row.play.hidden = !playHere;
       items.push(row.li);
@@ -191,17 +193,40 @@ export async function saveTree(file, d) {
   return saveZip(file, d.name, files);
 }
 
-/** Writes `files` (slices of `file`) under the directory handle `root`. */
+/**
+ * Files written at once by writeTree. Each file costs the browser a few round
+ * trips (handle, writable, close) whatever its size: for many small files
+ * they add up unless several are under way.
+ */
+const SAVE_AT_ONCE = 8;
+
+/** Writes `files` (slices of `file`) under the directory handle `root`, a few at a time. */
 export async function writeTree(root, file, files) {
-  for (const f of files) {
-    const parts = f.path.split('/');
-    let dir = root;
-    for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part, { create: true });
-    const handle = await dir.getFileHandle(parts.at(-1), { create: true });
-    const writable = await handle.createWritable();
-    // pipeTo closes the writable when done and aborts it on error.
-    await file.slice(f.offset, f.offset + f.size).stream().pipeTo(writable);
-  }
+  // Each directory is looked up (or made) once, not once per file in it.
+  const dirs = new Map([['', Promise.resolve(root)]]);
+  const dirOf = (parts) => {
+    const key = parts.join('/');
+    if (!dirs.has(key)) dirs.set(key, dirOf(parts.slice(0, -1)).then((parent) => parent.getDirectoryHandle(parts.at(-1), { create: true })));
+    return dirs.get(key);
+  };
+  let next = 0;
+  let failed = false;
+  const writer = async () => {
+    while (!failed && next < files.length) {
+      const f = files[next++];
+      const parts = f.path.split('/');
+      try {
+        const handle = await (await dirOf(parts.slice(0, -1))).getFileHandle(parts.at(-1), { create: true });
+        const writable = await handle.createWritable();
+        // pipeTo closes the writable when done and aborts it on error.
+        await file.slice(f.offset, f.offset + f.size).stream().pipeTo(writable);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SAVE_AT_ONCE, files.length) }, writer));
 }
 
 const ZIP_NAME = 'shoal-save.zip';

@@ -49,7 +49,14 @@ pub async fn run(
     share: Rc<Share>,
     mut rx: mpsc::Receiver<DlEvent>,
     done: oneshot::Sender<Result<File, TransferError>>,
+    old: Option<Rc<Store>>,
 ) {
+    // A finished download reopened for more files: its shared lock goes
+    // first, so that this attempt takes the share's lock exclusive again.
+    if let Some(lock) = old.as_ref().and_then(|s| s.lock()) {
+        lock.release_now().await;
+    }
+    drop(old);
     let result = download(&t, &share, &mut rx).await;
     *share.download.borrow_mut() = None;
     // Streaming reads still waiting learn that nothing more comes.

@@ -25,7 +25,9 @@
 //! (it only refers to them), a downloader's data file holds them one after
 //! the other, and the page slices each file out of the finished `File`.
 //! [`Share`]'s `wanted` (the paths the page picked) narrows the scheduler
-//! to the chunks of those files (`Scheduler::set_wanted`).
+//! to the chunks of those files (`Scheduler::set_wanted`). Picking files
+//! after a download finished here reopens it when they lack chunks: the new
+//! attempt resumes from the chunks stored (`shoal_share::pick` decides).
 //!
 //! Sessions are opened by downloaders, to every connected peer that is a
 //! member of the swarm (seen in its rendezvous namespace), over whichever
@@ -76,6 +78,7 @@ use shoal_share::{
     admission::{Admission, Refusal, SessionId},
     handshake::ShareKey,
     limits::DOWNLOAD_EVENT_QUEUE,
+    pick::{self, PickError},
     Bitfield, FileEntry, Manifest, ManifestBuilder, ShareId,
 };
 use web_sys::{Blob, File};
@@ -208,6 +211,29 @@ pub struct Share {
     readers: RefCell<Vec<(std::ops::Range<u32>, oneshot::Sender<()>)>>,
 }
 
+/// The chunks of the files at `paths` (all chunks for `None`).
+fn wanted_chunks(manifest: &Manifest, paths: Option<&VecSet<String>>) -> Bitfield {
+    match paths {
+        None => Bitfield::full(manifest.chunk_count()),
+        Some(paths) => manifest.wanted_chunks(|f| paths.contains(f.path())),
+    }
+}
+
+/// What this page holds of `share` (`have`: its stored chunks), for `shoal_share::pick`.
+fn holding<'a>(share: &Share, have: &'a Bitfield) -> pick::Holding<'a> {
+    if share.download.borrow().is_some() {
+        pick::Holding::Running
+    } else if share.file.borrow().is_some() {
+        pick::Holding::Finished { have }
+    } else {
+        pick::Holding::Nothing
+    }
+}
+
+fn picked_err(e: PickError) -> TransferError {
+    TransferError::Stopped(e.to_string())
+}
+
 impl Share {
     fn new(id: ShareId) -> Self {
         Self {
@@ -230,9 +256,16 @@ impl Share {
 
     /// The chunks of the files the page wants (all, by default).
     fn wanted_chunks(&self, manifest: &Manifest) -> Bitfield {
-        match &*self.wanted.borrow() {
-            None => Bitfield::full(manifest.chunk_count()),
-            Some(paths) => manifest.wanted_chunks(|f| paths.contains(f.path())),
+        wanted_chunks(manifest, self.wanted.borrow().as_ref())
+    }
+
+    /// A finished download's picks changed, all their chunks stored: the
+    /// view's `wanted` flags follow, nothing is fetched.
+    fn keep_picks(&self, wanted: Option<VecSet<String>>) {
+        *self.wanted.borrow_mut() = wanted;
+        if let Some(m) = self.manifest() {
+            let have = self.have.borrow();
+            self.view.borrow_mut().files = file_views(&m.0, &have, self.wanted.borrow().as_ref());
         }
     }
 
@@ -781,17 +814,39 @@ impl Transfers {
 
     /// Fetches only the files at `paths` of a share of files (all of it
     /// when `None`), from now on; the download's `Done` comes when they are
-    /// stored. Only while it downloads.
+    /// stored. While it downloads, or once it finished here: picking files
+    /// whose chunks are not all stored reopens it (`shoal_share::pick`).
     pub fn want(&self, id: &ShareId, paths: Option<Vec<String>>) -> Result<(), TransferError> {
         let share = self
             .share_by_id(id)
-            .filter(|s| s.download.borrow().is_some())
-            .ok_or_else(|| TransferError::Stopped("not downloading this share".into()))?;
-        *share.wanted.borrow_mut() = paths.map(|p| p.into_iter().collect());
-        // A full queue is busy: the loop reads `wanted` at its next event.
-        if let Some(tx) = share.download.borrow_mut().as_mut() {
-            let _ = tx.try_send(DlEvent::Wanted);
+            .ok_or_else(|| TransferError::Stopped(PickError::NotDownloading.to_string()))?;
+        let wanted: Option<VecSet<String>> = paths.map(|p| p.into_iter().collect());
+        // No manifest yet means a running download, which applies `wanted`
+        // once it has one: the picked chunks matter only to a finished one.
+        let picked = share.manifest().map_or_else(
+            || Bitfield::new(0),
+            |m| wanted_chunks(&m.0, wanted.as_ref()),
+        );
+        let have = share.have.borrow().clone();
+        let ask = pick::Ask::Want { picked: &picked };
+        let next = pick::next(ask, holding(&share, &have)).map_err(picked_err)?;
+        match next {
+            pick::Next::Rewant => {
+                *share.wanted.borrow_mut() = wanted;
+                // A full queue is busy: the loop reads `wanted` at its next event.
+                if let Some(tx) = share.download.borrow_mut().as_mut() {
+                    let _ = tx.try_send(DlEvent::Wanted);
+                }
+            }
+            pick::Next::Ready => share.keep_picks(wanted),
+            pick::Next::Reopen { missing } => {
+                tracing::info!(share = %id, missing, "more files picked; reopening the download");
+                // Its outcome shows in `downloads()`; `download(link)` gives the File after.
+                drop(self.reopen(&share, wanted));
+            }
+            pick::Next::Start => {}
         }
+        self.notify();
         Ok(())
     }
 
@@ -801,38 +856,96 @@ impl Transfers {
 
     /// Fetches the file behind `link` from every peer that has it; of a
     /// share of files, only the files at `wanted` if given (see `want`).
+    /// A download that finished here resolves at once, unless `wanted`
+    /// names files not all stored: then it reopens for their chunks.
     pub async fn download(
         &self,
         link: &str,
         wanted: Option<Vec<String>>,
     ) -> Result<File, TransferError> {
         let id = shoal_share::parse_link(link)?;
-        if let Some(share) = self.share_by_id(&id) {
-            if let Some(file) = share.file.borrow().clone() {
-                return Ok(file);
+        let wanted: Option<VecSet<String>> = wanted.map(|p| p.into_iter().collect());
+        let done = match self.share_by_id(&id) {
+            None => self.start(id, wanted, None),
+            Some(share) => {
+                let have = share.have.borrow().clone();
+                let picked = match (&wanted, share.manifest()) {
+                    (Some(_), Some(m)) => Some(wanted_chunks(&m.0, wanted.as_ref())),
+                    _ => None,
+                };
+                let ask = pick::Ask::Download {
+                    picked: picked.as_ref(),
+                };
+                match pick::next(ask, holding(&share, &have)).map_err(picked_err)? {
+                    pick::Next::Ready => {
+                        let file = share.file.borrow().clone();
+                        if let Some(file) = file {
+                            if wanted.is_some() {
+                                share.keep_picks(wanted);
+                                self.notify();
+                            }
+                            return Ok(file);
+                        }
+                        self.start(id, wanted, None)
+                    }
+                    pick::Next::Reopen { missing } => {
+                        tracing::info!(share = %id, missing, "more files picked; reopening the download");
+                        self.reopen(&share, wanted)
+                    }
+                    pick::Next::Start | pick::Next::Rewant => {
+                        let store = share.store.borrow().clone();
+                        let complete = share.have.borrow().is_full();
+                        if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
+                            return store.file(&m.0);
+                        }
+                        // A download that failed earlier: start it again (it resumes
+                        // from what is on disk), on new sessions (the old ones belong to the old attempt).
+                        self.end_sessions(&share);
+                        self.start(id, wanted, None)
+                    }
+                }
             }
-            if share.download.borrow().is_some() {
-                return Err(TransferError::Stopped(
-                    "this download is already running".into(),
-                ));
-            }
-            let store = share.store.borrow().clone();
-            let complete = share.have.borrow().is_full();
-            if let (Some(m), Some(store), true) = (share.manifest(), store, complete) {
-                return store.file(&m.0);
-            }
-            // A download that failed earlier: start it again (it resumes
-            // from what is on disk), on new sessions (the old ones belong to the old attempt).
-            let old: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
-            for sid in old {
-                share.close_session(sid);
-                // At once, not when its task notices: the new attempt opens
-                // sessions to the same peers right away.
-                self.0.admission.borrow_mut().ended(sid);
-            }
+        };
+        match done.await {
+            Ok(result) => result,
+            Err(_) => Err(TransferError::Stopped("the node stopped".into())),
         }
+    }
+
+    /// Ends every session of `share` at once, not when their tasks notice: a
+    /// new attempt opens sessions to the same peers right away.
+    fn end_sessions(&self, share: &Share) {
+        let old: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
+        for sid in old {
+            share.close_session(sid);
+            self.0.admission.borrow_mut().ended(sid);
+        }
+    }
+
+    /// A download that finished here fetches more: it stops serving the
+    /// finished file (whose lock the new attempt takes again) and starts
+    /// over, resuming from the chunks stored.
+    fn reopen(
+        &self,
+        share: &Rc<Share>,
+        wanted: Option<VecSet<String>>,
+    ) -> oneshot::Receiver<Result<File, TransferError>> {
+        let old = share.store.borrow_mut().take();
+        share.file.borrow_mut().take();
+        self.end_sessions(share);
+        self.start(share.id, wanted, old)
+    }
+
+    /// Starts (or resumes) the download of `id`; `old`, the store of a
+    /// finished download of it, lets go of its lock first.
+    fn start(
+        &self,
+        id: ShareId,
+        wanted: Option<VecSet<String>>,
+        old: Option<Rc<Store>>,
+    ) -> oneshot::Receiver<Result<File, TransferError>> {
         let share = Rc::new(Share::new(id));
-        *share.wanted.borrow_mut() = wanted.map(|p| p.into_iter().collect());
+        *share.wanted.borrow_mut() = wanted;
         // Each session clones the sender once: the queue holds at most
         // this many events plus one per session (sessions are bounded).
         let (tx, rx) = mpsc::channel(DOWNLOAD_EVENT_QUEUE);
@@ -845,11 +958,14 @@ impl Transfers {
         }
         self.notify();
         let (done_tx, done_rx) = oneshot::channel();
-        wasm_bindgen_futures::spawn_local(download::run(self.clone(), share.clone(), rx, done_tx));
-        match done_rx.await {
-            Ok(result) => result,
-            Err(_) => Err(TransferError::Stopped("the node stopped".into())),
-        }
+        wasm_bindgen_futures::spawn_local(download::run(
+            self.clone(),
+            share.clone(),
+            rx,
+            done_tx,
+            old,
+        ));
+        done_rx
     }
 
     fn open_session(&self, share: &Rc<Share>, peer: PeerId) {

@@ -91,3 +91,23 @@ fn websocket_urls_keep_scheme_host_port_and_path() {
     );
     assert_eq!(url("/ip4/127.0.0.1/udp/1/ws"), None);
 }
+
+#[wasm_bindgen_test]
+fn the_relay_address_is_the_one_the_relay_info_describes() {
+    use shoal_proto::info::Origin;
+
+    let relay = libp2p::PeerId::random();
+    for (protocol, host, port, path) in [
+        ("http:", "127.0.0.1", "9", "/p2p"),
+        ("https:", "[::1]", "9", "/p2p"),
+        ("https:", "shoal.example", "", "/a/b%"),
+    ] {
+        let origin = Origin::new(protocol, host, port).unwrap();
+        let text = origin.relay_multiaddr(path, &relay.to_string());
+        assert_eq!(super::relay_addr(&origin, path, relay).to_string(), text);
+        assert_eq!(
+            text.parse::<Multiaddr>().unwrap(),
+            super::relay_addr(&origin, path, relay)
+        );
+    }
+}

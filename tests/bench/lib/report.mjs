@@ -1,7 +1,8 @@
 // What both benchmarks share: their command line, the machine they ran on,
 // and rewriting their own section of BENCHMARKS.md.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO } from '../../e2e/harness.mjs';
@@ -56,4 +57,15 @@ export function writeSection(start, end, text) {
   else doc = `${doc.trimEnd()}\n\n${text}\n`;
   writeFileSync(file, doc);
   return file;
+}
+
+/** Which build of the peer the pages load: short SHA-256, size and mtime of `<www>/pkg/peer_wasm_bg.wasm`. */
+export function wasmBuild(www = path.join(REPO, 'www')) {
+  const file = path.resolve(REPO, www, 'pkg', 'peer_wasm_bg.wasm');
+  try {
+    const buf = readFileSync(file);
+    return `${createHash('sha256').update(buf).digest('hex').slice(0, 12)}, ${(buf.length / 1e6).toFixed(2)} MB, built ${statSync(file).mtime.toISOString()}`;
+  } catch {
+    return 'missing';
+  }
 }

@@ -1,0 +1,116 @@
+// Issue #9: picking more files of a share after a download of some of them
+// finished. D (a persistent profile: OPFS on disk) downloads the files of one
+// directory of A's tree and the download completes; then D ticks the files of
+// a second directory in the page's tree (node.want) and gets them; then,
+// after a reload, asks for a third directory with download(link, paths).
+// A is the only other holder, so every chunk request goes to A: each step
+// must ask for exactly the chunks of the new files that were not stored
+// already (the earlier ones stay stored), and every picked file's bytes
+// must match A's by SHA-256.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe } from 'node:test';
+import * as F from './files.mjs';
+import * as h from './harness.mjs';
+import { byPath, chunksOf, shareTreeInPage } from './tree.mjs';
+
+const TEST = { timeout: 8 * h.WAIT_MS + 3 * F.DOWNLOAD_MS };
+
+/** In D's page: download `link` (only `paths`); its entry and each wanted file's SHA-256. */
+async function downloadPicked({ link, paths }) {
+  const hex = async (blob) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer())), (b) => b.toString(16).padStart(2, '0')).join('');
+  const file = await window.shoal.download(link, paths);
+  const id = /share=([^&]+)/.exec(link)[1];
+  const entry = window.shoal.downloads().find((d) => d.shareId === id);
+  const files = [];
+  for (const f of entry.files.filter((x) => x.wanted)) files.push({ path: f.path, size: f.size, sha256: await hex(file.slice(f.offset, f.offset + f.size)) });
+  return { entry, files };
+}
+
+/** In D's page: tick the tree's checkbox of each of `paths` (the page calls node.want). */
+function tick({ id, paths }) {
+  const row = document.querySelector(`li.download[data-share-id="${id}"]`);
+  for (const p of paths) {
+    const box = row?.querySelector(`li.tree-file[data-path="${CSS.escape(p)}"] input[type=checkbox]`);
+    if (!box || box.disabled) throw new Error(`no enabled checkbox for ${p}`);
+    if (!box.checked) box.click();
+  }
+}
+
+describe('picking more files of a share later', () => {
+  const { relay, open, it, swarm: newSwarm } = h.relaySuite('pick', TEST);
+  const dirs = [];
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('after a subset finished, more files (in the page, then after a reload) fetch only their missing chunks', async (t) => {
+    const swarm = newSwarm('pick');
+    const profile = mkdtempSync(path.join(tmpdir(), 'shoal-profile-'));
+    dirs.push(profile);
+    const a = await h.launchPeer(relay.url, { name: 'A', swarm });
+    open.push(a);
+    const d = await h.launchPeer(relay.url, { name: 'D', swarm, persistent: profile });
+    open.push(d);
+    await Promise.all([a.started(), d.started()]);
+    await h.waitMeshDirect([a, d]);
+    const orig = await h.within('A to make and share the tree', a.page.evaluate(shareTreeInPage), 4 * h.WAIT_MS);
+    const id = F.shareIdOf(orig.link);
+    const under = (...prefixes) => orig.files.filter((f) => prefixes.some((p) => f.path.startsWith(p))).map((f) => f.path);
+    const steps = [under('photos/2024/'), under('photos/2024/', 'docs/'), under('photos/2024/', 'docs/', 'src/')];
+    const requestsToA = () => a.page.evaluate(() => window.shoal.testRequestsReceived());
+    const expected = (paths) => orig.files.filter((f) => paths.includes(f.path)).sort(byPath);
+
+    // Checks one step: D stored exactly the chunks of `paths`; D asked, and A was asked, for
+    // exactly those not stored before (`before`); the picked files are A's bytes.
+    const check = (step, got, paths, before, asked) => {
+      const layout = got.entry.files;
+      const now = chunksOf(layout.filter((f) => paths.includes(f.path)));
+      const fresh = [...now].filter((c) => !before.has(c)).length;
+      const requestedByD = got.entry.sources.reduce((n, s) => n + s.requested, 0);
+      t.diagnostic(`${step}: ${paths.length} files in ${now.size} of ${got.entry.chunksTotal} chunks, ${fresh} new; D requested ${requestedByD}, A received ${asked}`);
+      assert.equal(got.entry.state, 'done', `${step}: state`);
+      assert.ok(fresh > 0, `${step}: the new files should need chunks not stored yet`);
+      assert.ok(now.size < got.entry.chunksTotal, `${step}: should not need every chunk`);
+      assert.equal(got.entry.chunksDone, now.size, `${step}: D stored ${got.entry.chunksDone} chunks, the picked files lie in ${now.size}`);
+      assert.equal(requestedByD, fresh, `${step}: D asked for chunks it had, or beyond the picked files`);
+      assert.equal(asked, fresh, `${step}: A was asked for chunks D had, or beyond the picked files`);
+      assert.deepEqual(got.files.sort(byPath), expected(paths), `${step}: D's files differ from A's`);
+      assert.deepEqual(layout.filter((f) => f.wanted).map((f) => f.path).sort(), [...paths].sort(), `${step}: the files marked wanted`);
+      return now;
+    };
+
+    // 1. A subset, to the end.
+    let before = await requestsToA();
+    const first = await h.within('D to download the first directory', d.page.evaluate(downloadPicked, { link: orig.link, paths: steps[0] }), F.DOWNLOAD_MS);
+    let stored = check('first pick', first, steps[0], new Set(), (await requestsToA()) - before);
+
+    // 2. The page's tree, once the download is done: tick the second directory's files.
+    await h.waitFor("D's page to show the finished tree", () => d.page.evaluate((i) => {
+      const row = document.querySelector(`li.download[data-share-id="${i}"]`);
+      return row?.dataset.state === 'done' ? row.querySelectorAll('li.tree-file input:not(:disabled)').length : 0;
+    }, id), (n) => n === orig.files.length);
+    before = await requestsToA();
+    await d.page.evaluate(tick, { id, paths: steps[1] });
+    const newFiles = steps[1].filter((p) => !steps[0].includes(p));
+    await h.waitFor('D to fetch the ticked files', () => F.entryOf(d, id), (e) => e?.state === 'done' &&
+      e.files.filter((f) => newFiles.includes(f.path)).every((f) => f.chunksDone === f.chunksTotal), { timeout: F.DOWNLOAD_MS });
+    // download(link) without paths: the finished File at once, never a fetch.
+    const second = await d.page.evaluate(downloadPicked, { link: orig.link, paths: null });
+    stored = check('ticked in the page', second, steps[1], stored, (await requestsToA()) - before);
+    const shown = await d.page.evaluate((i) => [...document.querySelectorAll(`li.download[data-share-id="${i}"] li.tree-file`)]
+      .filter((r) => r.querySelector('input').checked).map((r) => r.dataset.path), id);
+    assert.deepEqual(shown.sort(), [...steps[1]].sort(), 'the ticked files in the page');
+
+    // 3. After a reload (stored in OPFS): download(link, paths) with a third directory.
+    await d.page.reload();
+    await d.started();
+    await h.waitMeshDirect([a, d]);
+    before = await requestsToA();
+    const third = await h.within('D to download the third directory after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: steps[2] }), F.DOWNLOAD_MS);
+    check('after a reload', third, steps[2], stored, (await requestsToA()) - before);
+  });
+});
