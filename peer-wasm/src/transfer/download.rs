@@ -170,7 +170,14 @@ async fn download(
                     if share.send_to_peer(&peer, &Message::Request(index)) {
                         *share.requested.borrow_mut().entry(peer).or_default() += 1;
                     } else {
-                        sched.request_failed(&peer, index);
+                        // No session with it takes messages (it closed, or the
+                        // peer stopped reading): it is gone for this download
+                        // until a new session brings its bitfield again. Only
+                        // failing the request would let the scheduler ask it
+                        // again at once, in this same loop, for ever: a tab
+                        // froze so when a direct path died while the session's
+                        // `Left` still waited in the queue (paths.test).
+                        sched.peer_left(&peer);
                     }
                 }
                 Action::Cancel { peer, index } => {
