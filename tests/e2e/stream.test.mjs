@@ -188,6 +188,37 @@ describe('play while downloading', () => {
     assert.ok(fromC && fromC.badChunks > 0 && fromC.banned, JSON.stringify(r.sources));
   });
 
+  it('a text the sharer calls text/html runs no script, streamed or finished', async () => {
+    const [a, b] = await launchSwarm('A', 'B');
+    // The manifest's media type is the sharer's word; the page must not believe it.
+    const link = await a.page.evaluate(() => {
+      const html = '<p id="x">hello</p><script>top.pwned = (top.pwned || 0) + 1</script>';
+      return window.shoal.share(new File([html], 'page.txt', { type: 'text/html' }), 'page.txt');
+    });
+    const id = F.shareIdOf(link);
+    const r = await b.page.evaluate(async ({ link, id }) => {
+      const { streamReady, streamUrl, openPlayer } = await import('/ui/stream.js');
+      await streamReady();
+      const file = await window.shoal.download(link);
+      const res = await fetch(streamUrl(id, 'page.txt'));
+      const headers = { type: res.headers.get('Content-Type'), csp: res.headers.get('Content-Security-Policy') };
+      const box = document.createElement('div');
+      document.body.append(box);
+      // Both of the page's ways to show it: from the worker, and from the finished File.
+      const shown = [];
+      for (const from of [{}, { file }]) {
+        const frame = await openPlayer(box, { shareId: id, path: 'page.txt', name: 'page.txt', ...from });
+        await new Promise((resolve) => frame.addEventListener('load', resolve, { once: true }));
+        shown.push({ sandbox: frame.getAttribute('sandbox'), scripted: window.pwned ?? 0 });
+      }
+      return { fileType: file.type, headers, shown };
+    }, { link, id });
+    h.log('test', JSON.stringify(r));
+    assert.equal(r.fileType, 'text/html', 'the sharer did not claim text/html, so this run tests nothing');
+    assert.deepEqual(r.headers, { type: 'text/plain; charset=utf-8', csp: "sandbox; default-src 'none'" });
+    assert.deepEqual(r.shown, [{ sandbox: '', scripted: 0 }, { sandbox: '', scripted: 0 }]);
+  });
+
   it('a Firefox page streams a file through the worker while it downloads', async (t) => {
     const unavailable = firefoxUnavailable();
     if (unavailable) return t.skip(unavailable);

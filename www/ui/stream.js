@@ -126,14 +126,16 @@ export async function openPlayer(container, { shareId, path, name, file = null }
   if (!kind) throw new Error('this kind of file does not play in the page');
   let src;
   if (file) {
-    src = URL.createObjectURL(file.type ? file : new Blob([file], { type: kind.type }));
+    // The type from the name's extension, never the File's own: a finished
+    // download's type is the sharer's word, and a blob: URL is this origin's.
+    src = URL.createObjectURL(file.slice(0, file.size, kind.type));
   } else {
     await streamReady();
     src = streamUrl(shareId, path);
   }
   const label = `Playing ${name ?? path}`;
   const media = kind.kind === 'frame'
-    ? el('iframe', { class: 'player-frame', title: label, src })
+    ? el('iframe', { class: 'player-frame', title: label, src, ...(kind.type.startsWith('text/') ? { sandbox: '' } : {}) })
     : el(kind.kind, { class: 'player-media', controls: true, autoplay: true, preload: 'auto', 'aria-label': label, src });
   const close = el('button', { type: 'button', class: 'secondary', text: 'Close player' });
   const box = el('div', { class: 'player', dataset: { path } }, media, close);
