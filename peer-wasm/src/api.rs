@@ -10,96 +10,18 @@
 
 use futures::channel::mpsc;
 use libp2p::{identity::Keypair, rendezvous::Namespace, PeerId};
-use serde::Deserialize;
-use shoal_proto::info::{IceServer, Origin, RelayInfo};
+use shoal_proto::info::{Origin, RelayInfo};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::{
     milestones::{self, Milestone},
     node::{self, Command, Settings},
+    options::StartOptions,
     state::SharedState,
     transfer::Transfers,
     webrtc,
 };
-
-/// Options of [`Node::start`].
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StartOptions {
-    /// The relay's origin, e.g. `https://shoal.example`. The node dials its
-    /// libp2p WebSocket there (`wss` for `https`).
-    relay: String,
-    /// Swarm to join; peers only meet others in the same swarm.
-    #[serde(default = "default_swarm")]
-    swarm: String,
-    /// Most peers this node dials (others may still dial it).
-    #[serde(default = "default_max_peers")]
-    max_peers: usize,
-    /// ICE servers (URLs, or `{ urls, username, credential }`). Default:
-    /// what the relay's `/api/info` offers (its own STUN server first).
-    #[serde(default)]
-    ice_servers: Option<Vec<IceServerOption>>,
-    /// Bound on one WebRTC connection attempt, in milliseconds.
-    #[serde(default)]
-    webrtc_timeout_ms: Option<u32>,
-}
-
-/// An ICE server as the page may give it: a URL, or an RTCIceServer.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum IceServerOption {
-    Url(String),
-    Server(IceServer),
-}
-
-impl From<IceServerOption> for IceServer {
-    fn from(o: IceServerOption) -> Self {
-        match o {
-            IceServerOption::Url(url) => IceServer {
-                urls: vec![url],
-                username: None,
-                credential: None,
-            },
-            IceServerOption::Server(server) => server,
-        }
-    }
-}
-
-/// The fields of [`StartOptions`] as the page spells them.
-const OPTION_NAMES: [&str; 5] = [
-    "relay",
-    "swarm",
-    "maxPeers",
-    "iceServers",
-    "webrtcTimeoutMs",
-];
-
-/// serde-wasm-bindgen reads only the fields it knows from a JS object, so
-/// `deny_unknown_fields` never fires: a misspelt option would be ignored
-/// silently. Look at the object's own keys instead.
-fn check_option_names(options: &JsValue) -> Result<(), JsError> {
-    let Some(object) = options.dyn_ref::<js_sys::Object>() else {
-        return Ok(()); // not an object: serde says what is wrong with it
-    };
-    for key in js_sys::Object::keys(object).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !OPTION_NAMES.contains(&key.as_str()) {
-            return Err(JsError::new(&format!(
-                "invalid options: unknown field `{key}`, expected one of {}",
-                OPTION_NAMES.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn default_swarm() -> String {
-    "default".into()
-}
-fn default_max_peers() -> usize {
-    16
-}
 
 /// Longest swarm name; rendezvous namespaces allow 255 bytes with our prefix.
 const MAX_SWARM_NAME: usize = 200;
@@ -123,12 +45,8 @@ impl Node {
         #[wasm_bindgen(unchecked_param_type = "StartOptions")] options: JsValue,
     ) -> Result<Node, JsError> {
         crate::init_logging();
-        check_option_names(&options)?;
-        let opts: StartOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
-            let e = e.to_string();
-            let e = e.strip_prefix("Error: ").unwrap_or(&e);
-            JsError::new(&format!("invalid options: {e}"))
-        })?;
+        let opts = StartOptions::read(&options)
+            .map_err(|e| JsError::new(&format!("invalid options: {e}")))?;
         let swarm_name = opts.swarm.trim();
         if swarm_name.is_empty() || swarm_name.len() > MAX_SWARM_NAME {
             return Err(JsError::new(&format!(
@@ -154,7 +72,7 @@ impl Node {
             .map_err(|e| JsError::new(&format!("relay sent a bad PeerId: {e}")))?;
         let relay_addr = crate::ws::relay_addr(&origin, &info.p2p_path, relay_peer);
         let ice_servers = match opts.ice_servers {
-            Some(servers) => servers.into_iter().map(IceServer::from).collect(),
+            Some(servers) => servers,
             None => info.ice_servers_for(&origin),
         };
         tracing::info!(relay = %relay_addr, ice_servers = ice_servers.len(), "relay found");
@@ -593,6 +511,6 @@ async fn fetch_info(relay: &str) -> Result<RelayInfo, JsError> {
     let json = JsFuture::from(resp.json().map_err(unreachable)?)
         .await
         .map_err(unreachable)?;
-    serde_wasm_bindgen::from_value(json)
+    crate::options::relay_info(&json)
         .map_err(|e| JsError::new(&format!("{url} sent unexpected JSON: {e}")))
 }

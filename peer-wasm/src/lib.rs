@@ -37,6 +37,7 @@ mod echo;
 mod log;
 mod milestones;
 mod node;
+mod options;
 mod peer_limit;
 mod state;
 mod streams;
