@@ -2,6 +2,14 @@
 // buffers: from start to end for hashing a share (blobReader), and one chunk
 // at a time for serving it (blobRead).
 //
+// Serving reads go through cursors: a BYOB reader of the blob's stream from
+// some offset on, which the next read continues where the last one ended.
+// Downloaders ask for equally rare chunks in runs of consecutive chunks
+// (shoal_share::scheduler, Config::tie_run), so most chunks continue a
+// cursor. A `Blob.slice` per 256 KiB chunk was the largest item on a
+// sharer's main thread (a third of it: each slice is a round trip to the
+// browser's blob registry, and each stream a new data pipe).
+//
 // Blob.slice().arrayBuffer() per chunk makes a fresh ArrayBuffer per chunk,
 // and Chromium collects them late: a tab hashing a 4 GiB file that way
 // reached 443 MiB RSS (make bench-transfer --only memory), 1 GiB read in
@@ -72,27 +80,75 @@ async function fill(reader, buf, want) {
 }
 
 /**
+ * Open serving cursors, least recently used first: { blob, reader, next,
+ * tail, used }. `next` is where the reads queued on it end; `tail` settles
+ * when the last of them has.
+ */
+const cursors = [];
+/**
+ * Cursors open at once, over all blobs: a few downloaders' runs at a time.
+ * Each holds a stream's data pipe (Chromium's blob streams buffer ahead), so
+ * they are few, and one idle for CURSOR_IDLE_MS is closed by the next read.
+ */
+const MAX_CURSORS = 8;
+const CURSOR_IDLE_MS = 10_000;
+
+function closeCursor(c) {
+  const i = cursors.indexOf(c);
+  if (i >= 0) cursors.splice(i, 1);
+  c.reader.cancel().catch(() => {});
+}
+
+/** The cursor that continues at `offset` of `blob`, or a new one (null: no BYOB reader). */
+function cursorAt(blob, offset, now) {
+  for (const c of [...cursors]) {
+    if (c.blob === blob && c.next === offset) {
+      cursors.splice(cursors.indexOf(c), 1);
+      cursors.push(c);
+      return c;
+    }
+    if (now - c.used > CURSOR_IDLE_MS) closeCursor(c);
+  }
+  const reader = byobReader(blob.slice(offset));
+  if (!reader) return null;
+  if (cursors.length >= MAX_CURSORS) closeCursor(cursors[0]);
+  const c = { blob, reader, next: offset, tail: Promise.resolve(), used: now };
+  cursors.push(c);
+  return c;
+}
+
+/**
  * `len` bytes at `offset` of `blob` (fewer at its end) in a pooled buffer:
  * hand the view to opfsRecycle once copied.
  */
 export async function blobRead(blob, offset, len) {
-  const part = blob.slice(offset, offset + len);
-  const reader = byobReader(part);
-  if (reader) {
-    const pooled = takeBuffer(Math.max(part.size, 1));
+  const want = Math.max(0, Math.min(len, blob.size - offset));
+  const now = performance.now();
+  const c = cursorAt(blob, offset, now);
+  if (c) {
+    c.next = offset + want;
+    c.used = now;
+    const pooled = takeBuffer(Math.max(want, 1));
+    // Reads on one cursor run one after another, in the order asked.
+    const read = c.tail.then(() => fill(c.reader, pooled, want));
+    c.tail = read.then(() => {}, () => {});
     try {
-      const { buf, filled } = await fill(reader, pooled, part.size);
-      return new Uint8Array(buf, 0, filled);
-    } catch (e) {
-      if (e !== STALLED) {
-        giveBack(pooled);
-        throw e;
+      const { buf, filled } = await read;
+      if (filled === want) {
+        if (c.next >= blob.size) closeCursor(c);
+        return new Uint8Array(buf, 0, filled);
       }
-    } finally {
-      reader.cancel().catch(() => {});
+      giveBack(buf);
+    } catch (e) {
+      // A stalled read keeps `pooled`; otherwise it may be back (or detached:
+      // giveBack skips an empty buffer).
+      if (e !== STALLED) giveBack(pooled);
     }
+    // The cursor failed (a stall, or a stream that ended early or broke):
+    // this read goes by a slice, which reports a file that changed.
+    closeCursor(c);
   }
-  return new Uint8Array(await part.arrayBuffer());
+  return new Uint8Array(await blob.slice(offset, offset + want).arrayBuffer());
 }
 
 /** Reads `blob` from start to end: `read(len)` gives the next `len` bytes. */

@@ -11,10 +11,12 @@
 //! # Policy
 //!
 //! - **Rarest first.** Chunks are requested in order of how many connected
-//!   peers have them, fewest first. Ties go by a pseudo-random order derived
-//!   from [`Config::seed`], so downloaders of one seeder start on different
-//!   chunks and have something to trade sooner; with a fixed seed the order
-//!   is deterministic. Each chunk goes to the least-loaded peer that has it,
+//!   peers have them, fewest first. Ties go by a pseudo-random order of runs
+//!   of [`Config::tie_run`] chunks, derived from [`Config::seed`], and in
+//!   order within a run: downloaders of one seeder start on different chunks
+//!   and have something to trade sooner, while the seeder reads each run of
+//!   its file as one sequential stream. With a fixed seed the order is
+//!   deterministic. Each chunk goes to the least-loaded peer that has it,
 //!   preferring peers whose request for that chunk has not failed before, and
 //!   then the smallest peer key.
 //! - **Bounded.** At most [`Config::max_in_flight_per_peer`] requests to a peer
@@ -92,6 +94,13 @@ pub struct Config {
     /// Seed of the tie-break order among equally rare chunks. Drivers should
     /// pass a random value; tests pass a fixed one. Default 0.
     pub seed: u64,
+    /// Equally rare chunks go in runs of this many consecutive chunks, the
+    /// runs in the seed's order; at least 1 (1: every chunk on its own).
+    /// Default 16, 4 MiB at 256 KiB chunks: a sharer's browser then reads its
+    /// file in 4 MiB sequential stretches rather than by a `Blob.slice` per
+    /// chunk, each of which costs a round trip to the browser's blob registry
+    /// (the largest item on a sharer's main thread, BENCHMARKS.md "Profile").
+    pub tie_run: u32,
     /// Of each peer's `max_in_flight_per_peer` slots, how many may carry
     /// requests for the focus ([`Scheduler::set_focus`]); 0 turns focus off.
     /// Default 2, half of the default slots: a player gets two chunks in
@@ -108,6 +117,7 @@ impl Default for Config {
             max_bad_chunks: 1,
             endgame_duplicates: 1,
             seed: 0,
+            tie_run: 16,
             focus_slots: 2,
         }
     }
@@ -272,6 +282,9 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             return Err(SchedulerError::InvalidConfig(
                 "max_bad_chunks must be at least 1",
             ));
+        }
+        if config.tie_run == 0 {
+            return Err(SchedulerError::InvalidConfig("tie_run must be at least 1"));
         }
         let count = manifest.chunk_count();
         if have.len() != count {
@@ -927,13 +940,15 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         self.dirty = true;
     }
 
-    /// Position of `index` among equally rare chunks: splitmix64 of
-    /// seed + index, a bijection, so no two chunks tie.
+    /// Position of `index`'s run among equally rare chunks: splitmix64 of
+    /// seed + run, a bijection, so no two runs tie (and within a run the
+    /// index, last in every sort key, decides).
     fn tie_break(&self, index: u32) -> u64 {
+        let run = index / self.config.tie_run;
         let mut z = self
             .config
             .seed
-            .wrapping_add(u64::from(index))
+            .wrapping_add(u64::from(run))
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -1399,7 +1414,14 @@ mod tests {
     #[test]
     fn seed_changes_the_order_of_equally_rare_chunks() {
         let order = |seed| {
-            let (mut s, _) = sched(16, Config { seed, ..cfg(16) });
+            let (mut s, _) = sched(
+                16,
+                Config {
+                    seed,
+                    tie_run: 1,
+                    ..cfg(16)
+                },
+            );
             s.peer_joined(1, Bitfield::full(16)).expect("valid");
             requests(&drain(&mut s, T0))
                 .into_iter()
@@ -1411,6 +1433,39 @@ mod tests {
         let mut all = order(3);
         all.sort_unstable();
         assert_eq!(all, (0..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn equally_rare_chunks_go_in_runs_in_order_within_each() {
+        let order = |seed| {
+            let (mut s, _) = sched(
+                16,
+                Config {
+                    seed,
+                    tie_run: 4,
+                    ..cfg(16)
+                },
+            );
+            s.peer_joined(1, Bitfield::full(16)).expect("valid");
+            requests(&drain(&mut s, T0))
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect::<Vec<_>>()
+        };
+        let runs = |order: &[u32]| order.chunks(4).map(|r| r[0] / 4).collect::<Vec<_>>();
+        for seed in [1, 2, 3] {
+            let o = order(seed);
+            assert_eq!(o.len(), 16);
+            for run in o.chunks(4) {
+                let start = run[0];
+                assert_eq!(start % 4, 0, "a run starts at its first chunk: {o:?}");
+                assert_eq!(run, [start, start + 1, start + 2, start + 3], "{o:?}");
+            }
+        }
+        // The seed orders the runs, and some seeds order them differently.
+        assert_eq!(order(1), order(1));
+        let orders: BTreeSet<Vec<u32>> = (1..=8).map(|seed| runs(&order(seed))).collect();
+        assert!(orders.len() > 1, "8 seeds gave one run order: {orders:?}");
     }
 
     #[test]
@@ -1460,6 +1515,7 @@ mod tests {
             max_bad_chunks: u32::MAX,
             max_in_flight_per_peer: u32::MAX,
             seed: u64::MAX,
+            tie_run: u32::MAX,
             focus_slots: u32::MAX,
         };
         let (mut s, data) = sched(3, config);
@@ -1759,6 +1815,7 @@ mod tests {
                 max_bad_chunks in 1u32..3,
                 endgame_duplicates in 0u32..3,
                 focus_slots in 0u32..3,
+                tie_run in 1u32..8,
             ) {
                 let config = Config {
                     max_in_flight_per_peer: max_in_flight,
@@ -1766,6 +1823,7 @@ mod tests {
                     endgame_duplicates,
                     request_timeout: Duration::from_secs(10),
                     seed: 1,
+                    tie_run,
                     focus_slots,
                 };
                 let (mut s, data) = sched(6, config);

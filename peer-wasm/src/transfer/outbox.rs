@@ -92,6 +92,12 @@ impl Outbox {
         })
     }
 
+    /// The chunk that will be served next, once the control messages
+    /// queued before it are written; it stays queued.
+    pub fn next_serve(&self) -> Option<u32> {
+        self.0.borrow().serve.front().copied()
+    }
+
     /// Whether the session closed (nothing more is queued).
     #[cfg(feature = "test-hooks")]
     pub fn is_closed(&self) -> bool {

@@ -14,6 +14,7 @@ use std::{rc::Rc, time::Duration};
 
 use futures::{
     channel::{mpsc, oneshot},
+    future::LocalBoxFuture,
     io::{ReadHalf, WriteHalf},
     AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, SinkExt as _,
 };
@@ -473,6 +474,8 @@ async fn writer(
     outbox: Rc<Outbox>,
 ) {
     let mut header = Vec::with_capacity(16);
+    // A chunk whose read started while the one before it was sent.
+    let mut ahead: Option<(u32, LocalBoxFuture<'static, Served>)> = None;
     while let Some(out) = std::future::poll_fn(|cx| outbox.poll_next(cx)).await {
         let result = match out {
             Out::Bytes(bytes) => {
@@ -492,9 +495,19 @@ async fn writer(
                 }
                 .await
             }
-            Out::Serve(index) => match serve(&t, &share, index).await {
+            Out::Serve(index) => match match ahead.take() {
+                Some((next, read)) if next == index => read,
+                _ => serve(&t, &share, index),
+            }
+            .await
+            {
                 #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
                 Ok((mut message, header_len)) => {
+                    // The next chunk is read while this one is sent: the
+                    // channel does not run dry during a read.
+                    if let Some(next) = outbox.next_serve() {
+                        ahead = Some((next, serve(&t, &share, next)));
+                    }
                     // Test-only switch (not in release builds): a peer that lies about its data.
                     #[cfg(feature = "test-hooks")]
                     if t.0.corrupt.get() {
@@ -527,30 +540,42 @@ async fn writer(
     let _ = w.close().await;
 }
 
+/// A chunk's whole `Chunk` message and its header's length.
+type Served = Result<(Vec<u8>, usize), super::TransferError>;
+
 /// The whole `Chunk` message for chunk `index`, header and data in one
-/// buffer (one write, so whole data-channel messages), and the header's length.
-async fn serve(
+/// buffer (one write, so whole data-channel messages), and the header's
+/// length. The read from the store starts now (see `Store::read_after`).
+fn serve(
     #[cfg_attr(not(feature = "test-hooks"), allow(unused_variables))] t: &Transfers,
     share: &Share,
     index: u32,
-) -> Result<(Vec<u8>, usize), super::TransferError> {
-    // Test-only switch: a slow sharer, so that a test can watch a download
-    // in progress (the streaming test: playing before most of it is here).
-    #[cfg(feature = "test-hooks")]
-    {
-        let ms = t.0.serve_delay_ms.get();
-        if ms > 0 {
-            Delay::new(Duration::from_millis(u64::from(ms))).await;
-        }
-    }
+) -> LocalBoxFuture<'static, Served> {
     let missing = || super::TransferError::Storage(format!("chunk {index} is not here"));
-    let manifest = share.manifest().ok_or_else(missing)?;
-    let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
-    let store = share.store.borrow().clone().ok_or_else(missing)?;
+    let found = share.manifest().ok_or_else(missing).and_then(|manifest| {
+        let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
+        let store = share.store.borrow().clone().ok_or_else(missing)?;
+        Ok((range, store))
+    });
+    let (range, store) = match found {
+        Ok(found) => found,
+        Err(e) => return futures::future::ready(Err(e)).boxed_local(),
+    };
     let len = (range.end - range.start) as u32;
     let mut header = Vec::with_capacity(16 + len as usize);
     encode_chunk_header(index, len as usize, &mut header);
     let header_len = header.len();
-    let message = store.read_after(header, range.start, len).await?;
-    Ok((message, header_len))
+    let read = store.read_after(header, range.start, len);
+    // Test-only switch: a slow sharer, so that a test can watch a download
+    // in progress (the streaming test: playing before most of it is here).
+    #[cfg(feature = "test-hooks")]
+    let delay_ms = t.0.serve_delay_ms.get();
+    async move {
+        #[cfg(feature = "test-hooks")]
+        if delay_ms > 0 {
+            Delay::new(Duration::from_millis(u64::from(delay_ms))).await;
+        }
+        Ok((read.await?, header_len))
+    }
+    .boxed_local()
 }

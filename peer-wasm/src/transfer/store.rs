@@ -213,32 +213,36 @@ impl Store {
 
     /// `prefix` followed by `len` bytes at `offset`, in one buffer filled by
     /// one copy out of JS: a chunk and its message header leave as one write.
-    pub async fn read_after(
+    /// The read starts now, not when the future is first polled, so a
+    /// writer can read its next chunk while it sends this one.
+    pub fn read_after(
         &self,
         prefix: Vec<u8>,
         offset: u64,
         len: u32,
-    ) -> Result<Vec<u8>, TransferError> {
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, TransferError>> + 'static {
         // Both reads lend a pooled buffer, given back once copied.
-        let read = match self {
+        let read = JsFuture::from(match self {
             Store::Blob(blob) | Store::Stored { file: blob, .. } => {
                 blob_read(blob, offset as f64, len)
             }
             Store::Opfs { data, .. } => opfs_read(data, offset as f64, len),
-        };
-        let view: Uint8Array = JsFuture::from(read)
-            .await
-            .map_err(js_err("reading a chunk"))?
-            .unchecked_into();
-        let got = view.length() as usize;
-        let bytes = append_view(prefix, &view);
-        opfs_recycle(&view);
-        if got != len as usize {
-            return Err(TransferError::Storage(format!(
-                "read {got} bytes at {offset}, expected {len}"
-            )));
+        });
+        async move {
+            let view: Uint8Array = read
+                .await
+                .map_err(js_err("reading a chunk"))?
+                .unchecked_into();
+            let got = view.length() as usize;
+            let bytes = append_view(prefix, &view);
+            opfs_recycle(&view);
+            if got != len as usize {
+                return Err(TransferError::Storage(format!(
+                    "read {got} bytes at {offset}, expected {len}"
+                )));
+            }
+            Ok(bytes)
         }
-        Ok(bytes)
     }
 
     /// Writes a verified chunk at `offset` (downloads only).

@@ -200,3 +200,63 @@ async fn a_stalled_read_is_redone_by_slices() {
     assert_eq!(store.read(300, 400).await.unwrap(), &whole[300..700]);
     super::reader::retry_byob();
 }
+
+/// A blob of `bytes` that counts the `slice` calls made on it, and the count.
+fn counting_blob_of(bytes: &[u8]) -> (web_sys::Blob, impl Fn() -> u32) {
+    use wasm_bindgen::JsCast as _;
+    let make = js_sys::Function::new_with_args(
+        "bytes",
+        "const b = new Blob([bytes]); let n = 0; \
+         return [{ size: b.size, slice: (x, y) => { n++; return b.slice(x, y); } }, () => n];",
+    );
+    let pair: js_sys::Array = make
+        .call1(
+            &wasm_bindgen::JsValue::NULL,
+            &js_sys::Uint8Array::from(bytes),
+        )
+        .unwrap()
+        .unchecked_into();
+    let count: js_sys::Function = pair.get(1).unchecked_into();
+    let slices = move || {
+        count
+            .call0(&wasm_bindgen::JsValue::NULL)
+            .unwrap()
+            .as_f64()
+            .unwrap() as u32
+    };
+    (pair.get(0).unchecked_into(), slices)
+}
+
+#[wasm_bindgen_test]
+async fn served_chunks_asked_in_order_are_read_from_one_stream() {
+    super::reader::retry_byob();
+    let whole = bytes(4000, 3);
+    let (blob, slices) = counting_blob_of(&whole);
+    let store = Store::Blob(blob);
+    // Four reads started at once, in order (a writer reading ahead), each
+    // after its own header: one slice, one stream, the bytes in order.
+    let reads: Vec<_> = (0..4u8)
+        .map(|i| store.read_after(vec![i], u64::from(i) * 500, 500))
+        .collect();
+    for (i, read) in futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let mut want = vec![i as u8];
+        want.extend_from_slice(&whole[i * 500..(i + 1) * 500]);
+        assert_eq!(read.unwrap(), want, "read {i}");
+    }
+    assert_eq!(slices(), 1);
+    // The next chunk continues the same stream.
+    assert_eq!(store.read(2000, 500).await.unwrap(), &whole[2000..2500]);
+    assert_eq!(slices(), 1);
+    // A jump opens a second stream; the first still continues where it was.
+    assert_eq!(store.read(3500, 500).await.unwrap(), &whole[3500..]);
+    assert_eq!(slices(), 2);
+    assert_eq!(store.read(2500, 1000).await.unwrap(), &whole[2500..3500]);
+    assert_eq!(slices(), 2);
+    // Past the end: short, an error; the file's start reads again.
+    assert!(store.read(3800, 500).await.is_err());
+    assert_eq!(store.read(0, 700).await.unwrap(), &whole[..700]);
+}
