@@ -48,6 +48,11 @@
 //!   instead of all fetching the same few. Moving the focus (a seek) makes the next free slots start at the
 //!   new place; requests already made for the old one are left to finish.
 //!   Focus never widens the download: unwanted chunks stay unrequested.
+//! - **Failures.** A request the peer refused or could not get
+//!   ([`Scheduler::request_failed`]) goes to another peer that has the chunk
+//!   at once; the peer that failed is asked for it last from then on, and not
+//!   at all for [`Config::retry_after`]. So a driver that fails requests as
+//!   fast as they come never makes `poll_action` ask forever.
 //! - **Timeouts** measure silence: a request times out when its peer has sent
 //!   no chunk for [`Config::request_timeout`] since the request was made. A
 //!   timed-out request is cancelled and its chunk requeued; the peer is not
@@ -101,6 +106,12 @@ pub struct Config {
     /// chunk, each of which costs a round trip to the browser's blob registry
     /// (the largest item on a sharer's main thread, BENCHMARKS.md "Profile").
     pub tie_run: u32,
+    /// How long a peer whose request for a chunk failed
+    /// ([`Scheduler::request_failed`]) is not asked for that chunk again.
+    /// Default 1 s: others that have it are asked at once, and a peer that
+    /// refused because it was busy or briefly unreachable gets another try
+    /// soon, without a driver that fails requests at once spinning.
+    pub retry_after: Duration,
     /// Of each peer's `max_in_flight_per_peer` slots, how many may carry
     /// requests for the focus ([`Scheduler::set_focus`]); 0 turns focus off.
     /// Default 2, half of the default slots: a player gets two chunks in
@@ -118,6 +129,7 @@ impl Default for Config {
             endgame_duplicates: 1,
             seed: 0,
             tie_run: 16,
+            retry_after: Duration::from_secs(1),
             focus_slots: 2,
         }
     }
@@ -232,6 +244,9 @@ struct Conn {
     requests: VecMap<u32, Duration>,
     /// Chunks whose request to this peer failed; it is asked for them last.
     failed: VecSet<u32>,
+    /// Chunks whose request to this peer failed explicitly
+    /// ([`Scheduler::request_failed`]), and when it may be asked again.
+    retry_at: VecMap<u32, Duration>,
     /// Chunks requested for the focus. Those still in `requests` count
     /// against `focus_slots` (pruned when planning).
     focused: VecSet<u32>,
@@ -432,6 +447,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             has,
             requests: VecMap::new(),
             failed: VecSet::new(),
+            retry_at: VecMap::new(),
             focused: VecSet::new(),
         });
         for &index in &held {
@@ -502,9 +518,18 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
     }
 
     /// A request could not be served: the peer said no, or its stream broke.
-    /// The chunk is requeued; the peer is asked for it last from now on.
-    pub fn request_failed(&mut self, peer: &P, index: u32) {
-        self.fail_request(peer, index, false);
+    /// The chunk is requeued; the peer is asked for it last from now on, and
+    /// not at all before [`Config::retry_after`] has passed. So a peer that
+    /// fails at once (a driver that cannot reach it, say) is never asked
+    /// again in the same round: draining [`poll_action`](Self::poll_action)
+    /// always ends.
+    pub fn request_failed(&mut self, peer: &P, index: u32, now: Duration) {
+        if self.fail_request(peer, index, false) {
+            let at = now.saturating_add(self.config.retry_after);
+            if let Some(conn) = self.conn_mut(peer) {
+                conn.retry_at.insert(index, at);
+            }
+        }
     }
 
     /// Times out requests whose peer has been silent for
@@ -524,15 +549,33 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         for (peer, index) in expired {
             self.fail_request(&peer, index, true);
         }
+        // Peers whose wait for a failed chunk is over may be asked again.
+        for state in self.peers.values_mut() {
+            if let Some(conn) = state.conn.as_mut() {
+                let before = conn.retry_at.len();
+                conn.retry_at.retain(|_, at| *at > now);
+                self.dirty |= conn.retry_at.len() != before;
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work: the
-    /// earliest request deadline, if any request is outstanding.
+    /// earliest request deadline, or end of a wait after a failed request
+    /// for a chunk still missing.
     pub fn poll_timeout(&self) -> Option<Duration> {
+        let missing = |index: u32| self.wanted.get(index) && !self.have.get(index);
         self.peers
             .values()
             .filter_map(|state| state.conn.as_ref())
-            .flat_map(|conn| conn.requests.values().copied())
+            .flat_map(|conn| {
+                let waits = conn
+                    .retry_at
+                    .iter()
+                    .filter(move |&(&index, _)| missing(index))
+                    .map(|(_, at)| at);
+                conn.requests.values().chain(waits)
+            })
+            .copied()
             .min()
     }
 
@@ -658,7 +701,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
 
         let mut picks: Vec<(u32, P)> = Vec::new();
         for &(_, _, index) in &self.ready {
-            if let Some(k) = self.best_peer(&free, index) {
+            if let Some(k) = self.best_peer(&free, index, now) {
                 picks.push((index, free[k].0.clone()));
                 free[k].1 -= 1;
                 if free[k].1 == 0 {
@@ -688,7 +731,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         let mut picks: Vec<(u32, P)> = Vec::new();
         'chunks: for (mut askers, _, index) in candidates {
             while askers < limit {
-                let Some(k) = self.best_peer(&free, index) else {
+                let Some(k) = self.best_peer(&free, index, now) else {
                     continue 'chunks;
                 };
                 let peer = free[k].0.clone();
@@ -742,7 +785,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
             if self.ready_key[index as usize].is_none() {
                 continue;
             }
-            let Some(k) = self.best_peer(&slots, index) else {
+            let Some(k) = self.best_peer(&slots, index, now) else {
                 continue;
             };
             slots[k].1 -= 1;
@@ -765,14 +808,15 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
     /// a complete seed: everyone else needs the seed for the chunks only it
     /// has, so it should not spend its upload on chunks others can send),
     /// has the most free slots, has the smallest key.
-    fn best_peer(&self, free: &[(P, usize)], index: u32) -> Option<usize> {
+    fn best_peer(&self, free: &[(P, usize)], index: u32, now: Duration) -> Option<usize> {
         let askers = self.in_flight.get(&index);
         free.iter()
             .enumerate()
             .filter(|(_, (peer, slots))| *slots > 0 && askers.is_none_or(|a| !a.contains(peer)))
             .filter_map(|(k, (peer, slots))| {
                 let conn = self.peers.get(peer)?.conn.as_ref()?;
-                conn.has.get(index).then(|| {
+                let waiting = conn.retry_at.get(&index).is_some_and(|&at| at > now);
+                (conn.has.get(index) && !waiting).then(|| {
                     (
                         conn.failed.contains(&index),
                         conn.held,
@@ -800,15 +844,16 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         }
     }
 
-    fn fail_request(&mut self, peer: &P, index: u32, timed_out: bool) {
+    /// Requeues `peer`'s request for `index`; false if there was none.
+    fn fail_request(&mut self, peer: &P, index: u32, timed_out: bool) -> bool {
         let Some(state) = self.peers.get_mut(peer) else {
-            return;
+            return false;
         };
         let Some(conn) = state.conn.as_mut() else {
-            return;
+            return false;
         };
         if conn.requests.remove(&index).is_none() {
-            return;
+            return false;
         }
         conn.failed.insert(index);
         state.stats.failed_requests = state.stats.failed_requests.saturating_add(1);
@@ -821,6 +866,7 @@ impl<P: Clone + Eq + Hash + Ord> Scheduler<P> {
         }
         self.refresh(index);
         self.dirty = true;
+        true
     }
 
     /// Drops `peer`'s connection state, requeueing its requests (with a
@@ -1224,8 +1270,8 @@ mod tests {
             Verdict::Ignored
         );
         // Unknown peers and unknown requests are ignored, not errors.
-        s.request_failed(&9, 0);
-        s.request_failed(&1, 0);
+        s.request_failed(&9, 0, T0);
+        s.request_failed(&1, 0, T0);
         s.peer_left(&9);
         assert_eq!(drain(&mut s, T0), []);
     }
@@ -1347,12 +1393,42 @@ mod tests {
         assert_eq!(requests(&drain(&mut s, T0)), [(1, 0)]);
         s.peer_joined(2, Bitfield::full(1)).expect("valid");
         assert_eq!(drain(&mut s, T0), []);
-        s.request_failed(&1, 0);
+        s.request_failed(&1, 0, T0);
         assert_eq!(requests(&drain(&mut s, T0)), [(2, 0)]);
-        s.request_failed(&2, 0);
-        // Both failed once: back to the smallest key.
-        assert_eq!(requests(&drain(&mut s, T0)), [(1, 0)]);
+        s.request_failed(&2, 0, T0);
+        // Both failed once: neither is asked again before `retry_after`,
+        // then the smallest key is.
+        assert_eq!(drain(&mut s, T0), []);
+        let later = T0 + Config::default().retry_after;
+        assert_eq!(s.poll_timeout(), Some(later));
+        s.handle_timeout(later);
+        assert_eq!(requests(&drain(&mut s, later)), [(1, 0)]);
         assert_eq!(s.progress().peers[&1].failed_requests, 1);
+    }
+
+    #[test]
+    fn a_driver_that_fails_every_request_at_once_does_not_spin() {
+        // The tab that froze: the driver could not reach the peer, failed
+        // each request as it came, and the only peer that had the chunk was
+        // asked again in the same round, for ever.
+        let (mut s, _) = sched(3, cfg(4));
+        s.peer_joined(1, Bitfield::full(3)).expect("valid");
+        let mut asked = Vec::new();
+        while let Some(action) = s.poll_action(T0) {
+            if let Action::Request { peer, index } = action {
+                asked.push(index);
+                s.request_failed(&peer, index, T0);
+            }
+            assert!(asked.len() <= 3, "asked again in the same round: {asked:?}");
+        }
+        asked.sort_unstable();
+        assert_eq!(asked, [0, 1, 2]);
+        // A second later it is asked again, once per chunk.
+        let later = T0 + Config::default().retry_after;
+        s.handle_timeout(later - Duration::from_millis(1));
+        assert_eq!(drain(&mut s, later - Duration::from_millis(1)), []);
+        s.handle_timeout(later);
+        assert_eq!(requests(&drain(&mut s, later)).len(), 3);
     }
 
     #[test]
@@ -1516,6 +1592,7 @@ mod tests {
             max_in_flight_per_peer: u32::MAX,
             seed: u64::MAX,
             tie_run: u32::MAX,
+            retry_after: Duration::MAX,
             focus_slots: u32::MAX,
         };
         let (mut s, data) = sched(3, config);
@@ -1824,10 +1901,12 @@ mod tests {
                     request_timeout: Duration::from_secs(10),
                     seed: 1,
                     tie_run,
+                    retry_after: Duration::from_secs(1),
                     focus_slots,
                 };
                 let (mut s, data) = sched(6, config);
                 let mut outstanding: BTreeSet<(u8, u32)> = BTreeSet::new();
+                let mut failed_at: std::collections::BTreeMap<(u8, u32), Duration> = Default::default();
                 let mut stored = BTreeSet::new();
                 let mut now = Duration::ZERO;
                 for op in ops {
@@ -1839,6 +1918,8 @@ mod tests {
                             }
                             if s.peer_joined(p, field).is_ok() {
                                 outstanding.retain(|&(q, _)| q != p);
+                                // A new connection starts with a clean slate.
+                                failed_at.retain(|&(q, _), _| q != p);
                             }
                         }
                         Op::Has(p, i) => { let _ = s.peer_has(&p, i); }
@@ -1852,8 +1933,10 @@ mod tests {
                             let _ = s.chunk_received(&p, i, bytes, now);
                         }
                         Op::Failed(p, i) => {
-                            outstanding.remove(&(p, i));
-                            s.request_failed(&p, i);
+                            if outstanding.remove(&(p, i)) {
+                                failed_at.insert((p, i), now);
+                            }
+                            s.request_failed(&p, i, now);
                         }
                         Op::Timeout(dt) => {
                             now += Duration::from_secs(dt);
@@ -1866,6 +1949,9 @@ mod tests {
                         match action {
                             Action::Request { peer, index } => {
                                 prop_assert!(outstanding.insert((peer, index)), "duplicate request");
+                                if let Some(&at) = failed_at.get(&(peer, index)) {
+                                    prop_assert!(now >= at + Duration::from_secs(1), "asked again too soon");
+                                }
                                 prop_assert!(!stored.contains(&index));
                                 prop_assert!(s.wanted().get(index), "unwanted chunk requested");
                                 let window = outstanding.iter().filter(|&&(q, _)| q == peer).count() as u32;

@@ -129,6 +129,9 @@ struct Sim {
     bad_pairs: BTreeSet<(u8, u32)>,
     corrupted_once: BTreeSet<u8>,
     outstanding: BTreeSet<(u8, u32)>,
+    /// (peer, chunk) whose request failed, and until when (ms) that peer is
+    /// not to be asked for it (`Config::retry_after`).
+    waiting: BTreeMap<(u8, u32), u64>,
     events: BTreeMap<(u64, u64), Event>,
     seq: u64,
     stored: BTreeMap<u32, u32>,
@@ -176,6 +179,7 @@ impl Sim {
             bad_pairs: BTreeSet::new(),
             corrupted_once: BTreeSet::new(),
             outstanding: BTreeSet::new(),
+            waiting: BTreeMap::new(),
             events: BTreeMap::new(),
             seq: 0,
             stored: have.iter().map(|&i| (i, 1)).collect(),
@@ -252,6 +256,16 @@ impl Sim {
         self.has[&peer].contains(&index) && !self.bad_pairs.contains(&(peer, index))
     }
 
+    /// Whether the scheduler may ask `peer` for `index` now: it has it, and
+    /// is not waiting out a failed request for it.
+    fn may_ask(&self, peer: u8, index: u32) -> bool {
+        self.peer_has(peer, index)
+            && self
+                .waiting
+                .get(&(peer, index))
+                .is_none_or(|&until| self.now >= until)
+    }
+
     fn apply(&mut self, event: Event) {
         match event {
             Event::Join(p) => {
@@ -260,6 +274,8 @@ impl Sim {
                     field.set(i).expect("in range");
                 }
                 let result = self.sched.peer_joined(p, field);
+                // A new connection: failed requests are forgotten.
+                self.waiting.retain(|&(q, _), _| q != p);
                 if self.banned.contains(&p) {
                     assert!(result.is_err());
                 } else {
@@ -299,7 +315,10 @@ impl Sim {
                     self.outstanding.remove(&(p, i)),
                     "failure for a request not outstanding"
                 );
-                self.sched.request_failed(&p, i);
+                let now = self.ms();
+                self.sched.request_failed(&p, i, now);
+                let until = self.now + self.config.retry_after.as_millis() as u64;
+                self.waiting.insert((p, i), until);
             }
             Event::Deliver(p, i) => self.deliver(p, i),
         }
@@ -406,6 +425,10 @@ impl Sim {
             "asked {p} for {i}, which it does not have"
         );
         assert!(
+            self.may_ask(p, i),
+            "asked {p} for {i} again before its failed request's wait ended"
+        );
+        assert!(
             !self.stored.contains_key(&i),
             "asked for {i}, which is stored"
         );
@@ -423,7 +446,11 @@ impl Sim {
         if endgame {
             // Only when every chunk someone has is in flight.
             for j in 0..self.manifest.chunk_count() {
-                let requestable = !self.stored.contains_key(&j) && self.avail(j) > 0;
+                let requestable = !self.stored.contains_key(&j)
+                    && self
+                        .connected
+                        .iter()
+                        .any(|&q| !self.banned.contains(&q) && self.may_ask(q, j));
                 let in_flight = self.outstanding.iter().any(|&(_, k)| k == j);
                 assert!(
                     !requestable || in_flight,
@@ -441,7 +468,7 @@ impl Sim {
             for j in 0..self.manifest.chunk_count() {
                 let open =
                     !self.stored.contains_key(&j) && !self.outstanding.iter().any(|&(_, k)| k == j);
-                if j != i && open && self.peer_has(p, j) {
+                if j != i && open && self.may_ask(p, j) {
                     assert!(
                         self.avail(j) >= mine,
                         "asked {p} for {i} (avail {mine}) before {j} (avail {})",

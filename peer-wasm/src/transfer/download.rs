@@ -284,7 +284,7 @@ async fn download(
                     tracing::warn!(%peer, index, banned, "chunk failed verification: {error}");
                 }
             }
-            DlEvent::Reject { peer, index } => sched.request_failed(&peer, index),
+            DlEvent::Reject { peer, index } => sched.request_failed(&peer, index, epoch.elapsed()),
             DlEvent::Left { peer } => sched.peer_left(&peer),
             DlEvent::Wanted => {
                 let _ = sched.set_wanted(share.wanted_chunks(&manifest));
