@@ -1487,23 +1487,24 @@ mod tests {
         assert!(requests(&actions).contains(&(1, reqs[1].1)));
     }
 
+    /// The order in which one seeder is asked for all 16 chunks at once.
+    fn first_order(seed: u64, tie_run: u32) -> Vec<u32> {
+        let config = Config {
+            seed,
+            tie_run,
+            ..cfg(16)
+        };
+        let (mut s, _) = sched(16, config);
+        s.peer_joined(1, Bitfield::full(16)).expect("valid");
+        requests(&drain(&mut s, T0))
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect()
+    }
+
     #[test]
     fn seed_changes_the_order_of_equally_rare_chunks() {
-        let order = |seed| {
-            let (mut s, _) = sched(
-                16,
-                Config {
-                    seed,
-                    tie_run: 1,
-                    ..cfg(16)
-                },
-            );
-            s.peer_joined(1, Bitfield::full(16)).expect("valid");
-            requests(&drain(&mut s, T0))
-                .into_iter()
-                .map(|(_, i)| i)
-                .collect::<Vec<_>>()
-        };
+        let order = |seed| first_order(seed, 1);
         assert_eq!(order(1), order(1));
         assert_ne!(order(1), order(2));
         let mut all = order(3);
@@ -1513,21 +1514,7 @@ mod tests {
 
     #[test]
     fn equally_rare_chunks_go_in_runs_in_order_within_each() {
-        let order = |seed| {
-            let (mut s, _) = sched(
-                16,
-                Config {
-                    seed,
-                    tie_run: 4,
-                    ..cfg(16)
-                },
-            );
-            s.peer_joined(1, Bitfield::full(16)).expect("valid");
-            requests(&drain(&mut s, T0))
-                .into_iter()
-                .map(|(_, i)| i)
-                .collect::<Vec<_>>()
-        };
+        let order = |seed| first_order(seed, 4);
         let runs = |order: &[u32]| order.chunks(4).map(|r| r[0] / 4).collect::<Vec<_>>();
         for seed in [1, 2, 3] {
             let o = order(seed);
