@@ -172,11 +172,10 @@ async fn download(
                     } else {
                         // No session with it takes messages (it closed, or the
                         // peer stopped reading): it is gone for this download
-                        // until a new session brings its bitfield again. Only
-                        // failing the request would let the scheduler ask it
-                        // again at once, in this same loop, for ever: a tab
-                        // froze so when a direct path died while the session's
-                        // `Left` still waited in the queue (paths.test).
+                        // until a new session brings its bitfield again (its
+                        // `Left` may still wait in the queue). Its requests go
+                        // to others at once; a failed request would keep the
+                        // peer's other requests outstanding until they time out.
                         sched.peer_left(&peer);
                     }
                 }

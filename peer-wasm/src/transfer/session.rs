@@ -551,15 +551,11 @@ fn serve(
     share: &Share,
     index: u32,
 ) -> LocalBoxFuture<'static, Served> {
-    let missing = || super::TransferError::Storage(format!("chunk {index} is not here"));
-    let found = share.manifest().ok_or_else(missing).and_then(|manifest| {
-        let range = manifest.0.chunk_range(index).ok_or_else(missing)?;
-        let store = share.store.borrow().clone().ok_or_else(missing)?;
-        Ok((range, store))
-    });
-    let (range, store) = match found {
-        Ok(found) => found,
-        Err(e) => return futures::future::ready(Err(e)).boxed_local(),
+    let range = share.manifest().and_then(|m| m.0.chunk_range(index));
+    let store = share.store.borrow().clone();
+    let (Some(range), Some(store)) = (range, store) else {
+        let missing = super::TransferError::Storage(format!("chunk {index} is not here"));
+        return futures::future::ready(Err(missing)).boxed_local();
     };
     let len = (range.end - range.start) as u32;
     let mut header = Vec::with_capacity(16 + len as usize);
