@@ -132,6 +132,19 @@ async fn a_lock_is_held_once_per_tab_and_free_once_released() {
     assert_eq!(writer.mode(), LockMode::Exclusive);
 }
 
+/// What the JS function `body`, given `bytes` as a `Uint8Array` named
+/// `bytes`, returns: the stand-ins for a picked file below.
+fn from_js<T: wasm_bindgen::JsCast>(body: &str, bytes: &[u8]) -> T {
+    use wasm_bindgen::JsCast as _;
+    js_sys::Function::new_with_args("bytes", body)
+        .call1(
+            &wasm_bindgen::JsValue::NULL,
+            &js_sys::Uint8Array::from(bytes),
+        )
+        .unwrap()
+        .unchecked_into()
+}
+
 /// A blob of `bytes`.
 fn blob_of(bytes: &[u8]) -> web_sys::Blob {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
@@ -173,20 +186,13 @@ async fn a_picked_file_is_read_in_order_and_at_any_offset_into_reused_buffers() 
 /// A blob of `bytes` whose streams never deliver, as Chromium's now and then
 /// do: its reads must fall back to slices after the deadline, bytes intact.
 fn stalling_blob_of(bytes: &[u8]) -> web_sys::Blob {
-    use wasm_bindgen::JsCast as _;
-    let make = js_sys::Function::new_with_args(
-        "bytes",
+    from_js(
         "const fake = (b) => ({ size: b.size, slice: (x, y) => fake(b.slice(x, y)), \
            arrayBuffer: () => b.arrayBuffer(), \
            stream: () => new ReadableStream({ type: 'bytes', pull: () => new Promise(() => {}) }) }); \
          return fake(new Blob([bytes]));",
-    );
-    make.call1(
-        &wasm_bindgen::JsValue::NULL,
-        &js_sys::Uint8Array::from(bytes),
+        bytes,
     )
-    .unwrap()
-    .unchecked_into()
 }
 
 #[wasm_bindgen_test]
@@ -204,18 +210,11 @@ async fn a_stalled_read_is_redone_by_slices() {
 /// A blob of `bytes` that counts the `slice` calls made on it, and the count.
 fn counting_blob_of(bytes: &[u8]) -> (web_sys::Blob, impl Fn() -> u32) {
     use wasm_bindgen::JsCast as _;
-    let make = js_sys::Function::new_with_args(
-        "bytes",
+    let pair: js_sys::Array = from_js(
         "const b = new Blob([bytes]); let n = 0; \
          return [{ size: b.size, slice: (x, y) => { n++; return b.slice(x, y); } }, () => n];",
+        bytes,
     );
-    let pair: js_sys::Array = make
-        .call1(
-            &wasm_bindgen::JsValue::NULL,
-            &js_sys::Uint8Array::from(bytes),
-        )
-        .unwrap()
-        .unchecked_into();
     let count: js_sys::Function = pair.get(1).unchecked_into();
     let slices = move || {
         count
