@@ -144,6 +144,16 @@ impl Bitfield {
 
     /// Parses the wire form, strictly.
     pub fn decode(bytes: &[u8]) -> Result<Self, BitfieldError> {
+        let (field, rest) = Self::decode_prefix(bytes)?;
+        if !rest.is_empty() {
+            return Err(BitfieldError::TrailingBytes(rest.len()));
+        }
+        Ok(field)
+    }
+
+    /// Parses a wire form that other bytes follow (a record of several
+    /// fields), strictly; returns it and what follows it.
+    pub fn decode_prefix(bytes: &[u8]) -> Result<(Self, &[u8]), BitfieldError> {
         let (len, n) = varint::decode(bytes).map_err(|e| match e {
             varint::Error::Insufficient => BitfieldError::Truncated,
             _ => BitfieldError::BadVarint,
@@ -157,9 +167,7 @@ impl Bitfield {
         if body.len() < want {
             return Err(BitfieldError::Truncated);
         }
-        if body.len() > want {
-            return Err(BitfieldError::TrailingBytes(body.len() - want));
-        }
+        let (body, rest) = body.split_at(want);
         let mut field = Self {
             len,
             bytes: body.to_vec(),
@@ -171,7 +179,7 @@ impl Bitfield {
             return Err(BitfieldError::SpareBitsSet);
         }
         field.ones = field.bytes.iter().map(|b| b.count_ones()).sum();
-        Ok(field)
+        Ok((field, rest))
     }
 
     fn check(&self, index: u32) -> Result<(), BitfieldError> {

@@ -22,15 +22,19 @@
 //! BLAKE3 before it is served or counted ([`Recheck`]); one that fails is
 //! fetched again.
 //!
-//! # `.have` encoding, version 1
+//! # `.have` encoding, versions 1 and 2
 //!
 //! | field    | bytes                    | rule                                  |
 //! |----------|--------------------------|---------------------------------------|
 //! | magic    | `53 48 48 56` (`"SHHV"`) |                                       |
-//! | version  | 1 byte, `0x01`           | other values: `UnsupportedVersion`    |
+//! | version  | 1 byte, `0x01` or `0x02` | other values: `UnsupportedVersion`    |
 //! | bitfield | a [`Bitfield`] encoding  | its length must be the manifest's chunk count |
+//! | picked   | version 2 only: a [`Bitfield`] encoding | its length must be the manifest's file count |
 //!
-//! Nothing may follow.
+//! Nothing may follow. Version 1 is a download of every file; version 2
+//! also keeps which files of a share of files the page picked (bit `i`: the
+//! manifest's file `i`, in its order), so that a reload goes on fetching only
+//! those. A record of every file is always written as version 1.
 //!
 //! # Opening a stored share
 //!
@@ -75,8 +79,10 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The first bytes of a `.have` record.
 pub const HAVE_MAGIC: &[u8; 4] = b"SHHV";
-/// The `.have` encoding version this crate writes and reads.
+/// The `.have` encoding version of a download of every file.
 pub const HAVE_VERSION: u8 = 1;
+/// The `.have` encoding version that also lists the files picked.
+pub const HAVE_VERSION_PICKED: u8 = 2;
 
 /// One of a stored share's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -129,51 +135,120 @@ pub enum RecordError {
     Bitfield(#[from] BitfieldError),
     #[error("chunk record lists {actual} chunks, the manifest {expected}")]
     WrongLength { expected: u32, actual: u32 },
+    #[error("chunk record picks from {bits} files, the manifest has {files} (or picks them all)")]
+    WrongPicks { files: u32, bits: u32 },
 }
 
-/// The `.have` record: which chunks were on disk at the last checkpoint.
-pub struct HaveRecord;
+/// The `.have` record: which chunks were on disk at the last checkpoint,
+/// and which files were picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaveRecord {
+    /// The chunks on disk, one bit per chunk of the manifest.
+    pub have: Bitfield,
+    /// Of a share of files, the files picked, one bit per file of the
+    /// manifest; `None`: all of them.
+    pub picked: Option<Bitfield>,
+}
 
 impl HaveRecord {
-    /// The record of `have` (module docs).
-    pub fn encode(have: &Bitfield) -> Vec<u8> {
+    /// The record of `have`, and of `picked` unless every file is picked
+    /// (module docs).
+    pub fn encode(have: &Bitfield, picked: Option<&Bitfield>) -> Vec<u8> {
+        let picked = picked.filter(|p| !p.is_full());
         let mut out = Vec::with_capacity(HAVE_MAGIC.len() + 1 + 8 + have.len() as usize / 8);
         out.extend_from_slice(HAVE_MAGIC);
-        out.push(HAVE_VERSION);
-        out.extend_from_slice(&have.encode());
+        match picked {
+            None => {
+                out.push(HAVE_VERSION);
+                out.extend_from_slice(&have.encode());
+            }
+            Some(picked) => {
+                out.push(HAVE_VERSION_PICKED);
+                out.extend_from_slice(&have.encode());
+                out.extend_from_slice(&picked.encode());
+            }
+        }
         out
     }
 
-    /// Parses a record for a share of `chunk_count` chunks, strictly.
-    pub fn decode(bytes: &[u8], chunk_count: u32) -> Result<Bitfield, RecordError> {
+    /// Parses a record for a share of `chunk_count` chunks and `file_count`
+    /// files, strictly.
+    pub fn decode(bytes: &[u8], chunk_count: u32, file_count: u32) -> Result<Self, RecordError> {
         let rest = bytes
             .strip_prefix(HAVE_MAGIC.as_slice())
             .ok_or(RecordError::BadMagic)?;
         let (&version, rest) = rest
             .split_first()
             .ok_or(RecordError::Bitfield(BitfieldError::Truncated))?;
-        if version != HAVE_VERSION {
-            return Err(RecordError::UnsupportedVersion(version));
-        }
-        let have = Bitfield::decode(rest)?;
+        let (have, picked) = match version {
+            HAVE_VERSION => (Bitfield::decode(rest)?, None),
+            HAVE_VERSION_PICKED => {
+                let (have, rest) = Bitfield::decode_prefix(rest)?;
+                (have, Some(Bitfield::decode(rest)?))
+            }
+            other => return Err(RecordError::UnsupportedVersion(other)),
+        };
         if have.len() != chunk_count {
             return Err(RecordError::WrongLength {
                 expected: chunk_count,
                 actual: have.len(),
             });
         }
-        Ok(have)
+        if let Some(picked) = &picked {
+            if picked.len() != file_count || picked.is_full() {
+                return Err(RecordError::WrongPicks {
+                    files: file_count,
+                    bits: picked.len(),
+                });
+            }
+        }
+        Ok(Self { have, picked })
     }
 
-    /// What a share resumes from: the record's chunks, or none if there is no
-    /// record or it cannot be read (a bad record costs a refetch, not the
-    /// download).
-    pub fn claimed(bytes: Option<&[u8]>, manifest: &Manifest) -> Bitfield {
+    /// What a share resumes from: the record, or no chunks and every file
+    /// if there is no record or it cannot be read (a bad record costs a
+    /// refetch, not the download).
+    pub fn claimed(bytes: Option<&[u8]>, manifest: &Manifest) -> Self {
         let count = manifest.chunk_count();
         bytes
-            .and_then(|b| Self::decode(b, count).ok())
-            .unwrap_or_else(|| Bitfield::new(count))
+            .and_then(|b| Self::decode(b, count, file_count(manifest)).ok())
+            .unwrap_or_else(|| Self {
+                have: Bitfield::new(count),
+                picked: None,
+            })
     }
+}
+
+/// The files of `manifest` (at most `MAX_FILES`, so it fits in a `u32`).
+fn file_count(manifest: &Manifest) -> u32 {
+    manifest.files().len() as u32
+}
+
+/// The files of `manifest` that `pick` selects, one bit per file in its
+/// order: what a record keeps of the page's picks.
+pub fn picked_files(manifest: &Manifest, mut pick: impl FnMut(&str) -> bool) -> Bitfield {
+    let mut picked = Bitfield::new(file_count(manifest));
+    for (i, file) in manifest.files().iter().enumerate() {
+        if pick(file.path()) {
+            // In range: one bit per file.
+            let _ = picked.set(i as u32);
+        }
+    }
+    picked
+}
+
+/// The paths of the files `picked` names (from a record that decoded for
+/// this manifest: one bit per file).
+pub fn picked_paths<'m>(
+    manifest: &'m Manifest,
+    picked: &'m Bitfield,
+) -> impl Iterator<Item = &'m str> + 'm {
+    manifest
+        .files()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| picked.get(*i as u32))
+        .map(|(_, f)| f.path())
 }
 
 /// A directory listing, sorted into what to keep and what is stray.
@@ -387,6 +462,7 @@ pub fn mib_ceil(bytes: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::chunk::ManifestBuilder;
+    use crate::manifest::FileEntry;
     use proptest::prelude::*;
 
     const CHUNK: u32 = 16 * 1024;
@@ -424,40 +500,99 @@ mod tests {
         let mut have = Bitfield::new(10);
         have.set(0).expect("in range");
         have.set(9).expect("in range");
-        let bytes = HaveRecord::encode(&have);
+        let bytes = HaveRecord::encode(&have, None);
         assert_eq!(bytes, [b'S', b'H', b'H', b'V', 1, 10, 0x80, 0x40]);
-        assert_eq!(HaveRecord::decode(&bytes, 10), Ok(have));
+        let all = HaveRecord {
+            have: have.clone(),
+            picked: None,
+        };
+        assert_eq!(HaveRecord::decode(&bytes, 10, 1), Ok(all.clone()));
         assert_eq!(
-            HaveRecord::decode(&bytes, 11),
+            HaveRecord::decode(&bytes, 11, 1),
             Err(RecordError::WrongLength {
                 expected: 11,
                 actual: 10
             })
         );
         assert_eq!(
-            HaveRecord::decode(b"SHHX\x01\x00", 0),
+            HaveRecord::decode(b"SHHX\x01\x00", 0, 1),
             Err(RecordError::BadMagic)
         );
         assert_eq!(
-            HaveRecord::decode(b"SHHV\x02\x00", 0),
-            Err(RecordError::UnsupportedVersion(2))
+            HaveRecord::decode(b"SHHV\x03\x00", 0, 1),
+            Err(RecordError::UnsupportedVersion(3))
         );
         assert_eq!(
-            HaveRecord::decode(b"SHHV", 0),
+            HaveRecord::decode(b"SHHV", 0, 1),
             Err(RecordError::Bitfield(BitfieldError::Truncated))
         );
-        assert!(HaveRecord::decode(&[bytes.as_slice(), &[0]].concat(), 10).is_err());
+        assert!(HaveRecord::decode(&[bytes.as_slice(), &[0]].concat(), 10, 1).is_err());
+
+        // Version 2: files 1 and 2 of 3 picked.
+        let mut picked = Bitfield::new(3);
+        picked.set(1).expect("in range");
+        picked.set(2).expect("in range");
+        let bytes = HaveRecord::encode(&have, Some(&picked));
+        assert_eq!(bytes, [b'S', b'H', b'H', b'V', 2, 10, 0x80, 0x40, 3, 0x60]);
+        let some = HaveRecord {
+            have: have.clone(),
+            picked: Some(picked),
+        };
+        assert_eq!(HaveRecord::decode(&bytes, 10, 3), Ok(some));
+        assert_eq!(
+            HaveRecord::decode(&bytes, 10, 4),
+            Err(RecordError::WrongPicks { files: 4, bits: 3 })
+        );
+        assert!(HaveRecord::decode(&bytes[..bytes.len() - 1], 10, 3).is_err());
+        assert!(HaveRecord::decode(&[bytes.as_slice(), &[0]].concat(), 10, 3).is_err());
+        // Every file picked is version 1, and only that.
+        assert_eq!(
+            HaveRecord::encode(&have, Some(&Bitfield::full(3))),
+            HaveRecord::encode(&have, None)
+        );
+        let full = [&bytes[..8], &[3, 0xe0]].concat();
+        assert_eq!(
+            HaveRecord::decode(&full, 10, 3),
+            Err(RecordError::WrongPicks { files: 3, bits: 3 })
+        );
     }
 
     #[test]
     fn a_missing_or_bad_record_resumes_from_nothing() {
         let m = manifest_of(&file(3 * CHUNK as usize));
-        assert_eq!(HaveRecord::claimed(None, &m), Bitfield::new(3));
-        assert_eq!(HaveRecord::claimed(Some(b"junk"), &m), Bitfield::new(3));
-        let full = HaveRecord::encode(&Bitfield::full(3));
-        assert_eq!(HaveRecord::claimed(Some(&full), &m), Bitfield::full(3));
-        let other = HaveRecord::encode(&Bitfield::full(4));
-        assert_eq!(HaveRecord::claimed(Some(&other), &m), Bitfield::new(3));
+        let nothing = HaveRecord {
+            have: Bitfield::new(3),
+            picked: None,
+        };
+        assert_eq!(HaveRecord::claimed(None, &m), nothing);
+        assert_eq!(HaveRecord::claimed(Some(b"junk"), &m), nothing);
+        let full = HaveRecord::encode(&Bitfield::full(3), None);
+        assert_eq!(HaveRecord::claimed(Some(&full), &m).have, Bitfield::full(3));
+        let other = HaveRecord::encode(&Bitfield::full(4), None);
+        assert_eq!(HaveRecord::claimed(Some(&other), &m), nothing);
+    }
+
+    #[test]
+    fn picks_are_kept_by_file_index_and_read_back_as_paths() {
+        let files = vec![
+            FileEntry::new("b/two.txt", 10),
+            FileEntry::new("a/one.txt", u64::from(CHUNK)),
+            FileEntry::new("c.txt", 0),
+        ];
+        let data = file(CHUNK as usize + 10);
+        let mut b = ManifestBuilder::with_files("dir", files, CHUNK).expect("valid");
+        b.update(&data).expect("fits");
+        let m = b.finish().expect("valid");
+        let picked = picked_files(&m, |p| p == "b/two.txt" || p == "c.txt");
+        // The manifest's order is by path: a/one.txt, b/two.txt, c.txt.
+        assert_eq!(picked.iter_ones().collect::<Vec<_>>(), [1, 2]);
+        let record = HaveRecord::encode(&Bitfield::new(m.chunk_count()), Some(&picked));
+        let back = HaveRecord::claimed(Some(&record), &m);
+        let paths: Vec<&str> = picked_paths(&m, back.picked.as_ref().expect("picked")).collect();
+        assert_eq!(paths, ["b/two.txt", "c.txt"]);
+        // A record for other files is refused whole: nothing claimed, all picked.
+        let other = HaveRecord::encode(&Bitfield::new(m.chunk_count()), Some(&Bitfield::new(2)));
+        assert_eq!(HaveRecord::claimed(Some(&other), &m).picked, None);
     }
 
     #[test]
@@ -582,13 +717,22 @@ mod tests {
                     have.set(p.index(len as usize) as u32).expect("in range");
                 }
             }
-            prop_assert_eq!(HaveRecord::decode(&HaveRecord::encode(&have), len), Ok(have));
+            let record = HaveRecord { have, picked: None };
+            prop_assert_eq!(HaveRecord::decode(&HaveRecord::encode(&record.have, None), len, 1), Ok(record.clone()));
+            // The same chunks with the first `files - 1` of `files` picked.
+            let files = 1 + (len % 7);
+            let mut picked = Bitfield::new(files);
+            for i in 0..files - 1 {
+                picked.set(i).expect("in range");
+            }
+            let bytes = HaveRecord::encode(&record.have, Some(&picked));
+            prop_assert_eq!(HaveRecord::decode(&bytes, len, files), Ok(HaveRecord { have: record.have, picked: Some(picked) }));
         }
 
         #[test]
-        fn arbitrary_records_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40), count in 0u32..100) {
-            if let Ok(have) = HaveRecord::decode(&bytes, count) {
-                prop_assert_eq!(HaveRecord::encode(&have), bytes);
+        fn arbitrary_records_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40), count in 0u32..100, files in 0u32..20) {
+            if let Ok(record) = HaveRecord::decode(&bytes, count, files) {
+                prop_assert_eq!(HaveRecord::encode(&record.have, record.picked.as_ref()), bytes);
             }
         }
 

@@ -2,7 +2,9 @@
 // finished. D (a persistent profile: OPFS on disk) downloads the files of one
 // directory of A's tree and the download completes; then D ticks the files of
 // a second directory in the page's tree (node.want) and gets them; then,
-// after a reload, asks for a third directory with download(link, paths).
+// after a reload, download(link) goes on with the files picked before (it
+// fetches nothing: they are stored), and download(link, paths) asks for a
+// third directory.
 // A is the only other holder, so every chunk request goes to A: each step
 // must ask for exactly the chunks of the new files that were not stored
 // already (the earlier ones stay stored), and every picked file's bytes
@@ -105,10 +107,19 @@ describe('picking more files of a share later', () => {
       .filter((r) => r.querySelector('input').checked).map((r) => r.dataset.path), id);
     assert.deepEqual(shown.sort(), [...steps[1]].sort(), 'the ticked files in the page');
 
-    // 3. After a reload (stored in OPFS): download(link, paths) with a third directory.
+    // 3. After a reload (stored in OPFS): download(link) keeps the picks of before, which
+    // are all stored, so it asks for nothing; then download(link, paths) with a third directory.
     await d.page.reload();
     await d.started();
     await h.waitMeshDirect([a, d]);
+    before = await requestsToA();
+    const again = await h.within('D to reopen its picks after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: null }), F.DOWNLOAD_MS);
+    const askedAgain = (await requestsToA()) - before;
+    t.diagnostic(`reopened after a reload: ${again.entry.state}, ${again.entry.chunksDone} of ${again.entry.chunksTotal} chunks, A asked ${askedAgain} times`);
+    assert.equal(again.entry.state, 'done', 'reopened after a reload: state');
+    assert.equal(askedAgain, 0, 'reopened after a reload: it fetched chunks of files not picked');
+    assert.deepEqual(again.entry.files.filter((f) => f.wanted).map((f) => f.path).sort(), [...steps[1]].sort(), 'reopened after a reload: the files marked wanted');
+    assert.deepEqual(again.files.sort(byPath), expected(steps[1]), "reopened after a reload: D's files differ from A's");
     before = await requestsToA();
     const third = await h.within('D to download the third directory after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: steps[2] }), F.DOWNLOAD_MS);
     check('after a reload', third, steps[2], stored, (await requestsToA()) - before);

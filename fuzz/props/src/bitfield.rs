@@ -8,24 +8,48 @@ use shoal_share::Bitfield;
 pub fn check(data: &[u8]) {
     if let Ok(field) = Bitfield::decode(data) {
         check_field(&field, data);
-        let record = HaveRecord::encode(&field);
-        assert_eq!(HaveRecord::decode(&record, field.len()), Ok(field.clone()));
+        let record = HaveRecord::encode(&field, None);
+        let all = HaveRecord {
+            have: field.clone(),
+            picked: None,
+        };
+        assert_eq!(HaveRecord::decode(&record, field.len(), 1), Ok(all));
         if field.len() < MAX_CHUNKS {
             assert!(matches!(
-                HaveRecord::decode(&record, field.len() + 1),
+                HaveRecord::decode(&record, field.len() + 1, 1),
                 Err(RecordError::WrongLength { .. })
             ));
         }
+        // The field as the files picked, of a share of one chunk.
+        if !field.is_full() {
+            let picked = HaveRecord::encode(&Bitfield::new(1), Some(&field));
+            assert_eq!(
+                HaveRecord::decode(&picked, 1, field.len()).map(|r| r.picked),
+                Ok(Some(field.clone()))
+            );
+        }
     }
-    // The input as a record: whatever length it claims, it must match.
-    let claimed = data
+    // The input as a record: whatever lengths it claims, they must match.
+    let have = data
         .get(5..)
-        .and_then(|rest| Bitfield::decode(rest).ok())
-        .map_or(0, |field| field.len());
-    if let Ok(field) = HaveRecord::decode(data, claimed) {
-        assert_eq!(field.len(), claimed);
-        assert_eq!(HaveRecord::encode(&field), data, "record not canonical");
-        check_field(&field, &data[5..]);
+        .and_then(|rest| Bitfield::decode_prefix(rest).ok());
+    let claimed = have.as_ref().map_or(0, |(field, _)| field.len());
+    let files = have
+        .and_then(|(_, rest)| Bitfield::decode(rest).ok())
+        .map_or(1, |field| field.len());
+    if let Ok(record) = HaveRecord::decode(data, claimed, files) {
+        assert_eq!(record.have.len(), claimed);
+        assert_eq!(
+            HaveRecord::encode(&record.have, record.picked.as_ref()),
+            data,
+            "record not canonical"
+        );
+        if let Some(picked) = &record.picked {
+            assert_eq!(picked.len(), files);
+            assert!(!picked.is_full());
+        } else {
+            check_field(&record.have, &data[5..]);
+        }
     }
 }
 

@@ -415,7 +415,11 @@ mod seeds {
             ("full", Bitfield::full(10).encode()),
             ("empty", Bitfield::new(0).encode()),
             ("spare-bits-set", vec![10, 0xff, 0xff]),
-            ("have-record", HaveRecord::encode(&Bitfield::full(13))),
+            ("have-record", HaveRecord::encode(&Bitfield::full(13), None)),
+            (
+                "have-record-picked",
+                HaveRecord::encode(&some, Some(&Bitfield::new(3))),
+            ),
         ]
     }
 

@@ -113,8 +113,17 @@ async fn download(
         Opened::Partial {
             manifest,
             have,
+            picked,
             lock,
-        } => (manifest, have, lock, VecMap::new()),
+        } => {
+            // A download that picked files goes on with them after a reload,
+            // unless this call picks its own.
+            let mut wanted = share.wanted.borrow_mut();
+            if wanted.is_none() {
+                *wanted = picked.map(|p| p.into_iter().collect());
+            }
+            (manifest, have, lock, VecMap::new())
+        }
         Opened::New { lock } => {
             let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
             let have = Bitfield::new(manifest.chunk_count());
@@ -289,6 +298,9 @@ async fn download(
                 let _ = sched.set_wanted(share.wanted_chunks(&manifest));
                 update_view(share, &sched);
                 t.notify();
+                // The picks survive a reload from now on, not from the next
+                // chunk stored.
+                checkpoint(share, &store).await.map_err(full)?;
             }
             // Read at the top of the loop.
             DlEvent::Focus => {}
@@ -297,10 +309,12 @@ async fn download(
     }
 }
 
-/// Records on disk which chunks are stored.
+/// Records on disk which chunks are stored, and which files are picked.
 async fn checkpoint(share: &Share, store: &Store) -> Result<(), WriteError> {
     let have = share.have.borrow().clone();
-    store.checkpoint(&share.id, &have).await
+    store
+        .checkpoint(&share.id, &have, share.picked_files().as_ref())
+        .await
 }
 
 /// A chunk is on disk: from now on it is served, and the others hear of it.
@@ -344,8 +358,9 @@ fn write_error(e: WriteError, manifest: &Manifest, have: &Bitfield) -> TransferE
 async fn abandon(share: &Share) {
     let store = share.store.borrow_mut().take();
     let Some(store) = store else { return };
+    let picked = share.picked_files();
     let have = std::mem::replace(&mut *share.have.borrow_mut(), Bitfield::new(0));
-    if let Err(e) = store.checkpoint(&share.id, &have).await {
+    if let Err(e) = store.checkpoint(&share.id, &have, picked.as_ref()).await {
         tracing::warn!(share = %share.id, "recording the stored chunks failed: {e:?}");
     }
     store.abandon().await;

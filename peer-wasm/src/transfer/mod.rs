@@ -79,7 +79,7 @@ use shoal_share::{
     handshake::ShareKey,
     limits::DOWNLOAD_EVENT_QUEUE,
     pick::{self, PickError},
-    Bitfield, FileEntry, Manifest, ManifestBuilder, ShareId,
+    resume, Bitfield, FileEntry, Manifest, ManifestBuilder, ShareId,
 };
 use web_sys::{Blob, File};
 use web_time::Instant;
@@ -271,6 +271,15 @@ impl Share {
 
     fn manifest(&self) -> Option<KnownManifest> {
         self.manifest.borrow().clone()
+    }
+
+    /// The files picked, one bit per file of the manifest, for the `.have`
+    /// record; `None` when all are (or no manifest is known yet).
+    fn picked_files(&self) -> Option<Bitfield> {
+        let manifest = self.manifest()?;
+        let wanted = self.wanted.borrow();
+        let paths = wanted.as_ref()?;
+        Some(resume::picked_files(&manifest.0, |p| paths.contains(p)))
     }
 
     fn has_chunk(&self, index: u32) -> bool {

@@ -258,16 +258,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records on disk that the chunks of `have` are stored: flushes the data
-    /// file first, then replaces the `.have` record (see `resume`).
-    pub async fn checkpoint(&self, share: &ShareId, have: &Bitfield) -> Result<(), WriteError> {
+    /// Records on disk that the chunks of `have` are stored, and which files
+    /// are `picked` (`None`: all): flushes the data file first, then
+    /// replaces the `.have` record (see `resume`).
+    pub async fn checkpoint(
+        &self,
+        share: &ShareId,
+        have: &Bitfield,
+        picked: Option<&Bitfield>,
+    ) -> Result<(), WriteError> {
         let Store::Opfs { data, .. } = self else {
             return Ok(());
         };
         JsFuture::from(opfs_flush(data))
             .await
             .map_err(write_err("flushing the download"))?;
-        let record = resume::HaveRecord::encode(have);
+        let record = resume::HaveRecord::encode(have, picked);
         let name = resume::file_name(share, resume::FileKind::Have);
         JsFuture::from(opfs_replace(&name, &record))
             .await

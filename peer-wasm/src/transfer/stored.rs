@@ -24,16 +24,20 @@ use super::{
 
 /// Largest `.have` record: a bitfield of the most chunks a manifest may
 /// list, and its header.
-const MAX_RECORD_LEN: usize = 16 + shoal_share::manifest::MAX_CHUNKS as usize / 8;
+const MAX_RECORD_LEN: usize = 32
+    + shoal_share::manifest::MAX_CHUNKS as usize / 8
+    + shoal_share::manifest::MAX_FILES as usize / 8;
 
 /// What is on disk for a share, once this tab holds its lock.
 pub enum Opened {
     /// Nothing usable: fetch the manifest from peers, then [`create`].
     New { lock: Rc<ShareLock> },
-    /// The manifest, and the chunks on disk that verified.
+    /// The manifest, the chunks on disk that verified, and the files the
+    /// page had picked (`None`: all).
     Partial {
         manifest: Manifest,
         have: Bitfield,
+        picked: Option<Vec<String>>,
         lock: Rc<ShareLock>,
     },
     /// Every chunk on disk verified: serve it as it is.
@@ -76,9 +80,9 @@ pub async fn open(
     let record = store::read_small(&name(FileKind::Have), MAX_RECORD_LEN).await?;
     let claimed = match &data {
         Some(_) => HaveRecord::claimed(record.as_deref(), &manifest),
-        None => Bitfield::new(manifest.chunk_count()),
+        None => HaveRecord::claimed(None, &manifest),
     };
-    let have = recheck(&manifest, &claimed, data.as_ref(), checking).await;
+    let have = recheck(&manifest, &claimed.have, data.as_ref(), checking).await;
     match (
         resume::opening(held, true, data.is_some() && have.is_full()),
         data,
@@ -100,9 +104,15 @@ pub async fn open(
                 of = manifest.chunk_count(),
                 "resuming from disk"
             );
+            let picked = claimed.picked.map(|p| {
+                resume::picked_paths(&manifest, &p)
+                    .map(str::to_owned)
+                    .collect()
+            });
             Ok(Opened::Partial {
                 manifest,
                 have,
+                picked,
                 lock,
             })
         }
@@ -219,7 +229,7 @@ impl Transfers {
             let record = store::read_small(&name(FileKind::Have), MAX_RECORD_LEN).await?;
             let progress = StoredProgress::of(
                 &manifest,
-                &HaveRecord::claimed(record.as_deref(), &manifest),
+                &HaveRecord::claimed(record.as_deref(), &manifest).have,
             );
             let here = self.holds(&id);
             let key = id.to_string();

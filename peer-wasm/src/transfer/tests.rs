@@ -58,11 +58,15 @@ async fn a_download_is_written_read_checkpointed_and_completed_on_disk() {
     for i in 0..3 {
         have.set(i).unwrap();
     }
-    store.checkpoint(&id, &have).await.unwrap();
+    let picked = Bitfield::new(2);
+    store.checkpoint(&id, &have, Some(&picked)).await.unwrap();
     let record = store::read_small(&resume::file_name(&id, resume::FileKind::Have), 4096)
         .await
         .unwrap();
-    assert_eq!(record, Some(resume::HaveRecord::encode(&have)));
+    assert_eq!(
+        record,
+        Some(resume::HaveRecord::encode(&have, Some(&picked)))
+    );
 
     // Complete: served from disk, the lock shared so other tabs may serve it.
     let done = store.complete().await.unwrap();
