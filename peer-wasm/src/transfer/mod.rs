@@ -260,13 +260,24 @@ impl Share {
     }
 
     /// A finished download's picks changed, all their chunks stored: the
-    /// view's `wanted` flags follow, nothing is fetched.
+    /// view's `wanted` flags follow, nothing is fetched, and the record on
+    /// disk keeps them for a reload (a file not all there reopens with them).
     fn keep_picks(&self, wanted: Option<VecSet<String>>) {
         *self.wanted.borrow_mut() = wanted;
-        if let Some(m) = self.manifest() {
-            let have = self.have.borrow();
-            self.view.borrow_mut().files = file_views(&m.0, &have, self.wanted.borrow().as_ref());
+        let Some(m) = self.manifest() else { return };
+        let have = self.have.borrow().clone();
+        self.view.borrow_mut().files = file_views(&m.0, &have, self.wanted.borrow().as_ref());
+        if have.is_full() {
+            return;
         }
+        let record = resume::HaveRecord::encode(&have, self.picked_files().as_ref());
+        let name = resume::file_name(&self.id, resume::FileKind::Have);
+        let id = self.id;
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = store::replace(&name, &record).await {
+                tracing::warn!(share = %id, "recording the files picked failed: {e:?}");
+            }
+        });
     }
 
     fn manifest(&self) -> Option<KnownManifest> {
