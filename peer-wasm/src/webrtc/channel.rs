@@ -9,7 +9,7 @@ use std::{
     cell::RefCell,
     io,
     pin::Pin,
-    rc::{Rc, Weak},
+    rc::Rc,
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -47,6 +47,18 @@ struct Shared {
     closed: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
+    /// A [`CloseHandle`] exists: the peer connection watches this channel.
+    watched: bool,
+    /// The `Channel` was dropped; the browser may still be closing it.
+    dropped: bool,
+    /// The browser closed it because the remote opened a new channel on its
+    /// stream id before our close had finished (see [`CloseHandle`]).
+    reused: bool,
+    /// The callbacks of a dropped channel that the browser has not closed
+    /// yet, of which only `close`/`error` are still registered (to see
+    /// [`Shared::reused`]). Dropped with the [`CloseHandle`], never from
+    /// inside a callback.
+    lingering: Option<Callbacks>,
 }
 
 impl Shared {
@@ -74,24 +86,59 @@ struct Callbacks {
     _low: Closure<dyn FnMut(Event)>,
 }
 
-/// Marks a channel closed from outside. When we close an
+/// The peer connection's view of one of its channels.
+///
+/// It marks a channel closed from outside: when we close an
 /// `RTCPeerConnection`, the browser fires no `close` event on its channels
 /// (they just turn `closed`), so a stream waiting to read would wait forever;
 /// the peer connection closes them through these handles instead.
-pub struct CloseHandle(Weak<RefCell<Shared>>);
+///
+/// It also keeps watching a dropped channel until the browser has closed it,
+/// for one race in Chromium (156): when the remote opens a channel on a
+/// stream id whose close we started but whose outgoing stream reset is not
+/// yet acknowledged (a reset answered "in progress" waits for a retry,
+/// hundreds of ms under load), Chromium closes the old channel ("Closed due
+/// to stream reuse"), opens the new one, and then applies the late
+/// acknowledgement to the new one: its first send fails, Chromium closes it
+/// without a stream reset, and the remote's end stays open for good (seen in
+/// the session flood test). [`is_reused`](Self::is_reused) says when that
+/// happened, so that the new channel is refused at once, while a close of
+/// it still reaches the remote.
+pub struct CloseHandle {
+    shared: Rc<RefCell<Shared>>,
+    dc: RtcDataChannel,
+}
 
 impl CloseHandle {
     pub fn close(&self) {
-        if let Some(shared) = self.0.upgrade() {
-            let mut s = shared.borrow_mut();
+        let mut s = self.shared.borrow_mut();
+        if !s.dropped {
             s.closed = true;
             s.wake_all();
         }
     }
 
-    /// The channel was dropped: nothing left to close.
+    /// The channel was dropped and the browser has closed it: nothing left
+    /// to close or watch.
     pub fn is_gone(&self) -> bool {
-        self.0.strong_count() == 0
+        self.shared.borrow().dropped && self.dc.ready_state() == RtcDataChannelState::Closed
+    }
+
+    /// A dropped channel on stream `id` that the browser closed because the
+    /// remote reused `id` (see above).
+    pub fn is_reused(&self, id: Option<u16>) -> bool {
+        let s = self.shared.borrow();
+        s.dropped && s.reused && id.is_some() && self.dc.id() == id
+    }
+}
+
+impl Drop for CloseHandle {
+    fn drop(&mut self) {
+        // Breaks the cycle the lingering callbacks make with `Shared`.
+        let lingering = self.shared.borrow_mut().lingering.take();
+        if lingering.is_some() {
+            unregister(&self.dc);
+        }
     }
 }
 
@@ -143,9 +190,12 @@ impl Channel {
         };
         let on_close = {
             let shared = shared.clone();
-            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            Closure::<dyn FnMut(Event)>::new(move |ev: Event| {
                 let mut s = shared.borrow_mut();
                 s.closed = true;
+                if s.dropped && ev.type_() == "error" && closed_for_reuse(&ev) {
+                    s.reused = true;
+                }
                 s.wake_all();
             })
         };
@@ -200,7 +250,11 @@ impl Channel {
     }
 
     pub fn close_handle(&self) -> CloseHandle {
-        CloseHandle(Rc::downgrade(&self.shared))
+        self.shared.borrow_mut().watched = true;
+        CloseHandle {
+            shared: self.shared.clone(),
+            dc: self.dc.clone(),
+        }
     }
 
     /// Closes the underlying channel without the stream handshake (for `init`).
@@ -210,13 +264,27 @@ impl Channel {
 
     fn unregister(&mut self) {
         if self.callbacks.take().is_some() {
-            self.dc.set_onopen(None);
-            self.dc.set_onmessage(None);
-            self.dc.set_onclose(None);
-            self.dc.set_onerror(None);
-            self.dc.set_onbufferedamountlow(None);
+            unregister(&self.dc);
         }
     }
+}
+
+fn unregister(dc: &RtcDataChannel) {
+    dc.set_onopen(None);
+    dc.set_onmessage(None);
+    dc.set_onclose(None);
+    dc.set_onerror(None);
+    dc.set_onbufferedamountlow(None);
+}
+
+/// Whether an `error` event is Chromium closing the channel because the
+/// remote opened another on its stream id. Only its message tells.
+fn closed_for_reuse(ev: &Event) -> bool {
+    js_sys::Reflect::get(ev, &"error".into())
+        .and_then(|e| js_sys::Reflect::get(&e, &"message".into()))
+        .ok()
+        .and_then(|m| m.as_string())
+        .is_some_and(|m| m.contains("stream reuse"))
 }
 
 /// Sends every frame the state machine has queued, several frames to a
@@ -351,10 +419,21 @@ impl Drop for Channel {
             s.stream().reset();
             flush(&self.dc, s.stream());
         }
-        drop(s);
-        if self.dc.ready_state() != RtcDataChannelState::Closed {
+        s.dropped = true;
+        // Nothing is read any more: free what was buffered.
+        s.state = None;
+        let closed = self.dc.ready_state() == RtcDataChannelState::Closed;
+        if !closed {
             self.dc.close();
+            if s.watched {
+                // Only its end is watched from now on (see `CloseHandle`).
+                self.dc.set_onopen(None);
+                self.dc.set_onmessage(None);
+                self.dc.set_onbufferedamountlow(None);
+                s.lingering = self.callbacks.take();
+            }
         }
+        drop(s);
         self.unregister();
     }
 }

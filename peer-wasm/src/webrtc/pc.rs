@@ -56,6 +56,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether a channel we were closing on stream `id` was closed by the
+    /// browser for the remote's reuse of `id`; forgets it, so that a later
+    /// channel on `id` is taken.
+    fn take_reused(&mut self, id: Option<u16>) -> bool {
+        let before = self.channels.len();
+        self.channels.retain(|c| !c.is_reused(id));
+        self.channels.len() != before
+    }
+
     fn track(&mut self, channel: &Channel) {
         self.channels.retain(|c| !c.is_gone());
         self.channels.push(channel.close_handle());
@@ -134,6 +143,13 @@ impl PeerConnection {
                     return;
                 }
                 let mut s = shared.borrow_mut();
+                if s.take_reused(dc.id()) {
+                    // Doomed (see `CloseHandle`): closed now, its reset
+                    // still reaches the remote.
+                    tracing::debug!(id = ?dc.id(), "refusing a channel on a stream id still closing here");
+                    dc.close();
+                    return;
+                }
                 if s.inbound.len() >= MAX_PENDING_INBOUND {
                     tracing::warn!("too many unaccepted inbound streams; refusing one");
                     dc.close();
