@@ -122,8 +122,8 @@ describe('picking more files of a share later', () => {
     assert.deepEqual(again.entry.files.filter((f) => f.wanted).map((f) => f.path).sort(), [...steps[1]].sort(), 'reopened after a reload: the files marked wanted');
     assert.deepEqual(again.files.sort(byPath), expected(steps[1]), "reopened after a reload: D's files differ from A's");
     // Another reload before the third directory: reopening a download within moments of
-    // one that finished at once can leave the new one without a session (a race seen
-    // 1 time in 15, not fixed yet; the closing note of session 9 has it).
+    // one that finished at once can leave the new one without a session (a race: 2 of 13
+    // runs failed without this reload, one seen to be it; not fixed yet).
     await d.page.reload();
     await d.started();
     await h.waitMeshDirect([a, d]);
