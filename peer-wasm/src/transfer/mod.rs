@@ -270,11 +270,10 @@ impl Share {
         if have.is_full() {
             return;
         }
-        let record = resume::HaveRecord::encode(&have, self.picked_files().as_ref());
-        let name = resume::file_name(&self.id, resume::FileKind::Have);
+        let picked = self.picked_files();
         let id = self.id;
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = store::replace(&name, &record).await {
+            if let Err(e) = store::write_record(&id, &have, picked.as_ref()).await {
                 tracing::warn!(share = %id, "recording the files picked failed: {e:?}");
             }
         });

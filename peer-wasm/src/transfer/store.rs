@@ -273,12 +273,7 @@ impl Store {
         JsFuture::from(opfs_flush(data))
             .await
             .map_err(write_err("flushing the download"))?;
-        let record = resume::HaveRecord::encode(have, picked);
-        let name = resume::file_name(share, resume::FileKind::Have);
-        JsFuture::from(opfs_replace(&name, &record))
-            .await
-            .map_err(write_err("recording the stored chunks"))?;
-        Ok(())
+        write_record(share, have, picked).await
     }
 
     /// A finished download: closes its data file and serves it from disk
@@ -410,6 +405,21 @@ pub async fn read_small(name: &str, max: usize) -> Result<Option<Vec<u8>>, Trans
         return Ok(None);
     }
     Ok(Some(read_blob(&blob, 0, size as u32).await?))
+}
+
+/// Replaces `share`'s `.have` record with one of `have` and `picked` (see
+/// `resume`); a checkpoint flushes the data file first.
+pub async fn write_record(
+    share: &ShareId,
+    have: &Bitfield,
+    picked: Option<&Bitfield>,
+) -> Result<(), WriteError> {
+    let record = resume::HaveRecord::encode(have, picked);
+    let name = resume::file_name(share, resume::FileKind::Have);
+    JsFuture::from(opfs_replace(&name, &record))
+        .await
+        .map_err(write_err("recording the stored chunks"))?;
+    Ok(())
 }
 
 /// Replaces file `name` with `bytes`, whole or not at all.

@@ -78,10 +78,8 @@ pub async fn open(
     };
     let data = store::file(&name(FileKind::Data)).await?;
     let record = store::read_small(&name(FileKind::Have), MAX_RECORD_LEN).await?;
-    let claimed = match &data {
-        Some(_) => HaveRecord::claimed(record.as_deref(), &manifest),
-        None => HaveRecord::claimed(None, &manifest),
-    };
+    // Without a data file, a record claims nothing.
+    let claimed = HaveRecord::claimed(data.as_ref().and(record.as_deref()), &manifest);
     let have = recheck(&manifest, &claimed.have, data.as_ref(), checking).await;
     match (
         resume::opening(held, true, data.is_some() && have.is_full()),

@@ -270,10 +270,15 @@ impl Channel {
 }
 
 fn unregister(dc: &RtcDataChannel) {
-    dc.set_onopen(None);
-    dc.set_onmessage(None);
+    unregister_data(dc);
     dc.set_onclose(None);
     dc.set_onerror(None);
+}
+
+/// Every handler but `close` and `error`: what a dropped channel no longer needs.
+fn unregister_data(dc: &RtcDataChannel) {
+    dc.set_onopen(None);
+    dc.set_onmessage(None);
     dc.set_onbufferedamountlow(None);
 }
 
@@ -427,9 +432,7 @@ impl Drop for Channel {
             self.dc.close();
             if s.watched {
                 // Only its end is watched from now on (see `CloseHandle`).
-                self.dc.set_onopen(None);
-                self.dc.set_onmessage(None);
-                self.dc.set_onbufferedamountlow(None);
+                unregister_data(&self.dc);
                 s.lingering = self.callbacks.take();
             }
         }
