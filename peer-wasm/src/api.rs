@@ -339,6 +339,13 @@ impl Node {
         self.transfers.set_serve_delay(ms);
     }
 
+    /// Wait `ms` milliseconds before answering each session's `Hello` (a
+    /// slow acceptor: the opener's handshake stays in progress); 0 turns it off.
+    #[wasm_bindgen(js_name = setTestHelloDelay)]
+    pub fn set_test_hello_delay(&self, ms: u32) {
+        self.transfers.set_hello_delay(ms);
+    }
+
     /// Chunk requests this node has received from other peers since start.
     #[wasm_bindgen(js_name = testRequestsReceived)]
     pub fn test_requests_received(&self) -> f64 {

@@ -9,7 +9,11 @@
 //! and when a session ends ([`ended`](Admission::ended)); and filters the
 //! shares an opener may prove with [`may_join`](Admission::may_join). A
 //! [`ban`](Admission::ban) returns the sessions to close; from then on no
-//! session with that peer about that share is opened or accepted.
+//! session with that peer about that share is opened or accepted. A share
+//! started over ([`end_share`](Admission::end_share)) ends every session
+//! about it at once, handshakes in progress included: their tasks learn it
+//! from [`is_live`](Admission::is_live) and a new attempt is not refused
+//! because of them.
 //!
 //! Rules, with the limits from [`crate::limits`]:
 //! - sessions only with members of the swarm (the driver records them);
@@ -248,6 +252,28 @@ impl<P: Clone + Ord, S: Clone + Ord> Admission<P, S> {
         Ok(())
     }
 
+    /// Whether session `id` is still admitted (not ended, refused or
+    /// ended with its share).
+    pub fn is_live(&self, id: SessionId) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    /// Ends every session about `share` at once, in both directions and
+    /// handshakes opened by us included (a download started over: the new
+    /// attempt's sessions must not wait for the old ones' tasks to notice).
+    /// Returns their ids; ending one of them again later is a no-op.
+    pub fn end_share(&mut self, share: &S) -> Vec<SessionId> {
+        let mut ended = Vec::new();
+        self.sessions.retain(|id, e| {
+            let about = e.share.as_ref() == Some(share);
+            if about {
+                ended.push(*id);
+            }
+            !about
+        });
+        ended
+    }
+
     /// Session `id` is over (or never got going).
     pub fn ended(&mut self, id: SessionId) -> Option<Ended<P, S>> {
         let entry = self.sessions.remove(&id)?;
@@ -349,6 +375,29 @@ mod tests {
         }
         assert_eq!(b.open(5, 'x'), Err(Refusal::ShareFull));
         assert!(!b.may_join(&5, &'x'));
+    }
+
+    #[test]
+    fn ending_a_share_frees_its_handshakes_in_progress() {
+        let mut a = adm();
+        let pending = a.open(1, 'x').expect("a handshake in progress");
+        let inb = a.accept(2).expect("accept");
+        a.established(inb, 'x').expect("established");
+        let other = a.open(1, 'y').expect("another share");
+        let waiting = a
+            .accept(3)
+            .expect("a handshake that has not named its share");
+        assert_eq!(a.open(1, 'x'), Err(Refusal::AlreadyOpen));
+        let mut ended = a.end_share(&'x');
+        ended.sort_unstable();
+        assert_eq!(ended, [pending, inb]);
+        assert!(!a.is_live(pending) && !a.is_live(inb));
+        assert!(a.is_live(other) && a.is_live(waiting));
+        // The new attempt opens at once; the old task's late end changes nothing.
+        let again = a.open(1, 'x').expect("not refused for the ended handshake");
+        assert_eq!(a.ended(pending), None);
+        assert!(a.is_live(again));
+        assert_eq!(a.end_share(&'z'), Vec::<SessionId>::new());
     }
 
     #[test]

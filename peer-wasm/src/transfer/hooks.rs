@@ -2,7 +2,8 @@
 //! `test-hooks`; never in `make build`/`make run`): a node that records the
 //! `Hello`s strangers send it and replays them to others, one that floods
 //! `GetManifest`, one that never answers it, one that opens many sessions
-//! whose first message announces far more than a `Hello`.
+//! whose first message announces far more than a `Hello`, one slow to
+//! answer a `Hello`.
 
 use std::{
     cell::{Cell, RefCell},
@@ -33,6 +34,9 @@ pub struct Hooks {
     bitfield_flood: Cell<u32>,
     /// How many of those were queued, on all sessions together.
     bitfields_flooded: Cell<u64>,
+    /// Milliseconds to wait before answering each `Hello` (a slow
+    /// acceptor: the opener's handshake stays in progress that long).
+    hello_delay_ms: Cell<u32>,
 }
 
 /// What a replayed `Hello` got back.
@@ -103,6 +107,18 @@ impl Transfers {
                 }
             }
         });
+    }
+
+    pub fn set_hello_delay(&self, ms: u32) {
+        self.hooks().hello_delay_ms.set(ms);
+    }
+
+    /// Waits the `Hello` delay, if one is set.
+    pub(super) async fn delay_hello(&self) {
+        let ms = self.hooks().hello_delay_ms.get();
+        if ms > 0 {
+            Delay::new(Duration::from_millis(ms.into())).await;
+        }
     }
 
     pub fn set_silent_manifest(&self, on: bool) {

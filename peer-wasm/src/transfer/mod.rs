@@ -932,13 +932,22 @@ impl Transfers {
     }
 
     /// Ends every session of `share` at once, not when their tasks notice: a
-    /// new attempt opens sessions to the same peers right away.
+    /// new attempt opens sessions to the same peers right away. Handshakes
+    /// still in progress end too (a session opened moments ago, by a
+    /// download that finished at once from disk, would refuse the new
+    /// attempt's: `AlreadyOpen`); their tasks stop once they see it
+    /// ([`Transfers::is_live`]).
     fn end_sessions(&self, share: &Share) {
-        let old: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
-        for sid in old {
+        let ended = self.0.admission.borrow_mut().end_share(&share.id);
+        let established: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
+        for sid in ended.into_iter().chain(established) {
             share.close_session(sid);
-            self.0.admission.borrow_mut().ended(sid);
         }
+    }
+
+    /// Whether session `sid` is still admitted (see `end_sessions`).
+    fn is_live(&self, sid: SessionId) -> bool {
+        self.0.admission.borrow().is_live(sid)
     }
 
     /// A download that finished here fetches more: it stops serving the

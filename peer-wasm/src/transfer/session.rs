@@ -208,6 +208,8 @@ async fn handshake_phase(
                 if let Some(hello) = machine.hello() {
                     t.record_hello(hello);
                 }
+                #[cfg(feature = "test-hooks")]
+                t.delay_hello().await;
                 let keys = t.keys_for(peer);
                 machine.answer(&keys);
                 continue;
@@ -264,7 +266,9 @@ async fn run(
 ) {
     let PathStream { path, gone, stream } = stream;
     let sid = ticket.id();
-    if t.is_banned(&share.id, &peer) {
+    // Banned, or its share started over (a reopened download) while the
+    // handshake ran: the stream closes unused.
+    if t.is_banned(&share.id, &peer) || !t.is_live(sid) {
         return;
     }
     let (r, w) = stream.split();
