@@ -227,10 +227,28 @@ export async function opfsFile(name) {
   }
 }
 
-/** Replaces file `name` in `shoal/` with `bytes`, whole or not at all. */
+/** name → the latest replace of it in this tab (settled or not). */
+const replacing = new Map();
+
+/**
+ * Replaces file `name` in `shoal/` with `bytes`, whole or not at all.
+ * Replaces of one name run one after another, in the order called: two
+ * writables closed out of order would leave the older bytes.
+ */
 // `bytes` may be a view of wasm memory: copied before the first await.
-export async function opfsReplace(name, bytes) {
+export function opfsReplace(name, bytes) {
   const copy = bytes.slice();
+  const before = replacing.get(name) ?? Promise.resolve();
+  const mine = before.catch(() => {}).then(() => replaceNow(name, copy));
+  replacing.set(name, mine);
+  const forget = () => {
+    if (replacing.get(name) === mine) replacing.delete(name);
+  };
+  mine.then(forget, forget);
+  return mine;
+}
+
+async function replaceNow(name, copy) {
   const handle = await (await shoalDir()).getFileHandle(name, { create: true });
   const writable = await handle.createWritable();
   try {

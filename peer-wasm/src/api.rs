@@ -222,9 +222,10 @@ impl Node {
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
-    /// Changes which files of a share of files a running download fetches
-    /// (`null`: all); it completes once those are stored.
-    pub fn want(
+    /// Changes which files of a share of files a download fetches (`null`:
+    /// all); it completes once those are stored. Resolves once the choice is
+    /// recorded on disk: a reload from then on keeps it.
+    pub async fn want(
         &self,
         #[wasm_bindgen(js_name = shareId)] share_id: String,
         paths: Option<Vec<String>>,
@@ -234,6 +235,7 @@ impl Node {
             .map_err(|e: shoal_share::ShareIdParseError| JsError::new(&e.to_string()))?;
         self.transfers
             .want(&id, paths)
+            .await
             .map_err(|e| JsError::new(&e.to_string()))
     }
 

@@ -1,9 +1,10 @@
 // Issue #9: picking more files of a share after a download of some of them
 // finished. D (a persistent profile: OPFS on disk) downloads the files of one
 // directory of A's tree and the download completes; then D ticks the files of
-// a second directory in the page's tree (node.want) and gets them; then,
-// after a reload, download(link) goes on with the files picked before (both
-// directories: it fetches nothing, they are stored), and at once
+// a second directory in the page's tree (node.want) and gets them; then it
+// unticks the second (node.want resolves once that is on disk) and reloads at
+// once: download(link) goes on with the files picked (the first directory:
+// it fetches nothing, they are stored), and at once
 // download(link, paths) asks for a third directory, while the session the
 // first call opened is still in its handshake (A answers slowly).
 // A is the only other holder, so every chunk request goes to A: each step
@@ -111,9 +112,11 @@ describe('picking more files of a share later', () => {
       .filter((r) => r.querySelector('input').checked).map((r) => r.dataset.path), id);
     assert.deepEqual(shown.sort(), [...steps[1]].sort(), 'the ticked files in the page');
 
-    // 3. After a reload (stored in OPFS): download(link) keeps the picks of before (the
-    // first two directories: the reopened download recorded them when it completed), all
-    // stored, so it asks for nothing; then download(link, paths) with a third directory.
+    // 3. Untick the second directory (node.want, all of the rest stored: nothing to fetch)
+    // and reload as soon as want() resolves: it resolves once the picks are on disk. After
+    // the reload download(link) keeps them (the first directory only), all stored, so it
+    // asks for nothing; then download(link, paths) with a third directory.
+    await d.page.evaluate(({ i, paths }) => window.shoal.want(i, paths), { i: id, paths: steps[0] });
     await d.page.reload();
     await d.started();
     await h.waitMeshDirect([a, d]);
@@ -128,8 +131,8 @@ describe('picking more files of a share later', () => {
     t.diagnostic(`reopened after a reload: ${again.entry.state}, ${again.entry.chunksDone} of ${again.entry.chunksTotal} chunks, A asked ${askedAgain} times`);
     assert.equal(again.entry.state, 'done', 'reopened after a reload: state');
     assert.equal(askedAgain, 0, 'reopened after a reload: it fetched chunks of files not picked');
-    assert.deepEqual(again.entry.files.filter((f) => f.wanted).map((f) => f.path).sort(), [...steps[1]].sort(), 'reopened after a reload: the files marked wanted');
-    assert.deepEqual(again.files.sort(byPath), expected(steps[1]), "reopened after a reload: D's files differ from A's");
+    assert.deepEqual(again.entry.files.filter((f) => f.wanted).map((f) => f.path).sort(), [...steps[0]].sort(), 'reopened after a reload: the files marked wanted');
+    assert.deepEqual(again.files.sort(byPath), expected(steps[0]), "reopened after a reload: D's files differ from A's");
     // At once (A has not answered the first session's Hello yet): the third directory.
     before = await requestsToA();
     const third = await h.within('D to download the third directory after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: steps[2] }), F.DOWNLOAD_MS);

@@ -106,11 +106,10 @@ export function createTree(shareId, { canPlay = () => false, onPlay = () => {} }
   function want() {
     const boxes = [...rows.values()].filter((r) => r.box);
     const picked = boxes.filter((r) => r.box.checked).map((r) => r.path);
-    try {
-      node?.want(shareId, picked.length === boxes.length ? null : picked);
-    } catch (e) {
-      console.warn('shoal: choosing files failed', e);
-    }
+    // Resolves once the choice is on disk; the page shows its effect from downloads().
+    Promise.resolve()
+      .then(() => node?.want(shareId, picked.length === boxes.length ? null : picked))
+      .catch((e) => console.warn('shoal: choosing files failed', e));
   }
 
   function fileRow(path, depth) {

@@ -57,12 +57,19 @@ pub async fn run(
         lock.release_now().await;
     }
     drop(old);
+    let snapshot = share.recorded.snapshot();
     let result = download(&t, &share, &mut rx).await;
     *share.download.borrow_mut() = None;
     // Streaming reads still waiting learn that nothing more comes.
     share.readers.borrow_mut().clear();
     if result.is_err() {
         abandon(&share).await;
+        share.recorded.cancel();
+    } else {
+        // Complete: every file is there, whatever was picked.
+        share
+            .recorded
+            .written(snapshot.max(share.recorded.snapshot()));
     }
     {
         let mut view = share.view.borrow_mut();
@@ -143,6 +150,13 @@ async fn download(
     // Tell everyone what we have (what was on disk and verified).
     serve(share, manifest.clone(), have.clone(), store.clone());
     t.notify();
+    // Picks (this call's, or a reopened download's new ones) are on disk
+    // from the start: a reload before the first checkpoint keeps them.
+    if share.wanted.borrow().is_some() {
+        checkpoint(share, &store)
+            .await
+            .map_err(|e| write_error(e, &manifest, &have))?;
+    }
 
     let mut config = Config::default();
     // Peers start on different chunks, so they have something to trade.
@@ -311,10 +325,13 @@ async fn download(
 
 /// Records on disk which chunks are stored, and which files are picked.
 async fn checkpoint(share: &Share, store: &Store) -> Result<(), WriteError> {
+    let snapshot = share.recorded.snapshot();
     let have = share.have.borrow().clone();
     store
         .checkpoint(&share.id, &have, share.picked_files().as_ref())
-        .await
+        .await?;
+    share.recorded.written(snapshot);
+    Ok(())
 }
 
 /// A chunk is on disk: from now on it is served, and the others hear of it.

@@ -58,6 +58,7 @@ mod download;
 pub mod hooks;
 mod outbox;
 mod reader;
+mod recorded;
 mod session;
 mod store;
 mod stored;
@@ -209,6 +210,8 @@ pub struct Share {
     /// Streaming reads waiting for chunks: the chunks each needs, and how
     /// to wake it once they are all stored (at most `MAX_STREAM_READS`).
     readers: RefCell<Vec<(std::ops::Range<u32>, oneshot::Sender<()>)>>,
+    /// `Node.want` calls waiting for their picks to be on disk.
+    recorded: recorded::Recorded,
 }
 
 /// The chunks of the files at `paths` (all chunks for `None`).
@@ -251,6 +254,7 @@ impl Share {
             wanted: RefCell::default(),
             focus: RefCell::default(),
             readers: RefCell::default(),
+            recorded: recorded::Recorded::default(),
         }
     }
 
@@ -260,23 +264,25 @@ impl Share {
     }
 
     /// A finished download's picks changed, all their chunks stored: the
-    /// view's `wanted` flags follow, nothing is fetched, and the record on
-    /// disk keeps them for a reload (a file not all there reopens with them).
-    fn keep_picks(&self, wanted: Option<VecSet<String>>) {
+    /// view's `wanted` flags follow at once, nothing is fetched, and the
+    /// record on disk keeps them for a reload (a file not all there reopens
+    /// with them) once this resolves.
+    async fn keep_picks(&self, wanted: Option<VecSet<String>>) -> Result<(), store::WriteError> {
         *self.wanted.borrow_mut() = wanted;
-        let Some(m) = self.manifest() else { return };
+        let Some(m) = self.manifest() else {
+            return Ok(());
+        };
         let have = self.have.borrow().clone();
         self.view.borrow_mut().files = file_views(&m.0, &have, self.wanted.borrow().as_ref());
         if have.is_full() {
-            return;
+            // A complete file keeps no record: every file is there.
+            return Ok(());
         }
+        let snapshot = self.recorded.snapshot();
         let picked = self.picked_files();
-        let id = self.id;
-        wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = store::write_record(&id, &have, picked.as_ref()).await {
-                tracing::warn!(share = %id, "recording the files picked failed: {e:?}");
-            }
-        });
+        store::write_record(&self.id, &have, picked.as_ref()).await?;
+        self.recorded.written(snapshot);
+        Ok(())
     }
 
     fn manifest(&self) -> Option<KnownManifest> {
@@ -835,7 +841,12 @@ impl Transfers {
     /// when `None`), from now on; the download's `Done` comes when they are
     /// stored. While it downloads, or once it finished here: picking files
     /// whose chunks are not all stored reopens it (`shoal_share::pick`).
-    pub fn want(&self, id: &ShareId, paths: Option<Vec<String>>) -> Result<(), TransferError> {
+    /// Resolves once the picks are recorded on disk (a reload keeps them).
+    pub async fn want(
+        &self,
+        id: &ShareId,
+        paths: Option<Vec<String>>,
+    ) -> Result<(), TransferError> {
         let share = self
             .share_by_id(id)
             .ok_or_else(|| TransferError::Stopped(PickError::NotDownloading.to_string()))?;
@@ -849,24 +860,46 @@ impl Transfers {
         let have = share.have.borrow().clone();
         let ask = pick::Ask::Want { picked: &picked };
         let next = pick::next(ask, holding(&share, &have)).map_err(picked_err)?;
-        match next {
+        let recorded = match next {
             pick::Next::Rewant => {
                 *share.wanted.borrow_mut() = wanted;
-                // A full queue is busy: the loop reads `wanted` at its next event.
+                let recorded = share.recorded.wait();
+                // The loop applies them and records them at once. A full
+                // queue is a busy download: the loop reads `wanted` at its
+                // next event, and its next checkpoint records them.
                 if let Some(tx) = share.download.borrow_mut().as_mut() {
                     let _ = tx.try_send(DlEvent::Wanted);
                 }
+                Some(recorded)
             }
-            pick::Next::Ready => share.keep_picks(wanted),
+            pick::Next::Ready => {
+                let kept = share.keep_picks(wanted).await;
+                self.notify();
+                return kept.map_err(|e| match e {
+                    store::WriteError::Full => TransferError::Storage(
+                        "the disk is full: the files picked were not recorded".into(),
+                    ),
+                    store::WriteError::Failed(e) => e,
+                });
+            }
             pick::Next::Reopen { missing } => {
                 tracing::info!(share = %id, missing, "more files picked; reopening the download");
                 // Its outcome shows in `downloads()`; `download(link)` gives the File after.
                 drop(self.reopen(&share, wanted));
+                // The new attempt records its picks once its store is open.
+                self.share_by_id(id).map(|s| s.recorded.wait())
             }
-            pick::Next::Start => {}
-        }
+            pick::Next::Start => None,
+        };
         self.notify();
-        Ok(())
+        match recorded {
+            Some(recorded) => recorded.await.map_err(|_| {
+                TransferError::Stopped(
+                    "the download stopped before the files picked were recorded".into(),
+                )
+            }),
+            None => Ok(()),
+        }
     }
 
     fn link(&self, id: &ShareId) -> String {
@@ -900,7 +933,10 @@ impl Transfers {
                         let file = share.file.borrow().clone();
                         if let Some(file) = file {
                             if wanted.is_some() {
-                                share.keep_picks(wanted);
+                                let kept = share.keep_picks(wanted).await;
+                                if let Err(e) = kept {
+                                    tracing::warn!(share = %id, "recording the files picked failed: {e:?}");
+                                }
                                 self.notify();
                             }
                             return Ok(file);
