@@ -18,8 +18,9 @@
 //    serves a build that keeps it (target/www-profiling); the release build
 //    strips it, and then wasm functions show as wasm-function[N].
 // --compare DIR: a second page (another build of the peer, DIR/pkg) served by
-//    a second relay; each round then runs raw, shoal, and shoal with that build,
-//    side by side on the same browsers, and the report gives the ratios. For
+//    a second relay; each round then runs raw, shoal, and shoal with that build
+//    (the two builds in turn first), side by side on the same browsers, and the
+//    report gives the ratios (use an even number of rounds). For
 //    deciding a change on a noisy machine; it prints, and writes nothing.
 // Prints everything and rewrites its own section of BENCHMARKS.md.
 
@@ -139,10 +140,15 @@ async function run(tmp, file, out) {
     const timeoutMs = transferTimeout(SIZE);
     out.runs = { raw: [], shoal: [], variant: [] };
     for (let k = 1; k <= ROUNDS; k++) {
-      say(`round ${k} of ${ROUNDS}: ${SIZE / MiB} MiB A → B, raw${variant ? ', shoal, shoal --compare' : ', shoal'}`);
+      // With --compare the two builds take turns at following raw (odd rounds: the base
+      // first), so that neither always runs in the same place.
+      const variantFirst = variant && k % 2 === 0;
+      say(`round ${k} of ${ROUNDS}: ${SIZE / MiB} MiB A → B, raw${variant ? (variantFirst ? ', shoal --compare, shoal' : ', shoal, shoal --compare') : ', shoal'}`);
       out.runs.raw.push(await rawRun(peers, file, bench, timeoutMs));
+      const runVariant = async () => out.runs.variant.push(await shoalRun(peers, file, `shoal (${COMPARE})`, variant.url, timeoutMs));
+      if (variantFirst) await runVariant();
       out.runs.shoal.push(await shoalRun(peers, file, 'shoal', relay.url, timeoutMs));
-      if (variant) out.runs.variant.push(await shoalRun(peers, file, `shoal (${COMPARE})`, variant.url, timeoutMs));
+      if (variant && !variantFirst) await runVariant();
     }
     out.raw = out.runs.raw[0];
     out.shoal = out.runs.shoal[0];
