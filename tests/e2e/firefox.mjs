@@ -20,6 +20,8 @@ export const FIREFOX_PREFS = {
   'media.peerconnection.ice.obfuscate_host_addresses': false,
   'media.navigator.permission.disabled': true,
   'media.navigator.streams.fake': true,
+  // Media may play without a gesture (Chromium's tests pass --autoplay-policy likewise).
+  'media.autoplay.default': 0,
 };
 
 /** Why Firefox tests cannot run here, or null. */

@@ -14,7 +14,8 @@
 // Then the worker's HTTP: a bad Range gets 416, an unknown share 404, a
 // small range 206 with the right Content-Range, and the bytes it serves
 // while a peer sends corrupted chunks are the source's bytes. And a Firefox
-// page streams through the same worker.
+// page streams through the same worker, and plays the video with its Play
+// button while the download runs.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -255,6 +256,43 @@ describe('play while downloading', () => {
     // The first bytes came while most of the file was still to come.
     assert.ok(r.first < orig.size, JSON.stringify(r));
     t.diagnostic(`Firefox: first piece read at ${r.first} of ${orig.size} bytes downloaded`);
+  });
+
+  it("a Firefox page's Play button plays the video while it downloads", async (t) => {
+    const unavailable = firefoxUnavailable();
+    if (unavailable) return t.skip(unavailable);
+    makeVideo(video, { seconds: VIDEO_SECONDS, bitrate: '6M' });
+    const size = readFileSync(video).length;
+    const s = swarm();
+    const [a] = await h.launchSwarm(relay.url, open, s, ['A']);
+    const f = await launchFirefoxPeer(relay.url, { name: 'F', swarm: s });
+    open.push(f);
+    await f.started();
+    await h.waitMeshDirect([a, f]);
+    assert.equal(await f.page.evaluate(() => document.createElement('video').canPlayType('video/webm; codecs="vp8"')), 'probably');
+    await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), SERVE_DELAY_MS);
+    await a.page.setInputFiles('#file-input', video);
+    const link = await h.waitFor('A to share the video', () => a.page.evaluate(() => window.shoal.shares()[0]?.link ?? null));
+    const id = F.shareIdOf(link);
+
+    // As a user would: paste the link, press Play (a real click: a user gesture).
+    await f.page.evaluate(recordMediaEvents, id);
+    await f.page.type('#paste-input', link);
+    await f.page.click('#paste-form button[type="submit"]');
+    const play = `li.download[data-share-id="${id}"] button.play`;
+    await f.page.waitForSelector(play, { visible: true });
+    await f.page.click(play);
+
+    const playing = await h.waitFor("F's video to play", () => mediaEvents(f), (e) => e.some((x) => x.type === 'playing' || x.type === 'error'));
+    const first = playing.find((x) => x.type === 'playing');
+    assert.ok(first, `the video failed in Firefox: ${JSON.stringify(playing)}`);
+    t.diagnostic(`Firefox: playing at ${first.bytesDone} of ${size} bytes (${((100 * first.bytesDone) / size).toFixed(1)} %)`);
+    assert.equal(first.state, 'downloading', 'the download was over before the video played');
+    assert.ok(first.bytesDone < size, JSON.stringify(first));
+    assert.ok(await f.page.evaluate(() => navigator.serviceWorker.controller !== null), 'the page is not controlled by the service worker');
+    await h.waitFor("F's video to advance 1 s", () => f.page.evaluate(() => document.querySelector('video.player-media').currentTime), (x) => x > 1);
+    assert.ok(!(await mediaEvents(f)).some((x) => x.type === 'error'), JSON.stringify(await mediaEvents(f)));
+    await a.page.evaluate(() => window.shoal.setTestServeDelay(0));
   });
 });
 
