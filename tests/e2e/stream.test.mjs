@@ -15,7 +15,7 @@
 // small range 206 with the right Content-Range, and the bytes it serves
 // while a peer sends corrupted chunks are the source's bytes. And a Firefox
 // page streams through the same worker, and plays the video with its Play
-// button while the download runs.
+// button while the download runs, a seek to 80 % included.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -291,7 +291,22 @@ describe('play while downloading', () => {
     assert.ok(first.bytesDone < size, JSON.stringify(first));
     assert.ok(await f.page.evaluate(() => navigator.serviceWorker.controller !== null), 'the page is not controlled by the service worker');
     await h.waitFor("F's video to advance 1 s", () => f.page.evaluate(() => document.querySelector('video.player-media').currentTime), (x) => x > 1);
-    assert.ok(!(await mediaEvents(f)).some((x) => x.type === 'error'), JSON.stringify(await mediaEvents(f)));
+
+    // Seek to 80 %: Firefox asks the worker for a range far ahead of what is here.
+    const target = await f.page.evaluate(() => {
+      const v = document.querySelector('video.player-media');
+      v.currentTime = v.duration * 0.8;
+      return v.currentTime;
+    });
+    const events = await h.waitFor('F to play after the seek to 80 %', () => mediaEvents(f), (e) => {
+      const seeked = e.findIndex((x) => x.type === 'seeked');
+      return seeked >= 0 && e.slice(seeked).some((x) => x.type === 'playing' || x.type === 'error');
+    });
+    const seeked = events.find((x) => x.type === 'seeked');
+    t.diagnostic(`Firefox: seeked to ${seeked.currentTime.toFixed(1)} s of ${seeked.duration.toFixed(1)} s at ${((100 * seeked.bytesDone) / size).toFixed(1)} % downloaded`);
+    assert.ok(!events.some((x) => x.type === 'error'), JSON.stringify(events));
+    assert.equal(seeked.state, 'downloading', 'the download was over before the seek played');
+    await h.waitFor("F's video to advance past the seek", () => f.page.evaluate(() => document.querySelector('video.player-media').currentTime), (x) => x > target + 0.5);
     await a.page.evaluate(() => window.shoal.setTestServeDelay(0));
   });
 });
