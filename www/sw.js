@@ -6,7 +6,8 @@
 //   downloading, so pages that never stream never run it.
 // - For each request it asks the page, over a MessageChannel, what the file
 //   is (`info`: size and type, or not found), then answers the Range header:
-//   206 with Content-Range, 200 without a Range, 416 for a range outside the
+//   206 with Content-Range, 200 without a Range (or with several: the whole
+//   file), 416 for a range outside the
 //   file, 404 for a share or path the page does not know.
 // - The body is a ReadableStream that asks the page for one piece at a time
 //   (`read`: the node resolves once those bytes are verified and stored), so
@@ -65,6 +66,18 @@ async function pageFor(event, share, path) {
   return null;
 }
 
+/**
+ * Several well-formed byte ranges (`bytes=0-1,5-9`): answered with the whole
+ * file (200), which RFC 9110 allows a server to do rather than send a
+ * multipart body; a player never asks for several.
+ */
+function severalRanges(header) {
+  const m = /^bytes=(.*)$/.exec(header.trim());
+  if (!m) return false;
+  const specs = m[1].split(',');
+  return specs.length > 1 && specs.every((r) => /^\s*(\d+-\d*|-\d+)\s*$/.test(r));
+}
+
 /** `bytes=a-b`, `bytes=a-`, `bytes=-n` of a file of `size` bytes → [start, end] or null (416). */
 function parseRange(header, size) {
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
@@ -116,7 +129,7 @@ async function answer(event, url) {
   let start = 0;
   let end = size - 1;
   let status = 200;
-  if (header) {
+  if (header && !severalRanges(header)) {
     const range = parseRange(header, size);
     if (!range) return plain(416, 'range not satisfiable', { 'Content-Range': `bytes */${size}` });
     [start, end] = range;

@@ -120,7 +120,7 @@ describe('play while downloading', () => {
     assert.equal(got.sha256, createHash('sha256').update(readFileSync(video)).digest('hex'));
   });
 
-  it('the worker answers 206, 416 and 404, and serves only verified bytes', async () => {
+  it('the worker answers 206, 200, 416 and 404, and serves only verified bytes', async () => {
     const [a, c, b] = await launchSwarm('A', 'C', 'B');
     const SIZE = 2 * F.MiB + 12_345;
     // A and C share the same bytes (the same share); C corrupts every chunk it sends.
@@ -164,6 +164,8 @@ describe('play while downloading', () => {
       const small = await fetch(url, { headers: { Range: 'bytes=10-19' } });
       const past = await fetch(url, { headers: { Range: 'bytes=999999999-' } });
       const garbled = await fetch(url, { headers: { Range: 'pages=1-2' } });
+      const several = await fetch(url, { headers: { Range: 'bytes=0-1,5-9' } });
+      const badList = await fetch(url, { headers: { Range: 'bytes=0-1,x' } });
       const unknown = await fetch(streamUrl('x'.repeat(52), 'notes.txt'));
       const plain = await fetch(url);
       const d = window.shoal.downloads().find((x) => x.shareId === id);
@@ -172,6 +174,8 @@ describe('play while downloading', () => {
         small: { status: small.status, range: small.headers.get('Content-Range'), bytes: Array.from(new Uint8Array(await small.arrayBuffer())) },
         past: { status: past.status, range: past.headers.get('Content-Range') },
         garbled: garbled.status,
+        several: { status: several.status, range: several.headers.get('Content-Range'), got: (await several.arrayBuffer()).byteLength },
+        badList: badList.status,
         unknown: unknown.status,
         plain: { status: plain.status, length: Number(plain.headers.get('Content-Length')), got: (await plain.arrayBuffer()).byteLength },
         sources: d.sources,
@@ -182,6 +186,8 @@ describe('play while downloading', () => {
     assert.deepEqual(r.small, { status: 206, range: `bytes 10-19/${SIZE}`, bytes: source.slice });
     assert.deepEqual(r.past, { status: 416, range: `bytes */${SIZE}` });
     assert.equal(r.garbled, 416);
+    assert.deepEqual(r.several, { status: 200, range: null, got: SIZE }, 'several ranges: the whole file');
+    assert.equal(r.badList, 416);
     assert.equal(r.unknown, 404);
     assert.deepEqual(r.plain, { status: 200, length: SIZE, got: SIZE });
     // C's chunks were refused: what the worker served came from A's verified ones.
