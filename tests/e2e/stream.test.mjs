@@ -55,6 +55,48 @@ function recordMediaEvents(shareId) {
 }
 
 const mediaEvents = (peer) => peer.page.evaluate(() => window.__media);
+const currentTime = (peer) => peer.page.evaluate(() => document.querySelector('video.player-media').currentTime);
+
+/**
+ * `peer`'s page (Chromium or Firefox) pressed Play: the video plays while the download
+ * runs, from the service worker, and advances 1 s. Returns the first `playing` event.
+ */
+async function playsWhileDownloading(peer) {
+  const playing = await h.waitFor(`${peer.name}'s video to play`, () => mediaEvents(peer), (e) => e.some((x) => x.type === 'playing' || x.type === 'error'));
+  const first = playing.find((x) => x.type === 'playing');
+  assert.ok(first, `the video failed in ${peer.name}: ${JSON.stringify(playing)}`);
+  h.log('test', `first playing: ${JSON.stringify(first)}`);
+  assert.equal(first.state, 'downloading', 'the download was over before the video played');
+  assert.ok(first.bytesDone < first.bytesTotal, JSON.stringify(first));
+  assert.ok(await peer.page.evaluate(() => navigator.serviceWorker.controller !== null), 'the page is not controlled by the service worker');
+  await h.waitFor(`${peer.name}'s video to advance 1 s`, () => currentTime(peer), (x) => x > 1);
+  return first;
+}
+
+/**
+ * Seeks `peer`'s video to 80 % (a range far ahead of what is here): it plays again, and
+ * advances, while the download still runs. Returns the `seeked` event.
+ */
+async function seekPlaysWhileDownloading(peer) {
+  const target = await peer.page.evaluate(() => {
+    const v = document.querySelector('video.player-media');
+    v.currentTime = v.duration * 0.8;
+    return v.currentTime;
+  });
+  const events = await h.waitFor(`${peer.name} to play after the seek to 80 %`, () => mediaEvents(peer), (e) => {
+    const seeked = e.findIndex((x) => x.type === 'seeked');
+    return seeked >= 0 && e.slice(seeked).some((x) => x.type === 'playing' || x.type === 'error');
+  });
+  const seeked = events.find((x) => x.type === 'seeked');
+  h.log('test', `seeked: ${JSON.stringify(seeked)}`);
+  assert.ok(!events.some((x) => x.type === 'error'), JSON.stringify(events));
+  assert.equal(seeked.state, 'downloading', 'the download was over before the seek played');
+  assert.ok(seeked.bytesDone < seeked.bytesTotal, JSON.stringify(seeked));
+  await h.waitFor(`${peer.name}'s video to advance past the seek`, () => currentTime(peer), (x) => x > target + 0.5);
+  return seeked;
+}
+
+const percent = (part, whole) => `${((100 * part) / whole).toFixed(1)} %`;
 
 describe('play while downloading', () => {
   const { it, relay, open, swarm } = h.relaySuite('stream', TEST);
@@ -81,36 +123,12 @@ describe('play while downloading', () => {
     await play.waitFor({ state: 'visible' });
     await play.click();
 
-    const playing = await h.waitFor('B to play the video', () => mediaEvents(b), (e) => e.some((x) => x.type === 'playing' || x.type === 'error'));
-    const first = playing.find((x) => x.type === 'playing');
-    assert.ok(first, `the video failed: ${JSON.stringify(playing)}`);
-    h.log('test', `first playing: ${JSON.stringify(first)}`);
-    t.diagnostic(`playing at ${first.bytesDone} of ${size} bytes (${((100 * first.bytesDone) / size).toFixed(1)} %)`);
+    const first = await playsWhileDownloading(b);
+    t.diagnostic(`playing at ${first.bytesDone} of ${size} bytes (${percent(first.bytesDone, size)})`);
     assert.equal(first.bytesTotal, size);
-    assert.equal(first.state, 'downloading');
     assert.ok(first.bytesDone < size / 4, `playing began only after ${first.bytesDone} of ${size} bytes were here`);
-    assert.ok(await b.page.evaluate(() => navigator.serviceWorker.controller !== null), 'the page is not controlled by the service worker');
-    // It plays on: currentTime advances.
-    await h.waitFor('B\'s video to advance 1 s', () => b.page.evaluate(() => document.querySelector('video.player-media').currentTime), (t) => t > 1);
-
-    // Seek to 80 %.
-    const target = await b.page.evaluate(() => {
-      const v = document.querySelector('video.player-media');
-      v.currentTime = v.duration * 0.8;
-      return v.currentTime;
-    });
-    const events = await h.waitFor('B to play after the seek to 80 %', () => mediaEvents(b), (e) => {
-      const seeked = e.findIndex((x) => x.type === 'seeked');
-      return seeked >= 0 && e.slice(seeked).some((x) => x.type === 'playing' || x.type === 'error');
-    });
-    const seeked = events.find((x) => x.type === 'seeked');
-    h.log('test', `seeked: ${JSON.stringify(seeked)}`);
-    t.diagnostic(`seeked to ${seeked.currentTime.toFixed(1)} s of ${seeked.duration.toFixed(1)} s at ${((100 * seeked.bytesDone) / size).toFixed(1)} % downloaded`);
-    assert.ok(!events.some((x) => x.type === 'error'), JSON.stringify(events));
-    assert.equal(seeked.state, 'downloading', 'the download was over before the seek played');
-    assert.ok(seeked.bytesDone < size, JSON.stringify(seeked));
-    const after = await h.waitFor('B\'s video to advance past the seek', () => b.page.evaluate(() => document.querySelector('video.player-media').currentTime), (t) => t > target + 0.5);
-    assert.ok(after > target);
+    const seeked = await seekPlaysWhileDownloading(b);
+    t.diagnostic(`seeked to ${seeked.currentTime.toFixed(1)} s of ${seeked.duration.toFixed(1)} s at ${percent(seeked.bytesDone, size)} downloaded`);
 
     // The download completes, and is the file A shared.
     await a.page.evaluate(() => window.shoal.setTestServeDelay(0));
@@ -289,30 +307,10 @@ describe('play while downloading', () => {
     await f.page.waitForSelector(play, { visible: true });
     await f.page.click(play);
 
-    const playing = await h.waitFor("F's video to play", () => mediaEvents(f), (e) => e.some((x) => x.type === 'playing' || x.type === 'error'));
-    const first = playing.find((x) => x.type === 'playing');
-    assert.ok(first, `the video failed in Firefox: ${JSON.stringify(playing)}`);
-    t.diagnostic(`Firefox: playing at ${first.bytesDone} of ${size} bytes (${((100 * first.bytesDone) / size).toFixed(1)} %)`);
-    assert.equal(first.state, 'downloading', 'the download was over before the video played');
-    assert.ok(first.bytesDone < size, JSON.stringify(first));
-    assert.ok(await f.page.evaluate(() => navigator.serviceWorker.controller !== null), 'the page is not controlled by the service worker');
-    await h.waitFor("F's video to advance 1 s", () => f.page.evaluate(() => document.querySelector('video.player-media').currentTime), (x) => x > 1);
-
-    // Seek to 80 %: Firefox asks the worker for a range far ahead of what is here.
-    const target = await f.page.evaluate(() => {
-      const v = document.querySelector('video.player-media');
-      v.currentTime = v.duration * 0.8;
-      return v.currentTime;
-    });
-    const events = await h.waitFor('F to play after the seek to 80 %', () => mediaEvents(f), (e) => {
-      const seeked = e.findIndex((x) => x.type === 'seeked');
-      return seeked >= 0 && e.slice(seeked).some((x) => x.type === 'playing' || x.type === 'error');
-    });
-    const seeked = events.find((x) => x.type === 'seeked');
-    t.diagnostic(`Firefox: seeked to ${seeked.currentTime.toFixed(1)} s of ${seeked.duration.toFixed(1)} s at ${((100 * seeked.bytesDone) / size).toFixed(1)} % downloaded`);
-    assert.ok(!events.some((x) => x.type === 'error'), JSON.stringify(events));
-    assert.equal(seeked.state, 'downloading', 'the download was over before the seek played');
-    await h.waitFor("F's video to advance past the seek", () => f.page.evaluate(() => document.querySelector('video.player-media').currentTime), (x) => x > target + 0.5);
+    const first = await playsWhileDownloading(f);
+    t.diagnostic(`Firefox: playing at ${first.bytesDone} of ${size} bytes (${percent(first.bytesDone, size)})`);
+    const seeked = await seekPlaysWhileDownloading(f);
+    t.diagnostic(`Firefox: seeked to ${seeked.currentTime.toFixed(1)} s of ${seeked.duration.toFixed(1)} s at ${percent(seeked.bytesDone, size)} downloaded`);
     await a.page.evaluate(() => window.shoal.setTestServeDelay(0));
   });
 });

@@ -34,7 +34,7 @@ describe('TypeScript declarations', () => {
   const { relay, open } = h.relaySuite('types');
 
   test('the methods are typed, not any', () => {
-    for (const sig of ['peers(): PeerInfo[]', 'relay(): RelayStatus', 'downloads(): DownloadInfo[]', 'shares(): ShareInfo[]', 'storedShares(): Promise<StoredShare[]>', 'stats(): Stats', 'milestones(): Milestones', 'start(options: StartOptions): Promise<Node>', 'shareFiles(name: string, entries: ShareEntry[]): Promise<string>', 'download(link: string, paths?: string[] | null): Promise<File>', 'want(shareId: string, paths?: string[] | null): void', 'read(shareId: string, offset: number, length: number): Promise<Uint8Array>']) {
+    for (const sig of ['peers(): PeerInfo[]', 'relay(): RelayStatus', 'downloads(): DownloadInfo[]', 'shares(): ShareInfo[]', 'storedShares(): Promise<StoredShare[]>', 'stats(): Stats', 'milestones(): Milestones', 'start(options: StartOptions): Promise<Node>', 'shareFiles(name: string, entries: ShareEntry[]): Promise<string>', 'download(link: string, paths?: string[] | null): Promise<File>', 'want(shareId: string, paths?: string[] | null): Promise<void>', 'read(shareId: string, offset: number, length: number): Promise<Uint8Array>']) {
       assert.ok(DTS.includes(sig), `peer_wasm.d.ts lacks "${sig}"`);
     }
   });
