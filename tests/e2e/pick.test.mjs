@@ -25,6 +25,9 @@ const TEST = { timeout: 8 * h.WAIT_MS + 3 * F.DOWNLOAD_MS };
 // How long A waits before answering a Hello in step 3: far longer than D takes from one
 // download call to the next, and well under the handshake timeout (10 s).
 const HELLO_DELAY_MS = 4000;
+// How long A waits before sending each chunk in the narrowing test: the whole share
+// (26 chunks) then takes several seconds, far longer than D takes to narrow it.
+const NARROW_SERVE_DELAY_MS = 300;
 
 /** In D's page: download `link` (only `paths`); its entry and each wanted file's SHA-256. */
 async function downloadPicked({ link, paths }) {
@@ -138,5 +141,40 @@ describe('picking more files of a share later', () => {
     const third = await h.within('D to download the third directory after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: steps[2] }), F.DOWNLOAD_MS);
     await a.page.evaluate(() => window.shoal.setTestHelloDelay(0));
     check('after a reload', third, steps[2], stored, (await requestsToA()) - before);
+  });
+  it('narrowing the picks while it downloads: want() resolves once they are on disk, and a reload then keeps them', async (t) => {
+    const swarm = newSwarm('narrow');
+    const profile = mkdtempSync(path.join(tmpdir(), 'shoal-profile-'));
+    dirs.push(profile);
+    const a = await h.launchPeer(relay.url, { name: 'A', swarm });
+    open.push(a);
+    const d = await h.launchPeer(relay.url, { name: 'D', swarm, persistent: profile });
+    open.push(d);
+    await Promise.all([a.started(), d.started()]);
+    await h.waitMeshDirect([a, d]);
+    const orig = await h.within('A to make and share the tree', a.page.evaluate(shareTreeInPage), 4 * h.WAIT_MS);
+    const id = F.shareIdOf(orig.link);
+    const picked = orig.files.filter((f) => f.path.startsWith('photos/2024/')).map((f) => f.path);
+    // A serves slowly, so that the download of everything is still running when D narrows it.
+    await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), NARROW_SERVE_DELAY_MS);
+    await d.page.evaluate((link) => { window.shoal.download(link).catch(() => {}); }, orig.link);
+    await h.waitFor('D to store a first chunk', () => F.entryOf(d, id), (e) => e?.state === 'downloading' && e.chunksDone > 0);
+    await d.page.evaluate(({ i, paths }) => window.shoal.want(i, paths), { i: id, paths: picked });
+    const narrowed = await F.entryOf(d, id);
+    t.diagnostic(`narrowed at ${narrowed.chunksDone} of ${narrowed.chunksTotal} chunks (${narrowed.state})`);
+    assert.equal(narrowed.state, 'downloading', 'the download was over before want() resolved');
+    // Reload at once: the picks were on disk when want() resolved.
+    await d.page.reload();
+    await d.started();
+    await h.waitMeshDirect([a, d]);
+    await a.page.evaluate(() => window.shoal.setTestServeDelay(0));
+    const got = await h.within('D to finish the narrowed download after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: null }), F.DOWNLOAD_MS);
+    const layout = got.entry.files;
+    t.diagnostic(`after the reload: ${got.entry.state}, ${got.entry.chunksDone} of ${got.entry.chunksTotal} chunks`);
+    assert.equal(got.entry.state, 'done');
+    assert.deepEqual(layout.filter((f) => f.wanted).map((f) => f.path).sort(), [...picked].sort(), 'the files marked wanted after the reload');
+    assert.ok(layout.filter((f) => picked.includes(f.path)).every((f) => f.chunksDone === f.chunksTotal), 'every picked file is stored');
+    assert.ok(got.entry.chunksDone < got.entry.chunksTotal, 'it fetched the whole share: the narrowed picks were lost');
+    assert.deepEqual(got.files.sort(byPath), orig.files.filter((f) => picked.includes(f.path)).sort(byPath), "D's files differ from A's");
   });
 });

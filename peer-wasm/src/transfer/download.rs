@@ -183,6 +183,14 @@ async fn download(
         if let Some(focus) = share.focus.borrow_mut().take() {
             sched.set_focus(Some(focus));
         }
+        if share.rewanted.take() {
+            let _ = sched.set_wanted(share.wanted_chunks(&manifest));
+            update_view(share, &sched);
+            t.notify();
+            // The picks survive a reload from now on, not from the next
+            // chunk stored (and `Node.want` resolves).
+            checkpoint(share, &store).await.map_err(full)?;
+        }
         if checkpoints.is_due(now) {
             checkpoint(share, &store).await.map_err(full)?;
             checkpoints.written(now);
@@ -308,16 +316,8 @@ async fn download(
             }
             DlEvent::Reject { peer, index } => sched.request_failed(&peer, index, epoch.elapsed()),
             DlEvent::Left { peer } => sched.peer_left(&peer),
-            DlEvent::Wanted => {
-                let _ = sched.set_wanted(share.wanted_chunks(&manifest));
-                update_view(share, &sched);
-                t.notify();
-                // The picks survive a reload from now on, not from the next
-                // chunk stored.
-                checkpoint(share, &store).await.map_err(full)?;
-            }
             // Read at the top of the loop.
-            DlEvent::Focus => {}
+            DlEvent::Wanted | DlEvent::Focus => {}
             DlEvent::Unknown { .. } | DlEvent::Manifest { .. } => {}
         }
     }

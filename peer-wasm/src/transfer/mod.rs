@@ -154,7 +154,8 @@ pub enum DlEvent {
     Left {
         peer: PeerId,
     },
-    /// The page changed which files it wants (`Share::wanted`).
+    /// The page changed which files it wants (`Share::wanted`, with
+    /// `Share::rewanted` set): a wakeup only, so a full queue loses nothing.
     Wanted,
     /// A streaming read moved the focus (`Share::focus`).
     Focus,
@@ -204,6 +205,9 @@ pub struct Share {
     requested: RefCell<VecMap<PeerId, u32>>,
     /// The paths the page wants of a share of files; `None`: all of it.
     wanted: RefCell<Option<VecSet<String>>>,
+    /// `wanted` changed while the download runs: its loop applies (and
+    /// records) it at its next turn.
+    rewanted: Cell<bool>,
     /// The chunks the latest streaming read wants first, until the download
     /// task hands them to its scheduler (`stream`).
     focus: RefCell<Option<std::ops::Range<u32>>>,
@@ -252,6 +256,7 @@ impl Share {
             reopens: RefCell::default(),
             requested: RefCell::default(),
             wanted: RefCell::default(),
+            rewanted: Cell::new(false),
             focus: RefCell::default(),
             readers: RefCell::default(),
             recorded: recorded::Recorded::default(),
@@ -863,10 +868,10 @@ impl Transfers {
         let recorded = match next {
             pick::Next::Rewant => {
                 *share.wanted.borrow_mut() = wanted;
+                share.rewanted.set(true);
                 let recorded = share.recorded.wait();
-                // The loop applies them and records them at once. A full
-                // queue is a busy download: the loop reads `wanted` at its
-                // next event, and its next checkpoint records them.
+                // The loop applies them and records them at its next turn;
+                // a full queue wakes it anyway.
                 if let Some(tx) = share.download.borrow_mut().as_mut() {
                     let _ = tx.try_send(DlEvent::Wanted);
                 }
