@@ -57,7 +57,6 @@ pub async fn run(
         lock.release_now().await;
     }
     drop(old);
-    let snapshot = share.recorded.snapshot();
     let result = download(&t, &share, &mut rx).await;
     *share.download.borrow_mut() = None;
     // Streaming reads still waiting learn that nothing more comes.
@@ -65,11 +64,6 @@ pub async fn run(
     if result.is_err() {
         abandon(&share).await;
         share.recorded.cancel();
-    } else {
-        // Complete: every file is there, whatever was picked.
-        share
-            .recorded
-            .written(snapshot.max(share.recorded.snapshot()));
     }
     {
         let mut view = share.view.borrow_mut();
@@ -85,6 +79,22 @@ pub async fn run(
         Ok(file) => {
             *share.file.borrow_mut() = Some(file.clone());
             tracing::info!(share = %share.id, "download complete; seeding");
+            if share.rewanted.take() {
+                // Picked again after the loop's last turn: as for a finished
+                // download (recorded, or reopened for the files not stored).
+                let wanted = share.wanted.borrow().clone();
+                let (t, id) = (t.clone(), share.id);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let paths = wanted.map(|w| w.into_iter().collect());
+                    if let Err(e) = t.want(&id, paths).await {
+                        tracing::warn!(share = %id, "applying the files picked last failed: {e}");
+                    }
+                });
+            } else {
+                // Its last checkpoint recorded the picks, if any were asked for
+                // (a file complete from disk needs none).
+                share.recorded.written(share.recorded.snapshot());
+            }
         }
         Err(e) => tracing::warn!(share = %share.id, "download failed: {e}"),
     }

@@ -1002,7 +1002,12 @@ impl Transfers {
         let old = share.store.borrow_mut().take();
         share.file.borrow_mut().take();
         self.end_sessions(share);
-        self.start(share.id, wanted, old)
+        let done = self.start(share.id, wanted, old);
+        // `Node.want` calls still waiting wait for the new attempt's record.
+        if let Some(new) = self.share_by_id(&share.id) {
+            share.recorded.hand_over(&new.recorded);
+        }
+        done
     }
 
     /// Starts (or resumes) the download of `id`; `old`, the store of a

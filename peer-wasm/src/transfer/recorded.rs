@@ -85,6 +85,18 @@ impl Recorded {
     pub fn cancel(&self) {
         self.waiting.take();
     }
+
+    /// Another attempt of the download (a new share object) writes the
+    /// records from now on: the calls waiting here settle with its next one.
+    pub fn hand_over(&self, to: &Recorded) {
+        let Some(w) = self.waiting.take() else { return };
+        let next = to.wait();
+        wasm_bindgen_futures::spawn_local(async move {
+            if next.await.is_ok() {
+                let _ = w.tx.send(());
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +122,21 @@ mod tests {
         r.written(r.snapshot());
         assert_eq!(first.now_or_never(), Some(Ok(())));
         assert_eq!(second.now_or_never(), Some(Ok(())));
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_calls_waiting_follow_a_reopened_download() {
+        let (old, new) = (Recorded::default(), Recorded::default());
+        let waiting = old.wait();
+        old.hand_over(&new);
+        // The old attempt's records no longer count, nor a new one read
+        // before the hand-over; the next one does.
+        old.written(old.snapshot());
+        new.written(Snapshot(0));
+        futures_timer::Delay::new(std::time::Duration::from_millis(5)).await;
+        assert_eq!(waiting.clone().now_or_never(), None);
+        new.written(new.snapshot());
+        assert_eq!(waiting.await, Ok(()));
     }
 
     #[wasm_bindgen_test]
