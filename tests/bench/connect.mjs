@@ -28,7 +28,7 @@
 //
 // Relay binary: $SHOAL_RELAY_BIN, else target/release/relay, else target/debug/relay.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
 import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
@@ -62,8 +62,14 @@ function vmRssKib(pid) {
 // accepts br or gzip downloads).
 function sizes() {
   const out = [];
-  for (const file of ['peer_wasm_bg.wasm', 'peer_wasm.js']) {
-    const p = path.join(h.wwwDir(), 'pkg', file);
+  const pkg = path.join(h.wwwDir(), 'pkg');
+  // The peer's own JS snippets (OPFS, file reads) load with it: counted too.
+  const snippets = readdirSync(path.join(pkg, 'snippets'), { recursive: true })
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => path.join('snippets', f))
+    .sort();
+  for (const file of ['peer_wasm_bg.wasm', 'peer_wasm.js', ...snippets]) {
+    const p = path.join(pkg, file);
     const size = (q) => {
       if (!existsSync(q)) throw new Error(`${q} is missing: build the wasm first (make wasm)`);
       return statSync(q).size;
