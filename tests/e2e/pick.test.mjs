@@ -56,9 +56,8 @@ describe('picking more files of a share later', () => {
   after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
-
-  it('after a subset finished, more files (in the page, then after a reload) fetch only their missing chunks', async (t) => {
-    const swarm = newSwarm('pick');
+  // A shares the tree; D (a persistent profile: OPFS on disk) is connected to it directly.
+  const sharedTree = async (swarm) => {
     const profile = mkdtempSync(path.join(tmpdir(), 'shoal-profile-'));
     dirs.push(profile);
     const a = await h.launchPeer(relay.url, { name: 'A', swarm });
@@ -68,7 +67,12 @@ describe('picking more files of a share later', () => {
     await Promise.all([a.started(), d.started()]);
     await h.waitMeshDirect([a, d]);
     const orig = await h.within('A to make and share the tree', a.page.evaluate(shareTreeInPage), 4 * h.WAIT_MS);
-    const id = F.shareIdOf(orig.link);
+    return { a, d, orig, id: F.shareIdOf(orig.link) };
+  };
+
+  it('after a subset finished, more files (in the page, then after a reload) fetch only their missing chunks', async (t) => {
+    const swarm = newSwarm('pick');
+    const { a, d, orig, id } = await sharedTree(swarm);
     const under = (...prefixes) => orig.files.filter((f) => prefixes.some((p) => f.path.startsWith(p))).map((f) => f.path);
     const steps = [under('photos/2024/'), under('photos/2024/', 'docs/'), under('photos/2024/', 'docs/', 'src/')];
     const requestsToA = () => a.page.evaluate(() => window.shoal.testRequestsReceived());
@@ -144,16 +148,7 @@ describe('picking more files of a share later', () => {
   });
   it('narrowing the picks while it downloads: want() resolves once they are on disk, and a reload then keeps them', async (t) => {
     const swarm = newSwarm('narrow');
-    const profile = mkdtempSync(path.join(tmpdir(), 'shoal-profile-'));
-    dirs.push(profile);
-    const a = await h.launchPeer(relay.url, { name: 'A', swarm });
-    open.push(a);
-    const d = await h.launchPeer(relay.url, { name: 'D', swarm, persistent: profile });
-    open.push(d);
-    await Promise.all([a.started(), d.started()]);
-    await h.waitMeshDirect([a, d]);
-    const orig = await h.within('A to make and share the tree', a.page.evaluate(shareTreeInPage), 4 * h.WAIT_MS);
-    const id = F.shareIdOf(orig.link);
+    const { a, d, orig, id } = await sharedTree(swarm);
     const picked = orig.files.filter((f) => f.path.startsWith('photos/2024/')).map((f) => f.path);
     // A serves slowly, so that the download of everything is still running when D narrows it.
     await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), NARROW_SERVE_DELAY_MS);

@@ -104,6 +104,16 @@ describe('play while downloading', () => {
   const launch = { args: ['--autoplay-policy=no-user-gesture-required'] };
   const launchSwarm = (...names) => h.launchSwarm(relay.url, open, swarm(), names, { launch });
   const video = path.join(h.REPO, 'target', 'media', `stream-test-${VIDEO_SECONDS}s.webm`);
+  // A (Chromium) and F (Firefox) in a swarm of their own, connected directly.
+  const chromiumAndFirefox = async () => {
+    const s = swarm();
+    const [a] = await h.launchSwarm(relay.url, open, s, ['A']);
+    const f = await launchFirefoxPeer(relay.url, { name: 'F', swarm: s });
+    open.push(f);
+    await f.started();
+    await h.waitMeshDirect([a, f]);
+    return [a, f];
+  };
 
   it('a video plays before a quarter of it is here, and a seek to 80 % plays while it downloads', async (t) => {
     makeVideo(video, { seconds: VIDEO_SECONDS, bitrate: '6M' });
@@ -247,12 +257,7 @@ describe('play while downloading', () => {
   it('a Firefox page streams a file through the worker while it downloads', async (t) => {
     const unavailable = firefoxUnavailable();
     if (unavailable) return t.skip(unavailable);
-    const s = swarm();
-    const [a] = await h.launchSwarm(relay.url, open, s, ['A']);
-    const f = await launchFirefoxPeer(relay.url, { name: 'F', swarm: s });
-    open.push(f);
-    await f.started();
-    await h.waitMeshDirect([a, f]);
+    const [a, f] = await chromiumAndFirefox();
     const orig = await F.shareRandom(a, 3 * F.MiB, 'notes.txt');
     await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), SERVE_DELAY_MS);
     const id = F.shareIdOf(orig.link);
@@ -287,12 +292,7 @@ describe('play while downloading', () => {
     if (unavailable) return t.skip(unavailable);
     makeVideo(video, { seconds: VIDEO_SECONDS, bitrate: '6M' });
     const size = readFileSync(video).length;
-    const s = swarm();
-    const [a] = await h.launchSwarm(relay.url, open, s, ['A']);
-    const f = await launchFirefoxPeer(relay.url, { name: 'F', swarm: s });
-    open.push(f);
-    await f.started();
-    await h.waitMeshDirect([a, f]);
+    const [a, f] = await chromiumAndFirefox();
     assert.equal(await f.page.evaluate(() => document.createElement('video').canPlayType('video/webm; codecs="vp8"')), 'probably');
     await a.page.evaluate((ms) => window.shoal.setTestServeDelay(ms), SERVE_DELAY_MS);
     await a.page.setInputFiles('#file-input', video);
