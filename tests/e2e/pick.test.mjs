@@ -6,7 +6,8 @@
 // once: download(link) goes on with the files picked (the first directory:
 // it fetches nothing, they are stored), and at once
 // download(link, paths) asks for a third directory, while the session the
-// first call opened is still in its handshake (A answers slowly).
+// first call opened is still in its handshake (A answers slowly); then
+// want(id, null) and a reload at once: download(link) fetches every file.
 // A is the only other holder, so every chunk request goes to A: each step
 // must ask for exactly the chunks of the new files that were not stored
 // already (the earlier ones stay stored), and every picked file's bytes
@@ -145,6 +146,18 @@ describe('picking more files of a share later', () => {
     const third = await h.within('D to download the third directory after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: steps[2] }), F.DOWNLOAD_MS);
     await a.page.evaluate(() => window.shoal.setTestHelloDelay(0));
     check('after a reload', third, steps[2], stored, (await requestsToA()) - before);
+
+    // 4. Every file (want(id, null)): the download reopens for the rest; D reloads as soon
+    // as want() resolves, and download(link) then fetches everything, not the last picks.
+    await d.page.evaluate((i) => window.shoal.want(i, null), id);
+    await d.page.reload();
+    await d.started();
+    await h.waitMeshDirect([a, d]);
+    const all = await h.within('D to fetch every file after a reload', d.page.evaluate(downloadPicked, { link: orig.link, paths: null }), F.DOWNLOAD_MS);
+    t.diagnostic(`every file after a reload: ${all.entry.state}, ${all.entry.chunksDone} of ${all.entry.chunksTotal} chunks`);
+    assert.equal(all.entry.state, 'done', 'every file after a reload: state');
+    assert.equal(all.entry.chunksDone, all.entry.chunksTotal, 'every file after a reload: the last picks came back');
+    assert.deepEqual(all.files.sort(byPath), [...orig.files].sort(byPath), "every file after a reload: D's files differ from A's");
   });
   it('narrowing the picks while it downloads: want() resolves once they are on disk, and a reload then keeps them', async (t) => {
     const swarm = newSwarm('narrow');

@@ -134,10 +134,9 @@ async fn download(
             lock,
         } => {
             // A download that picked files goes on with them after a reload,
-            // unless this call picks its own.
-            let mut wanted = share.wanted.borrow_mut();
-            if wanted.is_none() {
-                *wanted = picked.map(|p| p.into_iter().collect());
+            // unless this call picks its own (every file included).
+            if share.stored_picks.get() {
+                *share.wanted.borrow_mut() = picked.map(|p| p.into_iter().collect());
             }
             (manifest, have, lock, VecMap::new())
         }
@@ -160,9 +159,10 @@ async fn download(
     // Tell everyone what we have (what was on disk and verified).
     serve(share, manifest.clone(), have.clone(), store.clone());
     t.notify();
-    // Picks (this call's, or a reopened download's new ones) are on disk
-    // from the start: a reload before the first checkpoint keeps them.
-    if share.wanted.borrow().is_some() {
+    // Picks (this call's, or a reopened download's new ones, `None` for all
+    // included) are on disk from the start: a reload before the first
+    // checkpoint keeps them.
+    if share.wanted.borrow().is_some() || share.recorded.is_waiting() {
         checkpoint(share, &store)
             .await
             .map_err(|e| write_error(e, &manifest, &have))?;

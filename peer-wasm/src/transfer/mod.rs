@@ -208,6 +208,8 @@ pub struct Share {
     /// `wanted` changed while the download runs: its loop applies (and
     /// records) it at its next turn.
     rewanted: Cell<bool>,
+    /// The download takes its picks from the record on disk (`Picks::Stored`).
+    stored_picks: Cell<bool>,
     /// The chunks the latest streaming read wants first, until the download
     /// task hands them to its scheduler (`stream`).
     focus: RefCell<Option<std::ops::Range<u32>>>,
@@ -216,6 +218,25 @@ pub struct Share {
     readers: RefCell<Vec<(std::ops::Range<u32>, oneshot::Sender<()>)>>,
     /// `Node.want` calls waiting for their picks to be on disk.
     recorded: recorded::Recorded,
+}
+
+/// The files a download starts with.
+enum Picks {
+    /// Those the caller named (`None`: every file).
+    Given(Option<VecSet<String>>),
+    /// The caller named none: those the record on disk keeps, if it keeps
+    /// any (a download picked before a reload goes on with them), else all.
+    Stored,
+}
+
+impl Picks {
+    /// What `download(link, paths)` asks for.
+    fn of_call(paths: Option<VecSet<String>>) -> Self {
+        match paths {
+            Some(paths) => Picks::Given(Some(paths)),
+            None => Picks::Stored,
+        }
+    }
 }
 
 /// The chunks of the files at `paths` (all chunks for `None`).
@@ -257,6 +278,7 @@ impl Share {
             requested: RefCell::default(),
             wanted: RefCell::default(),
             rewanted: Cell::new(false),
+            stored_picks: Cell::new(false),
             focus: RefCell::default(),
             readers: RefCell::default(),
             recorded: recorded::Recorded::default(),
@@ -868,6 +890,8 @@ impl Transfers {
         let recorded = match next {
             pick::Next::Rewant => {
                 *share.wanted.borrow_mut() = wanted;
+                // Named now: not the ones on disk (if its record is still to be read).
+                share.stored_picks.set(false);
                 share.rewanted.set(true);
                 let recorded = share.recorded.wait();
                 // The loop applies them and records them at its next turn;
@@ -923,7 +947,7 @@ impl Transfers {
         let id = shoal_share::parse_link(link)?;
         let wanted: Option<VecSet<String>> = wanted.map(|p| p.into_iter().collect());
         let done = match self.share_by_id(&id) {
-            None => self.start(id, wanted, None),
+            None => self.start(id, Picks::of_call(wanted), None),
             Some(share) => {
                 let have = share.have.borrow().clone();
                 let picked = match (&wanted, share.manifest()) {
@@ -946,7 +970,7 @@ impl Transfers {
                             }
                             return Ok(file);
                         }
-                        self.start(id, wanted, None)
+                        self.start(id, Picks::of_call(wanted), None)
                     }
                     pick::Next::Reopen { missing } => {
                         tracing::info!(share = %id, missing, "more files picked; reopening the download");
@@ -961,7 +985,7 @@ impl Transfers {
                         // A download that failed earlier: start it again (it resumes
                         // from what is on disk), on new sessions (the old ones belong to the old attempt).
                         self.end_sessions(&share);
-                        self.start(id, wanted, None)
+                        self.start(id, Picks::of_call(wanted), None)
                     }
                 }
             }
@@ -1002,7 +1026,7 @@ impl Transfers {
         let old = share.store.borrow_mut().take();
         share.file.borrow_mut().take();
         self.end_sessions(share);
-        let done = self.start(share.id, wanted, old);
+        let done = self.start(share.id, Picks::Given(wanted), old);
         // `Node.want` calls still waiting wait for the new attempt's record.
         if let Some(new) = self.share_by_id(&share.id) {
             share.recorded.hand_over(&new.recorded);
@@ -1015,11 +1039,14 @@ impl Transfers {
     fn start(
         &self,
         id: ShareId,
-        wanted: Option<VecSet<String>>,
+        picks: Picks,
         old: Option<Rc<Store>>,
     ) -> oneshot::Receiver<Result<File, TransferError>> {
         let share = Rc::new(Share::new(id));
-        *share.wanted.borrow_mut() = wanted;
+        match picks {
+            Picks::Given(wanted) => *share.wanted.borrow_mut() = wanted,
+            Picks::Stored => share.stored_picks.set(true),
+        }
         // Each session clones the sender once: the queue holds at most
         // this many events plus one per session (sessions are bounded).
         let (tx, rx) = mpsc::channel(DOWNLOAD_EVENT_QUEUE);

@@ -62,6 +62,11 @@ impl Recorded {
         }
     }
 
+    /// Whether a call waits for a record.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.borrow().is_some()
+    }
+
     /// Taken by a record writer before it reads the picks.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot(self.generation.get())
