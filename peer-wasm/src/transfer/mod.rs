@@ -1003,9 +1003,9 @@ impl Transfers {
     /// attempt's: `AlreadyOpen`); their tasks stop once they see it
     /// ([`Transfers::is_live`]).
     fn end_sessions(&self, share: &Share) {
+        // The established ones among them are in `share.sessions` too.
         let ended = self.0.admission.borrow_mut().end_share(&share.id);
-        let established: Vec<SessionId> = share.sessions.borrow().keys().copied().collect();
-        for sid in ended.into_iter().chain(established) {
+        for sid in ended {
             share.close_session(sid);
         }
     }
