@@ -163,9 +163,18 @@ WASM_OPT_FLAGS := --duplicate-function-elimination \
 
 # And esbuild (npm, also in .tools/) minifies the JS glue, whose exports keep
 # their names (peer_wasm.d.ts describes them): brotli 8,540 -> 6,111 bytes;
-# and the peer's own snippets (opfs.js, read.js): 6,161 -> 2,977 bytes.
+# and the peer's own snippets (opfs.js, read.js): 6,161 -> 2,977 bytes. It
+# bundles the snippets into the glue, so that the page fetches the peer's JS
+# as one file and not a second import level later (pkg/snippets is removed).
 ESBUILD := .tools/npm/node_modules/.bin/esbuild
 ESBUILD_FLAGS := --minify --format=esm --log-level=warning --allow-overwrite
+# The page's own modules (app.js and ui/) as one file, page.js, which
+# index.html loads: ten modules were ten requests on a browser's six
+# connections per host over HTTP/1.1, and the import levels waited on each
+# other. First direct peer 425 -> 388 ms median (tests/bench/connect.mjs,
+# 20 runs each, side by side). The peer stays apart (imported when needed,
+# and its size is counted on its own).
+PAGE_BUNDLE_FLAGS := $(ESBUILD_FLAGS) --bundle --external:./pkg/peer_wasm.js --external:/pkg/zip.js
 
 # The page's zip writer (Save of a folder where the browser has no directory
 # picker): npm's client-zip, bundled by esbuild into pkg/zip.js, which the
@@ -178,8 +187,9 @@ $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP):
 wasm: $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 	$(WASM_PACK) --out-dir $(CURDIR)/www/pkg
 	$(WASM_OPT) $(WASM_OPT_FLAGS) www/pkg/peer_wasm_bg.wasm -o www/pkg/peer_wasm_bg.wasm
-	$(ESBUILD) $(ESBUILD_FLAGS) www/pkg/peer_wasm.js --outfile=www/pkg/peer_wasm.js
-	for f in www/pkg/snippets/*/js/*.js; do $(ESBUILD) $(ESBUILD_FLAGS) $$f --outfile=$$f; done
+	$(ESBUILD) $(ESBUILD_FLAGS) --bundle www/pkg/peer_wasm.js --outfile=www/pkg/peer_wasm.js
+	rm -rf www/pkg/snippets
+	$(ESBUILD) $(PAGE_BUNDLE_FLAGS) www/app.js --outfile=www/page.js
 	$(ESBUILD) $(ESBUILD_FLAGS) --bundle $(CLIENT_ZIP) --outfile=www/pkg/zip.js
 	node scripts/compress.mjs www
 
@@ -199,8 +209,9 @@ define page
 	find $(1) \( -name '*.br' -o -name '*.gz' \) -delete
 	$(3) $(WASM_PACK) --out-dir $(CURDIR)/$(1)/pkg $(2)
 	$(WASM_OPT) $(WASM_OPT_FLAGS) $(4) $(1)/pkg/peer_wasm_bg.wasm -o $(1)/pkg/peer_wasm_bg.wasm
-	$(ESBUILD) $(ESBUILD_FLAGS) $(1)/pkg/peer_wasm.js --outfile=$(1)/pkg/peer_wasm.js
-	for f in $(1)/pkg/snippets/*/js/*.js; do $(ESBUILD) $(ESBUILD_FLAGS) $$f --outfile=$$f; done
+	$(ESBUILD) $(ESBUILD_FLAGS) --bundle $(1)/pkg/peer_wasm.js --outfile=$(1)/pkg/peer_wasm.js
+	rm -rf $(1)/pkg/snippets
+	$(ESBUILD) $(PAGE_BUNDLE_FLAGS) $(1)/app.js --outfile=$(1)/page.js
 	$(ESBUILD) $(ESBUILD_FLAGS) --bundle $(CLIENT_ZIP) --outfile=$(1)/pkg/zip.js
 	node scripts/compress.mjs $(1)
 endef
@@ -215,3 +226,4 @@ clean:
 	cargo clean
 	rm -rf www/pkg tests/.artifacts
 	find www \( -name '*.br' -o -name '*.gz' \) -delete
+	rm -f www/page.js

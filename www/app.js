@@ -73,6 +73,8 @@ const ready = new Promise((resolve, reject) => {
 ready.catch(() => {});
 
 function fail(heading, detail) {
+  // The relay socket index.html opened for the peer, when no peer took it.
+  if (!window.shoal) window.shoalEarly?.relay?.then(({ socket }) => socket?.close(), () => {});
   rejectReady(new Error(`${heading} ${detail}`));
   console.error(`shoal: ${heading} ${detail}`);
   window.shoalError = `${heading} ${detail}`;
@@ -271,7 +273,7 @@ async function start() {
     performance.mark('shoal:app');
     mod = await import('./pkg/peer_wasm.js');
     // The module compiled early by index.html, else let init fetch it.
-    const compiled = await window.shoalWasm?.catch(() => undefined);
+    const compiled = await window.shoalEarly?.wasm?.catch(() => undefined);
     await mod.default(compiled ? { module_or_path: compiled } : undefined);
     performance.mark('shoal:wasm-ready');
   } catch (e) {
@@ -280,7 +282,8 @@ async function start() {
   }
 
   try {
-    node = await mod.Node.start({ relay: location.origin, swarm, maxPeers: MAX_PEERS });
+    const early = window.shoalEarly?.relay;
+    node = await mod.Node.start({ relay: location.origin, swarm, maxPeers: MAX_PEERS, ...(early ? { early } : {}) });
   } catch (e) {
     fail(`Could not join the swarm through the relay at ${location.origin}.`, errorText(e));
     return;

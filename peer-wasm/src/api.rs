@@ -15,6 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::{
+    early::Early,
     milestones::{self, Milestone},
     node::{self, Command, Settings},
     options::StartOptions,
@@ -39,8 +40,9 @@ pub struct Node {
 
 #[wasm_bindgen]
 impl Node {
-    /// Fetches the relay's `/api/info`, builds the Swarm and starts it.
-    /// Rejects with a readable message when the options or the relay are bad.
+    /// Fetches the relay's `/api/info` (unless `early` has it), builds the
+    /// Swarm and starts it. Rejects with a readable message when the options
+    /// or the relay are bad.
     pub async fn start(
         #[wasm_bindgen(unchecked_param_type = "StartOptions")] options: JsValue,
     ) -> Result<Node, JsError> {
@@ -64,7 +66,11 @@ impl Node {
         )
         .map_err(|e| JsError::new(&e.to_string()))?;
         let started_at = milestones::now();
-        let info = fetch_info(&opts.relay).await?;
+        let early = Early::settle(opts.early).await;
+        let info = match early.info {
+            Some(info) => info,
+            None => fetch_info(&opts.relay).await?,
+        };
         let info_at = milestones::now();
         let relay_peer: PeerId = info
             .peer_id
@@ -86,8 +92,14 @@ impl Node {
         }
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
-        let (swarm, control) = node::build(keypair, webrtc_config, opts.max_peers, relay_peer)
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let (swarm, control) = node::build(
+            keypair,
+            webrtc_config,
+            opts.max_peers,
+            relay_peer,
+            early.socket,
+        )
+        .map_err(|e| JsError::new(&e.to_string()))?;
         let state = SharedState::new(&relay_peer);
         state.mark_at(Milestone::Start, started_at);
         state.mark_at(Milestone::InfoFetched, info_at);

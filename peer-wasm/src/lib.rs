@@ -10,6 +10,8 @@
 //!   sessions, OPFS storage kept across reloads and shared by tabs under
 //!   Web Locks (the wire format, handshake, session rules, admission,
 //!   manifest fetch, scheduler and resume rules are sans-IO in `shoal_share`).
+//! - `early`: what the page fetched and opened for the node before the
+//!   wasm was ready (`/api/info`, the relay WebSocket).
 //! - `types`: the TypeScript declarations of the JS API's values.
 //! - `log`: `tracing` to the browser console.
 //! - `milestones`: when the node first reached each stage of joining
@@ -32,6 +34,7 @@
 #![cfg(target_arch = "wasm32")]
 
 pub mod api;
+mod early;
 #[cfg(feature = "test-hooks")]
 mod echo;
 mod log;

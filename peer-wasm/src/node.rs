@@ -120,6 +120,7 @@ pub fn build(
     webrtc_config: webrtc::Config,
     max_peers: usize,
     relay_peer: PeerId,
+    early_socket: Option<web_sys::WebSocket>,
 ) -> Result<(Swarm<Behaviour>, streams::Control), BuildError> {
     let local_peer = keypair.public().to_peer_id();
     let (relay_transport, relay_behaviour) = relay::client::new(local_peer);
@@ -129,7 +130,7 @@ pub fn build(
     let webrtc = webrtc::Transport::new(webrtc_config, stream.new_control())?;
     let noise = noise::Config::new(&keypair)?;
     let upgraded = relay_transport
-        .or_transport(ws::Transport)
+        .or_transport(ws::Transport::with_early_socket(early_socket))
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
         .multiplex(yamux::Config::default())

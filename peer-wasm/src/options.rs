@@ -18,7 +18,7 @@ const DEFAULT_MAX_PEERS: usize = 16;
 const DEFAULT_SWARM: &str = "default";
 
 /// The fields of [`StartOptions`] as the page spells them.
-const OPTION_NAMES: &str = "relay, swarm, maxPeers, iceServers, webrtcTimeoutMs";
+const OPTION_NAMES: &str = "relay, swarm, maxPeers, iceServers, webrtcTimeoutMs, early";
 
 /// Why a value is not what the node expects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +52,9 @@ pub struct StartOptions {
     pub ice_servers: Option<Vec<IceServer>>,
     /// Bound on one WebRTC connection attempt, in milliseconds.
     pub webrtc_timeout_ms: Option<u32>,
+    /// What the page fetched and opened before the wasm was ready: a promise
+    /// of `{ info, socket }` (see `crate::early`).
+    pub early: Option<js_sys::Promise>,
 }
 
 impl StartOptions {
@@ -72,6 +75,15 @@ impl StartOptions {
                 .map(|list| list.iter().map(|v| ice_server(&v, true)).collect())
                 .transpose()?,
             webrtc_timeout_ms: whole(object, "webrtcTimeoutMs", u32::MAX.into())?.map(|n| n as u32),
+            early: get(object, "early")
+                .map(|v| {
+                    v.dyn_into::<js_sys::Promise>()
+                        .map_err(|_| FieldError::Type {
+                            field: "early",
+                            what: "a Promise",
+                        })
+                })
+                .transpose()?,
         })
     }
 }

@@ -22,6 +22,14 @@ export interface StartOptions {
   iceServers?: IceServerOption[];
   /** Bound on one WebRTC attempt, in milliseconds. */
   webrtcTimeoutMs?: number;
+  /**
+   * A head start the page made before the wasm was ready: the relay's
+   * `/api/info` JSON, and a WebSocket it opened to that info's `p2pPath`
+   * (not yet used; close it if it receives anything). The node dials
+   * through that socket if its URL is the relay's. Either may be missing;
+   * a rejected promise is the same as none.
+   */
+  early?: Promise<{ info?: unknown; socket?: WebSocket | null }>;
 }
 
 export type PathKind = "direct" | "relayed";

@@ -110,7 +110,37 @@ impl std::fmt::Display for Closed {
 
 /// Dials `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>/(ws|tls/ws|wss)[/p2p/…]`.
 #[derive(Default)]
-pub struct Transport;
+pub struct Transport {
+    /// A socket the page opened to the relay before the wasm was ready
+    /// (`crate::early`): the first dial to its URL takes it over instead of
+    /// opening another; any other first dial closes it.
+    early: Option<SendWrapper<WebSocket>>,
+}
+
+impl Transport {
+    pub fn with_early_socket(socket: Option<WebSocket>) -> Self {
+        Self {
+            early: socket.map(SendWrapper::new),
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        if let Some(socket) = self.early.take() {
+            let _ = socket.close_with_code_and_reason(1000, "unused");
+        }
+    }
+}
+
+/// Whether two WebSocket URLs name the same resource, as the browser
+/// serializes them (`wss://h:443/p` and `wss://h/p` are one).
+fn same_url(a: &str, b: &str) -> bool {
+    match (web_sys::Url::new(a), web_sys::Url::new(b)) {
+        (Ok(a), Ok(b)) => a.href() == b.href(),
+        _ => false,
+    }
+}
 
 /// `ws://` or `wss://` URL of a WebSocket multiaddr (same mapping as
 /// libp2p-websocket-websys, path included).
@@ -158,8 +188,12 @@ impl libp2p::core::Transport for Transport {
         let Some(url) = websocket_url(&addr) else {
             return Err(TransportError::MultiaddrNotSupported(addr));
         };
+        let early = self.early.take().map(SendWrapper::take);
         let fut = async move {
-            let conn = Connection::new(&url)?;
+            let conn = match early.and_then(|socket| Connection::adopt(socket, &url)) {
+                Some(conn) => conn,
+                None => Connection::new(&url)?,
+            };
             let opened = futures::select! {
                 r = std::future::poll_fn(|cx| conn.poll_open(cx)).fuse() => r,
                 _ = Delay::new(OPEN_TIMEOUT).fuse() => Err(Error::Timeout(url.clone())),
@@ -232,9 +266,33 @@ pub struct Connection(SendWrapper<Inner>);
 impl Connection {
     fn new(url: &str) -> Result<Self, Error> {
         let socket = WebSocket::new(url).map_err(|_| Error::Url(url.to_owned()))?;
+        Ok(Self::wire(socket, url, SocketState::Opening))
+    }
+
+    /// Takes over `socket`, opened by the page to `url` before the node
+    /// started, if it is still opening or open and its URL is `url`; else
+    /// closes it (`None`: dial a new one). Nothing is lost in between: the
+    /// relay speaks only after the dialer (multistream-select's dialer
+    /// proposes first), and the page closes an early socket that receives.
+    fn adopt(socket: WebSocket, url: &str) -> Option<Self> {
+        let state = match socket.ready_state() {
+            WebSocket::CONNECTING => SocketState::Opening,
+            WebSocket::OPEN => SocketState::Open,
+            _ => return None,
+        };
+        if !same_url(&socket.url(), url) {
+            tracing::debug!(early = %socket.url(), %url, "early relay socket unused");
+            let _ = socket.close_with_code_and_reason(1000, "unused");
+            return None;
+        }
+        tracing::debug!(%url, "relay socket opened early by the page");
+        Some(Self::wire(socket, url, state))
+    }
+
+    fn wire(socket: WebSocket, url: &str, state: SocketState) -> Self {
         socket.set_binary_type(BinaryType::Arraybuffer);
         let shared = Rc::new(RefCell::new(Shared {
-            state: SocketState::Opening,
+            state,
             close_reason: String::new(),
             received: VecDeque::new(),
             overflowed: false,
@@ -299,7 +357,7 @@ impl Connection {
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        Ok(Self(SendWrapper::new(Inner {
+        Self(SendWrapper::new(Inner {
             url: url.to_owned(),
             socket,
             shared,
@@ -310,7 +368,7 @@ impl Connection {
                 _close: on_close,
             }),
             write_timer: None,
-        })))
+        }))
     }
 
     fn poll_open(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -9,7 +9,7 @@
 // - "waiting" (the headline, issue #10's goal): a peer with a file already waits in the
 //   swarm (its page started, reserved, registered, the file shared); then the share link
 //   is opened in a fresh context (cold cache) of a second Chromium process. Every stage
-//   of that page, from navigation start: HTML, app.js, wasm, node started, and the
+//   of that page, from navigation start: HTML, page.js, wasm, node started, and the
 //   node's own milestones (`node.milestones()`: relay connected, reserved, registered,
 //   discovered, relayed connection, /webrtc start, first direct, first verified chunk),
 //   and the first RTCPeerConnection's SDP, ICE, DTLS and first data channel (wrapped in
@@ -64,7 +64,9 @@ function sizes() {
   const out = [];
   const pkg = path.join(h.wwwDir(), 'pkg');
   // The peer's own JS snippets (OPFS, file reads) load with it: counted too.
-  const snippets = readdirSync(path.join(pkg, 'snippets'), { recursive: true })
+  // `make wasm` bundles them into peer_wasm.js; a build from before that has them apart.
+  const dir = path.join(pkg, 'snippets');
+  const snippets = (existsSync(dir) ? readdirSync(dir, { recursive: true }) : [])
     .filter((f) => f.endsWith('.js'))
     .map((f) => path.join('snippets', f))
     .sort();
@@ -87,8 +89,8 @@ const GOAL_MS = 400;
 // without `node.milestones()`).
 const STAGES = [
   ['html', 'page HTML received (navigation `responseEnd`)'],
-  ['appFetched', 'app.js fetched (resource `responseEnd`)'],
-  ['app', 'app.js running (`shoal:app` mark)'],
+  ['appFetched', 'page.js fetched (app.js and ui/ bundled; resource `responseEnd`)'],
+  ['app', 'page.js running (`shoal:app` mark)'],
   ['wasmFetched', 'wasm fetched (resource `responseEnd`; compiled while it streams)'],
   ['wasmReady', 'wasm compiled and instantiated (`shoal:wasm-ready`)'],
   ['nStart', '`Node.start` called'],

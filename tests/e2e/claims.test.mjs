@@ -6,6 +6,8 @@
 // - `download()` never hands back a partial file, and a failed download can be started again
 //   (test switch `setTestFailWritesAfter`: the downloader's chunk writes start failing).
 // The switches exist only in the test build of the wasm (cargo feature `test-hooks`).
+// - the page's head start: the peer dials the relay through the WebSocket index.html opened,
+//   opens its own when that one is gone, and a page that fails to start closes it.
 // All waits are bounded; nothing asserts on durations.
 
 import assert from 'node:assert/strict';
@@ -30,6 +32,30 @@ function startDownloadInPage(link) {
     },
   );
 }
+
+/**
+ * Init script: keeps every WebSocket the page creates in window.__sockets (index.html's
+ * early one included); with `closeFirst`, the first is closed as soon as it exists.
+ */
+function recordSockets(closeFirst) {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
+      if (closeFirst && window.__sockets.length === 1) this.close();
+    }
+
+    close(...args) {
+      this.closedByPage = true;
+      return super.close(...args);
+    }
+  };
+}
+
+const sockets = (peer) =>
+  peer.page.evaluate(() => window.__sockets.map((s) => ({ url: s.url, readyState: s.readyState, closedByPage: Boolean(s.closedByPage) })));
 
 const outcome = (peer, link) => peer.page.evaluate((l) => window.__dl?.[l] ?? null, link);
 const entryOf = (peer, link) =>
@@ -97,7 +123,7 @@ describe('README claims', () => {
   it('the page shows a start-up error as text and sets window.shoalError', async () => {
     // A swarm name over 200 bytes makes Node.start fail; it carries markup, which must stay text.
     const swarm = `<img id="injected" src="x"><b id="bold">bold</b>${'x'.repeat(300)}`;
-    const peer = await h.launchPeer(relay.url, { name: 'page', swarm });
+    const peer = await h.launchPeer(relay.url, { name: 'page', swarm, initScripts: [[recordSockets, false]] });
     open.push(peer);
     const seen = await h.waitFor(
       'the page to set window.shoalError',
@@ -120,6 +146,29 @@ describe('README claims', () => {
     assert.equal(seen.state, 'error');
     assert.equal(seen.injected, false, 'markup from the URL was rendered as HTML');
     assert.equal(seen.swarmShown, swarm, 'the swarm name is shown as text');
+    // No peer took the relay socket index.html opened: the page closed it.
+    await h.waitFor('the page to close the early relay socket', () => sockets(peer), (v) => v.length === 1 && v[0].closedByPage);
+  });
+
+  it('the peer dials the relay through the WebSocket index.html opened while the wasm loaded', async () => {
+    const peer = await h.launchPeer(relay.url, { name: 'early', swarm: newSwarm(), initScripts: [[recordSockets, false]] });
+    open.push(peer);
+    await peer.started();
+    await h.waitFor('a relay reservation', peer.relay, (r) => r?.state === 'reserved');
+    const seen = await sockets(peer);
+    assert.equal(seen.length, 1, `one WebSocket, not a second one by the peer: ${JSON.stringify(seen)}`);
+    assert.equal(new URL(seen[0].url).pathname, '/p2p');
+    assert.deepEqual([seen[0].readyState, seen[0].closedByPage], [1, false], 'the socket is open');
+  });
+
+  it('an early WebSocket that closed before the peer started is replaced by the peer\'s own', async () => {
+    const peer = await h.launchPeer(relay.url, { name: 'early-closed', swarm: newSwarm(), initScripts: [[recordSockets, true]] });
+    open.push(peer);
+    await peer.started();
+    await h.waitFor('a relay reservation', peer.relay, (r) => r?.state === 'reserved');
+    const seen = await sockets(peer);
+    assert.equal(seen.length, 2, JSON.stringify(seen));
+    assert.deepEqual(seen.map((s) => s.readyState), [3, 1], 'the early one closed, the peer\'s own open');
   });
 
   it('a manifest that does not match the link is refused; only the linked file is handed back', async () => {

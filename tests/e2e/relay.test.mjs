@@ -58,14 +58,14 @@ describe('relay HTTP endpoints', () => {
     assert.ok(info.version.length > 0);
   });
 
-  it('serves the page: index.html, app.js, style.css', async () => {
+  it('serves the page: index.html, page.js (app.js bundled), style.css', async () => {
     const index = await get('/');
     assert.equal(index.status, 200);
     assert.match(index.headers.get('content-type') ?? '', /^text\/html/);
     const html = await index.text();
-    assert.match(html, /<script type="module" src="app\.js">/);
+    assert.match(html, /<script type="module" src="page\.js">/);
 
-    const js = await get('/app.js');
+    const js = await get('/page.js');
     assert.equal(js.status, 200);
     assert.match(js.headers.get('content-type') ?? '', /javascript/);
 

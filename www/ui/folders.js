@@ -236,7 +236,7 @@ const ZIP_NAME = 'shoal-save.zip';
  * to the browser's downloads: never whole in memory.
  */
 export async function zipInto(handle, file, files) {
-  const { downloadZip } = await import('../pkg/zip.js');
+  const { downloadZip } = await import('/pkg/zip.js');
   const inputs = files.map((f) => ({ name: f.path, input: file.slice(f.offset, f.offset + f.size), size: f.size }));
   const writable = await handle.createWritable();
   await downloadZip(inputs).body.pipeTo(writable);

@@ -64,6 +64,10 @@ fn bad_options_are_named() {
         );
     }
     assert!(matches!(
+        err(r#"{"relay":"h","early":{"info":{}}}"#),
+        FieldError::Type { field: "early", .. }
+    ));
+    assert!(matches!(
         err(r#"{"relay":7}"#),
         FieldError::Type { field: "relay", .. }
     ));

@@ -30,7 +30,7 @@ async fn a_dial_to_a_server_that_does_not_upgrade_fails_instead_of_hanging() {
     let port = location.port().unwrap();
     let addr: Multiaddr = format!("/ip4/{host}/tcp/{port}/ws").parse().unwrap();
 
-    let dial = Transport.dial(addr, dialer()).unwrap();
+    let dial = Transport::default().dial(addr, dialer()).unwrap();
     match dial.await {
         // The browser fails the handshake (an HTTP answer, not 101) with
         // an abnormal close.
@@ -53,7 +53,7 @@ fn addresses_it_cannot_dial_are_refused_at_once() {
         let addr: Multiaddr = addr.parse().unwrap();
         assert!(
             matches!(
-                Transport.dial(addr.clone(), dialer()),
+                Transport::default().dial(addr.clone(), dialer()),
                 Err(TransportError::MultiaddrNotSupported(_))
             ),
             "{addr} was dialed"
@@ -65,8 +65,8 @@ fn addresses_it_cannot_dial_are_refused_at_once() {
         role: Endpoint::Listener,
         port_use: PortUse::New,
     };
-    assert!(Transport.dial(ws.clone(), listener).is_err());
-    assert!(Transport
+    assert!(Transport::default().dial(ws.clone(), listener).is_err());
+    assert!(Transport::default()
         .listen_on(libp2p::core::transport::ListenerId::next(), ws)
         .is_err());
 }
@@ -110,4 +110,56 @@ fn the_relay_address_is_the_one_the_relay_info_describes() {
             super::relay_addr(&origin, path, relay)
         );
     }
+}
+
+#[wasm_bindgen_test]
+async fn an_early_socket_is_taken_over_only_by_a_dial_to_its_url() {
+    let location = web_sys::window().unwrap().location();
+    let host = location.hostname().unwrap();
+    let port = location.port().unwrap();
+    let addr: Multiaddr = format!("/ip4/{host}/tcp/{port}/ws").parse().unwrap();
+
+    // Its URL: the dial goes through it. The test server does not upgrade, so
+    // the dial fails as a socket of its own would, through the socket's events.
+    let early = web_sys::WebSocket::new(&format!("ws://{host}:{port}")).unwrap();
+    let dial = Transport::with_early_socket(Some(early.clone()))
+        .dial(addr.clone(), dialer())
+        .unwrap();
+    assert!(matches!(dial.await, Err(Error::Refused { code: 1006, .. })));
+    // Taken over: the transport set it up (a fresh socket's binaryType is "blob").
+    assert_eq!(early.binary_type(), web_sys::BinaryType::Arraybuffer);
+
+    // Another URL: closed at once, and the dial opens its own.
+    let elsewhere = web_sys::WebSocket::new(&format!("ws://{host}:{port}/other")).unwrap();
+    let dial = Transport::with_early_socket(Some(elsewhere.clone()))
+        .dial(addr.clone(), dialer())
+        .unwrap();
+    assert!(matches!(dial.await, Err(Error::Refused { code: 1006, .. })));
+    assert!(elsewhere.ready_state() >= web_sys::WebSocket::CLOSING);
+    assert_eq!(elsewhere.binary_type(), web_sys::BinaryType::Blob);
+
+    // Never dialed: closed with the transport.
+    let unused = web_sys::WebSocket::new(&format!("ws://{host}:{port}")).unwrap();
+    drop(Transport::with_early_socket(Some(unused.clone())));
+    assert_eq!(unused.ready_state(), web_sys::WebSocket::CLOSING);
+}
+
+#[wasm_bindgen_test]
+fn websocket_urls_compare_as_the_browser_serializes_them() {
+    use super::same_url;
+    assert!(same_url(
+        "wss://relay.example:443/p2p",
+        "wss://relay.example/p2p"
+    ));
+    assert!(same_url("ws://127.0.0.1:80/", "ws://127.0.0.1/"));
+    assert!(same_url("ws://[::1]:9/p2p", "ws://[0:0:0:0:0:0:0:1]:9/p2p"));
+    assert!(!same_url(
+        "ws://relay.example/p2p",
+        "wss://relay.example/p2p"
+    ));
+    assert!(!same_url(
+        "ws://relay.example/p2p",
+        "ws://relay.example/other"
+    ));
+    assert!(!same_url("not a url", "not a url"));
 }

@@ -166,11 +166,11 @@ export function recordMilestones() {
     set(value) {
       node = value;
       marks.started = performance.now();
-      // The page's own stages (www/index.html, www/app.js), from navigation start too.
+      // The page's own stages (www/index.html, page.js: www/app.js bundled), from navigation start too.
       const at = (name) => performance.getEntriesByName(name)[0]?.startTime;
       const fetched = (suffix) => performance.getEntriesByType('resource').find((e) => e.name.endsWith(suffix))?.responseEnd;
       marks.html = performance.getEntriesByType('navigation')[0]?.responseEnd;
-      marks.appFetched = fetched('/app.js');
+      marks.appFetched = fetched('/page.js') ?? fetched('/app.js'); // app.js unbundled before page.js
       marks.app = at('shoal:app');
       marks.wasmFetched = fetched('peer_wasm_bg.wasm');
       marks.wasmReady = at('shoal:wasm-ready');
