@@ -31,6 +31,14 @@ pub enum Milestone {
     WebrtcStart,
     /// A direct connection to another peer is up.
     Direct,
+    /// A download's session with a peer holding the share was up.
+    Holder,
+    /// A download received and verified the share's manifest.
+    Manifest,
+    /// A download's data file was open for writing.
+    DataOpen,
+    /// A download asked a peer for its first chunk.
+    FirstRequest,
     /// A download verified and stored its first chunk.
     FirstChunk,
 }
@@ -49,6 +57,10 @@ pub struct Milestones {
     peer_relayed: Option<f64>,
     webrtc_start: Option<f64>,
     direct: Option<f64>,
+    holder: Option<f64>,
+    manifest: Option<f64>,
+    data_open: Option<f64>,
+    first_request: Option<f64>,
     first_chunk: Option<f64>,
 }
 
@@ -66,6 +78,10 @@ impl Milestones {
             Milestone::PeerRelayed => &mut self.peer_relayed,
             Milestone::WebrtcStart => &mut self.webrtc_start,
             Milestone::Direct => &mut self.direct,
+            Milestone::Holder => &mut self.holder,
+            Milestone::Manifest => &mut self.manifest,
+            Milestone::DataOpen => &mut self.data_open,
+            Milestone::FirstRequest => &mut self.first_request,
             Milestone::FirstChunk => &mut self.first_chunk,
         };
         slot.get_or_insert(now);

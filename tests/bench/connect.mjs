@@ -112,6 +112,10 @@ const STAGES = [
   ['dtlsConnected', 'DTLS connected (`connectionState` connected)'],
   ['channelOpen', 'first data channel open (SCTP)'],
   ['firstDirect', '**first direct peer** (in `peers()`)'],
+  ['nHolder', 'download: a session with a holder of the share up'],
+  ['nManifest', 'download: manifest received and verified'],
+  ['nDataOpen', 'download: data file open (OPFS)'],
+  ['nFirstRequest', 'download: first chunk requested'],
   ['firstChunk', '**first verified chunk** (stored)'],
 ];
 

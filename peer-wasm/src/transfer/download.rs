@@ -142,6 +142,7 @@ async fn download(
         }
         Opened::New { lock } => {
             let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
+            t.0.state.mark(Milestone::Manifest);
             let have = Bitfield::new(manifest.chunk_count());
             stored::create(&share.id, &manifest)
                 .await
@@ -153,6 +154,7 @@ async fn download(
     let store = Store::open_data(&share.id, manifest.size(), lock)
         .await
         .map_err(|e| write_error(e, &manifest, &have))?;
+    t.0.state.mark(Milestone::DataOpen);
     let store = Rc::new(store);
     let count = manifest.chunk_count();
     share.view.borrow_mut().state = DownloadState::Downloading;
@@ -209,6 +211,7 @@ async fn download(
             match action {
                 Action::Request { peer, index } => {
                     if share.send_to_peer(&peer, &Message::Request(index)) {
+                        t.0.state.mark(Milestone::FirstRequest);
                         *share.requested.borrow_mut().entry(peer).or_default() += 1;
                     } else {
                         // No session with it takes messages (it closed, or the
@@ -229,6 +232,7 @@ async fn download(
                     if writes.len() >= MAX_WRITES {
                         if let Some(done) = writes.next().await {
                             stored(
+                                t,
                                 share,
                                 &mut checkpoints,
                                 epoch.elapsed(),
@@ -261,6 +265,7 @@ async fn download(
                 Action::Done => {
                     while let Some(done) = writes.next().await {
                         stored(
+                            t,
                             share,
                             &mut checkpoints,
                             epoch.elapsed(),
@@ -290,8 +295,7 @@ async fn download(
             .unwrap_or(Duration::from_secs(1));
         let ev = futures::select! {
             done = writes.select_next_some() => {
-                stored(share, &mut checkpoints, epoch.elapsed(), done.map_err(full)?);
-                t.0.state.mark(Milestone::FirstChunk);
+                stored(t, share, &mut checkpoints, epoch.elapsed(), done.map_err(full)?);
                 continue;
             }
             ev = rx.next() => ev,
@@ -309,6 +313,7 @@ async fn download(
                     share.close_peer(&peer);
                     continue;
                 }
+                t.0.state.mark(Milestone::Holder);
                 // Incremental for a peer already joined: no rebuild.
                 if let Err(e) = sched.peer_bitfield(peer, have) {
                     tracing::debug!(%peer, "bitfield ignored: {e}");
@@ -345,7 +350,9 @@ async fn checkpoint(share: &Share, store: &Store) -> Result<(), WriteError> {
 }
 
 /// A chunk is on disk: from now on it is served, and the others hear of it.
-fn stored(share: &Share, checkpoints: &mut Checkpoints, now: Duration, index: u32) {
+/// A chunk is on disk: announced, served, and counted for the checkpoint.
+fn stored(t: &Transfers, share: &Share, checkpoints: &mut Checkpoints, now: Duration, index: u32) {
+    t.0.state.mark(Milestone::FirstChunk);
     let _ = share.have.borrow_mut().set(index);
     checkpoints.stored(now);
     share.broadcast(&Message::Have(index));
@@ -435,6 +442,7 @@ async fn fetch_manifest(
                 if t.is_banned(&share.id, &peer) {
                     continue;
                 }
+                t.0.state.mark(Milestone::Holder);
                 // A holder that had no manifest before may have one now.
                 holders.insert(peer, have);
                 fetch.holder_joined(peer);
