@@ -150,23 +150,24 @@ describe('README claims', () => {
     await h.waitFor('the page to close the early relay socket', () => sockets(peer), (v) => v.length === 1 && v[0].closedByPage);
   });
 
-  it('the peer dials the relay through the WebSocket index.html opened while the wasm loaded', async () => {
-    const peer = await h.launchPeer(relay.url, { name: 'early', swarm: newSwarm(), initScripts: [[recordSockets, false]] });
+  /** A page (recordSockets(closeFirst)) holding its relay reservation; its WebSockets. */
+  async function reservedSockets(name, closeFirst) {
+    const peer = await h.launchPeer(relay.url, { name, swarm: newSwarm(), initScripts: [[recordSockets, closeFirst]] });
     open.push(peer);
     await peer.started();
     await h.waitFor('a relay reservation', peer.relay, (r) => r?.state === 'reserved');
-    const seen = await sockets(peer);
+    return sockets(peer);
+  }
+
+  it('the peer dials the relay through the WebSocket index.html opened while the wasm loaded', async () => {
+    const seen = await reservedSockets('early', false);
     assert.equal(seen.length, 1, `one WebSocket, not a second one by the peer: ${JSON.stringify(seen)}`);
     assert.equal(new URL(seen[0].url).pathname, '/p2p');
     assert.deepEqual([seen[0].readyState, seen[0].closedByPage], [1, false], 'the socket is open');
   });
 
   it('an early WebSocket that closed before the peer started is replaced by the peer\'s own', async () => {
-    const peer = await h.launchPeer(relay.url, { name: 'early-closed', swarm: newSwarm(), initScripts: [[recordSockets, true]] });
-    open.push(peer);
-    await peer.started();
-    await h.waitFor('a relay reservation', peer.relay, (r) => r?.state === 'reserved');
-    const seen = await sockets(peer);
+    const seen = await reservedSockets('early-closed', true);
     assert.equal(seen.length, 2, JSON.stringify(seen));
     assert.deepEqual(seen.map((s) => s.readyState), [3, 1], 'the early one closed, the peer\'s own open');
   });

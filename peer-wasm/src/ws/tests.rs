@@ -23,12 +23,19 @@ fn dialer() -> DialOpts {
     }
 }
 
-#[wasm_bindgen_test]
-async fn a_dial_to_a_server_that_does_not_upgrade_fails_instead_of_hanging() {
+/// The test page's own HTTP server (it answers, but never upgrades): its
+/// host, port and `ws` multiaddr.
+fn test_server() -> (String, String, Multiaddr) {
     let location = web_sys::window().unwrap().location();
     let host = location.hostname().unwrap();
     let port = location.port().unwrap();
-    let addr: Multiaddr = format!("/ip4/{host}/tcp/{port}/ws").parse().unwrap();
+    let addr = format!("/ip4/{host}/tcp/{port}/ws").parse().unwrap();
+    (host, port, addr)
+}
+
+#[wasm_bindgen_test]
+async fn a_dial_to_a_server_that_does_not_upgrade_fails_instead_of_hanging() {
+    let (host, port, addr) = test_server();
 
     let dial = Transport::default().dial(addr, dialer()).unwrap();
     match dial.await {
@@ -114,10 +121,7 @@ fn the_relay_address_is_the_one_the_relay_info_describes() {
 
 #[wasm_bindgen_test]
 async fn an_early_socket_is_taken_over_only_by_a_dial_to_its_url() {
-    let location = web_sys::window().unwrap().location();
-    let host = location.hostname().unwrap();
-    let port = location.port().unwrap();
-    let addr: Multiaddr = format!("/ip4/{host}/tcp/{port}/ws").parse().unwrap();
+    let (host, port, addr) = test_server();
 
     // Its URL: the dial goes through it. The test server does not upgrade, so
     // the dial fails as a socket of its own would, through the socket's events.
