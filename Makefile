@@ -99,9 +99,11 @@ lab:
 	cd tests && node --test --test-concurrency=1 lab/*.test.mjs
 
 bench: setup-test wasm relay
+	node tests/bench/goals.mjs --clear
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/connect.mjs $(BENCH_ARGS)
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/transfer.mjs $(TRANSFER_ARGS)
 	SHOAL_WWW=www SHOAL_RELAY_BIN=target/release/relay node tests/bench/folders.mjs $(FOLDERS_ARGS)
+	node tests/bench/goals.mjs
 
 # Where a transfer's CPU goes, by thread and (main thread) by function, shoal
 # beside raw: the page served with a wasm that keeps its name section, built

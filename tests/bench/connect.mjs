@@ -31,6 +31,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as h from '../e2e/harness.mjs';
+import { goalRow, recordGoals } from './lib/goals.mjs';
 import { benchCommand, cliArgs, machine, writeSection } from './lib/report.mjs';
 import { benchMarks, recordMilestones } from './lib/shoal.mjs';
 import { median, sleep } from './lib/util.mjs';
@@ -289,6 +290,22 @@ function pageSizeLine(sizes) {
 
 const writeBenchmarks = (text) => writeSection(SECTION_START, SECTION_END, text);
 
+/** Issue #10's goals this script measures, for this build (lib/goals.mjs). */
+function goalRows(r) {
+  const br = r.sizes.reduce((n, s) => n + s.br, 0);
+  const rows = [goalRow('the peer as served (wasm + JS, brotli)', kib(br), `≤ ${PAGE_GOAL_KIB} KiB`, br / 1024 <= PAGE_GOAL_KIB)];
+  const marks = r.builds[0].cases.waiting?.marks ?? [];
+  const of = (key) => marks.map((m) => m[key]).filter((x) => typeof x === 'number');
+  const direct = of('firstDirect');
+  if (direct.length) {
+    const med = median(direct);
+    rows.push(goalRow(`link opened, a peer waiting: navigation → first direct peer, median of ${direct.length}`, `${ms(med)} ms`, `≤ ${GOAL_MS} ms, ≥ 10 runs`, med <= GOAL_MS && direct.length >= 10));
+  }
+  const chunk = of('firstChunk');
+  if (chunk.length) rows.push(goalRow(`link opened: navigation → first verified chunk, median of ${chunk.length}`, `${ms(median(chunk))} ms`, 'reported', null));
+  return rows;
+}
+
 async function main() {
   const result = {
     date: new Date().toISOString(),
@@ -348,7 +365,10 @@ async function main() {
 
   const text = section(result);
   console.log(`\n${text}\n`);
-  if (WRITE) console.log(`wrote ${writeBenchmarks(text)}`);
+  if (WRITE) {
+    console.log(`wrote ${writeBenchmarks(text)}`);
+    recordGoals('connect', result.date, goalRows(result));
+  }
   const failures = result.builds.reduce((n, b) => n + CASES.reduce((k, c) => k + b.cases[c].failures, 0), 0);
   if (failures > 0 || result.builds[0].cases[CASES[0]].marks.length === 0) {
     console.error(`${failures} runs failed`);

@@ -34,6 +34,7 @@ import { benchCommand, cliArgs, machine, wasmBuild, writeSection } from './lib/r
 import * as B from './lib/browsers.mjs';
 import { MiB, writeRandomFile } from './lib/files.mjs';
 import { opfsPlacementCheck, startSampler, diskBytes } from './lib/memory.mjs';
+import { goalRow, recordGoals } from './lib/goals.mjs';
 import { describeRaw, rawTransfer, RAW_CONFIGS } from './lib/raw.mjs';
 import { startBenchServer } from './lib/server.mjs';
 import * as S from './lib/shoal.mjs';
@@ -483,6 +484,10 @@ function section(r) {
     if (r.shoal && raw) ratios.push(`**shoal ÷ raw = ${f2(r.shoal.mbps / raw)}** (goal ≥ 0.9: ${goal(r.shoal.mbps / raw >= 0.9)})`);
     if (r.webtorrent && raw) ratios.push(`WebTorrent ÷ raw = ${f2(r.webtorrent.mbps / raw)}`);
     if (r.shoal && r.webtorrent) ratios.push(`**shoal ÷ WebTorrent = ${f2(r.shoal.mbps / r.webtorrent.mbps)}×** (goal ≥ 1.6: ${goal(r.shoal.mbps / r.webtorrent.mbps >= 1.6)})`);
+    if (r.shoal && raw) {
+      const cpu = ['A', 'B'].map((side) => cpuPerGib(r.shoal.runs, side, SIZE) / cpuPerGib(r.raw.reference, side, SIZE));
+      ratios.push(`**CPU-s per GiB, shoal ÷ raw: A ${f2(cpu[0])}, B ${f2(cpu[1])}** (goal ≤ 1.15 each: ${goal(cpu.every((x) => x <= 1.15))})`);
+    }
     if (ratios.length) L.push('', `Ratios: ${ratios.join('; ')}.`);
     const notes = [];
     const s0 = r.shoal?.runs[0];
@@ -496,6 +501,48 @@ function section(r) {
   L.push('Caveats: 2-CPU machine; every browser and the relay share it, so absolute MB/s are CPU-bound and noisy, ratios within one run are the figures to compare.');
   L.push(SECTION_END);
   return L.join('\n');
+}
+
+/** CPU-s per GiB of side `side` ('A' or 'B'), mean over `runs`. */
+function cpuPerGib(runs, side, bytes) {
+  return runs.reduce((s, x) => s + x.cpu[side].total, 0) / runs.length / (bytes / 2 ** 30);
+}
+
+/** Issue #10's goals this run measured, phase by phase (lib/goals.mjs). */
+function goalRows(r) {
+  const rows = {};
+  const raw = r.raw?.mbps;
+  if (r.shoal) {
+    const pair = [];
+    if (raw) pair.push(goalRow('1:1 throughput, shoal ÷ fastest raw data channel', `${f2(r.shoal.mbps / raw)} (${f1(r.shoal.mbps)} ÷ ${f1(raw)} MB/s)`, '≥ 0.9', r.shoal.mbps / raw >= 0.9));
+    if (r.webtorrent) pair.push(goalRow('1:1 throughput, shoal ÷ WebTorrent', `${f2(r.shoal.mbps / r.webtorrent.mbps)} (${f1(r.shoal.mbps)} ÷ ${f1(r.webtorrent.mbps)} MB/s)`, '≥ 1.6', r.shoal.mbps / r.webtorrent.mbps >= 1.6));
+    if (raw) {
+      for (const [side, who] of [['A', 'sharer'], ['B', 'downloader']]) {
+        const s = cpuPerGib(r.shoal.runs, side, SIZE);
+        const w = cpuPerGib(r.raw.reference, side, SIZE);
+        pair.push(goalRow(`1:1 CPU-s per GiB, ${who} (${side}), shoal ÷ raw`, `${f2(s / w)} (${f1(s)} ÷ ${f1(w)})`, '≤ 1.15', s / w <= 1.15));
+      }
+    }
+    rows.pair = pair;
+  }
+  const s = r.fanoutShoal;
+  const w = r.fanoutWebtorrent;
+  if (s) {
+    rows.fanout = [goalRow(`1 → ${FANOUT_N} fan-out of ${mib(FANOUT_SIZE)}, sharer upload ÷ file`, f2(s.uploadedRatio), '≤ 1.5', s.uploadedRatio <= 1.5)];
+    if (w) rows.fanout.push(goalRow(`1 → ${FANOUT_N} fan-out, all done, shoal ÷ WebTorrent`, `${f2(s.seconds / w.seconds)} (${f2(s.seconds)} ÷ ${f2(w.seconds)} s)`, '≤ 0.6', s.seconds / w.seconds <= 0.6));
+  }
+  const m = r.memory;
+  if (m?.renderer) {
+    const mem = [goalRow(`downloading ${mib(MEMORY_SIZE)}: the tab's peak RSS`, `${f1(m.peakRssMiB)} MiB`, '≤ 256 MiB', m.peakRssMiB <= 256)];
+    const c = m.checkpoints ?? [];
+    if (c.length > 1) {
+      const flat = JSON.stringify(c[0].b.wasm) === JSON.stringify(c[c.length - 1].b.wasm);
+      mem.push(goalRow(`downloading ${mib(MEMORY_SIZE)}: the wasm heap`, flat ? 'flat' : 'grew', 'flat', flat));
+    }
+    if (m.sharer) mem.push(goalRow(`sharing ${mib(MEMORY_SIZE)} (hashing, then serving it): the tab's peak RSS`, `${f1(m.sharer.peakRssMiB)} MiB`, '≤ 256 MiB', m.sharer.peakRssMiB <= 256));
+    rows.memory = mem;
+  }
+  return rows;
 }
 
 // The fan-out has a section of its own too: it runs alone at its goal's size
@@ -640,6 +687,7 @@ async function main() {
     process.exitCode = 1;
   } else if (WRITE) {
     for (const [start, end, text] of sections) console.log(`wrote ${writeSection(start, end, text)}`);
+    for (const [phase, rows] of Object.entries(goalRows(out))) recordGoals(`transfer-${phase}`, out.date, rows);
   }
 }
 
