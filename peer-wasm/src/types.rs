@@ -131,6 +131,14 @@ export interface Milestones {
   peerRelayed: number | null;
   webrtcStart: number | null;
   direct: number | null;
+  /** A download's session with a peer holding the share. */
+  holder: number | null;
+  /** A download received and verified the manifest. */
+  manifest: number | null;
+  /** A download's data file was open for writing. */
+  dataOpen: number | null;
+  /** A download asked a peer for its first chunk. */
+  firstRequest: number | null;
   firstChunk: number | null;
 }
 

@@ -188,9 +188,14 @@ impl libp2p::core::Transport for Transport {
         let Some(url) = websocket_url(&addr) else {
             return Err(TransportError::MultiaddrNotSupported(addr));
         };
-        let early = self.early.take().map(SendWrapper::take);
+        // Taken over now, not when the dial is first polled: a dial dropped
+        // before then closes the socket with its connection.
+        let early = self
+            .early
+            .take()
+            .and_then(|socket| Connection::adopt(socket.take(), &url));
         let fut = async move {
-            let conn = match early.and_then(|socket| Connection::adopt(socket, &url)) {
+            let conn = match early {
                 Some(conn) => conn,
                 None => Connection::new(&url)?,
             };

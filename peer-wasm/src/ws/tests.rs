@@ -138,9 +138,18 @@ async fn an_early_socket_is_taken_over_only_by_a_dial_to_its_url() {
     let dial = Transport::with_early_socket(Some(elsewhere.clone()))
         .dial(addr.clone(), dialer())
         .unwrap();
+    assert_eq!(elsewhere.ready_state(), web_sys::WebSocket::CLOSING);
     assert!(matches!(dial.await, Err(Error::Refused { code: 1006, .. })));
-    assert!(elsewhere.ready_state() >= web_sys::WebSocket::CLOSING);
     assert_eq!(elsewhere.binary_type(), web_sys::BinaryType::Blob);
+
+    // Taken over, then the dial dropped before it ran: closed with it.
+    let dropped = web_sys::WebSocket::new(&format!("ws://{host}:{port}")).unwrap();
+    drop(
+        Transport::with_early_socket(Some(dropped.clone()))
+            .dial(addr.clone(), dialer())
+            .unwrap(),
+    );
+    assert_eq!(dropped.ready_state(), web_sys::WebSocket::CLOSING);
 
     // Never dialed: closed with the transport.
     let unused = web_sys::WebSocket::new(&format!("ws://{host}:{port}")).unwrap();
