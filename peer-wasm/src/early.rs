@@ -37,11 +37,10 @@ impl Early {
     }
 
     fn read(value: &JsValue) -> Self {
-        let field = |name: &str| {
-            js_sys::Reflect::get(value, &JsValue::from_str(name))
-                .ok()
-                .filter(|v| !v.is_undefined() && !v.is_null())
+        let Some(object) = value.dyn_ref::<js_sys::Object>() else {
+            return Self::default();
         };
+        let field = |name| crate::options::get(object, name);
         let info = field("info").and_then(|v| match crate::options::relay_info(&v) {
             Ok(info) => Some(info),
             Err(e) => {

@@ -164,7 +164,7 @@ fn object(value: &JsValue) -> Result<&Object, FieldError> {
 }
 
 /// `object[field]`, or `None` when it is undefined or null.
-fn get(object: &Object, field: &str) -> Option<JsValue> {
+pub(crate) fn get(object: &Object, field: &str) -> Option<JsValue> {
     Reflect::get(object, &JsValue::from_str(field))
         .ok()
         .filter(|v| !v.is_undefined() && !v.is_null())
