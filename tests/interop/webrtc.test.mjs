@@ -199,9 +199,11 @@ test('Rust dials JS over /webrtc (js registered at the rendezvous), pings over i
 
     const started = Date.now();
     await waitFor(`our page to list js (${jsId}) as direct`, rust.peers, (ps) => ps.some((p) => p.peerId === jsId && p.path === 'direct'));
-    const conns = await js.call('connections', []);
+    // js may register its side of the connection a moment after ours is up.
+    const isDirect = (c) => c.remotePeer === rustId && c.remoteAddr.includes('/webrtc') && c.status === 'open';
+    const conns = await waitFor('js to list its /webrtc connection to our node', () => js.call('connections', []), (cs) => cs.some(isDirect));
     t.diagnostic(`direct after ${Date.now() - started} ms; js connections: ${JSON.stringify(conns)}`);
-    const direct = conns.find((c) => c.remotePeer === rustId && c.remoteAddr.includes('/webrtc') && c.status === 'open');
+    const direct = conns.find(isDirect);
     assert.ok(direct, 'js has a /webrtc connection to our node');
     assert.equal(direct.limited, false);
     assert.equal(direct.direction, 'inbound');
