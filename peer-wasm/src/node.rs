@@ -59,10 +59,9 @@ use crate::{
 const DISCOVER_EVERY: Duration = Duration::from_secs(5);
 /// Pause before registering again after the relay refused a registration.
 const REGISTER_RETRY: Duration = Duration::from_secs(5);
-/// Bound on a dial to the relay or through it, handshakes included: no dial
-/// may stay pending forever (the Swarm refuses new dials to a peer it is
-/// still dialing).
-const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on a dial to the relay or through it, handshakes included (the
+/// path rules rely on it; see there).
+const DIAL_TIMEOUT: Duration = paths::DIAL_TIMEOUT;
 /// Rendezvous registrations live this long; renewed at half.
 const REGISTRATION_TTL: u64 = shoal_proto::info::REGISTRATION_TTL_SECS;
 /// A connection whose ping goes unanswered this long is closed as dead.
@@ -352,7 +351,16 @@ impl Loop {
         while let Some(action) = self.paths.poll_action() {
             match action {
                 PathAction::DialDirect(peer) => self.dial_webrtc(swarm, peer),
-                PathAction::Close(id) => {
+                PathAction::Close(id, why) => {
+                    match why {
+                        paths::Why::Stale => tracing::info!(
+                            "closing {id:?}: the peer dialed us, so it has lost this connection"
+                        ),
+                        paths::Why::Late => {
+                            tracing::info!("closing {id:?}: relayed, and the peer is direct")
+                        }
+                        paths::Why::Relayed => tracing::debug!("closing {id:?}: now direct"),
+                    }
                     swarm.close_connection(id);
                 }
                 PathAction::Usable(peer) => self.transfers.peer_usable(peer),
@@ -523,6 +531,7 @@ impl Loop {
                 // Transfers start at once on whatever path exists and move
                 // when it changes; the relayed connection closes once direct.
                 let initiator = self.should_initiate(swarm, &peer_id);
+                let now = self.now();
                 self.paths.connection_opened(
                     peer_id,
                     connection_id,
@@ -532,6 +541,7 @@ impl Loop {
                     },
                     endpoint.is_dialer(),
                     initiator,
+                    now,
                 );
                 self.apply_paths(swarm);
             }

@@ -14,7 +14,24 @@
 //!   cross the relay when a direct path exists. (The answerer is done first;
 //!   closing then would cut the dialer's signaling.) A relayed connection
 //!   that arrives while the initiator is direct is closed at once and not
-//!   used.
+//!   used, unless it shows the direct one stale (next rule).
+//! - **Stale direct paths.** A peer dials us only when it has no connection
+//!   to us (through the relay after discovery or after its last connection
+//!   closed; the initiator dials direct only while it has no direct path).
+//!   So a connection the peer dialed tells us that every connection of ours
+//!   it could not have known of when it started is dead on its side, even if
+//!   ours has not noticed (a remote tab that closed its `RTCPeerConnection`
+//!   without its goodbye arriving). Such connections are closed at once
+//!   instead of waiting for ICE or pings to give up on them:
+//!   - a direct connection the peer dialed makes every older direct one
+//!     stale (the initiator dials one at a time);
+//!   - a relayed one the peer dialed makes stale every direct one that was
+//!     already up before the peer's dial began: one older than
+//!     [`DIAL_TIMEOUT`] plus [`ARRIVAL_SLACK`] (a dial takes no longer), or one that was
+//!     up when we closed an earlier relayed connection of the peer as late
+//!     (the peer dials one at a time, and not while connected, so this dial
+//!     began after that close). A younger one may just have overtaken the
+//!     peer's dial; the initiator closes such a late relayed connection.
 //! - **Retries.** A failed direct dial is retried on
 //!   [`Policy::DIRECT`](crate::backoff::Policy::DIRECT) (2 s doubling to
 //!   60 s, with jitter) for as long as the peer stays relayed; a direct
@@ -42,11 +59,32 @@ use std::time::Duration;
 
 use crate::backoff::{Backoff, Policy};
 
+/// Bound on any dial of a peer, through the relay or direct, handshakes
+/// included: no dial stays pending forever (the Swarm refuses new dials to a
+/// peer it is still dialing), and the stale-path rule (module docs) relies on
+/// the peer's dials taking no longer than this.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How much later than its dialer the listening side may see a connection
+/// complete (its last handshake message in flight on a loaded machine).
+pub const ARRIVAL_SLACK: Duration = Duration::from_secs(5);
+
 /// How a connection reaches the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     Direct,
     Relayed,
+}
+
+/// Why [`PathAction::Close`] closes a connection (for the driver's log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// A relayed connection, now that a direct one is up.
+    Relayed,
+    /// A relayed connection that arrived while direct (module docs).
+    Late,
+    /// A connection the peer's own dial shows dead on its side.
+    Stale,
 }
 
 /// What the driver does next. `P` names a peer, `C` a connection.
@@ -56,8 +94,8 @@ pub enum PathAction<P, C> {
     /// [`PathManager::direct_dial_started`] or
     /// [`PathManager::direct_dial_refused`].
     DialDirect(P),
-    /// Close this connection.
-    Close(C),
+    /// Close this connection, for this reason.
+    Close(C, Why),
     /// Dial the peer through the relay.
     RedialRelayed(P),
     /// Transfers may (re)open sessions to the peer now.
@@ -67,18 +105,36 @@ pub enum PathAction<P, C> {
 }
 
 #[derive(Debug)]
+struct Conn {
+    path: Path,
+    /// When it opened.
+    since: Duration,
+}
+
+#[derive(Debug)]
 struct PeerPaths<C> {
-    connections: VecMap<C, Path>,
+    connections: VecMap<C, Conn>,
     initiator: bool,
     /// Our pending direct dial.
     dialing: Option<C>,
     /// When to dial direct again, while the peer is only relayed.
     retry: Option<Backoff>,
+    /// When we last closed a relayed connection of the peer's as late.
+    closed_late: Option<Duration>,
 }
 
-impl<C> PeerPaths<C> {
+impl<C: Clone + Ord> PeerPaths<C> {
     fn has_direct(&self) -> bool {
-        self.connections.values().any(|p| *p == Path::Direct)
+        self.connections.values().any(|c| c.path == Path::Direct)
+    }
+
+    /// Direct connections that opened before `before`.
+    fn direct_before(&self, before: Duration) -> Vec<C> {
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.path == Path::Direct && c.since < before)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Connected through the relay only.
@@ -111,8 +167,8 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
         }
     }
 
-    /// A connection to `peer` is up. `dialer`: this side dialed it;
-    /// `initiator`: this side starts WebRTC with this peer.
+    /// A connection to `peer` is up at `now`. `dialer`: this side dialed
+    /// it; `initiator`: this side starts WebRTC with this peer.
     pub fn connection_opened(
         &mut self,
         peer: P,
@@ -120,26 +176,46 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
         path: Path,
         dialer: bool,
         initiator: bool,
+        now: Duration,
     ) {
         let entry = self.peers.entry(peer.clone()).or_insert_with(|| PeerPaths {
             connections: VecMap::new(),
             initiator,
             dialing: None,
             retry: None,
+            closed_late: None,
         });
         if entry.dialing.as_ref() == Some(&conn) {
             entry.dialing = None;
         }
+        // Connections of ours the peer's dial shows dead on its side.
+        let stale = match (path, dialer) {
+            (_, true) => Vec::new(),
+            (Path::Direct, false) => entry.direct_before(Duration::MAX),
+            (Path::Relayed, false) => {
+                let dial_began = now.saturating_sub(DIAL_TIMEOUT + ARRIVAL_SLACK);
+                entry.direct_before(entry.closed_late.map_or(dial_began, |t| t.max(dial_began)))
+            }
+        };
+        for id in stale {
+            // Gone from the rules now; its close is not news later.
+            entry.connections.remove(&id);
+            self.actions.push_back(PathAction::Close(id, Why::Stale));
+        }
         let was_direct = entry.has_direct();
-        entry.connections.insert(conn.clone(), path);
+        entry
+            .connections
+            .insert(conn.clone(), Conn { path, since: now });
         match path {
             Path::Direct => {
                 entry.retry = None;
+                entry.closed_late = None;
                 self.redials.remove(&peer);
                 if dialer {
-                    for (id, p) in &entry.connections {
-                        if *p == Path::Relayed {
-                            self.actions.push_back(PathAction::Close(id.clone()));
+                    for (id, c) in &entry.connections {
+                        if c.path == Path::Relayed {
+                            self.actions
+                                .push_back(PathAction::Close(id.clone(), Why::Relayed));
                         }
                     }
                 }
@@ -148,7 +224,9 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
             Path::Relayed if entry.initiator && was_direct => {
                 // A late relayed connection (both sides redialed through the
                 // relay when a direct path died) to a peer that is direct again.
-                self.actions.push_back(PathAction::Close(conn));
+                entry.connections.remove(&conn);
+                entry.closed_late = Some(now);
+                self.actions.push_back(PathAction::Close(conn, Why::Late));
             }
             Path::Relayed => {
                 self.actions.push_back(PathAction::Usable(peer.clone()));
@@ -225,7 +303,10 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
         let Some(entry) = self.peers.get_mut(peer) else {
             return;
         };
-        entry.connections.remove(conn);
+        if entry.connections.remove(conn).is_none() {
+            // Already dropped from the rules when we closed it.
+            return;
+        }
         if entry.connections.is_empty() {
             self.peers.remove(peer);
             self.actions.push_back(PathAction::Gone(peer.clone()));
@@ -328,11 +409,11 @@ mod tests {
     #[test]
     fn relayed_first_then_direct_closes_the_relay() {
         let mut m = PathManager::new();
-        m.connection_opened(7, 1, Path::Relayed, true, true);
+        m.connection_opened(7, 1, Path::Relayed, true, true, Duration::ZERO);
         assert_eq!(drain(&mut m), [Usable(7), DialDirect(7)]);
         m.direct_dial_started(&7, 2);
-        m.connection_opened(7, 2, Path::Direct, true, true);
-        assert_eq!(drain(&mut m), [Close(1), Usable(7)]);
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
+        assert_eq!(drain(&mut m), [Close(1, Why::Relayed), Usable(7)]);
         assert_eq!(m.path(&7), Some(Path::Direct));
         m.connection_closed(&7, &1, true, MS, MID);
         assert_eq!(drain(&mut m), [Usable(7)]);
@@ -342,9 +423,9 @@ mod tests {
     #[test]
     fn the_answerer_neither_dials_nor_closes() {
         let mut m = PathManager::new();
-        m.connection_opened(3, 1, Path::Relayed, false, false);
+        m.connection_opened(3, 1, Path::Relayed, false, false, Duration::ZERO);
         assert_eq!(drain(&mut m), [Usable(3)]);
-        m.connection_opened(3, 2, Path::Direct, false, false);
+        m.connection_opened(3, 2, Path::Direct, false, false, Duration::ZERO);
         assert_eq!(drain(&mut m), [Usable(3)]);
         m.connection_closed(&3, &2, true, MS, MID);
         assert_eq!(drain(&mut m), [Usable(3)]);
@@ -354,7 +435,7 @@ mod tests {
     #[test]
     fn a_failed_dial_is_retried_on_the_schedule_one_at_a_time() {
         let mut m = PathManager::new();
-        m.connection_opened(7, 1, Path::Relayed, true, true);
+        m.connection_opened(7, 1, Path::Relayed, true, true, Duration::ZERO);
         drain(&mut m);
         m.direct_dial_started(&7, 2);
         assert_eq!(m.dial_failed(&2, 1000 * MS, MID), Some(7));
@@ -367,7 +448,7 @@ mod tests {
         assert_eq!(drain(&mut m), [DialDirect(7)]);
         m.direct_dial_started(&7, 3);
         // Another relayed connection does not start a second dial.
-        m.connection_opened(7, 4, Path::Relayed, false, true);
+        m.connection_opened(7, 4, Path::Relayed, false, true, Duration::ZERO);
         assert_eq!(drain(&mut m), [Usable(7)]);
         // Second failure: 4 s.
         m.dial_failed(&3, 5000 * MS, MID);
@@ -382,9 +463,9 @@ mod tests {
     #[test]
     fn a_dead_direct_path_falls_back_and_is_retried_soon() {
         let mut m = PathManager::new();
-        m.connection_opened(7, 1, Path::Relayed, true, true);
+        m.connection_opened(7, 1, Path::Relayed, true, true, Duration::ZERO);
         m.direct_dial_started(&7, 2);
-        m.connection_opened(7, 2, Path::Direct, true, true);
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
         // Suppose the relayed one had not closed yet when the direct one died.
         drain(&mut m);
         m.connection_closed(&7, &2, true, 100 * MS, MID);
@@ -398,12 +479,12 @@ mod tests {
     #[test]
     fn the_last_connection_closing_redials_through_the_relay() {
         let mut m = PathManager::new();
-        m.connection_opened(7, 2, Path::Direct, true, true);
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
         drain(&mut m);
         m.connection_closed(&7, &2, true, MS, MID);
         assert_eq!(drain(&mut m), [Gone(7), RedialRelayed(7)]);
         assert_eq!(m.path(&7), None);
-        m.connection_opened(8, 5, Path::Relayed, false, false);
+        m.connection_opened(8, 5, Path::Relayed, false, false, Duration::ZERO);
         drain(&mut m);
         m.connection_closed(&8, &5, false, MS, MID);
         assert_eq!(drain(&mut m), [Gone(8)], "no relay: no redial");
@@ -416,10 +497,10 @@ mod tests {
     fn a_peer_that_keeps_closing_on_us_is_redialed_with_backoff() {
         let mut m = PathManager::new();
         // Connected through the relay, closed at once by the other side (full).
-        m.connection_opened(7, 1, Path::Relayed, true, false);
+        m.connection_opened(7, 1, Path::Relayed, true, false, Duration::ZERO);
         m.connection_closed(&7, &1, true, Duration::ZERO, MID);
         assert_eq!(drain(&mut m), [Usable(7), Gone(7), RedialRelayed(7)]);
-        m.connection_opened(7, 2, Path::Relayed, true, false);
+        m.connection_opened(7, 2, Path::Relayed, true, false, Duration::ZERO);
         m.connection_closed(&7, &2, true, 10 * MS, MID);
         assert_eq!(drain(&mut m), [Usable(7), Gone(7)], "not again at once");
         assert!(m.backing_off(&7), "nor when discovery lists it again");
@@ -429,13 +510,13 @@ mod tests {
         assert_eq!(drain(&mut m), [RedialRelayed(7)]);
         assert!(!m.backing_off(&7));
         // And again: 4 s.
-        m.connection_opened(7, 4, Path::Relayed, true, false);
+        m.connection_opened(7, 4, Path::Relayed, true, false, Duration::ZERO);
         m.connection_closed(&7, &4, true, 3000 * MS, MID);
         drain(&mut m);
         assert_eq!(m.poll_timeout(), Some(7000 * MS));
         assert!(m.backing_off(&7));
         // Direct again: the next loss is redialed at once.
-        m.connection_opened(7, 3, Path::Direct, true, false);
+        m.connection_opened(7, 3, Path::Direct, true, false, Duration::ZERO);
         assert!(!m.backing_off(&7));
         m.connection_closed(&7, &3, true, 5000 * MS, MID);
         assert_eq!(drain(&mut m), [Usable(7), Gone(7), RedialRelayed(7)]);
@@ -444,30 +525,109 @@ mod tests {
     #[test]
     fn a_late_relayed_connection_to_a_direct_peer_is_closed_unused() {
         let mut m = PathManager::new();
-        m.connection_opened(7, 2, Path::Direct, true, true);
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
         drain(&mut m);
-        m.connection_opened(7, 9, Path::Relayed, false, true);
-        assert_eq!(drain(&mut m), [Close(9)]);
+        m.connection_opened(7, 9, Path::Relayed, false, true, Duration::ZERO);
+        assert_eq!(drain(&mut m), [Close(9, Why::Late)]);
         // The answerer keeps it (the initiator closes it).
-        m.connection_opened(3, 2, Path::Direct, false, false);
+        m.connection_opened(3, 2, Path::Direct, false, false, Duration::ZERO);
         drain(&mut m);
-        m.connection_opened(3, 9, Path::Relayed, false, false);
+        m.connection_opened(3, 9, Path::Relayed, false, false, Duration::ZERO);
         assert_eq!(drain(&mut m), [Usable(3)]);
     }
 
     #[test]
     fn a_retry_is_dropped_once_the_peer_is_direct_again() {
         let mut m = PathManager::new();
-        m.connection_opened(7, 1, Path::Relayed, true, true);
+        m.connection_opened(7, 1, Path::Relayed, true, true, Duration::ZERO);
         drain(&mut m);
         m.direct_dial_started(&7, 2);
         m.dial_failed(&2, MS, MID);
         assert!(m.poll_timeout().is_some());
         // The other side's dial made it (it was not ours to close with).
-        m.connection_opened(7, 3, Path::Direct, false, true);
+        m.connection_opened(7, 3, Path::Direct, false, true, Duration::ZERO);
         drain(&mut m);
         m.handle_timeout(Duration::from_secs(100));
         assert!(drain(&mut m).is_empty());
         assert_eq!(m.poll_timeout(), None);
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_relayed_dial_from_a_peer_long_direct_closes_the_stale_direct_path() {
+        let mut m = PathManager::new();
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
+        drain(&mut m);
+        // The peer could not have begun this dial before 26 s - 25 s: our
+        // direct connection was up then, so the peer had lost it.
+        m.connection_opened(7, 9, Path::Relayed, false, true, 26 * S);
+        assert_eq!(
+            drain(&mut m),
+            [Close(2, Why::Stale), Usable(7), DialDirect(7)]
+        );
+        assert_eq!(m.path(&7), Some(Path::Relayed));
+        // Its close is not news: no second Usable, no retry of a dial in flight.
+        m.connection_closed(&7, &2, true, 26 * S, MID);
+        assert!(drain(&mut m).is_empty());
+        // The answerer drops its stale one the same way, and does not dial.
+        m.connection_opened(3, 2, Path::Direct, false, false, Duration::ZERO);
+        drain(&mut m);
+        m.connection_opened(3, 9, Path::Relayed, false, false, 26 * S);
+        assert_eq!(drain(&mut m), [Close(2, Why::Stale), Usable(3)]);
+    }
+
+    #[test]
+    fn a_second_relayed_dial_shows_a_young_direct_path_stale() {
+        let mut m = PathManager::new();
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
+        drain(&mut m);
+        // Possibly a dial that began before the direct path: closed as late.
+        m.connection_opened(7, 9, Path::Relayed, false, true, 10 * S);
+        assert_eq!(drain(&mut m), [Close(9, Why::Late)]);
+        m.connection_closed(&7, &9, true, 10 * S, MID);
+        assert!(drain(&mut m).is_empty());
+        // The peer dialed again after that close: it has no direct path.
+        m.connection_opened(7, 10, Path::Relayed, false, true, 12 * S);
+        assert_eq!(
+            drain(&mut m),
+            [Close(2, Why::Stale), Usable(7), DialDirect(7)]
+        );
+        // Direct again: a new direct path starts a new count.
+        m.direct_dial_started(&7, 11);
+        m.connection_opened(7, 11, Path::Direct, true, true, 13 * S);
+        assert_eq!(drain(&mut m), [Close(10, Why::Relayed), Usable(7)]);
+        m.connection_closed(&7, &10, true, 13 * S, MID);
+        drain(&mut m);
+        m.connection_opened(7, 12, Path::Relayed, false, true, 14 * S);
+        assert_eq!(drain(&mut m), [Close(12, Why::Late)], "late, not stale");
+    }
+
+    #[test]
+    fn a_direct_dial_from_the_initiator_replaces_the_answerers_older_direct_path() {
+        let mut m = PathManager::new();
+        m.connection_opened(3, 1, Path::Relayed, false, false, Duration::ZERO);
+        m.connection_opened(3, 2, Path::Direct, false, false, S);
+        drain(&mut m);
+        m.connection_opened(3, 4, Path::Direct, false, false, 2 * S);
+        assert_eq!(drain(&mut m), [Close(2, Why::Stale), Usable(3)]);
+        assert_eq!(m.path(&3), Some(Path::Direct));
+        m.connection_closed(&3, &4, true, 3 * S, MID);
+        assert_eq!(drain(&mut m), [Usable(3)]);
+        assert_eq!(
+            m.path(&3),
+            Some(Path::Relayed),
+            "the relayed one carries on"
+        );
+    }
+
+    #[test]
+    fn our_own_dials_show_nothing_stale() {
+        let mut m = PathManager::new();
+        m.connection_opened(7, 2, Path::Direct, true, true, Duration::ZERO);
+        drain(&mut m);
+        m.connection_opened(7, 9, Path::Relayed, true, true, 60 * S);
+        assert_eq!(drain(&mut m), [Close(9, Why::Late)]);
+        assert_eq!(m.path(&7), Some(Path::Direct));
     }
 }
