@@ -107,22 +107,29 @@ function namedError(message, name) {
   return e;
 }
 
+/**
+ * Starts the worker if it is not running: a download calls this as it
+ * begins, so that the thread is up by the time the data file opens.
+ */
+export function opfsWarm() {
+  if (worker) return;
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+  worker = new Worker(url);
+  worker.onmessage = (ev) => {
+    const p = pending.get(ev.data.seq);
+    if (!p) return;
+    pending.delete(ev.data.seq);
+    if (ev.data.error !== undefined) p.reject(namedError(ev.data.error, ev.data.name));
+    else p.resolve(ev.data);
+  };
+  worker.onerror = (ev) => {
+    for (const p of pending.values()) p.reject(new Error(`OPFS worker: ${ev.message}`));
+    pending.clear();
+  };
+}
+
 function call(message, transfer = []) {
-  if (!worker) {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-    worker = new Worker(url);
-    worker.onmessage = (ev) => {
-      const p = pending.get(ev.data.seq);
-      if (!p) return;
-      pending.delete(ev.data.seq);
-      if (ev.data.error !== undefined) p.reject(namedError(ev.data.error, ev.data.name));
-      else p.resolve(ev.data);
-    };
-    worker.onerror = (ev) => {
-      for (const p of pending.values()) p.reject(new Error(`OPFS worker: ${ev.message}`));
-      pending.clear();
-    };
-  }
+  opfsWarm();
   const seq = nextSeq++;
   return new Promise((resolve, reject) => {
     pending.set(seq, { resolve, reject });

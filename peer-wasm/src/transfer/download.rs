@@ -117,7 +117,7 @@ async fn download(
             t.notify();
         }
     };
-    let (manifest, have, lock, bitfields) = match stored::open(&share.id, checking).await? {
+    let (manifest, have, store, bitfields) = match stored::open(&share.id, checking).await? {
         Opened::Complete {
             manifest,
             file,
@@ -138,22 +138,31 @@ async fn download(
             if share.stored_picks.get() {
                 *share.wanted.borrow_mut() = picked.map(|p| p.into_iter().collect());
             }
-            (manifest, have, lock, VecMap::new())
+            let store = Store::open_data(&share.id, manifest.size(), lock).await;
+            (manifest, have, store, VecMap::new())
         }
         Opened::New { lock } => {
+            Store::warm();
             let (manifest, bitfields) = fetch_manifest(t, share, rx).await?;
             t.0.state.mark(Milestone::Manifest);
             let have = Bitfield::new(manifest.chunk_count());
-            stored::create(&share.id, &manifest)
-                .await
-                .map_err(|e| write_error(e, &manifest, &have))?;
-            (manifest, have, lock, bitfields)
+            // The record (written by the page) and the data file (opened
+            // by the worker) at once: both are on the way to the first chunk.
+            let (created, store) = futures::join!(
+                stored::create(&share.id, &manifest),
+                Store::open_data(&share.id, manifest.size(), lock)
+            );
+            if let Err(e) = created {
+                if let Ok(store) = store {
+                    store.abandon().await;
+                }
+                return Err(write_error(e, &manifest, &have));
+            }
+            (manifest, have, store, bitfields)
         }
     };
     share.view.borrow_mut().error = None;
-    let store = Store::open_data(&share.id, manifest.size(), lock)
-        .await
-        .map_err(|e| write_error(e, &manifest, &have))?;
+    let store = store.map_err(|e| write_error(e, &manifest, &have))?;
     t.0.state.mark(Milestone::DataOpen);
     let store = Rc::new(store);
     let count = manifest.chunk_count();

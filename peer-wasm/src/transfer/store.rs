@@ -51,6 +51,8 @@ extern "C" {
     fn opfs_remove_legacy() -> js_sys::Promise;
     #[wasm_bindgen(js_name = opfsOpen)]
     fn opfs_open(name: &str, size: f64) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = opfsWarm)]
+    fn opfs_warm();
     /// `bytes` is passed as a view of wasm memory; JS copies it at once.
     #[wasm_bindgen(js_name = opfsWrite)]
     fn opfs_write(name: &str, offset: f64, bytes: &[u8]) -> js_sys::Promise;
@@ -193,6 +195,12 @@ impl Store {
     /// Opens `share`'s data file for writing (created if missing), at its
     /// full `size` at once, so that a disk too small fails now; `lock` must
     /// be exclusive.
+    /// Starts the thread that writes data files, if it is not up yet: a new
+    /// download calls this while its manifest is on the way.
+    pub fn warm() {
+        opfs_warm();
+    }
+
     pub async fn open_data(
         share: &ShareId,
         size: u64,
