@@ -282,8 +282,9 @@ async function start() {
   }
 
   try {
+    // Undefined when index.html did not start early: the option is then absent.
     const early = window.shoalEarly?.relay;
-    node = await mod.Node.start({ relay: location.origin, swarm, maxPeers: MAX_PEERS, ...(early ? { early } : {}) });
+    node = await mod.Node.start({ relay: location.origin, swarm, maxPeers: MAX_PEERS, early });
   } catch (e) {
     fail(`Could not join the swarm through the relay at ${location.origin}.`, errorText(e));
     return;

@@ -26,18 +26,21 @@ export function recordGoals(script, date, rows) {
   return file;
 }
 
-/** Every script's rows, by script name. */
-export function readGoals() {
-  let names = [];
+/** The goal files of the runs on record, by name. */
+function goalFiles() {
   try {
-    names = readdirSync(GOALS_DIR).filter((f) => f.startsWith(PREFIX) && f.endsWith('.json')).sort();
+    return readdirSync(GOALS_DIR).filter((f) => f.startsWith(PREFIX) && f.endsWith('.json')).sort();
   } catch {
     return [];
   }
-  return names.map((f) => JSON.parse(readFileSync(path.join(GOALS_DIR, f), 'utf8')));
+}
+
+/** Every script's rows, by script name. */
+export function readGoals() {
+  return goalFiles().map((f) => JSON.parse(readFileSync(path.join(GOALS_DIR, f), 'utf8')));
 }
 
 /** Forget the rows of earlier runs (`make bench` starts with this). */
 export function clearGoals() {
-  for (const { script } of readGoals()) rmSync(path.join(GOALS_DIR, `${PREFIX}${script}.json`), { force: true });
+  for (const f of goalFiles()) rmSync(path.join(GOALS_DIR, f), { force: true });
 }
