@@ -39,6 +39,10 @@ const MAX_MESSAGE: usize = 64 * 1024;
 const FRAMES_PER_MESSAGE: usize = MAX_MESSAGE / MAX_FRAME_LEN;
 /// How long `close` waits for the remote FIN_ACK (js waits 10 s too).
 const FIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a channel the driver closes may take to send what is queued
+/// (its last frames) before it is closed anyway (a remote that stopped
+/// reading would keep it open for good).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Shared {
@@ -183,7 +187,7 @@ impl Channel {
                 // A FIN_ACK or RESET may be due right away.
                 flush(&dc, s.stream());
                 if s.stream().can_close_channel() {
-                    dc.close();
+                    close_once_sent(&dc);
                 }
                 s.wake_all();
             })
@@ -280,6 +284,42 @@ fn unregister_data(dc: &RtcDataChannel) {
     dc.set_onopen(None);
     dc.set_onmessage(None);
     dc.set_onbufferedamountlow(None);
+}
+
+/// Closes `dc` once the browser has sent what is queued in it. Chromium
+/// (156) drops the messages still queued when `close()` is called, so a
+/// stream's last frames (the RESET of a dropped stream, a FIN_ACK) would
+/// often not arrive, and the remote would wait out its own timeout. Waits for
+/// `bufferedamountlow` at 0, at most [`DRAIN_TIMEOUT`]. The channel is done
+/// sending: its own low-water handler has nothing left to wake.
+fn close_once_sent(dc: &RtcDataChannel) {
+    if dc.buffered_amount() == 0 {
+        dc.close();
+        return;
+    }
+    let dc = dc.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let mut tx = Some(tx);
+        let on_low = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(());
+            }
+        });
+        dc.set_buffered_amount_low_threshold(0);
+        dc.set_onbufferedamountlow(Some(on_low.as_ref().unchecked_ref()));
+        // It may have drained before the handler was there.
+        if dc.buffered_amount() > 0 && dc.ready_state() == RtcDataChannelState::Open {
+            futures::select! {
+                _ = rx.fuse() => {},
+                _ = Delay::new(DRAIN_TIMEOUT).fuse() => {
+                    tracing::debug!("a closing channel did not drain in {DRAIN_TIMEOUT:?}");
+                }
+            }
+        }
+        dc.set_onbufferedamountlow(None);
+        dc.close();
+    });
 }
 
 /// Whether an `error` event is Chromium closing the channel because the
@@ -398,7 +438,7 @@ impl AsyncWrite for Channel {
             flush(&this.dc, s.stream());
             if s.stream().fin_acked() {
                 if s.stream().can_close_channel() {
-                    this.dc.close();
+                    close_once_sent(&this.dc);
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -429,7 +469,7 @@ impl Drop for Channel {
         s.state = None;
         let closed = self.dc.ready_state() == RtcDataChannelState::Closed;
         if !closed {
-            self.dc.close();
+            close_once_sent(&self.dc);
             if s.watched {
                 // Only its end is watched from now on (see `CloseHandle`).
                 unregister_data(&self.dc);

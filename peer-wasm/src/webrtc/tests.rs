@@ -282,11 +282,9 @@ async fn dropping_mid_stream_closes_the_channel() {
 /// measured here, the dropped stream's 10 bytes were lost in 6 of 8 rounds
 /// (the FIN_ACK arrived in all 8, being sent from the message handler). The
 /// remote then sees a bare close instead of a RESET, and would wait out its
-/// FIN_ACK timeout (10 s in js-libp2p) if that one went. Ignored until the
-/// driver closes only once `bufferedAmount` is 0; run it with
-/// `make wasm-unit WASM_UNIT_ARGS=--include-ignored`.
+/// FIN_ACK timeout (10 s in js-libp2p) if that one went. So the driver
+/// closes a channel only once its `bufferedAmount` is 0.
 #[wasm_bindgen_test]
-#[ignore = "the driver closes the channel before its last frames are out"]
 async fn the_last_frames_before_the_driver_closes_arrive() {
     let mut lost = Vec::new();
     for round in 0..8 {
