@@ -9,6 +9,11 @@
 //    UDP restored: the peers go direct again.
 // 4. the relay killed and restarted (same identity and ports) mid-transfer on a direct path:
 //    the download completes, and both pages are reserved at the new relay process.
+// 5. A closes its RTCPeerConnection while UDP is dropped at rtr-a, so its goodbye (the SCTP
+//    ABORT) never reaches B, whose direct connection still looks alive. A redials B through
+//    the relay; that dial tells B the direct path is dead on A's side, and B closes it at
+//    once (the stale-path rule of proto/src/paths.rs), before ICE could notice. UDP back:
+//    direct again.
 //
 // Each case launches its own two browsers in a swarm of its own. Waits are bounded; nothing
 // asserts on durations. Skips (with the reason) when the lab cannot run here (not root, no
@@ -23,6 +28,14 @@ const SIZE = 32 * L.MiB;
 /** Act "mid-transfer" once this much has arrived. */
 const MID = 4 * L.MiB;
 const TEST = { timeout: 8 * h.WAIT_MS + 2 * L.DOWNLOAD_MS };
+/**
+ * A direct connection this old was up before any dial through the relay that arrives now
+ * could have begun (DIAL_TIMEOUT 20 s + ARRIVAL_SLACK 5 s in proto/src/paths.rs, and 1 s
+ * more): younger ones may have overtaken such a dial, and the rule leaves them alone.
+ */
+const OLDER_THAN_ANY_DIAL_MS = 26_000;
+const STALE_CLOSE = 'the peer dialed us, so it has lost this connection';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const unavailable = await L.labUnavailable();
 if (unavailable) process.stderr.write(`NAT lab tests skipped: ${unavailable}\n`);
@@ -223,5 +236,37 @@ describe('NAT lab: cone NATs', () => {
       ),
     );
     t.diagnostic(`relay states: A ${JSON.stringify(await relayStates(a))}, B ${JSON.stringify(await relayStates(b))}`);
+  });
+
+  it('5. A closes its RTCPeerConnection and its goodbye is lost: its redial through the relay makes B close the dead direct path at once', async (t) => {
+    const [a, b] = await pair();
+    await sleep(OLDER_THAN_ANY_DIAL_MS);
+    const staleBefore = h.logLines('B').filter((l) => l.includes(STALE_CLOSE)).length;
+    await lab.udpBlock('rtr-a');
+    try {
+      const closed = await a.page.evaluate(() => {
+        const live = window.__pcs.filter((pc) => pc.connectionState === 'connected');
+        for (const pc of live) pc.close();
+        return live.length;
+      });
+      assert.ok(closed >= 1, `A had no connected RTCPeerConnection to close (${closed})`);
+      // B heard nothing of it (UDP is dropped at rtr-a); A's dial through the relay tells it.
+      await h.waitFor(
+        `B to close its direct connection to A because A dialed it through the relay ("${STALE_CLOSE}")`,
+        () => h.logLines('B').filter((l) => l.includes(STALE_CLOSE)).length,
+        (n) => n > staleBefore,
+        { timeout: 2 * h.WAIT_MS },
+      );
+      t.diagnostic(`B's RTCPeerConnection states: ${JSON.stringify(await L.connectionStates(b))}`);
+    } finally {
+      await lab.udpUnblock('rtr-a');
+    }
+    // UDP is back: the peers go direct again, over new RTCPeerConnections.
+    await Promise.all([
+      L.waitPath(a, b, 'direct', { timeout: 3 * h.WAIT_MS }),
+      L.waitPath(b, a, 'direct', { timeout: 3 * h.WAIT_MS }),
+    ]);
+    const fresh = await a.page.evaluate(() => window.__pcs.filter((pc) => pc.connectionState === 'connected').length);
+    assert.ok(fresh >= 1, 'A lists B as direct without a connected RTCPeerConnection');
   });
 });
