@@ -109,6 +109,9 @@ bench: setup-test wasm relay
 # beside raw: the page served with a wasm that keeps its name section, built
 # into its own target dir so the release build stays as it is.
 WWW_PROFILING := target/www-profiling
+# Its JS keeps its function names too (whitespace and syntax minified only),
+# so that the profile names the glue's and the snippets' functions.
+bench-profile: ESBUILD_FLAGS := --minify-whitespace --minify-syntax --format=esm --log-level=warning --allow-overwrite
 bench-profile: setup-test relay $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 	$(call page,$(WWW_PROFILING),,CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false,--debuginfo)
 	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
@@ -176,7 +179,7 @@ ESBUILD_FLAGS := --minify --format=esm --log-level=warning --allow-overwrite
 # other. First direct peer 425 -> 388 ms median (tests/bench/connect.mjs,
 # 20 runs each, side by side). The peer stays apart (imported when needed,
 # and its size is counted on its own).
-PAGE_BUNDLE_FLAGS := $(ESBUILD_FLAGS) --bundle --external:./pkg/peer_wasm.js --external:/pkg/zip.js
+PAGE_BUNDLE_FLAGS = $(ESBUILD_FLAGS) --bundle --external:./pkg/peer_wasm.js --external:/pkg/zip.js
 
 # The page's zip writer (Save of a folder where the browser has no directory
 # picker): npm's client-zip, bundled by esbuild into pkg/zip.js, which the
