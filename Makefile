@@ -111,7 +111,7 @@ bench: setup-test wasm relay
 WWW_PROFILING := target/www-profiling
 # Its JS keeps its function names too (whitespace and syntax minified only),
 # so that the profile names the glue's and the snippets' functions.
-bench-profile: ESBUILD_FLAGS := --minify-whitespace --minify-syntax --format=esm --log-level=warning --allow-overwrite
+bench-profile: ESBUILD_FLAGS = --minify-whitespace --minify-syntax $(ESBUILD_OUTPUT)
 bench-profile: setup-test relay $(WASM_OPT) $(ESBUILD) $(CLIENT_ZIP)
 	$(call page,$(WWW_PROFILING),,CARGO_TARGET_DIR=$(CURDIR)/target/profiling CARGO_PROFILE_RELEASE_STRIP=false,--debuginfo)
 	SHOAL_WWW=$(WWW_PROFILING) SHOAL_RELAY_BIN=target/release/relay node tests/bench/profile.mjs $(PROFILE_ARGS)
@@ -172,7 +172,8 @@ WASM_OPT_FLAGS := --duplicate-function-elimination \
 # bundles the snippets into the glue, so that the page fetches the peer's JS
 # as one file and not a second import level later (pkg/snippets is removed).
 ESBUILD := .tools/npm/node_modules/.bin/esbuild
-ESBUILD_FLAGS := --minify --format=esm --log-level=warning --allow-overwrite
+ESBUILD_OUTPUT := --format=esm --log-level=warning --allow-overwrite
+ESBUILD_FLAGS := --minify $(ESBUILD_OUTPUT)
 # The page's own modules (app.js and ui/) as one file, page.js, which
 # index.html loads: ten modules were ten requests on a browser's six
 # connections per host over HTTP/1.1, and the import levels waited on each

@@ -202,7 +202,14 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
             entry.connections.remove(&id);
             self.actions.push_back(PathAction::Close(id, Why::Stale));
         }
-        let was_direct = entry.has_direct();
+        if path == Path::Relayed && entry.initiator && entry.has_direct() {
+            // A late relayed connection (both sides redialed through the
+            // relay when a direct path died) to a peer that is direct again:
+            // never used.
+            entry.closed_late = Some(now);
+            self.actions.push_back(PathAction::Close(conn, Why::Late));
+            return;
+        }
         entry
             .connections
             .insert(conn.clone(), Conn { path, since: now });
@@ -220,13 +227,6 @@ impl<P: Clone + Ord, C: Clone + Ord> PathManager<P, C> {
                     }
                 }
                 self.actions.push_back(PathAction::Usable(peer));
-            }
-            Path::Relayed if entry.initiator && was_direct => {
-                // A late relayed connection (both sides redialed through the
-                // relay when a direct path died) to a peer that is direct again.
-                entry.connections.remove(&conn);
-                entry.closed_late = Some(now);
-                self.actions.push_back(PathAction::Close(conn, Why::Late));
             }
             Path::Relayed => {
                 self.actions.push_back(PathAction::Usable(peer.clone()));

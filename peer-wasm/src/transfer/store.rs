@@ -192,15 +192,15 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens `share`'s data file for writing (created if missing), at its
-    /// full `size` at once, so that a disk too small fails now; `lock` must
-    /// be exclusive.
     /// Starts the thread that writes data files, if it is not up yet: a new
     /// download calls this while its manifest is on the way.
     pub fn warm() {
         opfs_warm();
     }
 
+    /// Opens `share`'s data file for writing (created if missing), at its
+    /// full `size` at once, so that a disk too small fails now; `lock` must
+    /// be exclusive.
     pub async fn open_data(
         share: &ShareId,
         size: u64,
